@@ -1,0 +1,24 @@
+import ArgumentParser
+
+/// The one IsoKV executable. Every subsystem adds its subcommands here.
+@main
+struct IsoKVCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "isokv",
+        abstract: "IsoKV: a transactional key-value store and a concurrency lab.",
+        subcommands: [Bench.self]
+    )
+}
+
+/// `isokv bench …`: every benchmark prints a table (or `--format json`) with ratios to a baseline of the same run.
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a benchmark.",
+        subcommands: []
+    )
+}
+
+/// Output format shared by the bench and lab commands.
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
+    case table, json
+}
