@@ -51,12 +51,7 @@ struct Report<Record: Encodable> {
     }
 
     func renderJSON() throws -> String {
-        struct Envelope: Encodable {
-            var title: String
-            var parameters: [String: String]
-            var results: [Record]
-        }
-        let env = Envelope(title: title, parameters: Dictionary(parameters, uniquingKeysWith: { $1 }), results: records)
+        let env = ReportEnvelope(title: title, parameters: Dictionary(parameters, uniquingKeysWith: { $1 }), results: records)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         return String(decoding: try enc.encode(env), as: UTF8.self)
@@ -86,4 +81,11 @@ enum Figure {
         default: return String(format: "%.0fns", ns)
         }
     }
+}
+
+/// The JSON shape of every report: `{"title", "parameters": {name: value}, "results": [record…]}`.
+struct ReportEnvelope<Record: Encodable>: Encodable {
+    var title: String
+    var parameters: [String: String]
+    var results: [Record]
 }
