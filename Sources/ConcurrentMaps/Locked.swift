@@ -104,8 +104,14 @@ public struct RawLock: @unchecked Sendable {
         return try body()
     }
 
+    /// Each mutex gets a cache line of its own, so that neighbouring locks (the shards of ``ShardedMap``) do not
+    /// share a line.
+    static let lineSize = 64
+
     static func makeMutex() -> UnsafeMutablePointer<pthread_mutex_t> {
-        let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        precondition(MemoryLayout<pthread_mutex_t>.size <= lineSize)
+        let m = UnsafeMutableRawPointer.allocate(byteCount: lineSize, alignment: lineSize)
+            .bindMemory(to: pthread_mutex_t.self, capacity: 1)
         var attr = pthread_mutexattr_t()
         pthread_mutexattr_init(&attr)
         #if canImport(Glibc)
