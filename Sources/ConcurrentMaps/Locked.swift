@@ -85,6 +85,14 @@ public struct RawLock: @unchecked Sendable {
     /// Allocates and initialises the mutex.
     public init() { mutex = RawLock.makeMutex() }
 
+    /// Re-wraps a mutex created by ``init()`` from its address (for locks stored in raw node memory).
+    @inlinable init(address: UInt) {
+        mutex = UnsafeMutablePointer(bitPattern: address).unsafelyUnwrapped
+    }
+
+    /// The mutex's address, to store in raw memory and re-wrap with `init(address:)`.
+    @inlinable var address: UInt { UInt(bitPattern: mutex) }
+
     /// Releases the mutex. The lock must be unlocked and never used again.
     public func destroy() { RawLock.destroyMutex(mutex) }
 

@@ -16,12 +16,15 @@ struct SplitMix64: RandomNumberGenerator {
 
 /// Every implementation under test, by name.
 enum Implementations {
-    static let names = ["MutexMap", "ReadMostlyMap"]
+    static let names = ["MutexMap", "ReadWriteLockMap", "ShardedMap", "ReadMostlyMap", "HashTrieMap"]
 
     static func make(_ name: String) -> any ConcurrentMap<Int, Int> {
         switch name {
         case "MutexMap": return MutexMap<Int, Int>()
+        case "ReadWriteLockMap": return ReadWriteLockMap<Int, Int>()
+        case "ShardedMap": return ShardedMap<Int, Int>(shards: 4)
         case "ReadMostlyMap": return ReadMostlyMap<Int, Int>()
+        case "HashTrieMap": return HashTrieMap<Int, Int>()
         default: fatalError("unknown implementation \(name)")
         }
     }
