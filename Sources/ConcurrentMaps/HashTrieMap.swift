@@ -27,12 +27,12 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
 
     @usableFromInline typealias Entry = _HTEntry<Key, Value>
 
-    /// The root indirect node (never nil, never pruned). Replaced only by `clear`, with `clearLock` held.
+    /// The root indirect node (never nil, never pruned). Replaced only by `clear`, with `clears` locked.
     @usableFromInline let root: Atomic<UInt>
     /// Frees entries and nodes once no reader can hold them.
     @usableFromInline let reclaimer: EpochReclaimer
-    /// Serializes `clear` (two clears must not retire the same old tree).
-    let clearLock = Locked<Void>(())
+    /// Serializes `clear` (two clears must not retire the same old tree); counts clears.
+    let clears = Locked<Int>(0)
     @usableFromInline let freeEntry: @Sendable (UnsafeMutableRawPointer) -> Void
     @usableFromInline let freeNode: @Sendable (UnsafeMutableRawPointer) -> Void
 
@@ -375,7 +375,8 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
     /// marked dead before its children are detached, so a writer that reaches it afterwards starts over from the
     /// new root, and a writer that got there first finishes before the node is detached.
     public func clear() {
-        clearLock.withLock { _ in
+        clears.withLock { count in
+            count += 1
             let old = root.exchange(_HTNode.make(parent: nil).bits, ordering: .sequentiallyConsistent)
             retireTree(_HTNode(bits: old))
         }
