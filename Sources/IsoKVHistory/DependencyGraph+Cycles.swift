@@ -189,7 +189,7 @@ extension DependencyGraph {
         cycle.map { ei in
             let e = edges[Int(ei)]
             return CycleStep(from: ids[Int(e.from)], to: ids[Int(e.to)], kind: e.kind, key: keys[Int(e.key)],
-                             range: e.range)
+                             range: e.range >= 0 ? ranges[Int(e.range)] : nil)
         }
     }
 

@@ -4,15 +4,16 @@
 /// Built once by ``init(_:)``; read-only afterwards. Nodes are committed transactions numbered `0..<nodeCount` in
 /// recording order; aborted transactions are not nodes (Adya: the DSG only has committed transactions).
 struct DependencyGraph {
-    /// One edge. Invariant: `from != to` (no self-loops) and no two edges share `(from, to, kind)`.
+    /// One edge; a trivial (retain-free) value so the graph walks copy it cheaply.
+    /// Invariant: `from != to` (no self-loops) and no two edges share `(from, to, kind)`.
     struct Edge {
         var from: Int32
         var to: Int32
         var kind: DependencyKind
         /// Index into `keys`.
         var key: Int32
-        /// For `.rwPredicate`, the effective range of the scan; nil otherwise.
-        var range: KeyRange?
+        /// For `.rwPredicate`, index into `ranges` (the scan's effective range); -1 otherwise.
+        var range: Int32
     }
 
     /// Node → transaction id.
@@ -24,6 +25,8 @@ struct DependencyGraph {
     private(set) var edgeOrder: [Int32] = []
     /// Interned keys; `Edge.key` indexes this.
     private(set) var keys: [HistoryKey] = []
+    /// Scanned ranges of predicate edges; `Edge.range` indexes this.
+    private(set) var ranges: [KeyRange] = []
     /// G1a, G1b, lost-update, garbage-read and duplicate-version findings.
     private(set) var findings: [Anomaly] = []
     private(set) var stats = HistoryStats()
@@ -189,7 +192,12 @@ struct DependencyGraph {
         guard from != to else { return }
         let code = (UInt64(from) << 34) | (UInt64(to) << 2) | UInt64(kind.bit.trailingZeroBitCount)
         guard edgeSet.insert(code).inserted else { return }
-        edges.append(Edge(from: from, to: to, kind: kind, key: key, range: range))
+        var rangeIndex: Int32 = -1
+        if let range {
+            if ranges.last != range { ranges.append(range) }  // one scan adds its edges together
+            rangeIndex = Int32(ranges.count - 1)
+        }
+        edges.append(Edge(from: from, to: to, kind: kind, key: key, range: rangeIndex))
     }
 
     private func finalWrite(of node: Int32, key: Int32) -> FinalWrite? {
