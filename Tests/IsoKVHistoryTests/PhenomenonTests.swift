@@ -228,4 +228,38 @@ import Testing
         let bad = txn(1) { $0.write("x"); $0.commit(installed: ["x": -3]) }
         #expect(throws: HistoryError.self) { try HistoryChecker().analyze(History([bad])) }
     }
+
+    @Test func nonRepeatableReadIsGSingle() throws {
+        // T1 reads x twice and sees T2's commit in between: allowed at read committed only.
+        let h = History([
+            txn(1, .readCommitted) { $0.read("x", .version(1)); $0.read("x", .version(2)); $0.commit() },
+            txn(2, .readCommitted) { $0.write("x"); $0.commit(installed: ["x": 2]) },
+        ])
+        _ = try expectExactly([.gSingle], in: h)
+    }
+
+    @Test func scanMissingOneInsertButSeeingAnotherIsPredicateGSingle() throws {
+        // T2 inserts a and b into the range; T1's scan returns b but not a: no snapshot shows that.
+        let h = History([
+            txn(2) { $0.write("a"); $0.write("b"); $0.commit(installed: ["a": 1, "b": 1]) },
+            txn(1) { $0.scan(KeyRange(from: "a", to: "c"), results: [ScanEntry("b", .version(1))]); $0.commit() },
+        ])
+        let a = try expectExactly([.gSingle], in: h)
+        #expect(a.anomalies[0].cycle.map(\.kind).contains(.rwPredicate))
+    }
+
+    @Test func exhaustedSearchBudgetStillReportsTheCycle() throws {
+        // With no budget the narrow G-single search gives up; the component is classified by the cycle found.
+        let h = History([
+            txn(1) { $0.read("c", .version(4)); $0.write("c"); $0.commit(installed: ["c": 5]) },
+            txn(2) { $0.read("c", .version(4)); $0.write("c"); $0.commit(installed: ["c": 6]) },
+            txn(3) { $0.read("p", .initial); $0.read("q", .initial); $0.write("p"); $0.commit(installed: ["p": 1]) },
+            txn(4) { $0.read("p", .initial); $0.read("q", .initial); $0.write("q"); $0.commit(installed: ["q": 1]) },
+        ])
+        let a = try HistoryChecker(searchBudget: 0).analyze(h)
+        #expect(a.stats.searchBudgetExhausted)
+        #expect(a.phenomena == [.gSingle, .lostUpdate, .g2Item], "\(a.anomalies)")
+        let full = try HistoryChecker().analyze(h)
+        #expect(!full.stats.searchBudgetExhausted && full.phenomena == a.phenomena)
+    }
 }
