@@ -79,9 +79,10 @@ public struct HistoryStats: Hashable, Sendable, Codable {
     public var aborted = 0
     /// Edges of the dependency graph by kind (`"ww"`, `"wr"`, `"rw"`, `"rw-predicate"`), duplicates merged.
     public var edges: [String: Int] = [:]
-    /// Scan reads of a key deleted during the history for which the scan recorded no `absent` entry: the absent
-    /// version it saw is ambiguous, so no predicate edge was derived (see DESIGN.md).
-    public var ambiguousPredicateReads = 0
+    /// Reads that found a key absent without saying which absent version (`Observed.absent`, or a scan that did not
+    /// list the key) when the key was deleted during the history: the version is ambiguous, so no edge was derived
+    /// (see DESIGN.md, "absent reads").
+    public var ambiguousAbsentReads = 0
     /// Non-trivial strongly connected components of the full graph.
     public var cyclicComponents = 0
     /// True when the cycle search hit its work budget: some components were classified from one cycle without an

@@ -72,6 +72,8 @@ struct DependencyGraph {
     private var positionOfVersion: [[Int: Int]] = []
     /// Per key: smallest installed version, or nil if none recorded.
     private var minVersion: [Int?] = []
+    /// Per key: whether a committed transaction deleted it (absent reads are then ambiguous without a version).
+    private var hasDelete: [Bool] = []
     /// Per node: its last write of each key it wrote.
     private var finalWrites: [[FinalWrite]] = []
     /// Transaction id → node (committed only).
@@ -105,6 +107,7 @@ struct DependencyGraph {
         chains.append([])
         positionOfVersion.append([:])
         minVersion.append(nil)
+        hasDelete.append(false)
         return k
     }
 
@@ -177,6 +180,7 @@ struct DependencyGraph {
                     }
                     minVersion[k] = min(minVersion[k] ?? version, version)
                 }
+                if v.kind == .delete { hasDelete[k] = true }
                 if let f = finalWrites[Int(v.node)].firstIndex(where: { $0.key == Int32(k) }) {
                     finalWrites[Int(v.node)][f].position = p
                 }
@@ -218,6 +222,12 @@ struct DependencyGraph {
         }
         switch observed {
         case .initial, .version(0):
+            return .position(-1, intermediate: false)
+        case .absent:
+            if hasDelete[Int(key)] {
+                stats.ambiguousAbsentReads += 1
+                return .rejected
+            }
             return .position(-1, intermediate: false)
         case .version(let v):
             if v < 0 { return garbage("negative version \(v)") }
@@ -264,7 +274,7 @@ struct DependencyGraph {
             // Group reads by the version they saw: a chain position, or -1 - v for a version v from before the
             // recorded history (distinct pre-history versions are distinct versions).
             var group = p
-            if p < 0, case .version(let v) = observed { group = -1 - v }
+            if p < 0, case .version(let v) = observed { group = -1 - v }  // .initial, .absent: -1, version 0
             readersThatWrote[key, default: [:]][group, default: []].append(reader)
         }
     }
@@ -313,21 +323,21 @@ struct DependencyGraph {
             }
         }
         guard let range else { return }
-        // Keys the scan saw as absent: explicit tombstones first, then every other written key of the range.
+        // Keys the scan saw as absent: those it listed with a version first, then every other written key of the
+        // range (keys the reader writes itself are skipped: its scan may or may not have seen its own write).
         var absentAt: [Int32: Int] = [:]
-        for e in absent {
+        for e in absent where e.observed != .absent {
             let k = intern(e.key)
             guard !seen.contains(k) else { continue }
             if case .position(let p, _) = resolve(e.observed, key: k, reader: reader, txns: txns) {
                 absentAt[k] = p
-                seen.insert(k)
             }
+            seen.insert(k)
         }
         for k in keysWritten(in: range) where !seen.contains(k) && finalWrite(of: reader, key: k) == nil {
-            // Keys the reader writes itself are skipped: its scan may have seen its own write or not.
             // Which absent version did the scan see? Without deletes in the chain it can only be the initial state.
-            if chains[Int(k)].contains(where: { $0.kind == .delete }) {
-                stats.ambiguousPredicateReads += 1
+            if hasDelete[Int(k)] {
+                stats.ambiguousAbsentReads += 1
                 continue
             }
             absentAt[k] = -1

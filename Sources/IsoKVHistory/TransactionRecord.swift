@@ -10,12 +10,17 @@ public typealias TxnID = UInt64
 /// ```swift
 /// t.read("x", .version(3))                 // a committed version
 /// t.read("x", .initial)                    // key absent, never written (version 0)
+/// t.read("x", .absent)                     // key absent, store gave no version (tombstone unknown)
 /// t.read("x", .writer(7))                  // the write of T7 (committed or not when read: a dirty read)
 /// t.read("x", .writer(7, write: 1))        // T7's first write of "x" (T7 wrote it again later: intermediate)
 /// ```
 public enum Observed: Hashable, Sendable, Codable, CustomStringConvertible {
     /// The key did not exist and had never been written (version 0).
     case initial
+    /// The key was absent and the store gave no version (a deleted key whose tombstone is not reported, or a get
+    /// that returns nil). Exact when nobody deletes the key during the history (it is then ``initial``); otherwise
+    /// ambiguous, and the checker derives no edge from it (``HistoryStats/ambiguousAbsentReads``).
+    case absent
     /// A committed version of the key. `version(0)` is the same as ``initial``. Versions smaller than every version
     /// installed by recorded transactions are taken as the state before the history (written by ⊥, the initial
     /// transaction); a deleted key is read at its tombstone's version.
@@ -28,6 +33,7 @@ public enum Observed: Hashable, Sendable, Codable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .initial: "v0"
+        case .absent: "absent"
         case .version(let v): "v\(v)"
         case .writer(let w, let i): i.map { "T\(w).w\($0)" } ?? "T\(w)"
         }

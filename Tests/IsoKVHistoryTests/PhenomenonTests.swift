@@ -144,7 +144,7 @@ import Testing
         ])
         let a = try expectExactly([], in: h)
         #expect(a.stats.committed == 5 && a.stats.aborted == 1)
-        #expect(a.stats.ambiguousPredicateReads == 0)
+        #expect(a.stats.ambiguousAbsentReads == 0)
         #expect(a.stats.edges["wr", default: 0] > 0 && a.stats.edges["rw", default: 0] > 0)
     }
 
@@ -189,10 +189,10 @@ import Testing
             ])
         }
         let told = try expectExactly([.g2], in: history(absent: [ScanEntry("b", .version(2))]))
-        #expect(told.stats.ambiguousPredicateReads == 0)
+        #expect(told.stats.ambiguousAbsentReads == 0)
         // Without the tombstone the checker cannot tell which absent version the scan saw, and says so.
         let ambiguous = try expectExactly([], in: history(absent: []))
-        #expect(ambiguous.stats.ambiguousPredicateReads == 1)
+        #expect(ambiguous.stats.ambiguousAbsentReads == 1)
     }
 
     @Test func versionsOrderedByCommitOrderWhenNotInstalled() throws {
@@ -261,5 +261,21 @@ import Testing
         #expect(a.phenomena == [.gSingle, .lostUpdate, .g2Item], "\(a.anomalies)")
         let full = try HistoryChecker().analyze(h)
         #expect(!full.stats.searchBudgetExhausted && full.phenomena == a.phenomena)
+    }
+
+    @Test func absentReadIsExactOnlyWithoutDeletes() throws {
+        // Write skew through an absent read: T1 finds no x and writes y; T2 finds no y and writes x.
+        let skew = History([
+            txn(1) { $0.read("x", .absent); $0.write("y"); $0.commit(installed: ["y": 1]) },
+            txn(2) { $0.read("y", .absent); $0.write("x"); $0.commit(installed: ["x": 1]) },
+        ])
+        let exact = try expectExactly([.g2Item], in: skew)
+        #expect(exact.stats.ambiguousAbsentReads == 0)
+        // Once x is deleted during the history, "absent" may be the tombstone: no edge, and the checker says so.
+        var withDelete = skew
+        withDelete.transactions[1] = txn(2) { $0.read("y", .absent); $0.write("x"); $0.commit(installed: ["x": 3]) }
+        withDelete.transactions.append(txn(3) { $0.delete("x"); $0.commit(installed: ["x": 2]) })
+        let ambiguous = try expectExactly([], in: withDelete)
+        #expect(ambiguous.stats.ambiguousAbsentReads == 1)
     }
 }

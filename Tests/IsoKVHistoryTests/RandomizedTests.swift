@@ -26,7 +26,7 @@ import Testing
         var predicateEdges = 0
         let found = try tally(.snapshot, w) { a in
             #expect(a.anomalies.isEmpty, "\(a.result(at: .serializable))")
-            #expect(a.stats.ambiguousPredicateReads == 0)
+            #expect(a.stats.ambiguousAbsentReads == 0)
             predicateEdges += a.stats.edges["rw-predicate", default: 0]
         }
         #expect(found.isEmpty)
