@@ -90,7 +90,27 @@ public struct HistoryStats: Hashable, Sendable, Codable {
     public var searchBudgetExhausted = false
 }
 
+/// One row of a summary table: a phenomenon, how often it was found, whether the level forbids it.
+public struct PhenomenonCount: Hashable, Sendable, Codable {
+    /// `"G0"`, `"G1a"`, … `"lost-update"`.
+    public var phenomenon: String
+    public var found: Int
+    /// Whether the checked level forbids it (then `found > 0` is a violation).
+    public var forbidden: Bool
+
+    public init(phenomenon: String, found: Int, forbidden: Bool) {
+        self.phenomenon = phenomenon
+        self.found = found
+        self.forbidden = forbidden
+    }
+}
+
 /// A compact, `Codable` digest of a check for reports (`isokv lab … --format json`).
+///
+/// ```swift
+/// let s = try HistoryChecker.check(history, at: .snapshot).summary(maxCycles: 5)
+/// for row in s.rows { print(row.phenomenon, row.found, row.forbidden ? "forbidden" : "allowed") }
+/// ```
 public struct HistorySummary: Hashable, Sendable, Codable {
     /// The level checked.
     public var level: HistoryIsolation
@@ -103,4 +123,6 @@ public struct HistorySummary: Hashable, Sendable, Codable {
     public var violations: [String: Int]
     /// The first forbidden findings, printed (cycles as `T3 -rw(k="x")-> T7 -ww(k="y")-> T3`).
     public var firstViolations: [String]
+    /// One row per phenomenon the checker knows, in `Phenomenon` order, zero counts included (a stable table).
+    public var rows: [PhenomenonCount]
 }

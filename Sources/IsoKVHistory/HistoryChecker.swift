@@ -77,8 +77,12 @@ public struct CheckResult: Hashable, Sendable, Codable, CustomStringConvertible 
         for a in violations + allowed { found[a.phenomenon.rawValue, default: 0] += 1 }
         var forbidden: [String: Int] = [:]
         for a in violations { forbidden[a.phenomenon.rawValue, default: 0] += 1 }
+        let rows = Phenomenon.allCases.map {
+            PhenomenonCount(phenomenon: $0.rawValue, found: found[$0.rawValue, default: 0],
+                            forbidden: $0.isForbidden(at: level))
+        }
         return HistorySummary(level: level, valid: isValid, stats: stats, found: found, violations: forbidden,
-                              firstViolations: violations.prefix(max(0, maxCycles)).map(\.description))
+                              firstViolations: violations.prefix(max(0, maxCycles)).map(\.description), rows: rows)
     }
 
     /// `"serializable: 2 violation(s)"` then one line per violation.

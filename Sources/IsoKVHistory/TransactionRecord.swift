@@ -30,6 +30,20 @@ public enum Observed: Hashable, Sendable, Codable, CustomStringConvertible {
     /// key, G1b.
     case writer(TxnID, write: Int? = nil)
 
+    /// What a store's `get` reports: nil (no value, no version) → ``absent``, 0 → ``initial``, v → ``version(_:)``.
+    ///
+    /// ```swift
+    /// let got = try await tx.getWithVersion("x")        // (value, version)?
+    /// t.read("x", Observed(version: got?.version))
+    /// ```
+    public init(version: Int?) {
+        switch version {
+        case nil: self = .absent
+        case 0?: self = .initial
+        case let v?: self = .version(v)
+        }
+    }
+
     public var description: String {
         switch self {
         case .initial: "v0"

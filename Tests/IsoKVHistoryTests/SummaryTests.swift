@@ -21,6 +21,10 @@ import Testing
         let atSnapshot = analysis.result(at: .snapshot).summary()
         #expect(atSnapshot.valid && atSnapshot.found == ["G2-item": 1] && atSnapshot.violations.isEmpty)
         #expect(analysis.result(at: .serializable).summary(maxCycles: 0).firstViolations.isEmpty)
+        #expect(atSnapshot.rows.count == Phenomenon.allCases.count)
+        #expect(atSnapshot.rows.first { $0.phenomenon == "G2-item" } == PhenomenonCount(phenomenon: "G2-item", found: 1, forbidden: false))
+        #expect(atSerializable.rows.first { $0.phenomenon == "G2-item" }?.forbidden == true)
+        #expect(atSnapshot.rows.filter { $0.phenomenon != "G2-item" }.allSatisfy { $0.found == 0 })
     }
 
     @Test func summaryAndHistoryRoundTripThroughJSON() throws {
@@ -39,6 +43,13 @@ import Testing
         })
         let back = try JSONDecoder().decode(History.self, from: JSONEncoder().encode(h))
         #expect(back == h)
+    }
+
+    @Test func observedFromStoreVersion() {
+        #expect(Observed(version: nil) == .absent)
+        #expect(Observed(version: 0) == .initial)
+        #expect(Observed(version: 7) == .version(7))
+        #expect(Observed.writer(3, write: 2).description == "T3.w2")
     }
 
     @Test func keysAndRangesPrintReadably() {
