@@ -18,7 +18,7 @@ struct DependencyGraph {
 
     /// Node → transaction id.
     private(set) var ids: [TxnID] = []
-    /// All edges; `adjacency` indexes them.
+    /// All edges, in creation order; `adjStart`/`edgeOrder` index them by source node.
     private(set) var edges: [Edge] = []
     /// CSR adjacency: edges leaving node `n` are `edgeOrder[adjStart[n]..<adjStart[n + 1]]`.
     private(set) var adjStart: [Int32] = []
@@ -32,6 +32,9 @@ struct DependencyGraph {
     private(set) var stats = HistoryStats()
 
     var nodeCount: Int { ids.count }
+
+    /// The largest history the graph can number (node numbers are packed in 30 bits for edge deduplication).
+    static let maxTransactions = 1 << 30
 
     // MARK: - Building
 
@@ -66,7 +69,7 @@ struct DependencyGraph {
     }
 
     private var keyIndex: [HistoryKey: Int32] = [:]
-    /// Per key: committed versions in version order.
+    /// Per key: one entry per committed writer of the key (its last write), sorted in version order once built.
     private var chains: [[Version]] = []
     /// Per key: installed version → chain position.
     private var positionOfVersion: [[Int: Int]] = []
@@ -112,6 +115,8 @@ struct DependencyGraph {
     }
 
     private mutating func indexTransactions(_ txns: [TransactionRecord]) throws(HistoryError) {
+        // Node numbers are Int32 and the edge dedup code packs them in 30 bits.
+        guard txns.count < DependencyGraph.maxTransactions else { throw .tooLarge(txns.count) }
         for (i, t) in txns.enumerated() {
             guard let outcome = t.outcome else { throw .noOutcome(t.id) }
             guard recordOfID[t.id] == nil else { throw .duplicateTransaction(t.id) }

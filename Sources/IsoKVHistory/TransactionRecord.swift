@@ -214,6 +214,8 @@ public enum HistoryError: Error, Hashable, Sendable, CustomStringConvertible {
     case unknownTransaction(TxnID)
     /// A write index or version or limit is out of range (negative, zero where 1-based).
     case invalidValue(txn: TxnID, String)
+    /// More transactions than the checker can number (2^30).
+    case tooLarge(Int)
 
     public var description: String {
         switch self {
@@ -224,6 +226,7 @@ public enum HistoryError: Error, Hashable, Sendable, CustomStringConvertible {
             "committed writes of \(k) cannot be ordered: T\(t) has neither an installed version nor a commit order"
         case .unknownTransaction(let t): "no transaction T\(t) in the history"
         case .invalidValue(let t, let what): "T\(t): \(what)"
+        case .tooLarge(let n): "\(n) transactions: the checker handles fewer than 2^30"
         }
     }
 }
