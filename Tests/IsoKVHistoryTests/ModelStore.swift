@@ -14,6 +14,17 @@ struct ModelStore {
         case readUncommitted
         /// No write locks at all: a write replaces the current version at once, commit or not (dirty writes, G0).
         case noWriteLocks
+        /// Strict two-phase locking, no-wait: shared locks for reads, exclusive for writes, a scan share-locks every
+        /// key slot of its range (the key space is finite, so this is next-key locking); a conflict aborts the
+        /// requester with 40001. Interleaved, yet serializable.
+        case twoPhaseLocking
+    }
+
+    /// `.twoPhaseLocking` only: the lock table. Invariant: a key has an exclusive holder or shared holders, not both
+    /// (except a holder's own shared lock upgraded in place).
+    struct LockState {
+        var exclusive: TxnID?
+        var shared: Set<TxnID> = []
     }
 
     /// One key's current version. `version` 0 = never written.
@@ -39,6 +50,9 @@ struct ModelStore {
     /// `.readUncommitted` only: uncommitted writes per key, newest last.
     var uncommitted: [HistoryKey: [(writer: TxnID, index: Int, kind: WriteKind)]] = [:]
     var commitCounter = 0
+    var locks: [HistoryKey: LockState] = [:]
+    /// Transactions that lost a lock conflict and must abort with 40001 (`.twoPhaseLocking`).
+    var failed: Set<TxnID> = []
 
     init(kind: Kind, keyCount: Int) {
         self.kind = kind
@@ -50,6 +64,7 @@ struct ModelStore {
         case .snapshot: .snapshot
         case .readCommittedBlind: .readCommitted
         case .readUncommitted, .noWriteLocks: .readUncommitted
+        case .twoPhaseLocking: .serializable
         }
     }
 
@@ -73,7 +88,29 @@ struct ModelStore {
         return (.version(cell.version), cell.present)
     }
 
+    /// Takes a lock for `id` under `.twoPhaseLocking` (no-op otherwise); false and `failed` on a conflict.
+    mutating func lock(_ id: TxnID, _ key: HistoryKey, exclusive: Bool) -> Bool {
+        guard kind == .twoPhaseLocking, !failed.contains(id) else { return !failed.contains(id) }
+        var l = locks[key] ?? LockState()
+        if let holder = l.exclusive, holder != id {
+            failed.insert(id)
+            return false
+        }
+        if exclusive {
+            guard l.shared.subtracting([id]).isEmpty else {
+                failed.insert(id)
+                return false
+            }
+            l.exclusive = id
+        } else if l.exclusive != id {
+            l.shared.insert(id)
+        }
+        locks[key] = l
+        return true
+    }
+
     mutating func read(_ id: TxnID, _ key: HistoryKey, rng: inout some RandomNumberGenerator) {
+        guard lock(id, key, exclusive: false) else { return }
         let (seen, _) = observe(id, key, rng: &rng)
         active[id]!.record.read(key, seen)
     }
@@ -81,6 +118,9 @@ struct ModelStore {
     mutating func scan(_ id: TxnID, _ range: KeyRange, rng: inout some RandomNumberGenerator) {
         var results: [ScanEntry] = []
         var absent: [ScanEntry] = []
+        for key in keys where range.contains(key) {
+            guard lock(id, key, exclusive: false) else { return }
+        }
         for key in keys where range.contains(key) {
             let (seen, present) = observe(id, key, rng: &rng)
             if present {
@@ -95,6 +135,7 @@ struct ModelStore {
     }
 
     mutating func write(_ id: TxnID, _ key: HistoryKey, _ wkind: WriteKind) {
+        guard lock(id, key, exclusive: true) else { return }
         let index = active[id]!.record.write(key, wkind)
         active[id]!.writes[key] = (wkind, index)
         switch kind {
@@ -105,13 +146,14 @@ struct ModelStore {
             let v = (committed[key]?.version ?? 0) + 1
             committed[key] = Cell(version: v, present: wkind == .put, writer: id, writeIndex: index)
             try! active[id]!.record.setInstalled(key, version: v)
-        case .snapshot, .readCommittedBlind:
+        case .snapshot, .readCommittedBlind, .twoPhaseLocking:
             break
         }
     }
 
     /// Commits (or fails with 40001 under first-committer-wins) and returns the finished record.
     mutating func commit(_ id: TxnID) -> TransactionRecord {
+        if failed.contains(id) { return rollback(id, code: "40001") }
         var me = active.removeValue(forKey: id)!
         if kind == .snapshot {
             for key in me.writes.keys where (committed[key]?.version ?? 0) != (me.snapshot[key]?.version ?? 0) {
@@ -128,20 +170,26 @@ struct ModelStore {
                 installed[key] = v
             }
         }
-        dropUncommitted(id)
+        release(id)
         me.record.commit(order: commitCounter, installed: installed)
         return me.record
     }
 
-    mutating func rollback(_ id: TxnID) -> TransactionRecord {
+    mutating func rollback(_ id: TxnID, code: String = "rollback") -> TransactionRecord {
         var me = active.removeValue(forKey: id)!
-        dropUncommitted(id)
-        me.record.abort(code: "rollback")
+        release(id)
+        me.record.abort(code: code)
         return me.record
     }
 
-    private mutating func dropUncommitted(_ id: TxnID) {
+    /// Drops the transaction's uncommitted writes and locks.
+    private mutating func release(_ id: TxnID) {
         for key in uncommitted.keys { uncommitted[key]!.removeAll { $0.writer == id } }
+        for key in locks.keys {
+            if locks[key]!.exclusive == id { locks[key]!.exclusive = nil }
+            locks[key]!.shared.remove(id)
+        }
+        failed.remove(id)
     }
 }
 
@@ -198,7 +246,7 @@ struct Workload {
             }
             let i = Int.random(in: 0..<running.count, using: &rng)
             let (id, steps, next) = running[i]
-            guard next < steps.count else {
+            guard next < steps.count, !store.failed.contains(id) else {
                 running.remove(at: i)
                 let finished = Double.random(in: 0..<1, using: &rng) < rollbackRate
                     ? store.rollback(id) : store.commit(id)

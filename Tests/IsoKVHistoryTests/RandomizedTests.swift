@@ -33,6 +33,19 @@ import Testing
         #expect(predicateEdges > 0)  // the scans did produce predicate dependencies to check
     }
 
+    @Test func twoPhaseLockingInterleavingsHaveNoFindings() throws {
+        // Interleaved (4 at a time) but serializable by strict 2PL with range locks: nothing may be reported,
+        // predicate dependencies included.
+        var predicateEdges = 0, aborted = 0
+        let found = try tally(.twoPhaseLocking, Workload()) { a in
+            #expect(a.anomalies.isEmpty, "\(a.result(at: .serializable))")
+            predicateEdges += a.stats.edges["rw-predicate", default: 0]
+            aborted += a.stats.aborted
+        }
+        #expect(found.isEmpty)
+        #expect(predicateEdges > 0 && aborted > 0)
+    }
+
     @Test func snapshotStorePassesAtSnapshotAndShowsWriteSkew() throws {
         var failingAtSerializable = 0
         let found = try tally(.snapshot, Workload()) { a in
