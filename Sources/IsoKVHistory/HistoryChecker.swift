@@ -4,6 +4,7 @@
 /// Entry points:
 /// - ``check(_:at:)``: one level, the usual call in a test.
 /// - ``analyze(_:)``: every phenomenon found, to query at several levels (``HistoryAnalysis/result(at:)``).
+/// - ``checkAtRecordedLevels(_:)``: a mixed-level run, each finding judged at its transactions' own levels.
 ///
 /// ```swift
 /// let result = try HistoryChecker.check(recorder.history, at: .serializable)
@@ -34,6 +35,32 @@ public struct HistoryChecker: Sendable {
     /// The phenomena of `history` that `level` forbids.
     public static func check(_ history: History, at level: HistoryIsolation) throws(HistoryError) -> CheckResult {
         try HistoryChecker().analyze(history).result(at: level)
+    }
+
+    /// Checks a mixed-level history, each finding against the levels its transactions ran at: a finding is a
+    /// violation when the *weakest* level among the committed transactions that own it forbids it (every
+    /// participant of a cycle; the reader of a G1a/G1b; all readers of a lost update). So a write skew between two
+    /// serializable transactions is a violation, one between a serializable and a snapshot transaction is allowed —
+    /// PostgreSQL's promise for SSI mixed with weaker levels. The result's `level` is the strongest level present.
+    ///
+    /// This is a conservative reading of Adya's mixed-level theory (it never blames a transaction for a cycle that a
+    /// weaker participant allowed), not its full construction.
+    public static func checkAtRecordedLevels(_ history: History) throws(HistoryError) -> CheckResult {
+        let analysis = try HistoryChecker().analyze(history)
+        var levelOf: [TxnID: HistoryIsolation] = [:]
+        for t in history.transactions { levelOf[t.id] = t.level }
+        let strongest = history.transactions.filter { $0.outcome?.isCommitted == true }.map(\.level).max()
+            ?? .serializable
+        func forbidden(_ a: Anomaly) -> Bool {
+            let owners: ArraySlice<TxnID> = switch a.phenomenon {
+            case .g1a, .g1b: a.transactions.prefix(1)
+            default: a.transactions[...]
+            }
+            let level = owners.compactMap { levelOf[$0] }.min() ?? strongest
+            return a.phenomenon.isForbidden(at: level)
+        }
+        return CheckResult(level: strongest, violations: analysis.anomalies.filter(forbidden),
+                           allowed: analysis.anomalies.filter { !forbidden($0) }, stats: analysis.stats)
     }
 }
 

@@ -45,6 +45,27 @@ import Testing
         #expect(back == h)
     }
 
+    @Test func mixedLevelsJudgeEachFindingByItsWeakestParticipant() throws {
+        func skew(_ a: HistoryIsolation, _ b: HistoryIsolation) -> History {
+            History([
+                txn(1, a) { $0.read("alice", .version(1)); $0.read("bob", .version(1)); $0.write("alice"); $0.commit(installed: ["alice": 2]) },
+                txn(2, b) { $0.read("alice", .version(1)); $0.read("bob", .version(1)); $0.write("bob"); $0.commit(installed: ["bob": 2]) },
+            ])
+        }
+        let both = try HistoryChecker.checkAtRecordedLevels(skew(.serializable, .serializable))
+        #expect(!both.isValid && both.phenomena == [.g2Item] && both.level == .serializable)
+        let mixed = try HistoryChecker.checkAtRecordedLevels(skew(.serializable, .snapshot))
+        #expect(mixed.isValid && mixed.allowed.map(\.phenomenon) == [.g2Item] && mixed.level == .serializable)
+        // An aborted read is judged at the reader's level only.
+        let dirty = History([
+            txn(1, .serializable) { $0.write("x"); $0.abort(code: "40001") },
+            txn(2, .readUncommitted) { $0.read("x", .writer(1)); $0.commit() },
+            txn(3, .readCommitted) { $0.read("x", .writer(1)); $0.commit() },
+        ])
+        let r = try HistoryChecker.checkAtRecordedLevels(dirty)
+        #expect(r.violations.map(\.transactions) == [[3, 1]] && r.allowed.map(\.transactions) == [[2, 1]])
+    }
+
     @Test func observedFromStoreVersion() {
         #expect(Observed(version: nil) == .absent)
         #expect(Observed(version: 0) == .initial)
