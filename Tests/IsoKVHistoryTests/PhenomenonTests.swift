@@ -278,4 +278,41 @@ import Testing
         let ambiguous = try expectExactly([], in: withDelete)
         #expect(ambiguous.stats.ambiguousAbsentReads == 1)
     }
+
+    @Test func independentCyclesAreCountedSeparately() throws {
+        // Two unrelated write skews: two components, two findings.
+        func skew(_ a: TxnID, _ b: TxnID, _ x: HistoryKey, _ y: HistoryKey) -> [TransactionRecord] {
+            [txn(a) { $0.read(x, .initial); $0.read(y, .initial); $0.write(x); $0.commit(installed: [x: 1]) },
+             txn(b) { $0.read(x, .initial); $0.read(y, .initial); $0.write(y); $0.commit(installed: [y: 1]) }]
+        }
+        let a = try HistoryChecker().analyze(History(skew(1, 2, "a", "b") + skew(3, 4, "c", "d")))
+        #expect(a.anomalies.map(\.phenomenon) == [.g2Item, .g2Item])
+        #expect(a.stats.cyclicComponents == 2)
+        #expect(Set(a.anomalies.map { Set($0.transactions) }) == [[1, 2], [3, 4]])
+    }
+
+    @Test func reverseLimitedScanCoversDownToItsLastKey() throws {
+        // A reverse scan of [a, z) with limit 1 returns "y": it covered [y, z) only, so an insert of "m" is no phantom.
+        func history(reverse: Bool) -> History {
+            History([
+                txn(1) {
+                    $0.scan(KeyRange(from: "a", to: "z"), limit: 1, reverse: reverse, results: [ScanEntry("y", .version(1))])
+                    $0.write("q"); $0.commit(installed: ["q": 1])
+                },
+                txn(2) { $0.read("q", .initial); $0.write(reverse ? "m" : "y0"); $0.commit(installed: [reverse ? "m" : "y0": 1]) },
+            ])
+        }
+        _ = try expectExactly([], in: history(reverse: true))
+        // Forward, the same scan covered [a, y]: "y0" sorts after "y", outside; so still nothing.
+        _ = try expectExactly([], in: history(reverse: false))
+        // But a forward scan that returned "y" did cover "m".
+        let covered = History([
+            txn(1) {
+                $0.scan(KeyRange(from: "a", to: "z"), limit: 1, results: [ScanEntry("y", .version(1))])
+                $0.write("q"); $0.commit(installed: ["q": 1])
+            },
+            txn(2) { $0.read("q", .initial); $0.write("m"); $0.commit(installed: ["m": 1]) },
+        ])
+        _ = try expectExactly([.g2], in: covered)
+    }
 }
