@@ -23,8 +23,11 @@ public enum DependencyKind: String, Hashable, Sendable, Codable, CaseIterable {
 
 /// One edge of a reported cycle.
 public struct CycleStep: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// The transaction the dependency starts from (Ti in Ti → Tj).
     public var from: TxnID
+    /// The transaction that depends on it (Tj).
     public var to: TxnID
+    /// What kind of dependency it is.
     public var kind: DependencyKind
     /// The key the dependency is about.
     public var key: HistoryKey
@@ -44,6 +47,7 @@ public struct CycleStep: Hashable, Sendable, Codable, CustomStringConvertible {
 
 /// One finding: a cycle or a single bad read.
 public struct Anomaly: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// What was found.
     public var phenomenon: Phenomenon
     /// The transactions involved, the cycle's in cycle order.
     public var transactions: [TxnID]
@@ -52,6 +56,7 @@ public struct Anomaly: Hashable, Sendable, Codable, CustomStringConvertible {
     /// Readable account: the cycle for cycle phenomena (`T3 -rw(k="x")-> T7 -ww(k="y")-> T3`), a sentence otherwise.
     public var explanation: String
 
+    /// A finding; cycle findings are built by the checker from their steps.
     public init(phenomenon: Phenomenon, transactions: [TxnID], cycle: [CycleStep] = [], explanation: String) {
         self.phenomenon = phenomenon
         self.transactions = transactions
@@ -74,8 +79,11 @@ public struct Anomaly: Hashable, Sendable, Codable, CustomStringConvertible {
 
 /// Size figures of an analysed history.
 public struct HistoryStats: Hashable, Sendable, Codable {
+    /// Recorded transactions (committed + aborted).
     public var transactions = 0
+    /// Committed transactions: the nodes of the dependency graph.
     public var committed = 0
+    /// Aborted transactions (not in the graph; only their writes matter, for G1a).
     public var aborted = 0
     /// Edges of the dependency graph by kind (`"ww"`, `"wr"`, `"rw"`, `"rw-predicate"`), duplicates merged.
     public var edges: [String: Int] = [:]
@@ -94,10 +102,12 @@ public struct HistoryStats: Hashable, Sendable, Codable {
 public struct PhenomenonCount: Hashable, Sendable, Codable {
     /// `"G0"`, `"G1a"`, … `"lost-update"`.
     public var phenomenon: String
+    /// Findings of this phenomenon.
     public var found: Int
     /// Whether the checked level forbids it (then `found > 0` is a violation).
     public var forbidden: Bool
 
+    /// A row, as `HistorySummary.rows` builds it.
     public init(phenomenon: String, found: Int, forbidden: Bool) {
         self.phenomenon = phenomenon
         self.found = found
@@ -116,6 +126,7 @@ public struct HistorySummary: Hashable, Sendable, Codable {
     public var level: HistoryIsolation
     /// No forbidden phenomenon found.
     public var valid: Bool
+    /// Size of the history and of its graph.
     public var stats: HistoryStats
     /// Every phenomenon found (allowed or not) → number of findings.
     public var found: [String: Int]

@@ -20,6 +20,7 @@ public struct HistoryChecker: Sendable {
     /// classifies each remaining component by the one cycle it finds (``HistoryStats/searchBudgetExhausted``).
     public var searchBudget: Int
 
+    /// A checker; the default budget is about a second of searching in a release build.
     public init(searchBudget: Int = 50_000_000) { self.searchBudget = searchBudget }
 
     /// Every phenomenon in `history`, whatever level it ran at.
@@ -69,6 +70,7 @@ public struct HistoryAnalysis: Hashable, Sendable, Codable {
     /// Every finding: single-read ones (G1a, G1b, lost update, garbage reads) then cycles (G0, G1c, G-single,
     /// G2-item, G2), each cycle under its narrowest class.
     public var anomalies: [Anomaly]
+    /// Size of the history and of its graph.
     public var stats: HistoryStats
 
     /// The distinct phenomena found.
@@ -85,11 +87,13 @@ public struct HistoryAnalysis: Hashable, Sendable, Codable {
 
 /// The verdict of a history at one level.
 public struct CheckResult: Hashable, Sendable, Codable, CustomStringConvertible {
+    /// The level the history was judged against.
     public var level: HistoryIsolation
     /// Findings the level forbids: the store broke its promise.
     public var violations: [Anomaly]
     /// Findings the level allows (write skew at snapshot, lost update at read committed, …).
     public var allowed: [Anomaly]
+    /// Size of the history and of its graph.
     public var stats: HistoryStats
 
     /// No forbidden phenomenon.

@@ -17,6 +17,7 @@ public struct HistoryKey: Hashable, Comparable, Sendable, Codable, ExpressibleBy
     /// A key from the UTF-8 bytes of `string`.
     public init(_ string: String) { self.bytes = Array(string.utf8) }
 
+    /// A key from a string literal's UTF-8 bytes.
     public init(stringLiteral value: String) { self.init(value) }
 
     public static func < (a: HistoryKey, b: HistoryKey) -> Bool {

@@ -5,6 +5,7 @@ public struct History: Hashable, Sendable, Codable {
     /// Finished transactions (committed or aborted), ids unique.
     public var transactions: [TransactionRecord]
 
+    /// A history of the given records (also how tests write histories by hand).
     public init(_ transactions: [TransactionRecord] = []) { self.transactions = transactions }
 }
 
@@ -45,6 +46,7 @@ public final class HistoryRecorder: Sendable {
 
     private let state: Locked<State>
 
+    /// An empty recorder.
     public init() { state = Locked(State()) }
 
     /// A fresh transaction id, larger than every id recorded so far (for stores that expose none).

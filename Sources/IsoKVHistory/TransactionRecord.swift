@@ -80,8 +80,11 @@ public enum Operation: Hashable, Sendable, Codable {
 
 /// One key a scan returned (or saw as deleted) and the version it observed.
 public struct ScanEntry: Hashable, Sendable, Codable {
+    /// The key returned (or seen absent).
     public var key: HistoryKey
+    /// The version the scan saw.
     public var observed: Observed
+    /// An entry: `ScanEntry("room/1", .version(3))`.
     public init(_ key: HistoryKey, _ observed: Observed) {
         self.key = key
         self.observed = observed
@@ -96,6 +99,7 @@ public enum Outcome: Hashable, Sendable, Codable, CustomStringConvertible {
     /// Rolled back or failed, with the store's error code (`"40001"`, `"40P01"`, `"rollback"` …).
     case aborted(code: String)
 
+    /// Whether the outcome is a commit.
     public var isCommitted: Bool {
         if case .committed = self { return true }
         return false
@@ -131,6 +135,7 @@ public struct TransactionRecord: Hashable, Sendable, Codable {
     /// nil while the transaction runs; set by ``commit(order:installed:)`` or ``abort(code:)``.
     public var outcome: Outcome?
 
+    /// A record, normally empty at the transaction's start and filled as it runs.
     public init(id: TxnID, level: HistoryIsolation, operations: [Operation] = [], outcome: Outcome? = nil) {
         self.id = id
         self.level = level
