@@ -286,10 +286,12 @@ struct DependencyGraph {
 
     /// Derives the edges of every read and scan of one committed transaction.
     private mutating func addReadEdges(of t: TransactionRecord, node: Int32, txns: [TransactionRecord]) {
+        // Keys this transaction has written so far: a later scan sees its own write there, not another version.
+        var wroteBefore = Set<Int32>()
         for op in t.operations {
             switch op {
-            case .write:
-                continue
+            case .write(let key, _, _):
+                wroteBefore.insert(intern(key))
             case .read(let key, let observed):
                 let k = intern(key)
                 if case .position(let p, _) = resolve(observed, key: k, reader: node, txns: txns) {
@@ -297,7 +299,7 @@ struct DependencyGraph {
                 }
             case .scan(let range, let limit, let reverse, let results, let absent):
                 addScan(range: effectiveRange(range, limit: limit, reverse: reverse, results: results),
-                        results: results, absent: absent, reader: node, txns: txns)
+                        results: results, absent: absent, reader: node, wroteBefore: wroteBefore, txns: txns)
             }
         }
     }
@@ -316,7 +318,8 @@ struct DependencyGraph {
     }
 
     private mutating func addScan(
-        range: KeyRange?, results: [ScanEntry], absent: [ScanEntry], reader: Int32, txns: [TransactionRecord]
+        range: KeyRange?, results: [ScanEntry], absent: [ScanEntry], reader: Int32, wroteBefore: Set<Int32>,
+        txns: [TransactionRecord]
     ) {
         var seen = Set<Int32>()
         // Returned keys: item reads.
@@ -329,17 +332,18 @@ struct DependencyGraph {
         }
         guard let range else { return }
         // Keys the scan saw as absent: those it listed with a version first, then every other written key of the
-        // range (keys the reader writes itself are skipped: its scan may or may not have seen its own write).
+        // range. Keys the reader had already written itself are skipped: there the scan saw its own write (or
+        // delete), which says nothing about other transactions.
         var absentAt: [Int32: Int] = [:]
         for e in absent where e.observed != .absent {
             let k = intern(e.key)
-            guard !seen.contains(k) else { continue }
+            guard !seen.contains(k), !wroteBefore.contains(k) else { continue }
             if case .position(let p, _) = resolve(e.observed, key: k, reader: reader, txns: txns) {
                 absentAt[k] = p
             }
             seen.insert(k)
         }
-        for k in keysWritten(in: range) where !seen.contains(k) && finalWrite(of: reader, key: k) == nil {
+        for k in keysWritten(in: range) where !seen.contains(k) && !wroteBefore.contains(k) {
             // Which absent version did the scan see? Without deletes in the chain it can only be the initial state.
             if hasDelete[Int(k)] {
                 stats.ambiguousAbsentReads += 1
