@@ -5,6 +5,7 @@
 // Module map (grows with the roadmap; only modules with real content exist):
 //   ConcurrentMaps  concurrent hash maps (sync.Map design and rivals), the project lock, epoch reclamation
 //   IsoKV           the embedded MVCC engine and the store protocol
+//   IsoKVHistory    history recorder and checker (Adya's DSG: G0, G1a/b/c, G-single, G2-item, G2)
 //   isokv           the one CLI executable: bench, lab, check, serve...
 // Planned: IsoKVPostgres (PostgreSQL backend), IsoKVServer (HTTP), IsoKVLab (anomaly replays, report).
 import PackageDescription
@@ -19,6 +20,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "ConcurrentMaps", targets: ["ConcurrentMaps"]),
+        .library(name: "IsoKVHistory", targets: ["IsoKVHistory"]),
         .executable(name: "isokv", targets: ["isokv"]),
     ],
     dependencies: [
@@ -27,6 +29,12 @@ let package = Package(
     targets: [
         .target(
             name: "ConcurrentMaps",
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "IsoKVHistory",
+            dependencies: ["ConcurrentMaps"],
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
@@ -41,6 +49,11 @@ let package = Package(
         .testTarget(
             name: "ConcurrentMapsTests",
             dependencies: ["ConcurrentMaps"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IsoKVHistoryTests",
+            dependencies: ["IsoKVHistory"],
             swiftSettings: strict
         ),
     ]
