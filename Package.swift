@@ -19,6 +19,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "ConcurrentMaps", targets: ["ConcurrentMaps"]),
+        .library(name: "IsoKV", targets: ["IsoKV"]),
         .executable(name: "isokv", targets: ["isokv"]),
     ],
     dependencies: [
@@ -30,10 +31,17 @@ let package = Package(
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
+        .target(
+            name: "IsoKV",
+            dependencies: ["ConcurrentMaps"],
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "isokv",
             dependencies: [
                 "ConcurrentMaps",
+                "IsoKV",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -41,6 +49,11 @@ let package = Package(
         .testTarget(
             name: "ConcurrentMapsTests",
             dependencies: ["ConcurrentMaps"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IsoKVTests",
+            dependencies: ["IsoKV", "ConcurrentMaps"],
             swiftSettings: strict
         ),
     ]
