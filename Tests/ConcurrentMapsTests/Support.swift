@@ -1,0 +1,51 @@
+import ConcurrentMaps
+import Foundation
+
+/// A small, fast, seedable generator so that every random test can be replayed from its seed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Every implementation under test, by name.
+enum Implementations {
+    static let names = ["MutexMap", "ReadWriteLockMap", "ShardedMap", "ReadMostlyMap", "HashTrieMap", "AdaptiveMap"]
+
+    static func make(_ name: String) -> any ConcurrentMap<Int, Int> {
+        switch name {
+        case "MutexMap": return MutexMap<Int, Int>()
+        case "ReadWriteLockMap": return ReadWriteLockMap<Int, Int>()
+        case "ShardedMap": return ShardedMap<Int, Int>(shards: 4)
+        case "ReadMostlyMap": return ReadMostlyMap<Int, Int>()
+        case "HashTrieMap": return HashTrieMap<Int, Int>()
+        case "AdaptiveMap":
+            // A small window so that the random and stress tests make it migrate back and forth.
+            var policy = AdaptiveMap<Int, Int>.Policy()
+            policy.window = 512
+            policy.windowsBetweenSwitches = 1
+            return AdaptiveMap<Int, Int>(strategy: .readMostly, policy: policy)
+        default: fatalError("unknown implementation \(name)")
+        }
+    }
+}
+
+/// Runs `body(threadIndex)` on `threads` OS threads at once and waits for all of them.
+func onThreads(_ threads: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    let group = DispatchGroup()
+    for t in 0..<threads {
+        group.enter()
+        let thread = Thread {
+            body(t)
+            group.leave()
+        }
+        thread.start()
+    }
+    group.wait()
+}
