@@ -54,7 +54,7 @@ public final class Database: KeyValueStore, Sendable {
 
     /// An empty in-memory database.
     public static func inMemory(_ configuration: Configuration = Configuration()) -> Database {
-        Database(configuration: configuration, directory: MutexMap<Bytes, KeyChain>())
+        Database(configuration: configuration, directory: ReadMostlyMap<Bytes, KeyChain>())
     }
 
     /// An in-memory database over a chosen key directory (any ``ConcurrentMap``), for the benchmarks.
