@@ -30,6 +30,14 @@ public struct Bytes: Hashable, Comparable, Sendable, ExpressibleByStringLiteral,
     public var count: Int { bytes.count }
     public var isEmpty: Bool { bytes.isEmpty }
 
+    public static func == (lhs: Bytes, rhs: Bytes) -> Bool { lhs.bytes == rhs.bytes }
+
+    /// Feeds the bytes to the hasher in one call (the synthesized form would combine them one by one).
+    public func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        hasher.combine(bytes.count)
+    }
+
     public static func < (lhs: Bytes, rhs: Bytes) -> Bool {
         lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
     }
