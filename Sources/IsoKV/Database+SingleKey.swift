@@ -5,7 +5,7 @@ extension Database {
     /// ```swift
     /// if let v = try await db.get("config") { print(v.value, v.version) }
     /// ```
-    public func get(_ key: Bytes) async throws -> VersionedValue? {
+    nonisolated(nonsending) public func get(_ key: Bytes) async throws -> VersionedValue? {
         try limits.check(key: key)
         while true {
             guard let chain = directory.load(key) else { return nil }
@@ -19,7 +19,7 @@ extension Database {
     }
 
     @discardableResult
-    public func put(_ key: Bytes, _ value: Bytes) async throws -> UInt64 {
+    nonisolated(nonsending) public func put(_ key: Bytes, _ value: Bytes) async throws -> UInt64 {
         try await writeOne(key, value) { _ in .some(value) }
     }
 
@@ -28,7 +28,7 @@ extension Database {
     /// try await db.put("doc", "edited", ifVersion: v.version)   // IK412 if someone else wrote it since
     /// ```
     @discardableResult
-    public func put(_ key: Bytes, _ value: Bytes, ifVersion version: UInt64) async throws -> UInt64 {
+    nonisolated(nonsending) public func put(_ key: Bytes, _ value: Bytes, ifVersion version: UInt64) async throws -> UInt64 {
         try await writeOne(key, value) { current in
             guard let current, current.value != nil, current.commitTS == version else {
                 throw IsoKVError(.versionMismatch,
@@ -40,7 +40,7 @@ extension Database {
     }
 
     @discardableResult
-    public func put(_ key: Bytes, _ value: Bytes, ifAbsent: Bool) async throws -> UInt64 {
+    nonisolated(nonsending) public func put(_ key: Bytes, _ value: Bytes, ifAbsent: Bool) async throws -> UInt64 {
         try await writeOne(key, value) { current in
             if ifAbsent, current?.value != nil {
                 throw IsoKVError(.uniqueViolation, "key exists (version \(current!.commitTS))", key: key)
@@ -50,7 +50,7 @@ extension Database {
     }
 
     @discardableResult
-    public func delete(_ key: Bytes) async throws -> Bool {
+    nonisolated(nonsending) public func delete(_ key: Bytes) async throws -> Bool {
         var existed = false
         _ = try await writeOne(key, nil) { current in
             existed = current?.value != nil
@@ -59,7 +59,7 @@ extension Database {
         return existed
     }
 
-    public func delete(_ key: Bytes, ifVersion version: UInt64) async throws {
+    nonisolated(nonsending) public func delete(_ key: Bytes, ifVersion version: UInt64) async throws {
         _ = try await writeOne(key, nil) { current in
             guard let current, current.value != nil, current.commitTS == version else {
                 throw IsoKVError(.versionMismatch,
@@ -74,7 +74,7 @@ extension Database {
     /// let n = try await db.increment("visits", by: 1)
     /// ```
     @discardableResult
-    public func increment(_ key: Bytes, by delta: Int64) async throws -> Int64 {
+    nonisolated(nonsending) public func increment(_ key: Bytes, by delta: Int64) async throws -> Int64 {
         var result: Int64 = 0
         _ = try await writeOne(key, nil) { current in
             var old: Int64 = 0
@@ -95,7 +95,7 @@ extension Database {
     /// One single-key transaction: take the row's exclusive lock (waiting if needed), give `decide` the newest
     /// committed version, write what it returns (`.some(nil)` deletes, nil writes nothing) and commit. Returns the
     /// commit sequence number (the new version), or the current version if nothing was written.
-    func writeOne(_ key: Bytes, _ value: Bytes?,
+    nonisolated(nonsending) func writeOne(_ key: Bytes, _ value: Bytes?,
                   _ decide: (CommittedVersion?) throws -> Bytes??) async throws -> UInt64 {
         try limits.check(key: key)
         if let value { try limits.check(value: value, key: key) }

@@ -67,7 +67,7 @@ public final class Database: KeyValueStore, Sendable {
 
     /// Begins a transaction. Prefer `transaction {}`, which always ends it. A transaction that is dropped without
     /// commit or rollback is rolled back when the handle is deinitialized.
-    public func begin(_ isolation: IsolationLevel, readOnly: Bool) async throws -> Transaction {
+    nonisolated(nonsending) public func begin(_ isolation: IsolationLevel, readOnly: Bool) async throws -> Transaction {
         Transaction(database: self, isolation: isolation, readOnly: readOnly)
     }
 
@@ -140,7 +140,7 @@ public final class Database: KeyValueStore, Sendable {
 
 @_spi(Testing)
 extension Database: LockWaitObservable {
-    public func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes) async {
+    nonisolated(nonsending) public func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes) async {
         await lockManager.waitUntilWaiting(transaction.rawValue, on: key)
     }
 }
@@ -150,5 +150,5 @@ extension Database: LockWaitObservable {
 @_spi(Testing)
 public protocol LockWaitObservable {
     /// Returns once transaction `transaction` waits for a row lock on `key` (immediately if it already does).
-    func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes) async
+    nonisolated(nonsending) func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes) async
 }

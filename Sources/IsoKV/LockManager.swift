@@ -31,7 +31,7 @@ final class LockManager: Sendable {
     /// detection and, if its wait closes a cycle, leaves the queue and throws `40P01` (the requester is the victim,
     /// as in PostgreSQL where the backend that finds the cycle aborts itself). A timeout throws `55P03`; task
     /// cancellation throws `CancellationError`.
-    func acquire(_ chain: KeyChain, txid: UInt64, mode: RowLockMode, wait: LockWait, timeout: Duration?)
+    nonisolated(nonsending) func acquire(_ chain: KeyChain, txid: UInt64, mode: RowLockMode, wait: LockWait, timeout: Duration?)
         async throws -> Acquired
     {
         enum Fast { case retired, held, granted(RowLockMode?), conflict(UInt64, RowLockMode?) }
@@ -65,7 +65,7 @@ final class LockManager: Sendable {
     }
 
     /// Returns true once granted, false if the chain turned out to be retired.
-    private func waitForLock(_ chain: KeyChain, txid: UInt64, mode: RowLockMode, upgrade: Bool, timeout: Duration?)
+    nonisolated(nonsending) private func waitForLock(_ chain: KeyChain, txid: UInt64, mode: RowLockMode, upgrade: Bool, timeout: Duration?)
         async throws -> Bool
     {
         let ticket = nextTicket.wrappingAdd(1, ordering: .relaxed).oldValue
@@ -134,7 +134,7 @@ final class LockManager: Sendable {
     }
 
     /// Returns once transaction `txid` is suspended waiting for a row lock on `key` (immediately if it already is).
-    func waitUntilWaiting(_ txid: UInt64, on key: Bytes) async {
+    nonisolated(nonsending) func waitUntilWaiting(_ txid: UInt64, on key: Bytes) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let ready = graph.withLock { g -> Bool in
                 if g.waitingOn[txid]?.key == key { return true }

@@ -25,7 +25,7 @@ public struct RetryPolicy: Sendable, Hashable {
     public static let none = RetryPolicy(maxAttempts: 1)
 
     /// Sleeps before attempt `attempt + 1`.
-    func backoff(after attempt: Int) async throws {
+    nonisolated(nonsending) func backoff(after attempt: Int) async throws {
         let cap = min(maxDelay, baseDelay * (1 << min(attempt - 1, 20)))
         let capNanos = max(0, cap.components.seconds * 1_000_000_000 + cap.components.attoseconds / 1_000_000_000)
         guard capNanos > 0 else { await Task.yield(); return }
@@ -46,7 +46,7 @@ extension KeyValueStore {
     /// }
     /// ```
     /// `body` must be safe to run more than once (no side effects outside the transaction).
-    public func transaction<R>(
+    nonisolated(nonsending) public func transaction<R>(
         _ isolation: IsolationLevel = .default,
         readOnly: Bool = false,
         retry: RetryPolicy = .default,
@@ -76,7 +76,7 @@ extension KeyValueStore {
     /// try await db.update("profile") { old in Bytes((old?.string ?? "") + "!") }
     /// ```
     @discardableResult
-    public func update(_ key: Bytes, maxAttempts: Int = 100, _ transform: (Bytes?) throws -> Bytes?) async throws
+    nonisolated(nonsending) public func update(_ key: Bytes, maxAttempts: Int = 100, _ transform: (Bytes?) throws -> Bytes?) async throws
         -> Bytes?
     {
         let policy = RetryPolicy(maxAttempts: maxAttempts)

@@ -11,7 +11,7 @@ extension Transaction {
     ///    while keeping publication in `ts` order (see DESIGN.md, "Commit and the durability seam").
     /// 4. Publish `ts` (`published.store(ts, .releasing)`): from now on new snapshots see all the writes.
     /// 5. Release the row locks (waking waiters), unregister the snapshot, prune the touched chains.
-    public func commit() async throws {
+    nonisolated(nonsending) public func commit() async throws {
         _ = try commitReturningVersion()
     }
 
@@ -41,7 +41,7 @@ extension Transaction {
 
     /// Rolls back: drops every pending write and releases every lock. Always succeeds, also on a dead or ended
     /// transaction (then it does nothing).
-    public func rollback() async throws {
+    nonisolated(nonsending) public func rollback() async throws {
         rollbackNow()
     }
 

@@ -6,7 +6,7 @@ extension Transaction {
     /// try await tx.put("a", "2")
     /// try await tx.rollback(to: sp)      // "a" is back to what it was at `sp`
     /// ```
-    public func savepoint() async throws -> Savepoint {
+    nonisolated(nonsending) public func savepoint() async throws -> Savepoint {
         try checkActive()
         let sp = Savepoint(transaction: id, id: nextSavepointID)
         nextSavepointID += 1
@@ -17,7 +17,7 @@ extension Transaction {
     /// Undoes the writes made after `savepoint`; releases the row locks first taken after it and returns upgraded
     /// ones to their earlier mode (PostgreSQL releases locks taken in a rolled-back subtransaction and keeps those
     /// held before it). `savepoint` stays usable; the savepoints made after it are gone.
-    public func rollback(to savepoint: Savepoint) async throws {
+    nonisolated(nonsending) public func rollback(to savepoint: Savepoint) async throws {
         try checkActive()
         let index = try position(of: savepoint)
         let mark = savepoints[index].undoMark
@@ -46,7 +46,7 @@ extension Transaction {
     }
 
     /// Forgets `savepoint` and the savepoints made after it; their writes and locks stay.
-    public func release(_ savepoint: Savepoint) async throws {
+    nonisolated(nonsending) public func release(_ savepoint: Savepoint) async throws {
         try checkActive()
         let index = try position(of: savepoint)
         savepoints.removeSubrange(index...)

@@ -9,7 +9,7 @@ extension Transaction {
     /// `55P03`, `.skipLocked` leaves the row out. After a wait, `.snapshot` applies first updater wins (`40001`),
     /// and the weaker levels re-read the newest committed version and leave the row out if it was deleted (as
     /// PostgreSQL re-checks a row it waited for).
-    public func scan(_ range: KeyRange, limit: Int?, reverse: Bool, lock: RowLockMode?, wait: LockWait) async throws
+    nonisolated(nonsending) public func scan(_ range: KeyRange, limit: Int?, reverse: Bool, lock: RowLockMode?, wait: LockWait) async throws
         -> [KeyValue]
     {
         if lock != nil { try checkWritable() } else { try checkActive() }

@@ -1,16 +1,16 @@
 extension Transaction {
     /// Writes `value` at `key`, waiting for its row lock if another transaction holds it.
-    public func put(_ key: Bytes, _ value: Bytes) async throws {
+    nonisolated(nonsending) public func put(_ key: Bytes, _ value: Bytes) async throws {
         _ = try await write(key, value, mustBeAbsent: false)
     }
 
     /// Writes `value` at `key` unless a value is visible or committed there (`23505`).
-    public func insert(_ key: Bytes, _ value: Bytes) async throws {
+    nonisolated(nonsending) public func insert(_ key: Bytes, _ value: Bytes) async throws {
         _ = try await write(key, value, mustBeAbsent: true)
     }
 
     @discardableResult
-    public func delete(_ key: Bytes) async throws -> Bool {
+    nonisolated(nonsending) public func delete(_ key: Bytes) async throws -> Bool {
         try await write(key, nil, mustBeAbsent: false)
     }
 
@@ -18,7 +18,7 @@ extension Transaction {
     /// held and the first-updater check passed, is the newest committed one); at the other levels the newest
     /// committed. With `wait: .skipLocked`, returns nil without locking if another transaction holds the lock.
     @discardableResult
-    public func lock(_ key: Bytes, _ mode: RowLockMode, wait: LockWait) async throws -> Bytes? {
+    nonisolated(nonsending) public func lock(_ key: Bytes, _ mode: RowLockMode, wait: LockWait) async throws -> Bytes? {
         try checkWritable()
         try db.limits.check(key: key)
         _ = ensureSnapshot()
@@ -28,7 +28,7 @@ extension Transaction {
 
     /// The shared write path: exclusive lock, first-updater check, then the pending write. Returns whether a value
     /// was there (own write or newest committed version) before.
-    func write(_ key: Bytes, _ value: Bytes?, mustBeAbsent: Bool) async throws -> Bool {
+    nonisolated(nonsending) func write(_ key: Bytes, _ value: Bytes?, mustBeAbsent: Bool) async throws -> Bool {
         try checkWritable()
         try db.limits.check(key: key)
         if let value { try db.limits.check(value: value, key: key) }
@@ -67,7 +67,7 @@ extension Transaction {
     ///
     /// Errors: `40P01` and `40001` kill the transaction (undo and unlock everything at once); `55P03` and
     /// cancellation fail only this call.
-    func acquireRow(_ key: Bytes, _ mode: RowLockMode, wait: LockWait) async throws -> KeyChain? {
+    nonisolated(nonsending) func acquireRow(_ key: Bytes, _ mode: RowLockMode, wait: LockWait) async throws -> KeyChain? {
         while true {
             let chain = db.chainForWriting(key)
             let acquired: LockManager.Acquired

@@ -98,7 +98,7 @@ public final class Transaction: StoreTransaction {
     /// Reads `key`: own writes first; then at `.snapshot` the transaction snapshot, at `.readCommitted` the newest
     /// committed version, at `.readUncommitted` any transaction's pending write or the newest committed version.
     /// Never waits.
-    public func get(_ key: Bytes) async throws -> Bytes? {
+    nonisolated(nonsending) public func get(_ key: Bytes) async throws -> Bytes? {
         try checkActive()
         try db.limits.check(key: key)
         let snap = ensureSnapshot()

@@ -257,3 +257,20 @@ struct BasicTests {
     }
 }
 
+
+@Suite("Actor callers")
+struct ActorCallerTests {
+    /// The closure API and manual transactions are usable from an actor (here the main actor): the handle stays
+    /// in the caller's isolation domain.
+    @MainActor @Test func fromTheMainActor() async throws {
+        let db = makeDatabase()
+        let n = try await db.transaction(.snapshot) { tx in
+            try await tx.put("k", "1")
+            return try await tx.get("k")
+        }
+        #expect(n == "1")
+        let tx = try await db.begin(.readCommitted)
+        #expect(try await tx.get("k") == "1")
+        try await tx.commit()
+    }
+}
