@@ -147,8 +147,80 @@ enum LockReplays {
     }
 }
 
+extension LockReplays {
+    /// At snapshot, a waiter whose holder only locked the row (no new version) proceeds.
+    static func lockOnlyHolderLetsSnapshotWriterProceed<S: TestableStore>(_ store: S) async throws {
+        try await seed(store, [("x", "0")])
+        let t1 = try await store.begin(.snapshot)
+        #expect(try await t1.lock("x", .forUpdate) == "0")
+        let t2 = try await spawn(store, .snapshot) { tx in
+            try await tx.put("x", "2")
+            try await tx.commit()
+        }
+        await store.waitUntilWaiting(t2.id, on: "x")
+        try await t1.commit()
+        try await t2.value
+        #expect(try await value(store, "x") == "2")
+    }
+
+    /// A deadlock inside `transaction {}` with retry: the victim is retried and both transfers land.
+    static func deadlockVictimIsRetried<S: TestableStore>(_ store: S) async throws {
+        try await seed(store, [("a", "0"), ("b", "0")])
+        let barrier = Barrier(2)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (first, second) in [(Bytes("a"), Bytes("b")), (Bytes("b"), Bytes("a"))] {
+                group.addTask {
+                    var attempt = 0
+                    try await store.transaction(.readCommitted, retry: RetryPolicy(maxAttempts: 5)) { tx in
+                        attempt += 1
+                        let v1 = try await tx.lock(first, .forUpdate)!.int64!
+                        if attempt == 1 { await barrier.arrive() }   // both hold their first lock
+                        let v2 = try await tx.lock(second, .forUpdate)!.int64!
+                        try await tx.put(first, Bytes(v1 + 1))
+                        try await tx.put(second, Bytes(v2 + 1))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try await value(store, "a") == "2")
+        #expect(try await value(store, "b") == "2")
+    }
+}
+
 @Suite("Row locks (Concurrent)", .timeLimit(.minutes(1)))
 struct LockConcurrentTests {
+    @Test func lockOnlyHolderLetsSnapshotWriterProceed() async throws {
+        try await LockReplays.lockOnlyHolderLetsSnapshotWriterProceed(makeDatabase())
+    }
+    @Test func deadlockVictimIsRetried() async throws {
+        try await LockReplays.deadlockVictimIsRetried(makeDatabase())
+    }
+
+    @Test func skipLockedSingleRowLock() async throws {
+        let db = makeDatabase()
+        try await seed(db, [("x", "0")])
+        let t1 = try await db.begin(.readCommitted)
+        try await t1.lock("x", .forShare)
+        let t2 = try await db.begin(.readCommitted)
+        #expect(try await t2.lock("x", .forUpdate, wait: .skipLocked) == nil)     // skipped, not locked
+        #expect(try await t2.lock("x", .forShare, wait: .skipLocked) == "0")      // share is compatible
+        try await t2.commit()
+        try await t1.commit()
+    }
+
+    /// The snapshot of a `.snapshot` transaction is taken at its first operation, not at `begin`.
+    @Test func snapshotIsTakenAtFirstOperation() async throws {
+        let db = makeDatabase()
+        try await seed(db, [("x", "0")])
+        let t = try await db.begin(.snapshot)
+        try await db.put("x", "1")
+        #expect(try await t.get("x") == "1")
+        try await db.put("x", "2")
+        #expect(try await t.get("x") == "1")
+        try await t.commit()
+    }
+
     @Test func noWait() async throws { try await LockReplays.noWait(makeDatabase()) }
     @Test func skipLocked() async throws { try await LockReplays.skipLocked(makeDatabase()) }
     @Test func shareVersusUpdate() async throws { try await LockReplays.shareVersusUpdate(makeDatabase()) }
