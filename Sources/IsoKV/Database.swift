@@ -116,7 +116,7 @@ public final class Database: KeyValueStore, Sendable {
             return true
         }
         s.indexedKeys = index.withLock { $0.count }
-        s.liveSnapshots = oracle.snapshots.withLock { $0.liveCount }
+        s.liveSnapshots = oracle.liveSnapshots
         s.lastCommit = oracle.latest()
         return s
     }

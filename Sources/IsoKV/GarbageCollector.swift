@@ -1,4 +1,5 @@
 import ConcurrentMaps
+import Synchronization
 
 /// Drops versions that no live snapshot can see (see DESIGN.md, "Garbage collection").
 ///
@@ -8,6 +9,9 @@ import ConcurrentMaps
 final class GarbageCollector: Sendable {
     /// Chains that may hold collectable versions once the horizon advances. Removed by a sweep when clean.
     let backlog = Locked<[ObjectIdentifier: KeyChain]>([:])
+    /// `backlog.count`, stored under the backlog lock, loaded without it so that the end of a read-only
+    /// transaction skips the sweep without taking any lock when there is nothing to sweep.
+    private let backlogCount = Atomic<Int>(0)
     /// Set while a sweep runs, so concurrent enders do not sweep the same backlog twice.
     private let sweeping = Locked(false)
 
@@ -16,7 +20,15 @@ final class GarbageCollector: Sendable {
         let result = chain.state.withLock { $0.pruneLocked(horizon: horizon) }
         switch result {
         case .retire: db.remove(retired: chain)
-        case .keep: backlog.withLock { $0[ObjectIdentifier(chain)] = chain }
+        case .keep:
+            backlog.withLock { b in
+                b[ObjectIdentifier(chain)] = chain
+                backlogCount.store(b.count, ordering: .relaxed)
+            }
+            // The snapshot that held these versions may have ended between our horizon and the filing, and its
+            // sweep may have looked at the backlog before the chain was in it: look again with a fresh horizon.
+            let fresh = db.oracle.horizon()
+            if fresh > horizon { return prune(chain, horizon: fresh, in: db) }
         case .clean: break
         }
         return result
@@ -24,10 +36,11 @@ final class GarbageCollector: Sendable {
 
     /// Called when a transaction ends, after its locks and snapshot were released.
     func afterTransaction(touched: [KeyChain], horizonAdvanced: Bool, in db: Database) {
-        guard !touched.isEmpty || horizonAdvanced else { return }
+        let sweepNeeded = horizonAdvanced && backlogCount.load(ordering: .relaxed) > 0
+        guard !touched.isEmpty || sweepNeeded else { return }
         let horizon = db.oracle.horizon()
         for chain in touched { _ = prune(chain, horizon: horizon, in: db) }
-        if horizonAdvanced { sweep(db) }
+        if sweepNeeded { sweep(db) }
     }
 
     /// Prunes every backlog chain at the current horizon; the clean ones leave the backlog.
@@ -51,6 +64,7 @@ final class GarbageCollector: Sendable {
             for chain in done where chain.state.withLock({ $0.needsNoCollection }) {
                 b[ObjectIdentifier(chain)] = nil
             }
+            backlogCount.store(b.count, ordering: .relaxed)
         }
     }
 }

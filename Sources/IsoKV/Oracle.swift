@@ -17,8 +17,10 @@ final class Oracle: Sendable {
     /// Serializes commits: holds the last assigned commit sequence number (equal to `published` outside the lock).
     /// The durability layer's WAL append will happen inside this section, in commit order (see DESIGN.md).
     let commitLock = Locked<UInt64>(0)
-    /// Live snapshots, for garbage collection.
-    let snapshots = Locked(SnapshotRegistry())
+    /// Live snapshots, for garbage collection, in `stripeCount` stripes so that transactions on different threads
+    /// rarely touch the same lock when they begin and end. A transaction uses stripe `txid % stripeCount`.
+    let snapshots: [Locked<SnapshotRegistry>] = (0..<Oracle.stripeCount).map { _ in Locked(SnapshotRegistry()) }
+    static let stripeCount = 8
 
     func newTransactionID() -> UInt64 { nextTxID.wrappingAdd(1, ordering: .relaxed).oldValue }
 
@@ -26,23 +28,36 @@ final class Oracle: Sendable {
     @inline(__always)
     func latest() -> UInt64 { published.load(ordering: .acquiring) }
 
-    /// Takes and registers a snapshot of the newest published commit. Registration and the read of `published`
-    /// happen under the registry lock, so a concurrent ``horizon()`` either sees this snapshot or was computed
-    /// from a smaller `published`: garbage collection can never drop a version this snapshot needs.
-    func registerSnapshot() -> UInt64 {
-        snapshots.withLock { $0.registerLocked(latest()) }
+    /// Takes and registers a snapshot of the newest published commit in stripe `stripe`. The read of `published`
+    /// happens under the stripe's lock; see ``horizon()`` for why that makes garbage collection safe.
+    func registerSnapshot(stripe: Int) -> UInt64 {
+        snapshots[stripe].withLock { $0.registerLocked(latest()) }
     }
 
-    /// Unregisters `snapshot`; returns whether the oldest live snapshot moved forward (a sweep may free versions).
-    func unregisterSnapshot(_ snapshot: UInt64) -> Bool {
-        snapshots.withLock { $0.unregisterLocked(snapshot) }
+    /// Unregisters `snapshot`; returns whether its stripe's oldest snapshot moved forward (then the global horizon
+    /// may have moved too, and a sweep may free versions).
+    func unregisterSnapshot(_ snapshot: UInt64, stripe: Int) -> Bool {
+        snapshots[stripe].withLock { $0.unregisterLocked(snapshot) }
     }
 
     /// The garbage-collection horizon: the oldest live snapshot, or the newest published commit if none is live.
     /// Every version older than the newest version at or below the horizon is invisible to everybody.
+    ///
+    /// Safe against a concurrent registration without a global lock: `published` is read first, then each stripe
+    /// under its lock. Either the stripe's scan sees the new snapshot `s` (so the result is `≤ s`), or the scan
+    /// came first, and then the registrant read `published` after this function did, so `s ≥ p ≥ result`.
+    /// The horizon never decreases (new snapshots start at `published`), so a horizon computed earlier is still a
+    /// safe bound later.
     func horizon() -> UInt64 {
-        snapshots.withLock { $0.oldest ?? latest() }
+        var h = latest()
+        for stripe in snapshots {
+            if let oldest = stripe.withLock({ $0.oldest }), oldest < h { h = oldest }
+        }
+        return h
     }
+
+    /// Registered snapshots, all stripes.
+    var liveSnapshots: Int { snapshots.reduce(0) { n, s in n + s.withLock { $0.liveCount } } }
 }
 
 /// Multiset of live snapshots with its minimum.

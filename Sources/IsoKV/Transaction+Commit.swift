@@ -77,7 +77,7 @@ extension Transaction {
         savepoints = []
         var advanced = false
         if let s = snapshot {
-            advanced = db.oracle.unregisterSnapshot(s)
+            advanced = db.oracle.unregisterSnapshot(s, stripe: snapshotStripe)
             snapshot = nil
         }
         db.gc.afterTransaction(touched: touched, horizonAdvanced: advanced, in: db)

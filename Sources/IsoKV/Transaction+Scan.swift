@@ -25,11 +25,11 @@ extension Transaction {
         var snap = ensureSnapshot()
         var statementSnapshot: UInt64?
         if isolation == .readCommitted {
-            statementSnapshot = db.oracle.registerSnapshot()
+            statementSnapshot = db.oracle.registerSnapshot(stripe: snapshotStripe)
             snap = statementSnapshot
         }
         defer {
-            if let s = statementSnapshot, db.oracle.unregisterSnapshot(s) {
+            if let s = statementSnapshot, db.oracle.unregisterSnapshot(s, stripe: snapshotStripe) {
                 db.gc.afterTransaction(touched: [], horizonAdvanced: true, in: db)
             }
         }

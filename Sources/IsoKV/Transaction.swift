@@ -19,6 +19,8 @@ public final class Transaction: StoreTransaction {
     /// This transaction's id (also the owner id in chains' locks and pending writes).
     let txid: UInt64
     public var id: TransactionID { TransactionID(rawValue: txid) }
+    /// The snapshot-registry stripe this transaction registers its snapshots in.
+    var snapshotStripe: Int { Int(txid % UInt64(Oracle.stripeCount)) }
     public let isolation: IsolationLevel
     public let isReadOnly: Bool
 
@@ -88,7 +90,7 @@ public final class Transaction: StoreTransaction {
     func ensureSnapshot() -> UInt64? {
         guard isolation == .snapshot else { return nil }
         if let snapshot { return snapshot }
-        let s = db.oracle.registerSnapshot()
+        let s = db.oracle.registerSnapshot(stripe: snapshotStripe)
         snapshot = s
         return s
     }
