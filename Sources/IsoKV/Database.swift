@@ -1,4 +1,5 @@
 import ConcurrentMaps
+import Synchronization
 
 /// The embedded IsoKV engine: MVCC over per-key version chains, row locks with deadlock detection, three isolation
 /// levels (see ``IsolationLevel``), savepoints and optimistic single-key operations.
@@ -51,6 +52,8 @@ public final class Database: KeyValueStore, Sendable {
     let index = Locked(OrderedKeys())
     /// Version garbage collection.
     let gc = GarbageCollector()
+    /// Failures counted by cause, for ``statistics()``.
+    let failureCounts = FailureCounters()
 
     /// An empty in-memory database.
     public static func inMemory(_ configuration: Configuration = Configuration()) -> Database {
@@ -118,6 +121,9 @@ public final class Database: KeyValueStore, Sendable {
         s.indexedKeys = index.withLock { $0.count }
         s.liveSnapshots = oracle.liveSnapshots
         s.lastCommit = oracle.latest()
+        s.serializationFailures = failureCounts.serialization.load(ordering: .relaxed)
+        s.deadlocks = failureCounts.deadlock.load(ordering: .relaxed)
+        s.lockNotAvailable = failureCounts.lockNotAvailable.load(ordering: .relaxed)
         return s
     }
 
@@ -135,6 +141,28 @@ public final class Database: KeyValueStore, Sendable {
         public var liveSnapshots = 0
         /// The newest commit sequence number.
         public var lastCommit: UInt64 = 0
+        /// Transactions aborted with `40001` (first updater wins) since the database was created.
+        public var serializationFailures = 0
+        /// Transactions aborted with `40P01` (deadlock victims).
+        public var deadlocks = 0
+        /// Lock requests that failed with `55P03` (no-wait or lock timeout).
+        public var lockNotAvailable = 0
+    }
+}
+
+/// Counters of failures by cause (relaxed atomics: statistics, not synchronization).
+final class FailureCounters: Sendable {
+    let serialization = Atomic<Int>(0)
+    let deadlock = Atomic<Int>(0)
+    let lockNotAvailable = Atomic<Int>(0)
+
+    func count(_ code: IsoKVError.Code) {
+        switch code {
+        case .serializationFailure: serialization.wrappingAdd(1, ordering: .relaxed)
+        case .deadlockDetected: deadlock.wrappingAdd(1, ordering: .relaxed)
+        case .lockNotAvailable: lockNotAvailable.wrappingAdd(1, ordering: .relaxed)
+        default: break
+        }
     }
 }
 

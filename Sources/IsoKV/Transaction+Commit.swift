@@ -56,7 +56,10 @@ extension Transaction {
     /// Kills the transaction with `error` (a `40001` or `40P01`): undo and unlock at once so that the others can
     /// proceed, then remember the error for `25P02`. Returns `error` for the caller to throw.
     func abort(_ error: IsoKVError) -> IsoKVError {
-        if case .active = state { endTransaction(.failed(error)) }
+        if case .active = state {
+            db.failureCounts.count(error.code)
+            endTransaction(.failed(error))
+        }
         return error
     }
 

@@ -74,8 +74,10 @@ extension Transaction {
             do {
                 acquired = try await db.lockManager.acquire(chain, txid: txid, mode: mode, wait: wait,
                                                              timeout: db.configuration.lockTimeout)
-            } catch let e as IsoKVError where e.isRetryable {
-                throw abort(e)
+            } catch let e as IsoKVError {
+                if e.isRetryable { throw abort(e) }
+                db.failureCounts.count(e.code)
+                throw e
             }
             switch acquired {
             case .retired: continue

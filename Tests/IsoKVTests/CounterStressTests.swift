@@ -58,7 +58,9 @@ struct CounterStressTests {
     }
 
     @Test func snapshotDetectsLostUpdates() async throws {
-        let (final, failures) = try await CounterReplays.readModifyWrite(makeDatabase(), .snapshot, retry: .none)
+        let db = makeDatabase()
+        let (final, failures) = try await CounterReplays.readModifyWrite(db, .snapshot, retry: .none)
+        #expect(db.statistics().serializationFailures == CounterReplays.n - 1)
         #expect(final == 1)
         #expect(failures == CounterReplays.n - 1)   // first updater wins, the 99 others get 40001
     }

@@ -221,14 +221,20 @@ struct LockConcurrentTests {
         try await t.commit()
     }
 
-    @Test func noWait() async throws { try await LockReplays.noWait(makeDatabase()) }
+    @Test func noWait() async throws {
+        let db = makeDatabase()
+        try await LockReplays.noWait(db)
+        #expect(db.statistics().lockNotAvailable == 1)
+    }
     @Test func skipLocked() async throws { try await LockReplays.skipLocked(makeDatabase()) }
     @Test func shareVersusUpdate() async throws { try await LockReplays.shareVersusUpdate(makeDatabase()) }
     @Test func lockTimeout() async throws {
         try await LockReplays.lockTimeout(makeDatabase(lockTimeout: .milliseconds(30)))
     }
     @Test(arguments: IsolationLevel.allCases) func deadlockOfTwo(_ level: IsolationLevel) async throws {
-        try await LockReplays.deadlockOfTwo(makeDatabase(), level)
+        let db = makeDatabase()
+        try await LockReplays.deadlockOfTwo(db, level)
+        #expect(db.statistics().deadlocks == 1)
     }
     @Test(arguments: IsolationLevel.allCases) func deadlockOfThree(_ level: IsolationLevel) async throws {
         try await LockReplays.deadlockOfThree(makeDatabase(), level)
