@@ -15,6 +15,7 @@ extension Database {
                 return .some(VersionedValue(value: value, version: v.commitTS))
             }
             if let result { return result }
+            forget(retired: chain)
         }
     }
 

@@ -94,7 +94,14 @@ public final class Database: KeyValueStore, Sendable {
                 return .some(s.read(txid: txid, snapshot: snapshot ?? oracle.latest(), dirty: dirty))
             }
             if let result { return result }
+            forget(retired: chain)
         }
+    }
+
+    /// Helps garbage collection finish removing a retired chain from the directory (so that a caller that found
+    /// it does not spin until GC gets there). GC itself fixes the index afterwards.
+    func forget(retired chain: KeyChain) {
+        _ = directory.compareAndDelete(chain.key) { $0 === chain }
     }
 
     /// Removes a retired chain from the directory and then, if no new chain for the key appeared, from the index.

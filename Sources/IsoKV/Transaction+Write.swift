@@ -80,7 +80,9 @@ extension Transaction {
                 throw e
             }
             switch acquired {
-            case .retired: continue
+            case .retired:
+                db.forget(retired: chain)
+                continue
             case .skipped: return nil
             case .held: return chain
             case .granted(let previous):
