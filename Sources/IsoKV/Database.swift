@@ -46,7 +46,7 @@ public final class Database: KeyValueStore, Sendable {
     let lockManager = LockManager()
     /// Key → chain. Point reads go straight here without any global lock; a chain is stored once per key lifetime
     /// and removed only by garbage collection after it was marked retired.
-    let directory: any ConcurrentMap<Bytes, KeyChain>
+    let directory: any KeyDirectory
     /// Sorted keys for scans. Invariant: every key with a chain in `directory` is here (inserted right after the
     /// chain is stored; removed only by GC after the chain left the directory, re-checked under this lock).
     let index = Locked(OrderedKeys())
@@ -57,11 +57,11 @@ public final class Database: KeyValueStore, Sendable {
 
     /// An empty in-memory database.
     public static func inMemory(_ configuration: Configuration = Configuration()) -> Database {
-        Database(configuration: configuration, directory: ReadMostlyMap<Bytes, KeyChain>())
+        Database(configuration: configuration, directory: ReadMostlyDirectory())
     }
 
-    /// An in-memory database over a chosen key directory (any ``ConcurrentMap``), for the benchmarks.
-    package init(configuration: Configuration = Configuration(), directory: any ConcurrentMap<Bytes, KeyChain>) {
+    /// An in-memory database over a chosen key directory, for the benchmarks.
+    package init(configuration: Configuration = Configuration(), directory: any KeyDirectory) {
         self.configuration = configuration
         self.directory = directory
     }
@@ -101,12 +101,12 @@ public final class Database: KeyValueStore, Sendable {
     /// Helps garbage collection finish removing a retired chain from the directory (so that a caller that found
     /// it does not spin until GC gets there). GC itself fixes the index afterwards.
     func forget(retired chain: KeyChain) {
-        _ = directory.compareAndDelete(chain.key) { $0 === chain }
+        directory.remove(chain)
     }
 
     /// Removes a retired chain from the directory and then, if no new chain for the key appeared, from the index.
     func remove(retired chain: KeyChain) {
-        _ = directory.compareAndDelete(chain.key) { $0 === chain }
+        directory.remove(chain)
         index.withLock { idx in
             if directory.load(chain.key) == nil { idx.remove(chain.key) }
         }

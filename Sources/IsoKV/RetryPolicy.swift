@@ -25,6 +25,7 @@ public struct RetryPolicy: Sendable, Hashable {
     public static let none = RetryPolicy(maxAttempts: 1)
 
     /// Sleeps before attempt `attempt + 1`.
+    @usableFromInline
     nonisolated(nonsending) func backoff(after attempt: Int) async throws {
         let cap = min(maxDelay, baseDelay * (1 << min(attempt - 1, 20)))
         let capNanos = max(0, cap.components.seconds * 1_000_000_000 + cap.components.attoseconds / 1_000_000_000)
@@ -46,6 +47,7 @@ extension KeyValueStore {
     /// }
     /// ```
     /// `body` must be safe to run more than once (no side effects outside the transaction).
+    @inlinable
     nonisolated(nonsending) public func transaction<R>(
         _ isolation: IsolationLevel = .default,
         readOnly: Bool = false,
