@@ -20,6 +20,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "ConcurrentMaps", targets: ["ConcurrentMaps"]),
+        .library(name: "IsoKV", targets: ["IsoKV"]),
         .library(name: "IsoKVHistory", targets: ["IsoKVHistory"]),
         .executable(name: "isokv", targets: ["isokv"]),
     ],
@@ -33,6 +34,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "IsoKV",
+            dependencies: ["ConcurrentMaps"],
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "IsoKVHistory",
             dependencies: ["ConcurrentMaps"],
             exclude: ["DESIGN.md"],
@@ -42,6 +49,7 @@ let package = Package(
             name: "isokv",
             dependencies: [
                 "ConcurrentMaps",
+                "IsoKV",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -49,6 +57,11 @@ let package = Package(
         .testTarget(
             name: "ConcurrentMapsTests",
             dependencies: ["ConcurrentMaps"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IsoKVTests",
+            dependencies: ["IsoKV", "ConcurrentMaps"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,0 +1,189 @@
+import ConcurrentMaps
+import Synchronization
+
+/// The embedded IsoKV engine: MVCC over per-key version chains, row locks with deadlock detection, three isolation
+/// levels (see ``IsolationLevel``), savepoints and optimistic single-key operations.
+///
+/// ```swift
+/// let db = Database.inMemory()
+/// try await db.transaction(.snapshot) { tx in
+///     try await tx.put("greeting", "hello")
+/// }
+/// let tx = try await db.begin(.readCommitted)        // manual form
+/// _ = try await tx.get("greeting")
+/// try await tx.commit()
+/// ```
+///
+/// Entry points: ``begin(_:readOnly:)`` and `transaction {}` (from ``KeyValueStore``); the single-key operations
+/// ``get(_:)``, ``put(_:_:ifVersion:)``, ``put(_:_:ifAbsent:)``, ``delete(_:ifVersion:)``, ``increment(_:by:)``
+/// (and `update`, from ``KeyValueStore``); ``statistics()``.
+///
+/// Lock order (outer first): the oracle's commit lock → the lock manager's graph lock → one chain's lock; the
+/// snapshot registry, the index lock and the GC backlog lock are leaves taken alone.
+///
+/// Only in memory for now: `Database.open(path:)` arrives with the durability issue (WAL, checkpoints, recovery).
+public final class Database: KeyValueStore, Sendable {
+    public typealias Transaction = IsoKV.Transaction
+
+    /// Settings of a database.
+    public struct Configuration: Sendable, Hashable {
+        /// Size limits (`54000`/`22023`).
+        public var limits = Limits()
+        /// How long a blocking row-lock request waits before failing with `55P03`; nil waits until granted,
+        /// cancelled, or chosen as a deadlock victim (PostgreSQL's default `lock_timeout = 0`).
+        public var lockTimeout: Duration?
+
+        public init(limits: Limits = Limits(), lockTimeout: Duration? = nil) {
+            self.limits = limits
+            self.lockTimeout = lockTimeout
+        }
+    }
+
+    public let configuration: Configuration
+    /// Clocks and live snapshots.
+    let oracle = Oracle()
+    /// Lock waits and deadlock detection.
+    let lockManager = LockManager()
+    /// Key → chain. Point reads go straight here without any global lock; a chain is stored once per key lifetime
+    /// and removed only by garbage collection after it was marked retired.
+    let directory: any KeyDirectory
+    /// Sorted keys for scans. Invariant: every key with a chain in `directory` is here (inserted right after the
+    /// chain is stored; removed only by GC after the chain left the directory, re-checked under this lock).
+    let index = Locked(OrderedKeys())
+    /// Version garbage collection.
+    let gc = GarbageCollector()
+    /// Failures counted by cause, for ``statistics()``.
+    let failureCounts = FailureCounters()
+
+    /// An empty in-memory database.
+    public static func inMemory(_ configuration: Configuration = Configuration()) -> Database {
+        Database(configuration: configuration, directory: ReadMostlyDirectory())
+    }
+
+    /// An in-memory database over a chosen key directory, for the benchmarks.
+    package init(configuration: Configuration = Configuration(), directory: any KeyDirectory) {
+        self.configuration = configuration
+        self.directory = directory
+    }
+
+    var limits: Limits { configuration.limits }
+
+    /// Begins a transaction. Prefer `transaction {}`, which always ends it. A transaction that is dropped without
+    /// commit or rollback is rolled back when the handle is deinitialized.
+    nonisolated(nonsending) public func begin(_ isolation: IsolationLevel, readOnly: Bool) async throws -> Transaction {
+        Transaction(database: self, isolation: isolation, readOnly: readOnly)
+    }
+
+    // MARK: Chains
+
+    /// The chain of `key`, creating (and indexing) it if absent.
+    func chainForWriting(_ key: Bytes) -> KeyChain {
+        if let c = directory.load(key) { return c }
+        let (chain, loaded) = directory.loadOrStore(key, KeyChain(key: key))
+        if !loaded { index.withLock { $0.insert(key) } }
+        return chain
+    }
+
+    /// What transaction `txid` reads at `key`; see `ChainState.read`. `snapshot` nil means "the newest published
+    /// commit, read under the chain's lock".
+    func read(_ key: Bytes, txid: UInt64, snapshot: UInt64?, dirty: Bool) -> Bytes? {
+        while true {
+            guard let chain = directory.load(key) else { return nil }
+            let result: Bytes?? = chain.state.withLock { s in
+                if s.retired { return nil }
+                return .some(s.read(txid: txid, snapshot: snapshot ?? oracle.latest(), dirty: dirty))
+            }
+            if let result { return result }
+            forget(retired: chain)
+        }
+    }
+
+    /// Helps garbage collection finish removing a retired chain from the directory (so that a caller that found
+    /// it does not spin until GC gets there). GC itself fixes the index afterwards.
+    func forget(retired chain: KeyChain) {
+        directory.remove(chain)
+    }
+
+    /// Removes a retired chain from the directory and then, if no new chain for the key appeared, from the index.
+    func remove(retired chain: KeyChain) {
+        directory.remove(chain)
+        index.withLock { idx in
+            if directory.load(chain.key) == nil { idx.remove(chain.key) }
+        }
+    }
+
+    // MARK: Introspection
+
+    /// Counts of what the engine holds in memory (walks every chain: O(keys)).
+    public func statistics() -> Statistics {
+        var s = Statistics()
+        directory.forEach { _, chain in
+            chain.state.withLock { c in
+                s.chains += 1
+                s.versions += c.versions.count
+                if c.pending != nil { s.pendingWrites += 1 }
+            }
+            return true
+        }
+        s.indexedKeys = index.withLock { $0.count }
+        s.liveSnapshots = oracle.liveSnapshots
+        s.lastCommit = oracle.latest()
+        s.serializationFailures = failureCounts.serialization.load(ordering: .relaxed)
+        s.deadlocks = failureCounts.deadlock.load(ordering: .relaxed)
+        s.lockNotAvailable = failureCounts.lockNotAvailable.load(ordering: .relaxed)
+        return s
+    }
+
+    /// What ``statistics()`` reports.
+    public struct Statistics: Sendable, Hashable {
+        /// Keys with a version chain (including deleted keys not yet collected).
+        public var chains = 0
+        /// Committed versions retained, tombstones included.
+        public var versions = 0
+        /// Uncommitted writes.
+        public var pendingWrites = 0
+        /// Keys in the scan index.
+        public var indexedKeys = 0
+        /// Registered snapshots (transactions and running read-committed scans).
+        public var liveSnapshots = 0
+        /// The newest commit sequence number.
+        public var lastCommit: UInt64 = 0
+        /// Transactions aborted with `40001` (first updater wins) since the database was created.
+        public var serializationFailures = 0
+        /// Transactions aborted with `40P01` (deadlock victims).
+        public var deadlocks = 0
+        /// Lock requests that failed with `55P03` (no-wait or lock timeout).
+        public var lockNotAvailable = 0
+    }
+}
+
+/// Counters of failures by cause (relaxed atomics: statistics, not synchronization).
+final class FailureCounters: Sendable {
+    let serialization = Atomic<Int>(0)
+    let deadlock = Atomic<Int>(0)
+    let lockNotAvailable = Atomic<Int>(0)
+
+    func count(_ code: IsoKVError.Code) {
+        switch code {
+        case .serializationFailure: serialization.wrappingAdd(1, ordering: .relaxed)
+        case .deadlockDetected: deadlock.wrappingAdd(1, ordering: .relaxed)
+        case .lockNotAvailable: lockNotAvailable.wrappingAdd(1, ordering: .relaxed)
+        default: break
+        }
+    }
+}
+
+@_spi(Testing)
+extension Database: LockWaitObservable {
+    nonisolated(nonsending) public func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes) async {
+        await lockManager.waitUntilWaiting(transaction.rawValue, on: key)
+    }
+}
+
+/// Test hook shared by every backend's conformance tests: lets a test wait, without sleeping, until a transaction
+/// is suspended on a row lock.
+@_spi(Testing)
+public protocol LockWaitObservable {
+    /// Returns once transaction `transaction` waits for a row lock on `key` (immediately if it already does).
+    nonisolated(nonsending) func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes) async
+}

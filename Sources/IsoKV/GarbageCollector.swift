@@ -1,0 +1,70 @@
+import ConcurrentMaps
+import Synchronization
+
+/// Drops versions that no live snapshot can see (see DESIGN.md, "Garbage collection").
+///
+/// Two triggers: at the end of each transaction, the chains it touched are pruned against the current horizon
+/// (this keeps an update-heavy load flat when no old snapshot is live); chains that still hold old versions go to
+/// `backlog`, which is swept whenever the oldest live snapshot ends (the horizon moves forward).
+final class GarbageCollector: Sendable {
+    /// Chains that may hold collectable versions once the horizon advances. Removed by a sweep when clean.
+    let backlog = Locked<[ObjectIdentifier: KeyChain]>([:])
+    /// `backlog.count`, stored under the backlog lock, loaded without it so that the end of a read-only
+    /// transaction skips the sweep without taking any lock when there is nothing to sweep.
+    private let backlogCount = Atomic<Int>(0)
+    /// Set while a sweep runs, so concurrent enders do not sweep the same backlog twice.
+    private let sweeping = Locked(false)
+
+    /// Prunes `chain` at `horizon`, files it in the backlog or removes it from the database when retired.
+    func prune(_ chain: KeyChain, horizon: UInt64, in db: Database) -> ChainState.PruneResult {
+        let result = chain.state.withLock { $0.pruneLocked(horizon: horizon) }
+        switch result {
+        case .retire: db.remove(retired: chain)
+        case .keep:
+            backlog.withLock { b in
+                b[ObjectIdentifier(chain)] = chain
+                backlogCount.store(b.count, ordering: .relaxed)
+            }
+            // The snapshot that held these versions may have ended between our horizon and the filing, and its
+            // sweep may have looked at the backlog before the chain was in it: look again with a fresh horizon.
+            let fresh = db.oracle.horizon()
+            if fresh > horizon { return prune(chain, horizon: fresh, in: db) }
+        case .clean: break
+        }
+        return result
+    }
+
+    /// Called when a transaction ends, after its locks and snapshot were released.
+    func afterTransaction(touched: [KeyChain], horizonAdvanced: Bool, in db: Database) {
+        let sweepNeeded = horizonAdvanced && backlogCount.load(ordering: .relaxed) > 0
+        guard !touched.isEmpty || sweepNeeded else { return }
+        let horizon = db.oracle.horizon()
+        for chain in touched { _ = prune(chain, horizon: horizon, in: db) }
+        if sweepNeeded { sweep(db) }
+    }
+
+    /// Prunes every backlog chain at the current horizon; the clean ones leave the backlog.
+    func sweep(_ db: Database) {
+        guard sweeping.withLock({ busy in defer { busy = true }; return !busy }) else { return }
+        defer { sweeping.withLock { $0 = false } }
+        let chains = backlog.withLock { Array($0.values) }
+        guard !chains.isEmpty else { return }
+        let horizon = db.oracle.horizon()
+        var done: [KeyChain] = []
+        for chain in chains {
+            let result = chain.state.withLock { $0.pruneLocked(horizon: horizon) }
+            switch result {
+            case .retire: db.remove(retired: chain); done.append(chain)
+            case .clean: done.append(chain)
+            case .keep: break
+            }
+        }
+        // Re-check under the backlog lock: a commit may have added versions (and re-filed the chain) since.
+        backlog.withLock { b in
+            for chain in done where chain.state.withLock({ $0.needsNoCollection }) {
+                b[ObjectIdentifier(chain)] = nil
+            }
+            backlogCount.store(b.count, ordering: .relaxed)
+        }
+    }
+}

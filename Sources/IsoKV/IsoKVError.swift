@@ -1,0 +1,87 @@
+/// The one error type of IsoKV: a stable SQLSTATE-like ``Code``, a message, and where known the key and the other
+/// transaction involved.
+///
+/// ```swift
+/// do {
+///     try await tx.insert("user/1", "Ada")
+/// } catch let error as IsoKVError where error.code == .uniqueViolation {
+///     print(error.key!, "exists")
+/// }
+/// ```
+///
+/// ``isRetryable`` is true exactly for the failures that a retry of the whole transaction may cure
+/// (`40001`, `40P01`); ``KeyValueStore/transaction(_:readOnly:retry:_:)`` retries those.
+public struct IsoKVError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// A stable five-character code. The classes follow PostgreSQL's SQLSTATE where PostgreSQL has one.
+    public struct Code: RawRepresentable, Hashable, Sendable, CustomStringConvertible {
+        public let rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// `40001`: a concurrent transaction changed a row this snapshot transaction wrote or locked (first
+        /// updater wins). Retryable. The transaction is dead afterwards.
+        public static let serializationFailure = Code(rawValue: "40001")
+        /// `40P01`: this transaction was chosen as the victim of a lock wait cycle. Retryable. Dead afterwards.
+        public static let deadlockDetected = Code(rawValue: "40P01")
+        /// `55P03`: a row lock was not available (`wait: .noWait`) or the lock timeout expired.
+        public static let lockNotAvailable = Code(rawValue: "55P03")
+        /// `23505`: ``StoreTransaction/insert(_:_:)`` or `put(_:_:ifAbsent:)` found the key present.
+        public static let uniqueViolation = Code(rawValue: "23505")
+        /// `25P02`: an earlier `40001`/`40P01` killed this transaction; only `rollback()` is accepted.
+        public static let transactionAborted = Code(rawValue: "25P02")
+        /// `25P01`: the transaction already committed or rolled back.
+        public static let noActiveTransaction = Code(rawValue: "25P01")
+        /// `25006`: a write or a row lock in a read-only transaction.
+        public static let readOnlyTransaction = Code(rawValue: "25006")
+        /// `IK412`: a version precondition (`ifVersion:`) did not hold (HTTP's 412 Precondition Failed).
+        public static let versionMismatch = Code(rawValue: "IK412")
+        /// `54000`: a configured limit (key size, value size, writes per transaction) was exceeded.
+        public static let limitExceeded = Code(rawValue: "54000")
+        /// `22023`: an invalid argument (empty key, bad limit, a value that is not a number for `increment`).
+        public static let invalidInput = Code(rawValue: "22023")
+        /// `22003`: `increment` would overflow `Int64`.
+        public static let numericOutOfRange = Code(rawValue: "22003")
+        /// `3B001`: the savepoint does not belong to this transaction or was released or rolled back past.
+        public static let invalidSavepoint = Code(rawValue: "3B001")
+
+        public var description: String { rawValue }
+    }
+
+    public var code: Code
+    public var message: String
+    /// The key involved, when there is one.
+    public var key: Bytes?
+    /// The other transaction involved (the lock holder, the writer that won), when known.
+    public var otherTransaction: TransactionID?
+
+    public init(_ code: Code, _ message: String, key: Bytes? = nil, otherTransaction: TransactionID? = nil) {
+        self.code = code
+        self.message = message
+        self.key = key
+        self.otherTransaction = otherTransaction
+    }
+
+    /// True for `40001` and `40P01`: retrying the whole transaction may succeed.
+    public var isRetryable: Bool { code == .serializationFailure || code == .deadlockDetected }
+
+    public var description: String {
+        var s = "IsoKVError \(code.rawValue): \(message)"
+        if let key { s += " (key \(key)" + (otherTransaction.map { ", other transaction \($0)" } ?? "") + ")" }
+        else if let otherTransaction { s += " (other transaction \(otherTransaction))" }
+        return s
+    }
+}
+
+extension IsoKVError.Code {
+    /// Matches an error against a code: `catch IsoKVError.Code.deadlockDetected`.
+    public static func ~= (code: IsoKVError.Code, error: any Error) -> Bool {
+        (error as? IsoKVError)?.code == code
+    }
+}
+
+/// Identifies a transaction in errors and in test hooks. Unique within one store's lifetime.
+public struct TransactionID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public let rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    public static func < (a: TransactionID, b: TransactionID) -> Bool { a.rawValue < b.rawValue }
+    public var description: String { "tx\(rawValue)" }
+}

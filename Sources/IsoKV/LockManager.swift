@@ -1,0 +1,206 @@
+import ConcurrentMaps
+import Synchronization
+
+/// Row-lock waits, deadlock detection and the test hook that observes waits.
+///
+/// The locks themselves live in each key's ``ChainState`` (holders and a FIFO of waiters), so taking an
+/// uncontended lock touches only that key. This type handles what needs a global view: the wait-for graph.
+///
+/// Lock order: `graph` → a chain's lock. Nothing takes `graph` while holding a chain's lock.
+final class LockManager: Sendable {
+    /// Who waits on which chain, and the test observers. See ``WaitGraph``.
+    let graph = Locked(WaitGraph())
+    /// Source of unique wait tickets.
+    private let nextTicket = Atomic<UInt64>(1)
+
+    enum Acquired {
+        /// Already held in a mode covering the request.
+        case held
+        /// Granted (at once or after a wait); the mode held before.
+        case granted(previous: RowLockMode?)
+        /// Locked by another transaction and `wait == .skipLocked`.
+        case skipped
+        /// The chain was retired by garbage collection before the request got in: look the key up again.
+        case retired
+    }
+
+    /// Takes `txid`'s row lock on `chain` in `mode`.
+    ///
+    /// Fast path: granted under the chain's lock if compatible. Slow path: `.noWait` throws `55P03`, `.skipLocked`
+    /// returns `.skipped`, `.block` enqueues a waiter and suspends; before suspending, the requester runs deadlock
+    /// detection and, if its wait closes a cycle, leaves the queue and throws `40P01` (the requester is the victim,
+    /// as in PostgreSQL where the backend that finds the cycle aborts itself). A timeout throws `55P03`; task
+    /// cancellation throws `CancellationError`.
+    nonisolated(nonsending) func acquire(_ chain: KeyChain, txid: UInt64, mode: RowLockMode, wait: LockWait, timeout: Duration?)
+        async throws -> Acquired
+    {
+        enum Fast { case retired, held, granted(RowLockMode?), conflict(UInt64, RowLockMode?) }
+        let fast: Fast = chain.state.withLock { s in
+            if s.retired { return .retired }
+            switch s.tryAcquireLocked(txid, mode) {
+            case .held: return .held
+            case .granted(let previous): return .granted(previous)
+            case .conflict(let blocker): return .conflict(blocker, s.heldMode(txid))
+            }
+        }
+        let previous: RowLockMode?
+        switch fast {
+        case .retired: return .retired
+        case .held: return .held
+        case .granted(let p): return .granted(previous: p)
+        case .conflict(let blocker, let held):
+            switch wait {
+            case .noWait:
+                throw IsoKVError(.lockNotAvailable, "could not obtain \(mode.rawValue) lock on row (no-wait)",
+                                 key: chain.key, otherTransaction: TransactionID(rawValue: blocker))
+            case .skipLocked:
+                return .skipped
+            case .block:
+                previous = held
+            }
+        }
+        let granted = try await waitForLock(chain, txid: txid, mode: mode, upgrade: previous == .forShare,
+                                            timeout: timeout)
+        return granted ? .granted(previous: previous) : .retired
+    }
+
+    /// Returns true once granted, false if the chain turned out to be retired.
+    nonisolated(nonsending) private func waitForLock(_ chain: KeyChain, txid: UInt64, mode: RowLockMode, upgrade: Bool, timeout: Duration?)
+        async throws -> Bool
+    {
+        let ticket = nextTicket.wrappingAdd(1, ordering: .relaxed).oldValue
+        var timeoutTask: Task<Void, Never>?
+        defer {
+            timeoutTask?.cancel()
+            graph.withLock { $0.endWaitLocked(txid) }
+        }
+        do {
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    enum Enqueue { case grantedNow, retired, queued }
+                    let outcome: Enqueue = chain.state.withLock { s in
+                        if s.retired { return .retired }
+                        // Re-check: the holder may have gone between the fast path and here.
+                        switch s.tryAcquireLocked(txid, mode) {
+                        case .held, .granted: return .grantedNow
+                        case .conflict: break
+                        }
+                        s.enqueueLocked(LockWaiter(txid: txid, mode: mode, ticket: ticket, isUpgrade: upgrade,
+                                                   continuation: continuation))
+                        return .queued
+                    }
+                    switch outcome {
+                    case .grantedNow: continuation.resume(); return
+                    case .retired: continuation.resume(throwing: ChainRetired()); return
+                    case .queued: break
+                    }
+                    // Announce the wait and look for a cycle through it.
+                    let (cycle, observers) = graph.withLock { g in g.beginWaitLocked(txid, on: chain) }
+                    for o in observers { o.resume() }
+                    if let cycle {
+                        let error = IsoKVError(
+                            .deadlockDetected,
+                            "deadlock detected: " + cycle.map { "tx\($0)" }.joined(separator: " waits for ")
+                                + " waits for tx\(txid)",
+                            key: chain.key, otherTransaction: TransactionID(rawValue: cycle[1]))
+                        Self.cancelWait(chain, ticket: ticket, error: error)
+                        return
+                    }
+                    if Task.isCancelled { Self.cancelWait(chain, ticket: ticket, error: CancellationError()) }
+                    if let timeout {
+                        timeoutTask = Task {
+                            try? await Task.sleep(for: timeout)
+                            if Task.isCancelled { return }
+                            Self.cancelWait(chain, ticket: ticket, error: IsoKVError(
+                                .lockNotAvailable, "lock timeout (\(timeout)) waiting for \(mode.rawValue) lock",
+                                key: chain.key))
+                        }
+                    }
+                }
+            } onCancel: {
+                Self.cancelWait(chain, ticket: ticket, error: CancellationError())
+            }
+        } catch is ChainRetired {
+            return false
+        }
+        return true
+    }
+
+    /// Removes the wait `ticket` if still queued and resumes it with `error` (nothing if it was granted already).
+    private static func cancelWait(_ chain: KeyChain, ticket: UInt64, error: any Error) {
+        let (waiter, granted) = chain.state.withLock { $0.removeWaiterLocked(ticket) }
+        for c in granted { c.resume() }
+        waiter?.continuation.resume(throwing: error)
+    }
+
+    /// Returns once transaction `txid` is suspended waiting for a row lock on `key` (immediately if it already is).
+    nonisolated(nonsending) func waitUntilWaiting(_ txid: UInt64, on key: Bytes) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = graph.withLock { g -> Bool in
+                if g.waitingOn[txid]?.key == key { return true }
+                g.observers.append(WaitObserver(txid: txid, key: key, continuation: continuation))
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+}
+
+/// Thrown inside a wait when the chain was retired; never escapes ``LockManager``.
+struct ChainRetired: Error {}
+
+struct WaitObserver {
+    let txid: UInt64
+    let key: Bytes
+    let continuation: CheckedContinuation<Void, Never>
+}
+
+/// The wait-for graph, kept implicitly: `waitingOn` says which chain each suspended transaction is queued on, and the
+/// edges out of a waiter are read from that chain (its conflicting holders and the conflicting requests queued ahead
+/// of it, see `ChainState.blockers(of:)`), so they are always current.
+struct WaitGraph {
+    /// Transaction → the chain it is queued on. An entry may outlive the wait by a moment (granted but not yet
+    /// removed): `blockers(of:)` then returns no edges, so a stale entry never creates a false cycle.
+    var waitingOn: [UInt64: KeyChain] = [:]
+    /// Test observers (``LockManager/waitUntilWaiting(_:on:)``) not yet satisfied.
+    var observers: [WaitObserver] = []
+
+    /// Records the wait, then looks for a cycle through `txid`. Returns the cycle (starting at `txid`, each member
+    /// waiting for the next, the last waiting for `txid`) or nil, and the observers to resume if there is no cycle.
+    mutating func beginWaitLocked(_ txid: UInt64, on chain: KeyChain) -> ([UInt64]?, [CheckedContinuation<Void, Never>]) {
+        waitingOn[txid] = chain
+        if let cycle = findCycleLocked(from: txid) {
+            waitingOn[txid] = nil
+            return (cycle, [])
+        }
+        var ready: [CheckedContinuation<Void, Never>] = []
+        observers.removeAll { o in
+            guard o.txid == txid && o.key == chain.key else { return false }
+            ready.append(o.continuation)
+            return true
+        }
+        return (nil, ready)
+    }
+
+    mutating func endWaitLocked(_ txid: UInt64) { waitingOn[txid] = nil }
+
+    /// Depth-first search of the wait-for graph from `start`; the path of a cycle back to `start`, or nil.
+    func findCycleLocked(from start: UInt64) -> [UInt64]? {
+        var visited: Set<UInt64> = [start]
+        var path: [UInt64] = [start]
+        func dfs(_ node: UInt64) -> Bool {
+            guard let chain = waitingOn[node] else { return false }
+            let next = chain.state.withLock { $0.blockers(of: node) }
+            for n in next {
+                if n == start { return true }
+                if visited.insert(n).inserted {
+                    path.append(n)
+                    if dfs(n) { return true }
+                    path.removeLast()
+                }
+            }
+            return false
+        }
+        return dfs(start) ? path : nil
+    }
+}

@@ -1,0 +1,88 @@
+extension Transaction {
+    /// Commits: makes every write visible atomically, then releases the locks.
+    ///
+    /// Protocol:
+    /// 1. A dead transaction (`40001`/`40P01` earlier) throws `25P02`; an ended one `25P01`.
+    /// 2. Read-only work (no pending write) just ends: nothing to publish.
+    /// 3. Under the oracle's commit lock: `ts = last + 1`; each pending write becomes the version `ts` of its chain
+    ///    (invisible until step 4, because every reader's snapshot is `≤ published < ts`).
+    ///    **Durability seam**: the WAL append of the transaction's writes goes here, in `ts` order, before step 4;
+    ///    the durability issue will split this step so that group commit can wait for the fsync outside the lock
+    ///    while keeping publication in `ts` order (see DESIGN.md, "Commit and the durability seam").
+    /// 4. Publish `ts` (`published.store(ts, .releasing)`): from now on new snapshots see all the writes.
+    /// 5. Release the row locks (waking waiters), unregister the snapshot, prune the touched chains.
+    nonisolated(nonsending) public func commit() async throws {
+        _ = try commitReturningVersion()
+    }
+
+    /// ``commit()`` returning the commit sequence number (the new version of every key written), or nil if nothing
+    /// was written.
+    @discardableResult
+    func commitReturningVersion() throws -> UInt64? {
+        try checkActive()
+        var version: UInt64?
+        if !writeOrder.isEmpty {
+            let chains = writeOrder
+            let txid = self.txid
+            let oracle = db.oracle
+            version = oracle.commitLock.withLock { last -> UInt64 in
+                let ts = last + 1
+                for chain in chains {
+                    chain.state.withLock { $0.installLocked(owner: txid, commitTS: ts) }
+                }
+                last = ts
+                oracle.published.store(ts, ordering: .releasing)
+                return ts
+            }
+        }
+        endTransaction(.committed)
+        return version
+    }
+
+    /// Rolls back: drops every pending write and releases every lock. Always succeeds, also on a dead or ended
+    /// transaction (then it does nothing).
+    nonisolated(nonsending) public func rollback() async throws {
+        rollbackNow()
+    }
+
+    func rollbackNow() {
+        switch state {
+        case .active: endTransaction(.rolledBack)
+        case .failed: state = .rolledBack
+        case .committed, .rolledBack: break
+        }
+    }
+
+    /// Kills the transaction with `error` (a `40001` or `40P01`): undo and unlock at once so that the others can
+    /// proceed, then remember the error for `25P02`. Returns `error` for the caller to throw.
+    func abort(_ error: IsoKVError) -> IsoKVError {
+        if case .active = state {
+            db.failureCounts.count(error.code)
+            endTransaction(.failed(error))
+        }
+        return error
+    }
+
+    /// Releases everything and moves to `final`: pending writes (not yet installed) are dropped with the locks.
+    func endTransaction(_ final: State) {
+        state = final
+        var touched: [KeyChain] = []
+        touched.reserveCapacity(locks.count)
+        for (_, entry) in locks {
+            let granted = entry.chain.state.withLock { $0.releaseLocked(txid) }
+            for c in granted { c.resume() }
+            touched.append(entry.chain)
+        }
+        locks = [:]
+        writeOrder = []
+        written = []
+        undo = []
+        savepoints = []
+        var advanced = false
+        if let s = snapshot {
+            advanced = db.oracle.unregisterSnapshot(s, stripe: snapshotStripe)
+            snapshot = nil
+        }
+        db.gc.afterTransaction(touched: touched, horizonAdvanced: advanced, in: db)
+    }
+}

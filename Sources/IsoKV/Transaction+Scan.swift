@@ -1,0 +1,59 @@
+extension Transaction {
+    /// Scans `range` in key order (descending when `reverse`), returning at most `limit` visible rows.
+    ///
+    /// One scan sees one snapshot: the transaction's at `.snapshot`, a fresh registered statement snapshot at
+    /// `.readCommitted` (so a concurrent commit is seen entirely or not at all), and, at `.readUncommitted`, the
+    /// newest state of each row as it is reached. Own writes are always seen.
+    ///
+    /// With `lock`, each row that is visible is locked before it is returned: `.block` waits, `.noWait` throws
+    /// `55P03`, `.skipLocked` leaves the row out. After a wait, `.snapshot` applies first updater wins (`40001`),
+    /// and the weaker levels re-read the newest committed version and leave the row out if it was deleted (as
+    /// PostgreSQL re-checks a row it waited for).
+    nonisolated(nonsending) public func scan(_ range: KeyRange, limit: Int?, reverse: Bool, lock: RowLockMode?, wait: LockWait) async throws
+        -> [KeyValue]
+    {
+        if lock != nil { try checkWritable() } else { try checkActive() }
+        if let limit, limit < 0 || limit > db.limits.maxScanLimit {
+            throw IsoKVError(.invalidInput, "scan limit \(limit) outside 0...\(db.limits.maxScanLimit)")
+        }
+        if lock == nil && wait == .skipLocked {
+            throw IsoKVError(.invalidInput, "wait: .skipLocked needs a lock mode")
+        }
+        let max = limit ?? db.limits.maxScanLimit
+        if max == 0 { return [] }
+        let dirty = isolation == .readUncommitted
+        var snap = ensureSnapshot()
+        var statementSnapshot: UInt64?
+        if isolation == .readCommitted {
+            statementSnapshot = db.oracle.registerSnapshot(stripe: snapshotStripe)
+            snap = statementSnapshot
+        }
+        defer {
+            if let s = statementSnapshot, db.oracle.unregisterSnapshot(s, stripe: snapshotStripe) {
+                db.gc.afterTransaction(touched: [], horizonAdvanced: true, in: db)
+            }
+        }
+        var out: [KeyValue] = []
+        var cursor: Bytes?
+        while out.count < max {
+            let batch = db.index.withLock { $0.keys(in: range, after: cursor, reverse: reverse, max: 128) }
+            if batch.isEmpty { break }
+            for key in batch {
+                cursor = key
+                guard var value = db.read(key, txid: txid, snapshot: snap, dirty: dirty) else { continue }
+                if let lock {
+                    try checkActive()
+                    guard let chain = try await acquireRow(key, lock, wait: wait) else { continue }
+                    if isolation != .snapshot {
+                        guard let newest = chain.state.withLock({ $0.read(txid: txid, snapshot: .max, dirty: false) })
+                        else { continue }
+                        value = newest
+                    }
+                }
+                out.append(KeyValue(key: key, value: value))
+                if out.count == max { break }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,109 @@
+/// A transaction of the embedded engine. Not `Sendable`: it belongs to the task that began it.
+///
+/// ```swift
+/// let tx = try await db.begin(.snapshot)
+/// let balance = try await tx.get("alice")?.int64 ?? 0
+/// try await tx.put("alice", Bytes(balance - 10))
+/// try await tx.commit()
+/// ```
+///
+/// Life cycle: `active` → `committed` | `rolledBack`; `active` → `failed` on `40001`/`40P01` (everything is undone
+/// and every lock released at once, as PostgreSQL aborts on the error; later operations throw `25P02`, `commit()`
+/// throws `25P02`, `rollback()` succeeds). Other errors (`23505`, `55P03`, `54000`, `22023`, `25006`, cancellation)
+/// fail only the operation: the transaction stays usable (unlike PostgreSQL, where any error aborts).
+///
+/// Files: reads here; `Transaction+Write.swift` (writes, row locks), `Transaction+Scan.swift`,
+/// `Transaction+Savepoint.swift`, `Transaction+Commit.swift` (commit protocol, rollback, abort).
+public final class Transaction: StoreTransaction {
+    let db: Database
+    /// This transaction's id (also the owner id in chains' locks and pending writes).
+    let txid: UInt64
+    public var id: TransactionID { TransactionID(rawValue: txid) }
+    /// The snapshot-registry stripe this transaction registers its snapshots in.
+    var snapshotStripe: Int { Int(txid % UInt64(Oracle.stripeCount)) }
+    public let isolation: IsolationLevel
+    public let isReadOnly: Bool
+
+    enum State {
+        case active
+        /// Killed by this error (`40001`/`40P01`); already undone and unlocked.
+        case failed(IsoKVError)
+        case committed
+        case rolledBack
+    }
+    var state: State = .active
+
+    /// The registered snapshot of a `.snapshot` transaction, taken at its first operation; nil before that and at
+    /// the other levels. Unregistered when the transaction ends.
+    var snapshot: UInt64?
+    /// Chains this transaction wrote, in first-write order (their pending writes are installed at commit).
+    /// Invariant: each chain once; every chain here is also in `locks` with `.forUpdate`.
+    var writeOrder: [KeyChain] = []
+    var written: Set<ObjectIdentifier> = []
+    /// Row locks held, by chain. Released at commit/rollback/abort, or partly at rollback to a savepoint.
+    var locks: [ObjectIdentifier: (chain: KeyChain, mode: RowLockMode)] = [:]
+    /// Undo entries recorded while at least one savepoint exists (a whole-transaction rollback needs none).
+    var undo: [UndoEntry] = []
+    /// Live savepoints, oldest first, with the undo-log length at their creation.
+    var savepoints: [(id: Int, undoMark: Int)] = []
+    var nextSavepointID = 1
+
+    enum UndoEntry {
+        /// A write: the chain's pending write before it; `firstWrite` if the chain entered `writeOrder` then.
+        case write(KeyChain, previous: PendingWrite?, firstWrite: Bool)
+        /// A lock acquisition or upgrade: the mode held before (nil: none).
+        case lock(KeyChain, previous: RowLockMode?)
+    }
+
+    init(database: Database, isolation: IsolationLevel, readOnly: Bool) {
+        self.db = database
+        self.txid = database.oracle.newTransactionID()
+        self.isolation = isolation
+        self.isReadOnly = readOnly
+    }
+
+    deinit {
+        if case .active = state { endTransaction(.rolledBack) }
+    }
+
+    // MARK: State checks
+
+    func checkActive() throws {
+        switch state {
+        case .active: return
+        case .failed(let e):
+            throw IsoKVError(.transactionAborted,
+                             "current transaction is aborted (\(e.code.rawValue): \(e.message)); roll back",
+                             key: e.key, otherTransaction: e.otherTransaction)
+        case .committed, .rolledBack:
+            throw IsoKVError(.noActiveTransaction, "transaction \(id) has already ended")
+        }
+    }
+
+    func checkWritable() throws {
+        try checkActive()
+        if isReadOnly { throw IsoKVError(.readOnlyTransaction, "cannot write or lock in a read-only transaction") }
+    }
+
+    /// The transaction snapshot, taken and registered at the first operation of a `.snapshot` transaction.
+    @inline(__always)
+    func ensureSnapshot() -> UInt64? {
+        guard isolation == .snapshot else { return nil }
+        if let snapshot { return snapshot }
+        let s = db.oracle.registerSnapshot(stripe: snapshotStripe)
+        snapshot = s
+        return s
+    }
+
+    // MARK: Reads
+
+    /// Reads `key`: own writes first; then at `.snapshot` the transaction snapshot, at `.readCommitted` the newest
+    /// committed version, at `.readUncommitted` any transaction's pending write or the newest committed version.
+    /// Never waits.
+    nonisolated(nonsending) public func get(_ key: Bytes) async throws -> Bytes? {
+        try checkActive()
+        try db.limits.check(key: key)
+        let snap = ensureSnapshot()
+        return db.read(key, txid: txid, snapshot: snap, dirty: isolation == .readUncommitted)
+    }
+}
