@@ -19,6 +19,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "ConcurrentMaps", targets: ["ConcurrentMaps"]),
+        .library(name: "IsoKVStorage", targets: ["IsoKVStorage"]),
         .executable(name: "isokv", targets: ["isokv"]),
     ],
     dependencies: [
@@ -30,10 +31,17 @@ let package = Package(
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
+        .target(
+            name: "IsoKVStorage",
+            dependencies: ["ConcurrentMaps"],
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "isokv",
             dependencies: [
                 "ConcurrentMaps",
+                "IsoKVStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -41,6 +49,11 @@ let package = Package(
         .testTarget(
             name: "ConcurrentMapsTests",
             dependencies: ["ConcurrentMaps"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IsoKVStorageTests",
+            dependencies: ["IsoKVStorage"],
             swiftSettings: strict
         ),
     ]
