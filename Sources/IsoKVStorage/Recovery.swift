@@ -39,6 +39,8 @@ public struct SegmentSummary: Sendable, Equatable {
     public var records: Int
     /// Highest commit sequence in the segment (0 if none).
     public var maxSequence: UInt64
+    /// The previous segment's size recorded in this one's header.
+    public var previousBytes: Int64 = 0
 }
 
 /// Reads a data directory: checkpoint, then every segment, classifying damage as a torn tail or corruption.
@@ -99,6 +101,15 @@ enum Recovery {
                 }
             }
         }
+        // A closed segment cut exactly at a record boundary scans clean: its successor's header says how long it was.
+        for (older, newer) in zip(state.segments, state.segments.dropFirst()) where newer.previousBytes != older.bytes {
+            throw .corruptSegment(file: older.file, offset: older.bytes,
+                                  reason: "segment ends at \(older.bytes) but \(newer.file) records it had \(newer.previousBytes) bytes")
+        }
+        // Segments before the first are deleted only after a checkpoint covering them was made durable.
+        if let first = state.segments.first, first.number > 1, !names.contains(DataDirectory.checkpointName) {
+            throw .missingSegment(file: DataDirectory.join(directory, DataDirectory.segmentName(first.number - 1)))
+        }
         if changedDirectory { try FileIO.syncDirectory(directory, faults: faults) }
         return state
     }
@@ -111,12 +122,14 @@ enum Recovery {
 
     static func scanSegment(_ buf: UnsafeRawBufferPointer, path: String, number: UInt64, isLast: Bool,
                             state: inout RecoveredState) throws(StorageError) -> SegmentOutcome {
+        var previousBytes: Int64 = 0
         switch WALFormat.parseHeader(buf, magic: WALFormat.segmentMagic, size: WALFormat.segmentHeaderBytes,
                                      numberOffset: 16) {
         case .success(let n):
             guard n == number else {
                 throw .corruptSegment(file: path, offset: 16, reason: "header names segment \(n), file name \(number)")
             }
+            previousBytes = Int64(bitPattern: UInt64(littleEndian: buf.loadUnaligned(fromByteOffset: 24, as: UInt64.self)))
         case .failure(.version(let v)):
             throw .unsupportedFormat(file: path, version: v)
         case .failure(let problem):
@@ -127,7 +140,7 @@ enum Recovery {
             throw .corruptSegment(file: path, offset: 0, reason: reason)
         }
         var summary = SegmentSummary(number: number, file: path, bytes: Int64(WALFormat.segmentHeaderBytes),
-                                     records: 0, maxSequence: 0)
+                                     records: 0, maxSequence: 0, previousBytes: previousBytes)
         var offset = WALFormat.segmentHeaderBytes
         while offset < buf.count {
             switch WALFormat.probeFrame(buf, at: offset) {

@@ -21,10 +21,11 @@ public enum WALFormat {
     /// Largest key, 1 MiB (the engine's own limits are smaller).
     public static let maxKeyBytes = 1 << 20
 
-    /// Segment header: magic "IKVWAL\0\0", u32 version, u32 0, u64 segment number, u32 CRC-32C of bytes 0..<24,
-    /// u32 0.
+    /// Segment header: magic "IKVWAL\0\0", u32 version, u32 0, u64 segment number, u64 size in bytes of the
+    /// previous segment when this one was created (0 for the first), u32 CRC-32C of bytes 0..<32, u32 0.
+    /// The previous size lets recovery notice a closed segment cut at a record boundary.
     static let segmentMagic: [UInt8] = Array("IKVWAL".utf8) + [0, 0]
-    public static let segmentHeaderBytes = 32
+    public static let segmentHeaderBytes = 40
     /// Checkpoint header: magic "IKVCKPT\0", u32 version, u32 0, u64 covered sequence, u64 0, u32 CRC-32C of
     /// bytes 0..<32, u32 0.
     static let checkpointMagic: [UInt8] = Array("IKVCKPT".utf8) + [0]
@@ -169,11 +170,12 @@ public enum WALFormat {
 
     // MARK: Headers
 
-    static func segmentHeader(number: UInt64) -> [UInt8] {
+    static func segmentHeader(number: UInt64, previousBytes: Int64) -> [UInt8] {
         var h = segmentMagic
         h.appendLE(version)
         h.appendLE(UInt32(0))
         h.appendLE(number)
+        h.appendLE(UInt64(previousBytes))
         h.appendLE(CRC32C.checksum(h))
         h.appendLE(UInt32(0))
         return h

@@ -32,11 +32,12 @@ final class FlusherContext: @unchecked Sendable {
 
     /// Creates segment `number`: header written, then (unless `.unsafeNoSync`) fdatasync of the file and fsync of
     /// the directory, so that no record is acknowledged in a segment whose directory entry could vanish.
-    static func create(directory: String, number: UInt64, options: WALOptions) throws(StorageError) -> FlusherContext {
+    static func create(directory: String, number: UInt64, previousBytes: Int64,
+                       options: WALOptions) throws(StorageError) -> FlusherContext {
         let path = DataDirectory.join(directory, DataDirectory.segmentName(number))
         let fd = try FileIO.open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND)
         do throws(StorageError) {
-            let header = WALFormat.segmentHeader(number: number)
+            let header = WALFormat.segmentHeader(number: number, previousBytes: previousBytes)
             try header.withRawBytes { buf throws(StorageError) in
                 try FileIO.writeAll(fd, buf.baseAddress!, buf.count, path: path, point: .segmentRotate,
                                     faults: options.faults)
@@ -152,7 +153,8 @@ extension WriteAheadLog {
         if options.durability == .buffered {
             try FileIO.datasync(context.fd, path: context.path, point: .walSync, faults: options.faults)
         }
-        let next = try FlusherContext.create(directory: directory, number: context.number + 1, options: options)
+        let next = try FlusherContext.create(directory: directory, number: context.number + 1,
+                                             previousBytes: context.bytes, options: options)
         Glibc.close(context.fd)
         let closed = ClosedSegment(number: context.number, maxSequence: context.maxSequence, bytes: context.bytes)
         let syncs: UInt64 = switch options.durability {

@@ -72,7 +72,8 @@ public final class WriteAheadLog: Sendable {
         do throws(StorageError) {
             let recovered = try Recovery.scan(directory: directory, repair: true, faults: options.faults)
             let number = (recovered.segments.last?.number ?? 0) + 1
-            let context = try FlusherContext.create(directory: directory, number: number, options: options)
+            let context = try FlusherContext.create(directory: directory, number: number,
+                                                    previousBytes: recovered.segments.last?.bytes ?? 0, options: options)
             var state = LogState()
             state.closedSegments = recovered.segments.map { ClosedSegment(number: $0.number, maxSequence: $0.maxSequence, bytes: $0.bytes) }
             state.currentSegment = number
