@@ -14,6 +14,10 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+/// The libFuzzer target (IsoKVStorage/DESIGN.md, "Fuzzing") has no `main`: it links only with
+/// `--sanitize=fuzzer`, so it exists only when `ISOKV_FUZZ=1` is set and plain `swift build`/`swift test` ignore it.
+let fuzzing = Context.environment["ISOKV_FUZZ"] == "1"
+
 let package = Package(
     name: "IsoKV",
     platforms: [.macOS(.v15)],
@@ -58,3 +62,12 @@ let package = Package(
         ),
     ]
 )
+
+if fuzzing {
+    package.products.append(.executable(name: "isokv-wal-fuzz", targets: ["IsoKVWALFuzz"]))
+    package.targets.append(.executableTarget(
+        name: "IsoKVWALFuzz",
+        dependencies: ["IsoKVStorage"],
+        swiftSettings: strict + [.unsafeFlags(["-parse-as-library"])]
+    ))
+}
