@@ -132,7 +132,7 @@ extension WriteAheadLog {
         }
         Glibc.close(context.fd)
         context.fd = -1
-        let (failed, exitContinuation) = shared.withLock { s -> ([Waiter], UnsafeContinuation<Void, Never>?) in
+        let (failed, exitContinuation) = shared.withLock { s -> ([Waiter], PlainContinuation?) in
             if let exitError, s.failure == nil { s.failure = .logFailed(cause: exitError.description) }
             s.flusherExited = true
             if mode == .buffered && exitError == nil { s.stats.syncs += 1 }

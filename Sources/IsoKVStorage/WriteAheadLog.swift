@@ -106,7 +106,7 @@ public final class WriteAheadLog: Sendable {
             if mustWait { try await waitDurable(ticket, force: true) }
             return
         }
-        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+        try await suspendCommitter { (continuation: CommitContinuation) in
             let outcome = shared.withLock { s -> EnqueueOutcome in
                 if let failure = s.failure { return .rejected(failure) }
                 if s.closing { return .rejected(.closed) }
@@ -156,7 +156,7 @@ public final class WriteAheadLog: Sendable {
             if let failure = shared.withLock({ $0.failure }) { throw failure }
             return
         }
-        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+        try await suspendCommitter { (continuation: CommitContinuation) in
             let outcome = shared.withLock { s -> Result<Bool, StorageError> in
                 if s.ackedLSN(options.durability) >= ticket.end { return .success(true) }
                 if let failure = s.failure { return .failure(failure) }
@@ -188,7 +188,7 @@ public final class WriteAheadLog: Sendable {
     /// Writes (and, except in `.unsafeNoSync`, syncs) everything queued, stops the flusher, releases the lock.
     /// Appends after close throw ``StorageError/closed``. Call exactly once.
     public func close() async {
-        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+        await suspendPlain { (continuation: PlainContinuation) in
             let (exited, wakeFlusher) = shared.withLock { s -> (Bool, Bool) in
                 s.closing = true
                 if s.flusherExited { return (true, false) }
@@ -205,7 +205,7 @@ public final class WriteAheadLog: Sendable {
 
     /// Runs blocking work on a dispatch thread and suspends the caller until it is done.
     static func runBlocking<T: Sendable>(on queue: DispatchQueue = .global(), _ body: @escaping @Sendable () -> T) async -> T {
-        await withUnsafeContinuation { continuation in
+        await suspendReturning { continuation in
             queue.async { continuation.resume(returning: body()) }
         }
     }
@@ -220,7 +220,7 @@ enum EnqueueOutcome {
 /// A committer waiting for its record; resumed by the flusher once `ackedLSN >= end`, or with the failure.
 struct Waiter {
     let end: UInt64
-    let continuation: UnsafeContinuation<Void, any Error>
+    let continuation: CommitContinuation
 }
 
 /// A segment the flusher has closed (rotated out): it only waits for a checkpoint covering `maxSequence`.
@@ -256,7 +256,7 @@ struct LogState {
     var flusherSleeping = false
     /// Set by the flusher as it exits; `exitContinuation` (close) is resumed then.
     var flusherExited = false
-    var exitContinuation: UnsafeContinuation<Void, Never>?
+    var exitContinuation: PlainContinuation?
     /// Closed segments, oldest first, contiguous numbers, all older than `currentSegment`.
     var closedSegments: [ClosedSegment] = []
     /// The segment the flusher writes to.

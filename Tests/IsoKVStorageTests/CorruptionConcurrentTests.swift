@@ -3,7 +3,8 @@ import Testing
 @testable import IsoKVStorage
 
 /// Random damage to a data directory: every outcome is either a clean prefix of the history or a typed error.
-@Suite struct CorruptionTests {
+/// "Concurrent": every test runs the log's flusher thread beside the test task, so scripts/test runs it under TSan.
+@Suite struct CorruptionConcurrentTests {
     /// Builds a directory with a checkpoint at sequence 120 and several segments after it.
     func makeStore(_ dir: TempDirectory) async throws -> (checkpoint: [KeyWrite], records: [CommitRecord]) {
         var rng = SeededRandom(seed: 30)

@@ -31,7 +31,8 @@ final class Failpoint: Sendable {
     }
 }
 
-@Suite struct FaultInjectionTests {
+/// "Concurrent": every test runs the log's flusher thread beside the test task, so scripts/test runs it under TSan.
+@Suite struct FaultInjectionConcurrentTests {
     /// Appends `good` records, arms the failpoint, checks the next append and every later one fail with
     /// `logFailed`, then reopens without faults and returns what recovery found.
     func runFailure(_ point: FaultPoint, _ action: FaultAction, options: WALOptions = WALOptions(),

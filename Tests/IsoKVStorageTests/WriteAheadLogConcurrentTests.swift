@@ -2,7 +2,8 @@ import Foundation
 import Testing
 @testable import IsoKVStorage
 
-@Suite struct WriteAheadLogTests {
+/// "Concurrent": every test runs the log's flusher thread beside the test task, so scripts/test runs it under TSan.
+@Suite struct WriteAheadLogConcurrentTests {
     @Test func appendCloseReopenReplaysEverything() async throws {
         let dir = TempDirectory()
         defer { dir.remove() }
