@@ -37,14 +37,27 @@ public enum DataDirectory {
 /// fails at once with ``StorageError/directoryLocked(path:)`` instead of corrupting the store. The kernel drops
 /// the lock when the process dies, so a crash never leaves a stale lock.
 final class DirectoryLock: Sendable {
+    /// How long (1 ms steps) open waits for a held lock before throwing ``StorageError/directoryLocked(path:)``.
+    static let busyRetryMilliseconds = 200
+
     /// The open `LOCK` file; valid until ``release()``. Written once at init.
     private let fd: Int32
 
     init(directory: String) throws(StorageError) {
         let path = DataDirectory.join(directory, DataDirectory.lockName)
         let fd = try FileIO.open(path, O_RDWR | O_CREAT)
-        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        // Retry for up to `busyRetryMilliseconds` before reporting the directory locked: a process of ours that
+        // spawns a child holds a copy of every descriptor between fork and exec (O_CLOEXEC closes them only at
+        // exec), so a store closed and reopened during a spawn can see its own lock for a moment.
+        var attempts = 0
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let e = errno
+            if e == EINTR { continue }
+            if e == EWOULDBLOCK && attempts < DirectoryLock.busyRetryMilliseconds {
+                attempts += 1
+                usleep(1000)
+                continue
+            }
             Glibc.close(fd)
             if e == EWOULDBLOCK { throw .directoryLocked(path: directory) }
             throw .io(operation: "flock", file: path, errno: e)

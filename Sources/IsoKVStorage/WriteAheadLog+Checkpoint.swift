@@ -41,7 +41,8 @@ extension WriteAheadLog {
         let fd = try await blocking { () throws(StorageError) in
             try FileIO.open(tempPath, O_WRONLY | O_CREAT | O_TRUNC)
         }
-        var renamed = false
+        // The descriptor is closed exactly once (a second close could hit a reused number: another log's segment).
+        var fdOpen = true
         do {
             var chunk = WALFormat.checkpointHeader(sequence: sequence)
             var count: UInt64 = 0
@@ -63,18 +64,18 @@ extension WriteAheadLog {
             try await blocking { () throws(StorageError) in
                 try Self.write(fd, last, tempPath, faults)
                 if sync { try FileIO.datasync(fd, path: tempPath, point: .checkpointSync, faults: faults) }
+            }
+            fdOpen = false
+            try await blocking { () throws(StorageError) in
                 Glibc.close(fd)
                 try FileIO.rename(tempPath, finalPath, faults: faults)
                 if sync { try FileIO.syncDirectory(directory, faults: faults) }
             }
-            renamed = true
         } catch {
-            if !renamed {
-                let fdToClose = fd
-                await WriteAheadLog.runBlocking(on: io) {
-                    Glibc.close(fdToClose)  // EBADF if already closed: harmless
-                    _ = unlink(tempPath)
-                }
+            let closeFD = fdOpen
+            await WriteAheadLog.runBlocking(on: io) {
+                if closeFD { Glibc.close(fd) }
+                _ = unlink(tempPath)  // ENOENT once renamed: harmless
             }
             throw error
         }

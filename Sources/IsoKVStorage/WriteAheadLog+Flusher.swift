@@ -56,6 +56,7 @@ final class FlusherContext: @unchecked Sendable {
 
 extension WriteAheadLog {
     func startFlusher(_ context: FlusherContext) {
+        notifier.start()
         let thread = Thread { [self] in self.runFlusher(context) }
         thread.name = "isokv-wal-flusher"
         thread.qualityOfService = .userInitiated
@@ -122,7 +123,11 @@ extension WriteAheadLog {
                 s.currentSegmentBytes = context.bytes
                 return s.takeReadyWaitersLocked(mode)
             }
-            for w in ready { w.continuation.resume() }
+            if ready.count <= Notifier.directResumeLimit {
+                for w in ready { w.continuation.resume() }
+            } else {
+                notifier.post(ready)
+            }
         }
         // Clean exit: make the tail durable as the mode promises for close.
         if exitError == nil && mode == .buffered {
@@ -142,7 +147,8 @@ extension WriteAheadLog {
         }
         let error = failure ?? .closed
         for w in failed { w.continuation.resume(throwing: error) }
-        exitContinuation?.resume()
+        // The notifier resumes what it still holds, then `close()`.
+        notifier.stop(then: exitContinuation)
     }
 
     /// Closes the full segment (synced unless `.unsafeNoSync`) and makes the next one current.

@@ -41,6 +41,8 @@ public final class WriteAheadLog: Sendable {
     let directoryLock: DirectoryLock
     /// Serial queue for checkpoint I/O (blocking calls off the cooperative pool).
     let io: DispatchQueue
+    /// The thread that resumes large acknowledged batches while the flusher syncs the next one.
+    let notifier = Notifier()
 
     init(directory: String, options: WALOptions, lock: DirectoryLock, state: LogState) {
         self.directory = directory
