@@ -187,8 +187,9 @@ public final class WriteAheadLog: Sendable {
 
     // MARK: Closing
 
-    /// Writes (and, except in `.unsafeNoSync`, syncs) everything queued, stops the flusher, releases the lock.
-    /// Appends after close throw ``StorageError/closed``. Call exactly once.
+    /// Writes (and, except in `.unsafeNoSync`, syncs) everything queued, stops the flusher and notifier threads,
+    /// waits for a running checkpoint to finish, releases the lock. Appends after close throw
+    /// ``StorageError/closed``. Call exactly once (the threads keep the log alive until then).
     public func close() async {
         await suspendPlain { (continuation: PlainContinuation) in
             let (exited, wakeFlusher) = shared.withLock { s -> (Bool, Bool) in
@@ -200,7 +201,10 @@ public final class WriteAheadLog: Sendable {
             if exited { continuation.resume() }
             if wakeFlusher { wake.signal() }
         }
-        // Wait for a checkpoint in flight (it uses the directory) by draining the I/O queue.
+        // A checkpoint in flight still uses the directory: wait for it (polling; close is rare) before unlocking.
+        while shared.withLock({ $0.checkpointRunning }) {
+            try? await Task.sleep(for: .milliseconds(1))
+        }
         await WriteAheadLog.runBlocking(on: io) {}
         directoryLock.release()
     }
