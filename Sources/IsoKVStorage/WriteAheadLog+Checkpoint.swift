@@ -20,7 +20,7 @@ extension WriteAheadLog {
     /// stays usable. Throws ``StorageError/checkpointInProgress`` if another checkpoint runs.
     ///
     /// ```swift
-    /// try await log.checkpoint(sequence: snapshot.sequence, entries: snapshot.entries.async)
+    /// try await log.checkpoint(sequence: snapshot.sequence, entries: AsyncEntries(snapshot.entries))
     /// ```
     public func checkpoint<Entries: AsyncSequence>(sequence: UInt64, entries: Entries) async throws
         where Entries.Element == KeyWrite
