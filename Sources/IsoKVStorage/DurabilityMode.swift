@@ -66,4 +66,6 @@ public struct WALStatistics: Sendable, Equatable, Codable {
 public struct DurabilityTicket: Sendable, Hashable {
     /// Log position just after the record (bytes enqueued since open).
     let end: UInt64
+    /// The queue held more than ``WALOptions/maxQueuedBytes`` after this record: `.unsafeNoSync` waits for it.
+    let overQueueLimit: Bool
 }

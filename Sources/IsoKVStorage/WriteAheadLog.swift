@@ -104,8 +104,8 @@ public final class WriteAheadLog: Sendable {
         try WALFormat.appendFrame(record, to: &frame)
         let mode = options.durability
         if mode == .unsafeNoSync {
-            let (ticket, mustWait) = try enqueueFrame(frame, sequence: record.sequence)
-            if mustWait { try await waitDurable(ticket, force: true) }
+            let ticket = try enqueueFrame(frame, sequence: record.sequence)
+            if ticket.overQueueLimit { try await waitDurable(ticket, force: true) }
             return
         }
         try await suspendCommitter { (continuation: CommitContinuation) in
@@ -130,11 +130,11 @@ public final class WriteAheadLog: Sendable {
     public func enqueue(_ record: CommitRecord) throws(StorageError) -> DurabilityTicket {
         var frame: [UInt8] = []
         try WALFormat.appendFrame(record, to: &frame)
-        return try enqueueFrame(frame, sequence: record.sequence).0
+        return try enqueueFrame(frame, sequence: record.sequence)
     }
 
-    /// Queues a frame; also says whether the queue is over ``WALOptions/maxQueuedBytes`` (the caller should wait).
-    func enqueueFrame(_ frame: [UInt8], sequence: UInt64) throws(StorageError) -> (DurabilityTicket, Bool) {
+    /// Queues a frame; the ticket also says whether the queue is over ``WALOptions/maxQueuedBytes``.
+    func enqueueFrame(_ frame: [UInt8], sequence: UInt64) throws(StorageError) -> DurabilityTicket {
         let limit = UInt64(options.maxQueuedBytes)
         let outcome = shared.withLock { s -> Result<(UInt64, Bool, Bool), StorageError> in
             if let failure = s.failure { return .failure(failure) }
@@ -144,13 +144,14 @@ public final class WriteAheadLog: Sendable {
         }
         let (end, overLimit, wakeFlusher) = try outcome.get()
         if wakeFlusher { wake.signal() }
-        return (DurabilityTicket(end: end), overLimit)
+        return DurabilityTicket(end: end, overQueueLimit: overLimit)
     }
 
-    /// Waits until the record behind `ticket` is durable under the log's mode (returns at once in
-    /// `.unsafeNoSync`). Throws like ``append(_:)``.
+    /// Waits until the record behind `ticket` is durable under the log's mode (in `.unsafeNoSync`: returns at
+    /// once unless the queue was over ``WALOptions/maxQueuedBytes``, then waits for the write). Throws like
+    /// ``append(_:)``.
     public func waitDurable(_ ticket: DurabilityTicket) async throws {
-        try await waitDurable(ticket, force: false)
+        try await waitDurable(ticket, force: ticket.overQueueLimit)
     }
 
     func waitDurable(_ ticket: DurabilityTicket, force: Bool) async throws {

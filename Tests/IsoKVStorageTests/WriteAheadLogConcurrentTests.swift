@@ -180,4 +180,38 @@ import Testing
         #expect(report.truncatedTail?.droppedBytes == 3)
         #expect(fileSize(last) == size)
     }
+
+    @Test func unsafeNoSyncAppliesBackPressureWhenTheQueueIsFull() async throws {
+        let dir = TempDirectory("backpressure")
+        defer { dir.remove() }
+        // Every batch write stalls 20 ms, so the queue fills while the flusher is busy.
+        let slowWrites = FaultHook { point in
+            if point == .walWrite { usleep(20_000) }
+            return nil
+        }
+        let (log, _) = try await WriteAheadLog.open(
+            directory: dir.path, options: WALOptions(durability: .unsafeNoSync, maxQueuedBytes: 4096, faults: slowWrites))
+        var rng = SeededRandom(seed: 40)
+        var records: [CommitRecord] = []
+        var overLimit = 0
+        for i in 1...40 {
+            let r = CommitRecord(sequence: UInt64(i), writes: [KeyWrite(key: [1], value: [UInt8](repeating: 7, count: 500), version: 1)])
+            let ticket = try log.enqueue(r)
+            if ticket.overQueueLimit { overLimit += 1 }
+            try await log.waitDurable(ticket)
+            // After a wait forced by back-pressure, the record has been written.
+            if ticket.overQueueLimit { #expect(log.shared.withLock { $0.writtenLSN } >= ticket.end) }
+            records.append(r)
+        }
+        for i in 41...60 {
+            let r = randomRecord(sequence: UInt64(i), rng: &rng, maxValue: 600)
+            try await log.append(r)
+            records.append(r)
+        }
+        #expect(overLimit > 0)
+        await log.close()
+        let (again, recovered) = try await WriteAheadLog.open(directory: dir.path)
+        await again.close()
+        #expect(recovered.commits == records)
+    }
 }
