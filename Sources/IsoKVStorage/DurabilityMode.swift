@@ -54,6 +54,8 @@ public struct WALStatistics: Sendable, Equatable, Codable {
     public var syncs: UInt64 = 0
     /// Bytes written to segments (records only, not headers).
     public var bytesWritten: UInt64 = 0
+    /// Time spent in the fdatasync of batches (`.fsync` mode), to compare with the disk's raw latency.
+    public var batchSyncNanoseconds: UInt64 = 0
     /// Segments created since open (the first one included).
     public var segmentsCreated: UInt64 = 0
     /// Segments deleted by checkpoints.

@@ -79,6 +79,7 @@ extension WriteAheadLog {
         loop: while true {
             var batchMaxSequence: UInt64 = 0
             var batchEnd: UInt64 = 0
+            var syncNanoseconds: UInt64 = 0
             var sleep = false
             var exit = false
             shared.withLock { s in
@@ -104,7 +105,9 @@ extension WriteAheadLog {
                                         point: .walWrite, faults: faults)
                 }
                 if mode == .fsync {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
                     try FileIO.datasync(context.fd, path: context.path, point: .walSync, faults: faults)
+                    syncNanoseconds = DispatchTime.now().uptimeNanoseconds - t0
                 }
             } catch {
                 exitError = error
@@ -117,7 +120,11 @@ extension WriteAheadLog {
             if batch.capacity > 4 * options.maxQueuedBytes { batch = [] } else { batch.removeAll(keepingCapacity: true) }
             let ready = shared.withLock { s -> [Waiter] in
                 s.writtenLSN = batchEnd
-                if mode == .fsync { s.syncedLSN = batchEnd; s.stats.syncs += 1 }
+                if mode == .fsync {
+                    s.syncedLSN = batchEnd
+                    s.stats.syncs += 1
+                    s.stats.batchSyncNanoseconds += syncNanoseconds
+                }
                 s.stats.batches += 1
                 s.stats.bytesWritten += written
                 s.currentSegmentBytes = context.bytes
