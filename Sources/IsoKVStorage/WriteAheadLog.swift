@@ -247,6 +247,11 @@ struct LogState {
     var queue: [UInt8] = []
     /// Highest sequence in `queue` (moves with it to the flusher, then to the segment summary).
     var queueMaxSequence: UInt64 = 0
+    /// Records in `queue`.
+    var queuedRecords = 0
+    /// When > 0, the flusher waits (bounded) for `queuedRecords` to reach it; the enqueuer that reaches it
+    /// clears it and posts `wake`. Set and cleared by the flusher; cleared by that enqueuer.
+    var gatherTarget = 0
     /// End of the last enqueued record.
     var enqueuedLSN: UInt64 = 0
     /// End of the last record handed to write(2). Only the flusher advances it.
@@ -276,6 +281,7 @@ struct LogState {
 
     mutating func enqueueLocked(_ frame: [UInt8], sequence: UInt64) -> UInt64 {
         queue.append(contentsOf: frame)
+        queuedRecords += 1
         queueMaxSequence = max(queueMaxSequence, sequence)
         enqueuedLSN += UInt64(frame.count)
         stats.appends += 1
@@ -284,6 +290,10 @@ struct LogState {
 
     /// Whether the caller must post `wake` (the flusher was sleeping); clears the flag so only one caller posts.
     mutating func takeWakeLocked() -> Bool {
+        if gatherTarget > 0 && queuedRecords >= gatherTarget {
+            gatherTarget = 0
+            return true
+        }
         guard flusherSleeping else { return false }
         flusherSleeping = false
         return true
@@ -333,5 +343,15 @@ final class WakeSignal: @unchecked Sendable {
 
     func wait() {
         while sem_wait(sem) != 0 && errno == EINTR {}
+    }
+
+    /// Waits for a post or until `nanoseconds` have passed.
+    func wait(nanoseconds: UInt64) {
+        var deadline = timespec()
+        clock_gettime(CLOCK_REALTIME, &deadline)
+        let total = UInt64(deadline.tv_nsec) + nanoseconds
+        deadline.tv_sec += Int(total / 1_000_000_000)
+        deadline.tv_nsec = Int(total % 1_000_000_000)
+        while sem_timedwait(sem, &deadline) != 0 && errno == EINTR {}
     }
 }
