@@ -5,9 +5,13 @@
 // Module map (grows with the roadmap; only modules with real content exist):
 //   ConcurrentMaps  concurrent hash maps (sync.Map design and rivals), the project lock, epoch reclamation
 //   IsoKV           the embedded MVCC engine and the store protocol
+//   IsoKVStorage    write-ahead log with group commit, checkpoints, recovery (the engine's durability layer)
 //   IsoKVHistory    history recorder and checker (Adya's DSG: G0, G1a/b/c, G-single, G2-item, G2)
-//   isokv           the one CLI executable: bench, lab, check, serve...
+//   isokv           the one CLI executable: bench, check, serve, lab...
 // Planned: IsoKVPostgres (PostgreSQL backend), IsoKVServer (HTTP), IsoKVLab (anomaly replays, report).
+//
+// ISOKV_FUZZ=1 adds the libFuzzer target for the WAL decoder (see Sources/IsoKVStorage/DESIGN.md); it is not part
+// of the normal build because it only links with -sanitize=fuzzer.
 import PackageDescription
 
 let strict: [SwiftSetting] = [
@@ -15,12 +19,15 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+let fuzzing = Context.environment["ISOKV_FUZZ"] == "1"
+
 let package = Package(
     name: "IsoKV",
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "ConcurrentMaps", targets: ["ConcurrentMaps"]),
         .library(name: "IsoKV", targets: ["IsoKV"]),
+        .library(name: "IsoKVStorage", targets: ["IsoKVStorage"]),
         .library(name: "IsoKVHistory", targets: ["IsoKVHistory"]),
         .executable(name: "isokv", targets: ["isokv"]),
     ],
@@ -40,6 +47,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "IsoKVStorage",
+            dependencies: ["ConcurrentMaps"],
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "IsoKVHistory",
             dependencies: ["ConcurrentMaps"],
             exclude: ["DESIGN.md"],
@@ -50,6 +63,7 @@ let package = Package(
             dependencies: [
                 "ConcurrentMaps",
                 "IsoKV",
+                "IsoKVStorage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -65,9 +79,23 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "IsoKVStorageTests",
+            dependencies: ["IsoKVStorage"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "IsoKVHistoryTests",
             dependencies: ["IsoKVHistory"],
             swiftSettings: strict
         ),
     ]
 )
+
+if fuzzing {
+    package.products.append(.executable(name: "isokv-wal-fuzz", targets: ["IsoKVWALFuzz"]))
+    package.targets.append(.executableTarget(
+        name: "IsoKVWALFuzz",
+        dependencies: ["IsoKVStorage"],
+        swiftSettings: strict + [.unsafeFlags(["-parse-as-library"])]
+    ))
+}

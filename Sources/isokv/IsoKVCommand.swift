@@ -6,7 +6,7 @@ struct IsoKVCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "isokv",
         abstract: "IsoKV: a transactional key-value store and a concurrency lab.",
-        subcommands: [Bench.self]
+        subcommands: [Bench.self, Check.self, CrashChild.self]
     )
 }
 
@@ -14,7 +14,7 @@ struct IsoKVCommand: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a benchmark.",
-        subcommands: [BenchEngine.self]
+        subcommands: [BenchEngine.self, BenchDurability.self]
     )
 }
 

@@ -1,0 +1,42 @@
+/// Failpoints: a small hook the tests install to make the log's system calls fail in chosen ways.
+///
+/// Compiled into every build (so the tests exercise the production code paths), zero cost when off: the log holds
+/// an optional hook and checks it for `nil` once per system call — no lookup, no allocation, no lock.
+///
+/// ```swift
+/// let faults = FaultHook { point in point == .fsync ? .fail(errno: EIO) : nil }
+/// let (log, _) = try await WriteAheadLog.open(directory: dir, options: .init(faults: faults))
+/// ```
+public struct FaultHook: Sendable {
+    /// Called before each fault point; returns what to do instead of the plain system call, or `nil` to proceed.
+    public let decide: @Sendable (FaultPoint) -> FaultAction?
+
+    public init(_ decide: @escaping @Sendable (FaultPoint) -> FaultAction?) { self.decide = decide }
+}
+
+/// Where a fault can be injected.
+public enum FaultPoint: Hashable, Sendable {
+    /// A write of a batch of WAL records (segment body).
+    case walWrite
+    /// The fdatasync that makes a batch durable.
+    case walSync
+    /// Creating the next segment file at rotation (open + header write + fsync + directory fsync).
+    case segmentRotate
+    /// A write to the checkpoint temp file.
+    case checkpointWrite
+    /// The fsync of the checkpoint temp file.
+    case checkpointSync
+    /// The atomic rename of the checkpoint into place.
+    case checkpointRename
+    /// A directory fsync (after rotation, rename or deletion).
+    case directorySync
+}
+
+/// What a fault point does instead of its system call.
+public enum FaultAction: Hashable, Sendable {
+    /// The call does nothing and fails with `errno` (EIO for a failed fsync, ENOSPC for a full disk…).
+    case fail(errno: Int32)
+    /// Writes only: the first `bytes` bytes reach the file, then the call fails with `errno` — a short write
+    /// (ENOSPC part way) or, followed by a reopen without further I/O, a torn write as a crash leaves it.
+    case partialWrite(bytes: Int, errno: Int32)
+}

@@ -1,0 +1,135 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+extension WriteAheadLog {
+    /// Writes a checkpoint of the committed state as of commit `sequence`, then deletes the WAL segments it covers.
+    ///
+    /// `entries` must be exactly the committed state after every commit with sequence ≤ `sequence` and none after
+    /// (an MVCC snapshot at `sequence`; tombstones may be included to keep versions monotonic). Appends continue
+    /// while it runs. Protocol (DESIGN.md "Checkpoints"):
+    /// 1. write header, entries and a footer (entry count, sequence) to `checkpoint.ikv.tmp`, in 1 MiB chunks on
+    ///    the log's I/O queue;
+    /// 2. fsync the temp file;
+    /// 3. rename it over `checkpoint.ikv` (atomic), fsync the directory;
+    /// 4. delete, oldest first, each closed segment whose records all have sequence ≤ `sequence`, fsyncing the
+    ///    directory after each (so segment numbers stay contiguous whatever survives a crash).
+    /// A failure before step 3 leaves the previous checkpoint in place (the temp file is removed); the log itself
+    /// stays usable. Throws ``StorageError/checkpointInProgress`` if another checkpoint runs.
+    ///
+    /// ```swift
+    /// try await log.checkpoint(sequence: snapshot.sequence, entries: AsyncEntries(snapshot.entries))
+    /// ```
+    public func checkpoint<Entries: AsyncSequence>(sequence: UInt64, entries: Entries) async throws
+        where Entries.Element == KeyWrite
+    {
+        let refusal = shared.withLock { s -> StorageError? in
+            if let failure = s.failure { return failure }
+            if s.closing { return .closed }
+            if s.checkpointRunning { return .checkpointInProgress }
+            s.checkpointRunning = true
+            return nil
+        }
+        if let refusal { throw refusal }
+        defer { shared.withLock { $0.checkpointRunning = false } }
+
+        let tempPath = DataDirectory.join(directory, DataDirectory.checkpointTempName)
+        let finalPath = DataDirectory.join(directory, DataDirectory.checkpointName)
+        let faults = options.faults
+        let fd = try await blocking { () throws(StorageError) in
+            try FileIO.open(tempPath, O_WRONLY | O_CREAT | O_TRUNC)
+        }
+        // The descriptor is closed exactly once (a second close could hit a reused number: another log's segment).
+        var fdOpen = true
+        do {
+            var chunk = WALFormat.checkpointHeader(sequence: sequence)
+            var count: UInt64 = 0
+            for try await entry in entries {
+                try WALFormat.appendFrame(to: &chunk) { WALFormat.encodeCheckpointEntry(entry, into: &$0) }
+                count += 1
+                if chunk.count >= 1 << 20 {
+                    let full = chunk
+                    chunk.removeAll(keepingCapacity: true)
+                    try await blocking { () throws(StorageError) in try Self.write(fd, full, tempPath, faults) }
+                }
+            }
+            try WALFormat.appendFrame(to: &chunk) {
+                WALFormat.encodeCheckpointFooter(entries: count, sequence: sequence, into: &$0)
+            }
+            let last = chunk
+            let directory = self.directory
+            let sync = options.durability != .unsafeNoSync
+            try await blocking { () throws(StorageError) in
+                try Self.write(fd, last, tempPath, faults)
+                if sync { try FileIO.datasync(fd, path: tempPath, point: .checkpointSync, faults: faults) }
+            }
+            fdOpen = false
+            try await blocking { () throws(StorageError) in
+                Glibc.close(fd)
+                try FileIO.rename(tempPath, finalPath, faults: faults)
+                if sync { try FileIO.syncDirectory(directory, faults: faults) }
+            }
+        } catch {
+            let closeFD = fdOpen
+            await WriteAheadLog.runBlocking(on: io) {
+                if closeFD { Glibc.close(fd) }
+                _ = unlink(tempPath)  // ENOENT once renamed: harmless
+            }
+            throw error
+        }
+        try await deleteSegments(coveredBy: sequence)
+        shared.withLock { $0.stats.checkpoints += 1 }
+    }
+
+    /// Step 4 of ``checkpoint(sequence:entries:)``.
+    func deleteSegments(coveredBy sequence: UInt64) async throws {
+        let victims = shared.withLock { s -> [ClosedSegment] in
+            let n = s.closedSegments.prefix { $0.maxSequence <= sequence }.count
+            defer { s.closedSegments.removeFirst(n) }
+            return Array(s.closedSegments.prefix(n))
+        }
+        guard !victims.isEmpty else { return }
+        let directory = self.directory
+        let faults = options.faults
+        let sync = options.durability != .unsafeNoSync
+        let deleted = await WriteAheadLog.runBlocking(on: io) { () -> Result<Int, StorageError> in
+            for (i, segment) in victims.enumerated() {
+                do throws(StorageError) {
+                    try FileIO.unlink(DataDirectory.join(directory, DataDirectory.segmentName(segment.number)))
+                    if sync { try FileIO.syncDirectory(directory, faults: faults) }
+                } catch {
+                    return .failure(error)  // `i` segments deleted
+                }
+                _ = i
+            }
+            return .success(victims.count)
+        }
+        switch deleted {
+        case .success(let n):
+            shared.withLock { $0.stats.segmentsDeleted += UInt64(n) }
+        case .failure(let error):
+            // Put back what may still exist, so a later checkpoint retries it (recovery copes either way).
+            shared.withLock { s in
+                let existing = Set(s.closedSegments.map(\.number))
+                s.closedSegments.insert(contentsOf: victims.filter { !existing.contains($0.number) }, at: 0)
+            }
+            throw error
+        }
+    }
+
+    static func write(_ fd: Int32, _ bytes: [UInt8], _ path: String, _ faults: FaultHook?) throws(StorageError) {
+        try bytes.withRawBytes { buf throws(StorageError) in
+            try FileIO.writeAll(fd, buf.baseAddress!, buf.count, path: path, point: .checkpointWrite, faults: faults)
+        }
+    }
+
+    /// Runs a throwing blocking call on the I/O queue.
+    func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(StorageError) -> T) async throws(StorageError) -> T {
+        let result = await WriteAheadLog.runBlocking(on: io) { () -> Result<T, StorageError> in
+            Result { () throws(StorageError) -> T in try body() }
+        }
+        return try result.get()
+    }
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import IsoKVStorage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `isokv crash-child <dir>` (hidden): the victim of the crash test.
+///
+/// Opens the directory with the reference state machine in `.fsync` mode (small segments, frequent checkpoints),
+/// creates `accounts` accounts on first run, prints `READY <lastSequence>`, then runs `writers` concurrent
+/// bank-transfer commits forever, printing one line per *acknowledged* commit:
+/// `ACK <sequence> <from> <fromVersion> <fromBalance> <to> <toVersion> <toBalance>`.
+/// Each line is one write(2) of less than PIPE_BUF bytes, so lines never interleave. The parent SIGKILLs it.
+struct CrashChild: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "crash-child",
+        abstract: "Crash-test victim: bank transfers in .fsync mode, acknowledged commits on stdout.",
+        shouldDisplay: false
+    )
+
+    @Argument var directory: String
+    @Option var accounts = 16
+    @Option var writers = 8
+    @Option var initialBalance: Int64 = 1000
+    @Option var segmentBytes = 16384
+    @Option var checkpointBytes: Int64 = 65536
+
+    func run() async throws {
+        let kv = try await DurableKeyValueLog.open(
+            directory: directory, options: WALOptions(durability: .fsync, segmentBytes: segmentBytes),
+            checkpointEveryWALBytes: checkpointBytes)
+        let accounts = self.accounts, initial = self.initialBalance
+        if kv.snapshot().sequence == 0 {
+            let seq = try await kv.commit { _ in (0..<accounts).map { (CrashChild.key($0), CrashChild.encode(initial)) } }
+            emit("INIT \(seq)\n")
+        }
+        emit("READY \(kv.snapshot().sequence)\n")
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<writers {
+                group.addTask {
+                    var rng = SystemRandomNumberGenerator()
+                    while true {
+                        let from = Int.random(in: 0..<accounts, using: &rng)
+                        let to = (from + Int.random(in: 1..<accounts, using: &rng)) % accounts
+                        let amount = Int64.random(in: 1...50, using: &rng)
+                        var line = ""
+                        let seq = try await kv.commit { map in
+                            let a = CrashChild.key(from), b = CrashChild.key(to)
+                            let fa = map[a], fb = map[b]
+                            let na = CrashChild.decode(fa?.value) - amount, nb = CrashChild.decode(fb?.value) + amount
+                            line = "\(from) \((fa?.version ?? 0) + 1) \(na) \(to) \((fb?.version ?? 0) + 1) \(nb)"
+                            return [(a, CrashChild.encode(na)), (b, CrashChild.encode(nb))]
+                        }
+                        emit("ACK \(seq) \(line)\n")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    static func key(_ i: Int) -> [UInt8] { Array("acct\(i)".utf8) }
+    static func encode(_ v: Int64) -> [UInt8] { withUnsafeBytes(of: v.littleEndian) { Array($0) } }
+    static func decode(_ b: [UInt8]?) -> Int64 {
+        guard let b, b.count == 8 else { return 0 }
+        return b.withUnsafeBytes { Int64(littleEndian: $0.loadUnaligned(as: Int64.self)) }
+    }
+}
+
+/// One write(2) of a whole line to stdout (atomic on a pipe below PIPE_BUF).
+private func emit(_ line: String) {
+    let bytes = Array(line.utf8)
+    bytes.withUnsafeBytes { _ = Glibc.write(1, $0.baseAddress!, $0.count) }
+}
