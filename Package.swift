@@ -5,6 +5,7 @@
 // Module map (grows with the roadmap; only modules with real content exist):
 //   ConcurrentMaps  concurrent hash maps (sync.Map design and rivals), the project lock, epoch reclamation
 //   IsoKV           the embedded MVCC engine and the store protocol
+//   MapBenchmarks   the workloads and thread harness of `isokv bench maps` (a library so tests can run them)
 //   isokv           the one CLI executable: bench, lab, check, serve...
 // Planned: IsoKVPostgres (PostgreSQL backend), IsoKVServer (HTTP), IsoKVLab (anomaly replays, report).
 import PackageDescription
@@ -30,10 +31,17 @@ let package = Package(
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
+        .target(
+            name: "MapBenchmarks",
+            dependencies: ["ConcurrentMaps"],
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "isokv",
             dependencies: [
                 "ConcurrentMaps",
+                "MapBenchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -41,6 +49,11 @@ let package = Package(
         .testTarget(
             name: "ConcurrentMapsTests",
             dependencies: ["ConcurrentMaps"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MapBenchmarksTests",
+            dependencies: ["MapBenchmarks"],
             swiftSettings: strict
         ),
     ]
