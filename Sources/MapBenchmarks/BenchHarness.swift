@@ -36,19 +36,30 @@ struct ThreadOutcome: Sendable {
 /// With `limit`, runs exactly `limit` steps once the barrier opens and ignores the phases after that.
 @inline(__always)
 func drive(_ control: BenchControl, _ limit: Int?, _ step: () -> Void) -> Int {
+    driveBatches(control, limit) { n in for _ in 0..<n { step() } }
+}
+
+/// `drive` for loop bodies too large for the optimizer to inline into it: `batch(n)` runs `n` iterations itself,
+/// so at worst one direct call per ``BenchControl/batch`` operations remains.
+@inline(__always)
+func driveBatches(_ control: BenchControl, _ limit: Int?, _ batch: (Int) -> Void) -> Int {
     control.ready.add(1, ordering: .sequentiallyConsistent)
     while control.current == BenchControl.Phase.waiting.rawValue { spinHint() }
-    if let limit {
-        for _ in 0..<limit { step() }
-        return limit
-    }
     var measured = 0
+    var left = limit ?? Int.max
     let measuring = BenchControl.Phase.measuring.rawValue
     let stopped = BenchControl.Phase.stopped.rawValue
     while true {
-        for _ in 0..<BenchControl.batch { step() }
+        let n = limit == nil ? BenchControl.batch : Swift.min(BenchControl.batch, left)
+        batch(n)
+        if limit != nil {
+            measured &+= n
+            left &-= n
+            if left == 0 { return measured }
+            continue
+        }
         let p = control.current
-        if p == measuring { measured &+= BenchControl.batch } else if p == stopped { return measured }
+        if p == measuring { measured &+= n } else if p == stopped { return measured }
     }
 }
 
