@@ -103,7 +103,8 @@ public func measure<M: ConcurrentMap>(
     let map = M()
     workload.setUp(map)
     let control = BenchControl()
-    let outcomes = Mutex<[ThreadOutcome?]>(Array(repeating: nil, count: threads))
+    // `Locked` (a pthread mutex), not `Synchronization.Mutex`: ThreadSanitizer cannot see the latter's slow path.
+    let outcomes = Locked<[ThreadOutcome?]>(Array(repeating: nil, count: threads))
     let done = DispatchSemaphore(value: 0)
     let opLimit: Int? = if case .operationsPerThread(let n) = limit { n } else { nil }
 
