@@ -90,8 +90,8 @@ public final class EpochReclaimer: @unchecked Sendable {
     @usableFromInline let mask: Int
     /// One limbo per stripe, so that writers on different threads do not contend to retire.
     let limbo: [Locked<Limbo>]
-    /// Serializes epoch advances (tryLock only: a writer never waits for another writer's scan).
-    let advanceLock = Locked<Void>(())
+    /// Serializes epoch advances (tryLock only: a writer never waits for another writer's scan); counts them.
+    let advances = Locked<UInt64>(0)
     /// Retire this many items in a stripe before trying to advance the epoch.
     let batch: Int
 
@@ -168,7 +168,7 @@ public final class EpochReclaimer: @unchecked Sendable {
     /// Advances the epoch if no reader of the previous epoch remains. Returns whether it advanced.
     @discardableResult
     public func tryAdvance() -> Bool {
-        advanceLock.withLockIfAvailable { _ -> Bool in
+        advances.withLockIfAvailable { count -> Bool in
             let e = epoch.load(ordering: .sequentiallyConsistent)
             let parity = Int((e &- 1) & 1)
             var active = 0
@@ -177,6 +177,7 @@ public final class EpochReclaimer: @unchecked Sendable {
             }
             guard active == 0 else { return false }
             epoch.store(e + 1, ordering: .sequentiallyConsistent)
+            count += 1
             return true
         } ?? false
     }

@@ -85,6 +85,14 @@ public struct RawLock: @unchecked Sendable {
     /// Allocates and initialises the mutex.
     public init() { mutex = RawLock.makeMutex() }
 
+    /// Re-wraps a mutex created by ``init()`` from its address (for locks stored in raw node memory).
+    @inlinable init(address: UInt) {
+        mutex = UnsafeMutablePointer(bitPattern: address).unsafelyUnwrapped
+    }
+
+    /// The mutex's address, to store in raw memory and re-wrap with `init(address:)`.
+    @inlinable var address: UInt { UInt(bitPattern: mutex) }
+
     /// Releases the mutex. The lock must be unlocked and never used again.
     public func destroy() { RawLock.destroyMutex(mutex) }
 
@@ -104,8 +112,14 @@ public struct RawLock: @unchecked Sendable {
         return try body()
     }
 
+    /// Each mutex gets a cache line of its own, so that neighbouring locks (the shards of ``ShardedMap``) do not
+    /// share a line.
+    static let lineSize = 64
+
     static func makeMutex() -> UnsafeMutablePointer<pthread_mutex_t> {
-        let m = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        precondition(MemoryLayout<pthread_mutex_t>.size <= lineSize)
+        let m = UnsafeMutableRawPointer.allocate(byteCount: lineSize, alignment: lineSize)
+            .bindMemory(to: pthread_mutex_t.self, capacity: 1)
         var attr = pthread_mutexattr_t()
         pthread_mutexattr_init(&attr)
         #if canImport(Glibc)

@@ -16,12 +16,21 @@ struct SplitMix64: RandomNumberGenerator {
 
 /// Every implementation under test, by name.
 enum Implementations {
-    static let names = ["MutexMap", "ReadMostlyMap"]
+    static let names = ["MutexMap", "ReadWriteLockMap", "ShardedMap", "ReadMostlyMap", "HashTrieMap", "AdaptiveMap"]
 
     static func make(_ name: String) -> any ConcurrentMap<Int, Int> {
         switch name {
         case "MutexMap": return MutexMap<Int, Int>()
+        case "ReadWriteLockMap": return ReadWriteLockMap<Int, Int>()
+        case "ShardedMap": return ShardedMap<Int, Int>(shards: 4)
         case "ReadMostlyMap": return ReadMostlyMap<Int, Int>()
+        case "HashTrieMap": return HashTrieMap<Int, Int>()
+        case "AdaptiveMap":
+            // A small window so that the random and stress tests make it migrate back and forth.
+            var policy = AdaptiveMap<Int, Int>.Policy()
+            policy.window = 512
+            policy.windowsBetweenSwitches = 1
+            return AdaptiveMap<Int, Int>(strategy: .readMostly, policy: policy)
         default: fatalError("unknown implementation \(name)")
         }
     }

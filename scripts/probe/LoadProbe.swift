@@ -14,3 +14,8 @@ public func probeSelfTestRetainingLoad(_ map: ReadMostlyMap<Int, Int>, _ key: In
     let entry = view.m[key]
     return entry?.load(Int.self)
 }
+
+@inline(never)
+public func probeHashTrieLoad(_ map: HashTrieMap<Int, Int>, _ key: Int) -> Int? {
+    map.load(key)
+}
