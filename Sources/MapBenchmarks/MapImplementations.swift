@@ -27,5 +27,9 @@ public struct MapImplementation: Sendable {
     public static let all: [MapImplementation] = [
         .of("MutexMap", MutexMap<Int, Int>.self),
         .of("ReadMostlyMap", ReadMostlyMap<Int, Int>.self),
+        .of("ReadWriteLockMap", ReadWriteLockMap<Int, Int>.self),
+        .of("ShardedMap", ShardedMap<Int, Int>.self),
+        .of("HashTrieMap", HashTrieMap<Int, Int>.self),
+        .of("AdaptiveMap", AdaptiveMap<Int, Int>.self),
     ]
 }
