@@ -7,6 +7,7 @@
 //   IsoKV           the embedded MVCC engine and the store protocol
 //   IsoKVStorage    write-ahead log with group commit, checkpoints, recovery (the engine's durability layer)
 //   IsoKVHistory    history recorder and checker (Adya's DSG: G0, G1a/b/c, G-single, G2-item, G2)
+//   MapBenchmarks   the workloads and thread harness of `isokv bench maps` (a library so tests can run them)
 //   isokv           the one CLI executable: bench, check, serve, lab...
 // Planned: IsoKVPostgres (PostgreSQL backend), IsoKVServer (HTTP), IsoKVLab (anomaly replays, report).
 //
@@ -58,12 +59,19 @@ let package = Package(
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
+        .target(
+            name: "MapBenchmarks",
+            dependencies: ["ConcurrentMaps"],
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "isokv",
             dependencies: [
                 "ConcurrentMaps",
                 "IsoKV",
                 "IsoKVStorage",
+                "MapBenchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -86,6 +94,11 @@ let package = Package(
         .testTarget(
             name: "IsoKVHistoryTests",
             dependencies: ["IsoKVHistory"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MapBenchmarksTests",
+            dependencies: ["MapBenchmarks"],
             swiftSettings: strict
         ),
     ]

@@ -1,0 +1,3 @@
+module isokv/go-syncmap-bench
+
+go 1.19
