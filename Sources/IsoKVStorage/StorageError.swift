@@ -9,7 +9,7 @@ import Darwin
 /// Opening: ``directoryLocked(path:)``, ``unsupportedFormat(file:version:)``, ``corruptSegment(file:offset:reason:)``,
 /// ``corruptCheckpoint(file:offset:reason:)``, ``missingSegment(file:)``.
 /// Committing: ``logFailed(cause:)`` (the log hit an I/O error earlier and refuses every later commit),
-/// ``closed``, ``recordTooLarge(bytes:limit:)``.
+/// ``closed``, ``recordTooLarge(bytes:limit:)``, ``keyTooLarge(bytes:limit:)``.
 /// Any time: ``io(operation:file:errno:)`` for a system call that failed.
 public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Returned by open when another open log (this process or another) holds the directory's `LOCK` file.
@@ -33,6 +33,8 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     case checkpointInProgress
     /// Returned by append when an encoded record exceeds ``WALFormat/maxPayloadBytes``.
     case recordTooLarge(bytes: Int, limit: Int)
+    /// Returned by append and checkpoint when a key exceeds ``WALFormat/maxKeyBytes``.
+    case keyTooLarge(bytes: Int, limit: Int)
     /// A system call failed; `errno` is the raw error number.
     case io(operation: String, file: String, errno: Int32)
 
@@ -56,6 +58,8 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
             return "a checkpoint is already being written"
         case .recordTooLarge(let bytes, let limit):
             return "commit record of \(bytes) bytes exceeds the limit of \(limit) bytes"
+        case .keyTooLarge(let bytes, let limit):
+            return "key of \(bytes) bytes exceeds the limit of \(limit) bytes"
         case .io(let operation, let file, let err):
             return "\(operation)(\(file)) failed: \(String(cString: strerror(err))) (errno \(err))"
         }

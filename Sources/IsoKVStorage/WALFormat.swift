@@ -113,7 +113,13 @@ public enum WALFormat {
     /// Appends one framed record to `out` (the bytes the flusher writes).
     /// Throws ``StorageError/recordTooLarge(bytes:limit:)`` for payloads over ``maxPayloadBytes``.
     public static func appendFrame(_ record: CommitRecord, to out: inout [UInt8]) throws(StorageError) {
+        for w in record.writes { try checkKey(w.key) }
         try appendFrame(to: &out) { encodePayload(record, into: &$0) }
+    }
+
+    /// Refuses keys the decoder would refuse (so nothing unreadable is ever written).
+    static func checkKey(_ key: [UInt8]) throws(StorageError) {
+        guard key.count <= maxKeyBytes else { throw .keyTooLarge(bytes: key.count, limit: maxKeyBytes) }
     }
 
     static func appendFrame(to out: inout [UInt8], payload: (inout [UInt8]) -> Void) throws(StorageError) {

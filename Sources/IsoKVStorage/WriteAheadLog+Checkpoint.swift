@@ -47,6 +47,7 @@ extension WriteAheadLog {
             var chunk = WALFormat.checkpointHeader(sequence: sequence)
             var count: UInt64 = 0
             for try await entry in entries {
+                try WALFormat.checkKey(entry.key)
                 try WALFormat.appendFrame(to: &chunk) { WALFormat.encodeCheckpointEntry(entry, into: &$0) }
                 count += 1
                 if chunk.count >= 1 << 20 {

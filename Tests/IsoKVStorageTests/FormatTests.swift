@@ -71,4 +71,16 @@ import Testing
         }
         #expect(out.isEmpty)
     }
+
+    @Test func oversizedKeyIsRefusedBeforeWriting() {
+        let key = [UInt8](repeating: 1, count: WALFormat.maxKeyBytes + 1)
+        var out: [UInt8] = []
+        #expect(throws: StorageError.keyTooLarge(bytes: WALFormat.maxKeyBytes + 1, limit: WALFormat.maxKeyBytes)) {
+            try WALFormat.appendFrame(CommitRecord(sequence: 1, writes: [KeyWrite(key: key, value: [], version: 1)]), to: &out)
+        }
+        #expect(out.isEmpty)
+        // The largest allowed key round-trips.
+        let record = CommitRecord(sequence: 1, writes: [KeyWrite(key: Array(key.dropLast()), value: nil, version: 1)])
+        #expect(throws: Never.self) { try WALFormat.appendFrame(record, to: &out) }
+    }
 }

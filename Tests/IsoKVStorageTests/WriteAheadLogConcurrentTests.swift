@@ -214,4 +214,26 @@ import Testing
         await again.close()
         #expect(recovered.commits == records)
     }
+
+    @Test func checkpointWithAnOversizedKeyFailsCleanly() async throws {
+        let dir = TempDirectory("bigkey")
+        defer { dir.remove() }
+        let (log, _) = try await WriteAheadLog.open(directory: dir.path)
+        let record = CommitRecord(sequence: 1, writes: [KeyWrite(key: [1], value: [2], version: 1)])
+        try await log.append(record)
+        let entries = [KeyWrite(key: [1], value: [2], version: 1),
+                       KeyWrite(key: [UInt8](repeating: 0, count: WALFormat.maxKeyBytes + 1), value: [], version: 1)]
+        await #expect(throws: StorageError.keyTooLarge(bytes: WALFormat.maxKeyBytes + 1, limit: WALFormat.maxKeyBytes)) {
+            try await log.checkpoint(sequence: 1, entries: AsyncEntries(entries))
+        }
+        #expect(!FileManager.default.fileExists(atPath: dir.file(DataDirectory.checkpointTempName)))
+        #expect(!FileManager.default.fileExists(atPath: dir.file(DataDirectory.checkpointName)))
+        try await log.checkpoint(sequence: 1, entries: AsyncEntries(entries.prefix(1)))
+        await log.close()
+        let (again, recovered) = try await WriteAheadLog.open(directory: dir.path)
+        await again.close()
+        #expect(recovered.checkpointSequence == 1)
+        #expect(recovered.checkpointEntries == Array(entries.prefix(1)))
+        #expect(recovered.commits.isEmpty)
+    }
 }
