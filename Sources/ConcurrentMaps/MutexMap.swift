@@ -10,27 +10,27 @@
 /// ```
 public final class MutexMap<Key: Hashable & Sendable, Value: Sendable>: ConcurrentMap {
     /// All entries; only touched with the lock held.
-    private let storage = Locked<[Key: Value]>([:])
+    @usableFromInline let storage = Locked<[Key: Value]>([:])
 
     public init() {}
 
-    public func load(_ key: Key) -> Value? { storage.withLock { $0[key] } }
+    @inlinable public func load(_ key: Key) -> Value? { storage.withLock { $0[key] } }
 
-    public func store(_ key: Key, _ value: Value) { storage.withLock { $0[key] = value } }
+    @inlinable public func store(_ key: Key, _ value: Value) { storage.withLock { $0[key] = value } }
 
-    public func loadOrStore(_ key: Key, _ value: Value) -> (actual: Value, loaded: Bool) {
+    @inlinable public func loadOrStore(_ key: Key, _ value: Value) -> (actual: Value, loaded: Bool) {
         storage.withLock { $0.loadOrStoreLocked(key, value) }
     }
 
-    public func loadAndDelete(_ key: Key) -> Value? { storage.withLock { $0.removeValue(forKey: key) } }
+    @inlinable public func loadAndDelete(_ key: Key) -> Value? { storage.withLock { $0.removeValue(forKey: key) } }
 
-    public func swap(_ key: Key, _ value: Value) -> Value? { storage.withLock { $0.updateValue(value, forKey: key) } }
+    @inlinable public func swap(_ key: Key, _ value: Value) -> Value? { storage.withLock { $0.updateValue(value, forKey: key) } }
 
-    public func compareAndSwap(_ key: Key, where matches: (Value) -> Bool, new: Value) -> Bool {
+    @inlinable public func compareAndSwap(_ key: Key, where matches: (Value) -> Bool, new: Value) -> Bool {
         storage.withLock { $0.compareAndSwapLocked(key, where: matches, new: new) }
     }
 
-    public func compareAndDelete(_ key: Key, where matches: (Value) -> Bool) -> Bool {
+    @inlinable public func compareAndDelete(_ key: Key, where matches: (Value) -> Bool) -> Bool {
         storage.withLock { $0.compareAndDeleteLocked(key, where: matches) }
     }
 
@@ -40,9 +40,9 @@ public final class MutexMap<Key: Hashable & Sendable, Value: Sendable>: Concurre
         for (k, v) in copy where try !body(k, v) { return }
     }
 
-    public func clear() { storage.withLock { $0.removeAll() } }
+    @inlinable public func clear() { storage.withLock { $0.removeAll() } }
 
-    public var count: Int { storage.withLock { $0.count } }
+    @inlinable public var count: Int { storage.withLock { $0.count } }
 }
 
 /// The dictionary operations every lock-based map performs with its lock held.

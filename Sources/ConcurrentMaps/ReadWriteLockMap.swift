@@ -19,9 +19,9 @@ public final class ReadWriteLockMap<Key: Hashable & Sendable, Value: Sendable>: 
     // @unchecked Sendable: `storage` is read only with `rwlock` held shared and written only with it held exclusive.
 
     /// The lock; heap-allocated so that its address never changes.
-    private let rwlock: UnsafeMutablePointer<pthread_rwlock_t>
+    @usableFromInline let rwlock: UnsafeMutablePointer<pthread_rwlock_t>
     /// All entries.
-    private var storage: [Key: Value] = [:]
+    @usableFromInline var storage: [Key: Value] = [:]
 
     public init() {
         rwlock = .allocate(capacity: 1)
@@ -34,38 +34,38 @@ public final class ReadWriteLockMap<Key: Hashable & Sendable, Value: Sendable>: 
         rwlock.deallocate()
     }
 
-    @inline(__always)
-    private func reading<R>(_ body: () throws -> R) rethrows -> R {
+    @inlinable @inline(__always)
+    func reading<R>(_ body: () throws -> R) rethrows -> R {
         pthread_rwlock_rdlock(rwlock)
         defer { pthread_rwlock_unlock(rwlock) }
         return try body()
     }
 
-    @inline(__always)
-    private func writing<R>(_ body: () throws -> R) rethrows -> R {
+    @inlinable @inline(__always)
+    func writing<R>(_ body: () throws -> R) rethrows -> R {
         pthread_rwlock_wrlock(rwlock)
         defer { pthread_rwlock_unlock(rwlock) }
         return try body()
     }
 
-    public func load(_ key: Key) -> Value? { reading { storage[key] } }
+    @inlinable public func load(_ key: Key) -> Value? { reading { storage[key] } }
 
-    public func store(_ key: Key, _ value: Value) { writing { storage[key] = value } }
+    @inlinable public func store(_ key: Key, _ value: Value) { writing { storage[key] = value } }
 
-    public func loadOrStore(_ key: Key, _ value: Value) -> (actual: Value, loaded: Bool) {
+    @inlinable public func loadOrStore(_ key: Key, _ value: Value) -> (actual: Value, loaded: Bool) {
         if let existing = reading({ storage[key] }) { return (existing, true) }
         return writing { storage.loadOrStoreLocked(key, value) }
     }
 
-    public func loadAndDelete(_ key: Key) -> Value? { writing { storage.removeValue(forKey: key) } }
+    @inlinable public func loadAndDelete(_ key: Key) -> Value? { writing { storage.removeValue(forKey: key) } }
 
-    public func swap(_ key: Key, _ value: Value) -> Value? { writing { storage.updateValue(value, forKey: key) } }
+    @inlinable public func swap(_ key: Key, _ value: Value) -> Value? { writing { storage.updateValue(value, forKey: key) } }
 
-    public func compareAndSwap(_ key: Key, where matches: (Value) -> Bool, new: Value) -> Bool {
+    @inlinable public func compareAndSwap(_ key: Key, where matches: (Value) -> Bool, new: Value) -> Bool {
         writing { storage.compareAndSwapLocked(key, where: matches, new: new) }
     }
 
-    public func compareAndDelete(_ key: Key, where matches: (Value) -> Bool) -> Bool {
+    @inlinable public func compareAndDelete(_ key: Key, where matches: (Value) -> Bool) -> Bool {
         writing { storage.compareAndDeleteLocked(key, where: matches) }
     }
 
@@ -75,7 +75,7 @@ public final class ReadWriteLockMap<Key: Hashable & Sendable, Value: Sendable>: 
         for (k, v) in copy where try !body(k, v) { return }
     }
 
-    public func clear() { writing { storage.removeAll() } }
+    @inlinable public func clear() { writing { storage.removeAll() } }
 
-    public var count: Int { reading { storage.count } }
+    @inlinable public var count: Int { reading { storage.count } }
 }
