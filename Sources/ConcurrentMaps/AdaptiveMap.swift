@@ -139,7 +139,7 @@ public final class AdaptiveMap<Key: Hashable & Sendable, Value: Sendable>: Concu
         counters = .allocate(capacity: n * 16)
         for i in 0..<(n * 16) { (counters + i).initialize(to: Atomic(0)) }
         current = Atomic(Unmanaged.passRetained(Generation(strategy, stripes: n)))
-        reclaimer = EpochReclaimer(stripes: n)
+        reclaimer = EpochReclaimer(stripes: n, deleters: [{ Unmanaged<Generation>.fromOpaque($0).release() }])
         control = Locked(Control(policy: policy))
     }
 
@@ -221,7 +221,7 @@ public final class AdaptiveMap<Key: Hashable & Sendable, Value: Sendable>: Concu
             old.impl.map.forEach { k, v in target.store(k, v); return true }
             // 4. Publish, and retire the old generation once no reader can still be using it.
             let retired = current.exchange(Unmanaged.passRetained(next), ordering: .sequentiallyConsistent)
-            reclaimer.retire(retired.toOpaque()) { Unmanaged<Generation>.fromOpaque($0).release() }
+            reclaimer.retire(retired.toOpaque(), kind: 0)
             c.windowsSinceSwitch = 0
             c.switches += 1
         }

@@ -14,12 +14,12 @@ import Synchronization
 /// stripes) and never touch memory that other readers write: no shared reference count, no shared lock.
 ///
 /// ```swift
-/// let reclaimer = EpochReclaimer()
+/// let reclaimer = EpochReclaimer(deleters: [{ $0.deallocate() }])   // kind 0
 /// let guard = reclaimer.enter()           // start of a read-side critical section
 /// defer { reclaimer.exit(guard) }
 /// … read atomically published pointers …
 /// // a writer, after unlinking `p` with a sequentially consistent store:
-/// reclaimer.retire(p, free: { $0.deallocate() })
+/// reclaimer.retire(p, kind: 0)
 /// ```
 ///
 /// The algorithm (DESIGN.md has the proof sketch):
@@ -45,11 +45,16 @@ public final class EpochReclaimer: @unchecked Sendable {
         @usableFromInline init(counter: UnsafeMutablePointer<Atomic<Int>>) { self.counter = counter }
     }
 
-    /// Something retired, waiting for its grace period to end.
+    /// How to free one kind of retired object. Registered once, at init, so that retiring stores an index and
+    /// no reference-counted closure (a shared reference count on every write was 15% of a write's cost).
+    public typealias Deleter = @Sendable (UnsafeMutableRawPointer) -> Void
+
+    /// Something retired, waiting for its grace period to end: a trivial value, copied with no refcounting.
     @usableFromInline
     struct Retired {
         let pointer: UnsafeMutableRawPointer
-        let free: @Sendable (UnsafeMutableRawPointer) -> Void
+        /// Index into `deleters`.
+        let kind: Int
     }
 
     /// Garbage retired by the threads of one stripe, in three lists by epoch residue (e % 3).
@@ -62,9 +67,13 @@ public final class EpochReclaimer: @unchecked Sendable {
 
         /// Takes every list whose epoch is at most `safe`, leaving it empty.
         mutating func takeReclaimableLocked(upTo safe: UInt, into out: inout [Retired]) {
-            if epochs.0 <= safe, !items.0.isEmpty { out += items.0; items.0.removeAll(keepingCapacity: true) }
-            if epochs.1 <= safe, !items.1.isEmpty { out += items.1; items.1.removeAll(keepingCapacity: true) }
-            if epochs.2 <= safe, !items.2.isEmpty { out += items.2; items.2.removeAll(keepingCapacity: true) }
+            if epochs.0 <= safe, !items.0.isEmpty { Self.take(&items.0, into: &out) }
+            if epochs.1 <= safe, !items.1.isEmpty { Self.take(&items.1, into: &out) }
+            if epochs.2 <= safe, !items.2.isEmpty { Self.take(&items.2, into: &out) }
+        }
+
+        private static func take(_ list: inout [Retired], into out: inout [Retired]) {
+            if out.isEmpty { swap(&out, &list) } else { out += list; list.removeAll(keepingCapacity: true) }
         }
 
         /// Adds `r` tagged `epoch`. The list for `epoch % 3` can only hold older garbage (tag ≤ epoch - 3), which the
@@ -94,12 +103,16 @@ public final class EpochReclaimer: @unchecked Sendable {
     let advances = Locked<UInt64>(0)
     /// Retire this many items in a stripe before trying to advance the epoch.
     let batch: Int
+    /// How to free each kind of retired object; immutable.
+    let deleters: [Deleter]
 
     /// Creates a reclaimer with `stripes` reader stripes (rounded up to a power of two).
     /// - Parameters:
     ///   - stripes: at least the number of threads expected to read at once; default 4 × the CPU count, minimum 16.
     ///   - batch: how many retirements a stripe collects before it tries to advance the epoch.
-    public init(stripes: Int? = nil, batch: Int = 64) {
+    ///   - deleters: how to free each kind of object; ``retire(_:kind:)`` names a kind by its index here.
+    public init(stripes: Int? = nil, batch: Int = 64, deleters: [Deleter]) {
+        self.deleters = deleters
         let wanted = max(stripes ?? 4 * ProcessInfoLite.activeProcessorCount, 16)
         var n = 1
         while n < wanted { n <<= 1 }
@@ -114,7 +127,7 @@ public final class EpochReclaimer: @unchecked Sendable {
         // No reader can be inside: every reader is a method of an object that keeps this reclaimer alive.
         var all: [Retired] = []
         for l in limbo { l.withLock { $0.takeReclaimableLocked(upTo: .max, into: &all) } }
-        for r in all { r.free(r.pointer) }
+        free(all)
         counters.deinitialize(count: (mask + 1) * Self.stripeWords)
         counters.deallocate()
     }
@@ -147,22 +160,29 @@ public final class EpochReclaimer: @unchecked Sendable {
         return try body()
     }
 
-    /// Hands `pointer` to the reclaimer, which calls `free(pointer)` once no reader can still hold it.
+    /// Hands `pointer` to the reclaimer, which calls `deleters[kind](pointer)` once no reader can still hold it.
     ///
     /// Call it only after `pointer` is unreachable for new readers (unlinked with a sequentially consistent store
-    /// or read-modify-write), exactly once per pointer. `free` runs later, on some writer's thread, outside every
-    /// lock of the reclaimer (so it may itself retire more garbage).
-    public func retire(_ pointer: UnsafeMutableRawPointer, free: @escaping @Sendable (UnsafeMutableRawPointer) -> Void) {
+    /// or read-modify-write), exactly once per pointer. The deleter runs later, on some writer's thread, outside
+    /// every lock of the reclaimer (so it may itself retire more garbage).
+    public func retire(_ pointer: UnsafeMutableRawPointer, kind: Int) {
+        precondition(deleters.indices.contains(kind), "EpochReclaimer: unknown deleter kind \(kind)")
         let stripe = ThreadStripe.current() & mask
         let e = epoch.load(ordering: .sequentiallyConsistent)
         var reclaimable: [Retired] = []
         let pending = limbo[stripe].withLock { l -> Int in
             if e >= 2 { l.takeReclaimableLocked(upTo: e - 2, into: &reclaimable) }
-            l.appendLocked(Retired(pointer: pointer, free: free), epoch: e)
+            l.appendLocked(Retired(pointer: pointer, kind: kind), epoch: e)
             return l.pending
         }
-        for r in reclaimable { r.free(r.pointer) }
+        if !reclaimable.isEmpty { free(reclaimable) }
         if pending >= batch { _ = tryAdvance() }
+    }
+
+    private func free(_ items: [Retired]) {
+        deleters.withUnsafeBufferPointer { d in
+            for r in items { d[r.kind](r.pointer) }
+        }
     }
 
     /// Advances the epoch if no reader of the previous epoch remains. Returns whether it advanced.
@@ -197,7 +217,7 @@ public final class EpochReclaimer: @unchecked Sendable {
                 return l.pending
             }
         }
-        for r in reclaimable { r.free(r.pointer) }
+        free(reclaimable)
         return waiting
     }
 

@@ -38,13 +38,15 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
 
     public init() {
         root = Atomic(_HTNode.make(parent: nil).bits)
-        reclaimer = EpochReclaimer()
-        freeEntry = { raw in
+        let freeEntry: EpochReclaimer.Deleter = { raw in
             let e = raw.assumingMemoryBound(to: _HTEntry<Key, Value>.self)
             e.deinitialize(count: 1)
             e.deallocate()
         }
-        freeNode = { raw in _HTNode(bits: UInt(bitPattern: raw)).free() }
+        let freeNode: EpochReclaimer.Deleter = { raw in _HTNode(bits: UInt(bitPattern: raw)).free() }
+        self.freeEntry = freeEntry
+        self.freeNode = freeNode
+        reclaimer = EpochReclaimer(deleters: [freeEntry, freeNode])   // kinds 0 and 1
     }
 
     deinit {
@@ -144,12 +146,19 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
         @usableFromInline let shift: Int
         /// The slot's word, read with the lock held: 0 or an entry chain.
         @usableFromInline let word: UInt
-        @usableFromInline var slot: UnsafeMutablePointer<Atomic<UInt>> { node.child(index) }
+        @inlinable var slot: UnsafeMutablePointer<Atomic<UInt>> { node.child(index) }
+
+        @inlinable init(node: _HTNode, index: Int, shift: Int, word: UInt) {
+            self.node = node
+            self.index = index
+            self.shift = shift
+            self.word = word
+        }
     }
 
     /// Walks down to the slot for `hash` (empty or an entry chain), locks its node and re-checks: if the slot
     /// became an indirect node or the node was pruned meanwhile, starts over. Returns with `node` locked.
-    @usableFromInline
+    @inlinable
     func lockSlot(_ hash: UInt) -> LockedSlot {
         while true {
             var node = _HTNode(bits: root.load(ordering: .sequentiallyConsistent))
@@ -174,7 +183,7 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
     }
 
     /// Finds `key` in the chain of a locked slot: the entry and its predecessor (nil if it is the head).
-    @usableFromInline
+    @inlinable
     func findLocked(_ s: LockedSlot, _ hash: UInt, _ key: Key)
         -> (previous: UnsafeMutablePointer<Entry>?, entry: UnsafeMutablePointer<Entry>)? {
         var previous: UnsafeMutablePointer<Entry>? = nil
@@ -188,18 +197,18 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
         return nil
     }
 
-    @usableFromInline
+    @inlinable
     func makeEntry(_ hash: UInt, _ key: Key, _ value: Value, overflow: UInt) -> UnsafeMutablePointer<Entry> {
         let e = UnsafeMutablePointer<Entry>.allocate(capacity: 1)
         e.initialize(to: Entry(hash: hash, key: key, value: value, overflow: overflow))
         return e
     }
 
-    @usableFromInline
-    func retire(_ e: UnsafeMutablePointer<Entry>) { reclaimer.retire(UnsafeMutableRawPointer(e), free: freeEntry) }
+    @inlinable
+    func retire(_ e: UnsafeMutablePointer<Entry>) { reclaimer.retire(UnsafeMutableRawPointer(e), kind: 0) }
 
     /// Replaces entry `old` (found by `findLocked`) by a new entry for the same key with `value`.
-    @usableFromInline
+    @inlinable
     func replaceLocked(_ s: LockedSlot, _ found: (previous: UnsafeMutablePointer<Entry>?, entry: UnsafeMutablePointer<Entry>),
                        _ value: Value) {
         let old = found.entry
@@ -214,7 +223,7 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
     }
 
     /// Unlinks a found entry; prunes empty nodes upward; unlocks the slot's node (and every node it locks).
-    @usableFromInline
+    @inlinable
     func deleteLockedAndUnlock(_ s: LockedSlot, _ hash: UInt,
                                _ found: (previous: UnsafeMutablePointer<Entry>?, entry: UnsafeMutablePointer<Entry>)) {
         let next = found.entry.pointee.overflow.load(ordering: .sequentiallyConsistent)
@@ -236,7 +245,7 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
             parent.child(Int(truncatingIfNeeded: (hash >> UInt(shift)) & _HTNode.mask)).pointee
                 .store(0, ordering: .sequentiallyConsistent)
             node.lock.unlock()
-            reclaimer.retire(node.raw, free: freeNode)
+            reclaimer.retire(node.raw, kind: 1)
             node = parent
         }
         node.lock.unlock()
@@ -244,7 +253,7 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
 
     /// Builds what replaces a slot holding chain `old` when inserting `new` (whose hash differs or not): a longer
     /// chain if the full hashes are equal, otherwise new indirect nodes down to the level where they differ.
-    @usableFromInline
+    @inlinable
     func expand(_ old: UInt, _ new: UnsafeMutablePointer<Entry>, _ newHash: UInt, shift: Int, parent: _HTNode) -> UInt {
         let oldHash = Self.entry(old).pointee.hash
         if oldHash == newHash {
@@ -271,7 +280,7 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
     }
 
     /// Inserts a new entry into a locked slot that does not hold `key`.
-    @usableFromInline
+    @inlinable
     func insertLocked(_ s: LockedSlot, _ hash: UInt, _ key: Key, _ value: Value) {
         let e = makeEntry(hash, key, value, overflow: 0)
         let w = s.word == 0 ? UInt(bitPattern: e) | 1 : expand(s.word, e, hash, shift: s.shift, parent: s.node)
@@ -352,11 +361,11 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
         return true
     }
 
-    @usableFromInline
+    @inlinable
     func containsLockFree(_ hash: UInt, _ key: Key) -> Bool { Self.lookupFromRoot(root, hash, key) != nil }
 
     /// `load` without entering a guard (the caller is inside one).
-    @usableFromInline
+    @inlinable
     static func lookupFromRoot(_ root: borrowing Atomic<UInt>, _ hash: UInt, _ key: Key) -> Value? {
         var node = _HTNode(bits: root.load(ordering: .sequentiallyConsistent))
         var shift = UInt.bitWidth
@@ -391,7 +400,7 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
                 if w != 0 { children.append(w) }
             }
         }
-        reclaimer.retire(node.raw, free: freeNode)
+        reclaimer.retire(node.raw, kind: 1)
         for w in children {
             if w & 1 != 0 { forEachInChain(w) { retire($0) } } else { retireTree(_HTNode(bits: w)) }
         }
@@ -443,16 +452,16 @@ struct _HTNode {
     @usableFromInline static var fanout: Int { 16 }
     @usableFromInline static var bitsPerLevel: Int { 4 }
     @usableFromInline static var mask: UInt { 15 }
-    static let words = 20
+    @usableFromInline static var words: Int { 20 }
 
     @usableFromInline let words: UnsafeMutablePointer<Atomic<UInt>>
 
     @inlinable init(bits: UInt) { words = UnsafeMutablePointer(bitPattern: bits).unsafelyUnwrapped }
 
     @inlinable var bits: UInt { UInt(bitPattern: words) }
-    var raw: UnsafeMutableRawPointer { UnsafeMutableRawPointer(words) }
+    @inlinable var raw: UnsafeMutableRawPointer { UnsafeMutableRawPointer(words) }
 
-    static func make(parent: _HTNode?) -> _HTNode {
+    @inlinable static func make(parent: _HTNode?) -> _HTNode {
         let p = UnsafeMutableRawPointer.allocate(byteCount: words * 8, alignment: 64)
             .bindMemory(to: Atomic<UInt>.self, capacity: words)
         (p + 0).initialize(to: Atomic(RawLock().address))
@@ -470,18 +479,18 @@ struct _HTNode {
     @inlinable @inline(__always)
     func child(_ i: Int) -> UnsafeMutablePointer<Atomic<UInt>> { words + 4 + i }
 
-    @usableFromInline var lock: RawLock { RawLock(address: words[0].load(ordering: .relaxed)) }
+    @inlinable var lock: RawLock { RawLock(address: words[0].load(ordering: .relaxed)) }
 
-    @usableFromInline var parent: _HTNode? {
+    @inlinable var parent: _HTNode? {
         let p = words[1].load(ordering: .relaxed)
         return p == 0 ? nil : _HTNode(bits: p)
     }
 
-    @usableFromInline var isDead: Bool { words[2].load(ordering: .sequentiallyConsistent) != 0 }
+    @inlinable var isDead: Bool { words[2].load(ordering: .sequentiallyConsistent) != 0 }
 
-    @usableFromInline func markDead() { words[2].store(1, ordering: .sequentiallyConsistent) }
+    @inlinable func markDead() { words[2].store(1, ordering: .sequentiallyConsistent) }
 
-    @usableFromInline var isEmpty: Bool {
+    @inlinable var isEmpty: Bool {
         for i in 0..<Self.fanout where child(i).pointee.load(ordering: .sequentiallyConsistent) != 0 { return false }
         return true
     }

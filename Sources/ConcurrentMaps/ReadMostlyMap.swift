@@ -66,18 +66,19 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
         /// Entries of `read.m` that are expunged (left out of `dirty`). They die when `dirty` is promoted; until then
         /// a store to their key un-expunges them. Invariant: exactly the expunged entries of `read.m`.
         @usableFromInline var expunged: Set<Entry> = []
+
+        @inlinable init() {}
     }
 
     public init() {
         self.read = Atomic(Unmanaged.passRetained(ReadOnly(m: [:], amended: false)))
         self.mu = Locked(State())
-        self.reclaimer = EpochReclaimer()
-        self.freeCell = { raw in
+        let freeCell: EpochReclaimer.Deleter = { raw in
             let cell = raw.assumingMemoryBound(to: Value.self)
             cell.deinitialize(count: 1)
             cell.deallocate()
         }
-        self.freeEntry = { raw in
+        let freeEntry: EpochReclaimer.Deleter = { raw in
             let word = raw.assumingMemoryBound(to: Atomic<UInt>.self)
             let p = word.pointee.load(ordering: .sequentiallyConsistent)
             if p > _RMEntry.expunged, let cell = UnsafeMutablePointer<Value>(bitPattern: p) {
@@ -87,6 +88,20 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
             word.deinitialize(count: 1)
             word.deallocate()
         }
+        self.freeCell = freeCell
+        self.freeEntry = freeEntry
+        self.reclaimer = EpochReclaimer(deleters: [
+            freeCell,                                                   // Kind.cell
+            freeEntry,                                                  // Kind.entry
+            { Unmanaged<ReadOnly>.fromOpaque($0).release() },           // Kind.view
+        ])
+    }
+
+    /// Indices of the deleters given to `reclaimer`.
+    @usableFromInline enum Kind {
+        @usableFromInline static var cell: Int { 0 }
+        @usableFromInline static var entry: Int { 1 }
+        @usableFromInline static var view: Int { 2 }
     }
 
     deinit {
@@ -116,7 +131,7 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
 
     /// `load` for a key missing from an amended view: re-check under the lock (the view may have been promoted
     /// since), then look in `dirty`. Caller is inside a reclaimer guard.
-    @usableFromInline @inline(never)
+    @inlinable @inline(never)
     func loadSlow(_ key: Key) -> Entry? {
         mu.withLock { state -> Entry? in
             let view = read.load(ordering: .sequentiallyConsistent).takeUnretainedValue()
@@ -174,7 +189,7 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
 
     /// `swap` through the mutex: un-expunge, or update in `dirty`, or add a new entry to `dirty`.
     /// Returns the previous word (a cell, or nil/expunged for "no value").
-    @usableFromInline @inline(never)
+    @inlinable @inline(never)
     func swapSlow(_ key: Key, _ cell: UInt) -> UInt {
         mu.withLock { state -> UInt in
             let view = read.load(ordering: .sequentiallyConsistent).takeUnretainedValue()
@@ -200,7 +215,7 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
         return loadOrStoreSlow(key, value)
     }
 
-    @usableFromInline @inline(never)
+    @inlinable @inline(never)
     func loadOrStoreSlow(_ key: Key, _ value: Value) -> (actual: Value, loaded: Bool) {
         mu.withLock { state in
             let view = read.load(ordering: .sequentiallyConsistent).takeUnretainedValue()
@@ -233,7 +248,7 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
         return loadAndDeleteSlow(key)
     }
 
-    @usableFromInline @inline(never)
+    @inlinable @inline(never)
     func loadAndDeleteSlow(_ key: Key) -> Value? {
         let word = mu.withLock { state -> UInt in
             let view = read.load(ordering: .sequentiallyConsistent).takeUnretainedValue()
@@ -262,7 +277,7 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
         return compareAndSwapSlow(key, matches, new)
     }
 
-    @usableFromInline @inline(never)
+    @inlinable @inline(never)
     func compareAndSwapSlow(_ key: Key, _ matches: (Value) -> Bool, _ new: Value) -> Bool {
         mu.withLock { state in
             let view = read.load(ordering: .sequentiallyConsistent).takeUnretainedValue()
@@ -295,7 +310,7 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
         }
     }
 
-    @usableFromInline @inline(never)
+    @inlinable @inline(never)
     func compareAndDeleteSlow(_ key: Key) -> Entry? {
         mu.withLock { state -> Entry? in
             let view = read.load(ordering: .sequentiallyConsistent).takeUnretainedValue()
@@ -329,7 +344,7 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
     // MARK: - Helpers that need `mu` (caller holds it; `state` is the locked state)
 
     /// Counts a miss; promotes `dirty` once the misses have paid for it.
-    @usableFromInline
+    @inlinable
     func missLocked(_ state: inout State) {
         state.misses += 1
         if state.misses < (state.dirty?.count ?? 0) { return }
@@ -338,7 +353,7 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
 
     /// Makes `dirty` the new read-only view (O(1): the dictionary's storage is shared, not copied), and retires
     /// the old view and the expunged entries, which no new reader can reach.
-    @usableFromInline
+    @inlinable
     func promoteLocked(_ state: inout State) {
         guard let dirty = state.dirty else { return }
         publishLocked(ReadOnly(m: dirty, amended: false))
@@ -348,7 +363,7 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
 
     /// Creates `dirty` from the view if needed: expunges the entries that hold nil (so that they need not be
     /// copied) and copies the others. O(n), once per dirty generation.
-    @usableFromInline
+    @inlinable
     func dirtyLocked(_ state: inout State, view: ReadOnly) {
         guard state.dirty == nil else { return }
         var d = [Key: Entry](minimumCapacity: view.m.count)
@@ -359,7 +374,7 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
     }
 
     /// A store found `key` expunged in the view and un-expunged it: it must rejoin `dirty` before anything else.
-    @usableFromInline
+    @inlinable
     func addUnexpungedLocked(_ state: inout State, _ key: Key, _ e: Entry) {
         state.expunged.remove(e)
         state.dirty![key] = e   // expunged ⇒ dirty exists (expunging happens only while building it)
@@ -367,7 +382,7 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
 
     /// Adds a key that is in neither map. The first such key after a promotion builds `dirty` and marks the view
     /// amended, so that loads of missing keys know to look in `dirty`.
-    @usableFromInline
+    @inlinable
     func addNewKeyLocked(_ state: inout State, view: ReadOnly, _ key: Key, _ e: Entry) {
         if !view.amended {
             dirtyLocked(&state, view: view)
@@ -377,15 +392,15 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
     }
 
     /// Replaces the view and retires the old one.
-    @usableFromInline
+    @inlinable
     func publishLocked(_ view: ReadOnly) {
         let old = read.exchange(Unmanaged.passRetained(view), ordering: .sequentiallyConsistent)
-        reclaimer.retire(old.toOpaque()) { Unmanaged<ReadOnly>.fromOpaque($0).release() }
+        reclaimer.retire(old.toOpaque(), kind: Kind.view)
     }
 
     // MARK: - Entry operations that need the map (cells, reclamation)
 
-    @usableFromInline
+    @inlinable
     func makeCell(_ value: Value) -> UInt {
         let cell = UnsafeMutablePointer<Value>.allocate(capacity: 1)
         cell.initialize(to: value)
@@ -393,14 +408,14 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
     }
 
     /// Frees a cell that was never published.
-    @usableFromInline
+    @inlinable
     func freeUnpublishedCell(_ word: UInt) { freeCell(UnsafeMutableRawPointer(bitPattern: word)!) }
 
-    @usableFromInline
-    func retireCell(_ word: UInt) { reclaimer.retire(UnsafeMutableRawPointer(bitPattern: word)!, free: freeCell) }
+    @inlinable
+    func retireCell(_ word: UInt) { reclaimer.retire(UnsafeMutableRawPointer(bitPattern: word)!, kind: Kind.cell) }
 
-    @usableFromInline
-    func retireEntry(_ e: Entry) { reclaimer.retire(UnsafeMutableRawPointer(e.word), free: freeEntry) }
+    @inlinable
+    func retireEntry(_ e: Entry) { reclaimer.retire(UnsafeMutableRawPointer(e.word), kind: Kind.entry) }
 
     /// Copies the value out of a word that was just swapped out of an entry, and retires its cell.
     /// nil and expunged words mean "no value".
@@ -413,7 +428,7 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
     }
 
     /// Go's `entry.tryLoadOrStore`: nil if the entry is expunged (the caller must take the mutex).
-    @usableFromInline
+    @inlinable
     func tryLoadOrStore(_ e: Entry, _ value: Value) -> (actual: Value, loaded: Bool)? {
         var p = e.word.pointee.load(ordering: .sequentiallyConsistent)
         if p == Entry.expunged { return nil }
@@ -430,7 +445,7 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
     }
 
     /// Go's `entry.tryCompareAndSwap`: replaces a present value accepted by `matches`.
-    @usableFromInline
+    @inlinable
     func tryCompareAndSwap(_ e: Entry, _ matches: (Value) -> Bool, _ new: Value) -> Bool {
         var p = e.word.pointee.load(ordering: .sequentiallyConsistent)
         guard p > Entry.expunged, matches(Entry.cell(p, Value.self).pointee) else { return false }
@@ -478,7 +493,7 @@ struct _RMEntry: Hashable {
 
     @usableFromInline init(word: UnsafeMutablePointer<Atomic<UInt>>) { self.word = word }
 
-    @usableFromInline static func make(_ initial: UInt) -> _RMEntry {
+    @inlinable static func make(_ initial: UInt) -> _RMEntry {
         let w = UnsafeMutablePointer<Atomic<UInt>>.allocate(capacity: 1)
         w.initialize(to: Atomic(initial))
         return _RMEntry(word: w)
@@ -511,7 +526,7 @@ struct _RMEntry: Hashable {
     }
 
     /// Sets the word to nil unless already nil or expunged; returns the previous word.
-    @usableFromInline
+    @inlinable
     func delete() -> UInt {
         var p = word.pointee.load(ordering: .sequentiallyConsistent)
         while p > Self.expunged {
@@ -524,19 +539,19 @@ struct _RMEntry: Hashable {
     }
 
     /// expunged → nil. Mutex held. True if it was expunged (the caller must add the entry to `dirty`).
-    @usableFromInline
+    @inlinable
     func unexpungeLocked() -> Bool {
         word.pointee.compareExchange(expected: Self.expunged, desired: Self.nilWord, ordering: .sequentiallyConsistent).exchanged
     }
 
     /// Unconditional exchange; the entry must not be expunged. Mutex held.
-    @usableFromInline
+    @inlinable
     func swapLocked(_ cell: UInt) -> UInt {
         word.pointee.exchange(cell, ordering: .sequentiallyConsistent)
     }
 
     /// nil → expunged. Mutex held. True if the entry is (now) expunged.
-    @usableFromInline
+    @inlinable
     func tryExpungeLocked() -> Bool {
         var p = word.pointee.load(ordering: .sequentiallyConsistent)
         while p == Self.nilWord {
