@@ -40,11 +40,12 @@ extension Transaction {
             if batch.isEmpty { break }
             for key in batch {
                 cursor = key
-                guard var value = db.read(key, txid: txid, snapshot: snap, dirty: dirty) else { continue }
+                guard var value = db.read(key, txid: assignedID, snapshot: snap, dirty: dirty) else { continue }
                 if let lock {
                     try checkActive()
                     guard let chain = try await acquireRow(key, lock, wait: wait) else { continue }
                     if isolation != .snapshot {
+                        let txid = self.txid
                         guard let newest = chain.state.withLock({ $0.read(txid: txid, snapshot: .max, dirty: false) })
                         else { continue }
                         value = newest
