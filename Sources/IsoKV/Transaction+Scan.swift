@@ -36,7 +36,9 @@ extension Transaction {
         var out: [KeyValue] = []
         var cursor: Bytes?
         while out.count < max {
-            let batch = db.index.withLock { $0.keys(in: range, after: cursor, reverse: reverse, max: 128) }
+            // Batches no larger than the rows still wanted (plus slack for invisible keys), at most 128.
+            let want = Swift.min(128, Swift.max(16, max - out.count + 4))
+            let batch = db.index.withLock { $0.keys(in: range, after: cursor, reverse: reverse, max: want) }
             if batch.isEmpty { break }
             for key in batch {
                 cursor = key
