@@ -6,7 +6,9 @@
 /// | `.readCommitted`   | prevented   | prevented  | allowed                         | allowed             | allowed | allowed   |
 /// | `.snapshot`        | prevented   | prevented  | prevented (`40001`)             | prevented           | prevented | prevented |
 ///
-/// Write skew is still possible at `.snapshot`; `.serializable` (SSI) will close it.
+/// At `.snapshot` a re-read or re-scan sees the same data (no non-repeatable read, no phantom *in reads*), but
+/// write skew — including its predicate form, two transactions each inserting after scanning a range the other
+/// writes — is still possible; `.serializable` (SSI) will close it.
 ///
 /// ```swift
 /// let tx = try await db.begin(.readCommitted)

@@ -175,16 +175,32 @@ struct ChainState {
         return grantWaitersLocked()
     }
 
-    /// The transactions `txid` waits for here: conflicting holders and the conflicting requests queued ahead of it.
-    /// Empty if `txid` is not queued on this chain (granted or gone).
-    func blockers(of txid: UInt64) -> [UInt64] {
-        guard let i = waiters.firstIndex(where: { $0.txid == txid }) else { return [] }
-        let mode = waiters[i].mode
-        var out: [UInt64] = []
-        if let x = exclusive, x != txid { out.append(x) }
-        if mode == .forUpdate { out += shared.filter { $0 != txid } }
-        for w in waiters[..<i] where w.txid != txid && !(w.mode.isCompatible(with: mode)) { out.append(w.txid) }
-        return out
+    /// The wait-for edges of every queued request here, computed in one pass: each waiter waits for the holders
+    /// that conflict with it and for the requests queued ahead of it that conflict with it. Only the nearest
+    /// earlier `.forUpdate` request and the `.forShare` requests after it are listed: an exclusive request waits for
+    /// everything ahead of it, so the rest is reachable through it. That keeps a deadlock check linear in the queue
+    /// length instead of quadratic (a hot row with a hundred waiters).
+    func waitEdges() -> [UInt64: [UInt64]] {
+        var edges: [UInt64: [UInt64]] = [:]
+        var lastExclusive: UInt64?
+        var sharedSinceLastExclusive: [UInt64] = []
+        for w in waiters {
+            var out: [UInt64] = []
+            if let x = exclusive, x != w.txid { out.append(x) }
+            if w.mode == .forUpdate {
+                out += shared.filter { $0 != w.txid }
+                out += sharedSinceLastExclusive.filter { $0 != w.txid }
+            }
+            if let x = lastExclusive, x != w.txid { out.append(x) }
+            if w.mode == .forUpdate {
+                lastExclusive = w.txid
+                sharedSinceLastExclusive = []
+            } else {
+                sharedSinceLastExclusive.append(w.txid)
+            }
+            edges[w.txid, default: []] += out
+        }
+        return edges
     }
 
     // MARK: Commit and garbage collection

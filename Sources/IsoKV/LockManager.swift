@@ -157,10 +157,10 @@ struct WaitObserver {
 
 /// The wait-for graph, kept implicitly: `waitingOn` says which chain each suspended transaction is queued on, and the
 /// edges out of a waiter are read from that chain (its conflicting holders and the conflicting requests queued ahead
-/// of it, see `ChainState.blockers(of:)`), so they are always current.
+/// of it, see `ChainState.waitEdges()`), so they are always current.
 struct WaitGraph {
     /// Transaction → the chain it is queued on. An entry may outlive the wait by a moment (granted but not yet
-    /// removed): `blockers(of:)` then returns no edges, so a stale entry never creates a false cycle.
+    /// removed): `waitEdges()` lists no edges for it, so a stale entry never creates a false cycle.
     var waitingOn: [UInt64: KeyChain] = [:]
     /// Test observers (``LockManager/waitUntilWaiting(_:on:)``) not yet satisfied.
     var observers: [WaitObserver] = []
@@ -185,22 +185,35 @@ struct WaitGraph {
     mutating func endWaitLocked(_ txid: UInt64) { waitingOn[txid] = nil }
 
     /// Depth-first search of the wait-for graph from `start`; the path of a cycle back to `start`, or nil.
+    /// Each chain's edges are computed once per search (`ChainState.waitEdges`, one lock acquisition per chain),
+    /// so a search costs O(waiters + edges) however long the queues are.
     func findCycleLocked(from start: UInt64) -> [UInt64]? {
+        var edgesByChain: [ObjectIdentifier: [UInt64: [UInt64]]] = [:]
+        func edges(of node: UInt64) -> [UInt64] {
+            guard let chain = waitingOn[node] else { return [] }
+            let id = ObjectIdentifier(chain)
+            if edgesByChain[id] == nil { edgesByChain[id] = chain.state.withLock { $0.waitEdges() } }
+            return edgesByChain[id]?[node] ?? []
+        }
         var visited: Set<UInt64> = [start]
         var path: [UInt64] = [start]
-        func dfs(_ node: UInt64) -> Bool {
-            guard let chain = waitingOn[node] else { return false }
-            let next = chain.state.withLock { $0.blockers(of: node) }
-            for n in next {
-                if n == start { return true }
-                if visited.insert(n).inserted {
-                    path.append(n)
-                    if dfs(n) { return true }
-                    path.removeLast()
-                }
+        // Iterative DFS: a stack of (node, its edges, next edge index).
+        var stack: [(edges: [UInt64], next: Int)] = [(edges(of: start), 0)]
+        while !stack.isEmpty {
+            let top = stack.count - 1
+            guard stack[top].next < stack[top].edges.count else {
+                stack.removeLast()
+                path.removeLast()
+                continue
             }
-            return false
+            let n = stack[top].edges[stack[top].next]
+            stack[top].next += 1
+            if n == start { return path }
+            if visited.insert(n).inserted {
+                path.append(n)
+                stack.append((edges(of: n), 0))
+            }
         }
-        return dfs(start) ? path : nil
+        return nil
     }
 }

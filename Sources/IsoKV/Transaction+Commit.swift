@@ -68,6 +68,7 @@ extension Transaction {
         state = final
         var touched: [KeyChain] = []
         touched.reserveCapacity(locks.count)
+        let txid = assignedID   // nonzero whenever `locks` is not empty
         for (_, entry) in locks {
             let granted = entry.chain.state.withLock { $0.releaseLocked(txid) }
             for c in granted { c.resume() }

@@ -30,6 +30,7 @@ extension Transaction {
                     writeOrder.removeLast()
                 }
             case .lock(let chain, let previous):
+                let txid = self.txid
                 let granted = chain.state.withLock { $0.restoreLocked(txid, to: previous) }
                 for c in granted { c.resume() }
                 let id = ObjectIdentifier(chain)

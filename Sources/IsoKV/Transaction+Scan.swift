@@ -36,15 +36,18 @@ extension Transaction {
         var out: [KeyValue] = []
         var cursor: Bytes?
         while out.count < max {
-            let batch = db.index.withLock { $0.keys(in: range, after: cursor, reverse: reverse, max: 128) }
+            // Batches no larger than the rows still wanted (plus slack for invisible keys), at most 128.
+            let want = Swift.min(128, Swift.max(16, max - out.count + 4))
+            let batch = db.index.withLock { $0.keys(in: range, after: cursor, reverse: reverse, max: want) }
             if batch.isEmpty { break }
             for key in batch {
                 cursor = key
-                guard var value = db.read(key, txid: txid, snapshot: snap, dirty: dirty) else { continue }
+                guard var value = db.read(key, txid: assignedID, snapshot: snap, dirty: dirty) else { continue }
                 if let lock {
                     try checkActive()
                     guard let chain = try await acquireRow(key, lock, wait: wait) else { continue }
                     if isolation != .snapshot {
+                        let txid = self.txid
                         guard let newest = chain.state.withLock({ $0.read(txid: txid, snapshot: .max, dirty: false) })
                         else { continue }
                         value = newest

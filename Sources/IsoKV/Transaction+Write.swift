@@ -23,6 +23,7 @@ extension Transaction {
         try db.limits.check(key: key)
         _ = ensureSnapshot()
         guard let chain = try await acquireRow(key, mode, wait: wait) else { return nil }
+        let txid = self.txid
         return chain.state.withLock { $0.read(txid: txid, snapshot: .max, dirty: false) }
     }
 

@@ -16,11 +16,21 @@
 /// `Transaction+Savepoint.swift`, `Transaction+Commit.swift` (commit protocol, rollback, abort).
 public final class Transaction: StoreTransaction {
     let db: Database
-    /// This transaction's id (also the owner id in chains' locks and pending writes).
-    let txid: UInt64
+    /// This transaction's id once assigned, else 0. Assigned on first need (a write, a lock, or `id`), so that a
+    /// read-only transaction never touches the shared id counter. Reads pass it as "own id": 0 matches no pending
+    /// write (ids start at 1), which is right because a transaction without an id has written nothing.
+    private(set) var assignedID: UInt64 = 0
+    /// This transaction's id (the owner id in chains' locks and pending writes), assigned if needed.
+    var txid: UInt64 {
+        if assignedID == 0 { assignedID = db.oracle.newTransactionID() }
+        return assignedID
+    }
     public var id: TransactionID { TransactionID(rawValue: txid) }
-    /// The snapshot-registry stripe this transaction registers its snapshots in.
-    var snapshotStripe: Int { Int(txid % UInt64(Oracle.stripeCount)) }
+    /// The snapshot-registry stripe this transaction registers its snapshots in: from the handle's address, which
+    /// spreads concurrent transactions over the stripes without touching shared memory.
+    var snapshotStripe: Int {
+        Int((UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()) >> 6) % UInt(Oracle.stripeCount))
+    }
     public let isolation: IsolationLevel
     public let isReadOnly: Bool
 
@@ -57,7 +67,6 @@ public final class Transaction: StoreTransaction {
 
     init(database: Database, isolation: IsolationLevel, readOnly: Bool) {
         self.db = database
-        self.txid = database.oracle.newTransactionID()
         self.isolation = isolation
         self.isReadOnly = readOnly
     }
@@ -104,6 +113,6 @@ public final class Transaction: StoreTransaction {
         try checkActive()
         try db.limits.check(key: key)
         let snap = ensureSnapshot()
-        return db.read(key, txid: txid, snapshot: snap, dirty: isolation == .readUncommitted)
+        return db.read(key, txid: assignedID, snapshot: snap, dirty: isolation == .readUncommitted)
     }
 }

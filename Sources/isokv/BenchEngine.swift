@@ -41,6 +41,9 @@ struct BenchEngine: AsyncParsableCommand {
         guard valueSize >= 0, valueSize <= 1 << 20 else { throw ValidationError("--value-size must be in 0...1048576") }
     }
 
+    /// Interleaved slices per row (see `run`).
+    static let rounds = 5
+
     func run() async throws {
         let setup = EngineBenchSetup(keys: keys, valueSize: valueSize, distribution: distribution, map: map)
         try await setup.load()
@@ -50,34 +53,55 @@ struct BenchEngine: AsyncParsableCommand {
             parameters: [("workload", workload.rawValue), ("isolation", isolation.rawValue),
                          ("threads", "\(threads)"), ("keys", "\(keys)"), ("seconds per row", "\(seconds)"),
                          ("value size", "\(valueSize)"), ("distribution", distribution.rawValue),
+                         ("interleaved slices per row", "\(Self.rounds)"),
                          ("map", map.rawValue)],
             columns: ["operation", "ops/s", "p50", "p99", "vs raw map", "aborts (retries)"])
 
-        let raw: EngineBenchResult
+        let raw: @Sendable (Duration) async throws -> EngineBenchResult
         switch map {
-        case .readMostly: raw = try await EngineBench.measureRaw(ReadMostlyMap<Bytes, Bytes>.self, threads, duration, setup)
-        case .adaptive: raw = try await EngineBench.measureRaw(AdaptiveMap<Bytes, Bytes>.self, threads, duration, setup)
-        case .hashTrie: raw = try await EngineBench.measureRaw(HashTrieMap<Bytes, Bytes>.self, threads, duration, setup)
-        case .sharded: raw = try await EngineBench.measureRaw(ShardedMap<Bytes, Bytes>.self, threads, duration, setup)
-        case .mutex: raw = try await EngineBench.measureRaw(MutexMap<Bytes, Bytes>.self, threads, duration, setup)
+        case .readMostly: raw = EngineBench.rawRunner(ReadMostlyMap<Bytes, Bytes>.self, threads, setup)
+        case .adaptive: raw = EngineBench.rawRunner(AdaptiveMap<Bytes, Bytes>.self, threads, setup)
+        case .hashTrie: raw = EngineBench.rawRunner(HashTrieMap<Bytes, Bytes>.self, threads, setup)
+        case .sharded: raw = EngineBench.rawRunner(ShardedMap<Bytes, Bytes>.self, threads, setup)
+        case .mutex: raw = EngineBench.rawRunner(MutexMap<Bytes, Bytes>.self, threads, setup)
         }
         let db = setup.db
-        let single = try await EngineBench.measure(threads: threads, duration: duration, setup: setup) { w in
-            _ = try await db.get(setup.keyList[w.nextKey()])
-        }
-        let txRead = try await EngineBench.measure(threads: threads, duration: duration, setup: setup) { w in
-            let tx = try await db.begin(.snapshot, readOnly: true)
-            _ = try await tx.get(setup.keyList[w.nextKey()])
-            try await tx.commit()
-        }
+        let threads = self.threads
+        let rows: [(name: String, run: @Sendable (Duration) async throws -> EngineBenchResult)] = [
+            ("raw map load", raw),
+            ("db.get", { d in
+                try await EngineBench.measure(threads: threads, duration: d, setup: setup) { w in
+                    _ = try await db.get(setup.keyList[w.nextKey()])
+                }
+            }),
+            ("tx get (snapshot, ro)", { d in
+                try await EngineBench.measure(threads: threads, duration: d, setup: setup) { w in
+                    let tx = try await db.begin(.snapshot, readOnly: true)
+                    _ = try await tx.get(setup.keyList[w.nextKey()])
+                    try await tx.commit()
+                }
+            }),
+            ("\(workload.rawValue) @ \(isolation.rawValue)", { [workload, isolation] d in
+                try await EngineBench.measure(threads: threads, duration: d, setup: setup) { w in
+                    try await EngineBench.operation(workload, isolation: isolation, setup: setup, worker: &w)
+                }
+            }),
+        ]
         let counterBefore = try await db.get(EngineBenchSetup.counterKey)?.value.int64 ?? 0
-        let mixed = try await EngineBench.measure(threads: threads, duration: duration, setup: setup) { [workload, isolation] w in
-            try await EngineBench.operation(workload, isolation: isolation, setup: setup, worker: &w)
+        // Rows are measured in interleaved slices, so that a change of machine load during the run affects every
+        // row alike and the ratios stay meaningful.
+        var results = [EngineBenchResult](repeating: EngineBenchResult(), count: rows.count)
+        for _ in 0..<Self.rounds {
+            for (i, row) in rows.enumerated() {
+                results[i].merge(try await row.run(duration / Self.rounds))
+            }
         }
+        let rawResult = results[0]
+        let mixed = results[3]
 
-        for (name, r) in [("raw map load", raw), ("db.get", single), ("tx get (snapshot, ro)", txRead),
-                          ("\(workload.rawValue) @ \(isolation.rawValue)", mixed)] {
-            let ratio = r.opsPerSecond / raw.opsPerSecond
+        for (row, r) in zip(rows, results) {
+            let name = row.name
+            let ratio = r.opsPerSecond / rawResult.opsPerSecond
             let aborts = r.aborts.isEmpty ? "-"
                 : r.aborts.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
                     + " (\(r.retries))"
@@ -209,14 +233,36 @@ struct EngineBenchWorker {
     }
 }
 
+/// A row's measurements, accumulated over its slices.
 struct EngineBenchResult {
-    var opsPerSecond: Double
-    var p50: Double
-    var p99: Double
-    var aborts: [String: Int]
-    var retries: Int
-    var gaveUp: Int
-    var committed: Int
+    var ops = 0
+    var seconds = 0.0
+    /// Latency samples in nanoseconds.
+    var samples: [UInt64] = []
+    var aborts: [String: Int] = [:]
+    var retries = 0
+    var gaveUp = 0
+    var committed = 0
+
+    var opsPerSecond: Double { seconds > 0 ? Double(ops) / seconds : 0 }
+    var p50: Double { percentile(0.5) }
+    var p99: Double { percentile(0.99) }
+
+    func percentile(_ p: Double) -> Double {
+        guard !samples.isEmpty else { return 0 }
+        let sorted = samples.sorted()
+        return Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))])
+    }
+
+    mutating func merge(_ other: EngineBenchResult) {
+        ops += other.ops
+        seconds += other.seconds
+        samples += other.samples
+        aborts.merge(other.aborts, uniquingKeysWith: +)
+        retries += other.retries
+        gaveUp += other.gaveUp
+        committed += other.committed
+    }
 }
 
 enum EngineBench {
@@ -257,29 +303,26 @@ enum EngineBench {
         }
         let elapsed = clock.now - start
         let secs = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        var samples = parts.flatMap(\.1)
-        samples.sort()
-        func pct(_ p: Double) -> Double {
-            samples.isEmpty ? 0 : Double(samples[min(samples.count - 1, Int(Double(samples.count) * p))])
-        }
         var aborts: [String: Int] = [:]
         for p in parts { aborts.merge(p.2.aborts, uniquingKeysWith: +) }
         return EngineBenchResult(
-            opsPerSecond: Double(parts.reduce(0) { $0 + $1.0 }) / secs, p50: pct(0.5), p99: pct(0.99),
+            ops: parts.reduce(0) { $0 + $1.0 }, seconds: secs, samples: parts.flatMap(\.1),
             aborts: aborts, retries: parts.reduce(0) { $0 + $1.2.retries }, gaveUp: parts.reduce(0) { $0 + $1.2.gaveUp },
             committed: parts.reduce(0) { $0 + $1.2.committed })
     }
 
     /// The baseline: a fresh map of the concrete type `M` (so its `@inlinable` load is specialized, as the
     /// engine's directory is) loaded with the same keys, read in a tight loop by ``measureSync``.
-    static func measureRaw<M: ConcurrentMap>(_ type: M.Type, _ threads: Int, _ duration: Duration,
-                                             _ setup: EngineBenchSetup) async throws -> EngineBenchResult
+    static func rawRunner<M: ConcurrentMap>(_ type: M.Type, _ threads: Int, _ setup: EngineBenchSetup)
+        -> @Sendable (Duration) async throws -> EngineBenchResult
     where M.Key == Bytes, M.Value == Bytes {
         let map = M()
         for k in setup.keyList { map.store(k, setup.value) }
         for k in setup.keyList { _ = map.load(k) }   // read-mostly maps promote their dirty part on misses
-        return try await measureSync(threads: threads, duration: duration, setup: setup) { w in
-            _ = map.load(setup.keyList[w.nextKey()])
+        return { duration in
+            try await measureSync(threads: threads, duration: duration, setup: setup) { w in
+                _ = map.load(setup.keyList[w.nextKey()])
+            }
         }
     }
 
@@ -318,13 +361,7 @@ enum EngineBench {
         }
         let elapsed = clock.now - start
         let secs = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        var samples = parts.flatMap(\.1)
-        samples.sort()
-        func pct(_ p: Double) -> Double {
-            samples.isEmpty ? 0 : Double(samples[min(samples.count - 1, Int(Double(samples.count) * p))])
-        }
-        return EngineBenchResult(opsPerSecond: Double(parts.reduce(0) { $0 + $1.0 }) / secs, p50: pct(0.5),
-                                 p99: pct(0.99), aborts: [:], retries: 0, gaveUp: 0, committed: 0)
+        return EngineBenchResult(ops: parts.reduce(0) { $0 + $1.0 }, seconds: secs, samples: parts.flatMap(\.1))
     }
 
     /// One operation of `workload`, each its own transaction at `isolation`.

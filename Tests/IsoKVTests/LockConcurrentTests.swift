@@ -163,6 +163,34 @@ extension LockReplays {
         #expect(try await value(store, "x") == "2")
     }
 
+    /// A cycle through queue order: H shares k; W1 queues for update on k (waits for H); W2, holding m, queues for
+    /// share on k behind W1 (compatible with H, but FIFO: it waits for W1); H asks for m → H → W2 → W1 → H.
+    static func deadlockThroughQueueOrder<S: TestableStore>(_ store: S) async throws {
+        try await seed(store, [("k", "0"), ("m", "0")])
+        let h = try await store.begin(.readCommitted)
+        try await h.lock("k", .forShare)
+        let w1 = try await spawn(store, .readCommitted) { tx in
+            try await tx.lock("k", .forUpdate)
+            try await tx.commit()
+        }
+        await store.waitUntilWaiting(w1.id, on: "k")
+        let (lockedM, lockedMCont) = AsyncStream.makeStream(of: Void.self)
+        let w2 = try await spawn(store, .readCommitted) { tx in
+            try await tx.lock("m", .forUpdate)
+            lockedMCont.yield()
+            try await tx.lock("k", .forShare)
+            try await tx.commit()
+        }
+        var it = lockedM.makeAsyncIterator()
+        _ = await it.next()
+        await store.waitUntilWaiting(w2.id, on: "k")
+        let e = await expectCode(.deadlockDetected) { try await h.lock("m", .forUpdate) }
+        #expect(e?.otherTransaction == w2.id)
+        try await w1.value
+        try await w2.value
+        try await h.rollback()
+    }
+
     /// A deadlock inside `transaction {}` with retry: the victim is retried and both transfers land.
     static func deadlockVictimIsRetried<S: TestableStore>(_ store: S) async throws {
         try await seed(store, [("a", "0"), ("b", "0")])
@@ -192,6 +220,9 @@ extension LockReplays {
 struct LockConcurrentTests {
     @Test func lockOnlyHolderLetsSnapshotWriterProceed() async throws {
         try await LockReplays.lockOnlyHolderLetsSnapshotWriterProceed(makeDatabase())
+    }
+    @Test func deadlockThroughQueueOrder() async throws {
+        try await LockReplays.deadlockThroughQueueOrder(makeDatabase())
     }
     @Test func deadlockVictimIsRetried() async throws {
         try await LockReplays.deadlockVictimIsRetried(makeDatabase())
