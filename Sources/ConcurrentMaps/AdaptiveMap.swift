@@ -124,8 +124,14 @@ public final class AdaptiveMap<Key: Hashable & Sendable, Value: Sendable>: Concu
     struct Control {
         var policy: Policy
         var windowStart = (ops: 0, reads: 0, churn: 0)
-        var windowsSinceSwitch = 0
+        /// Windows closed since the last switch. Starts "long ago", so the first window can already switch.
+        var windowsSinceSwitch: Int
         var switches = 0
+
+        init(policy: Policy) {
+            self.policy = policy
+            self.windowsSinceSwitch = policy.windowsBetweenSwitches
+        }
     }
 
     /// A map starting on ``Strategy/readMostly`` with the default policy.
@@ -289,8 +295,8 @@ public final class AdaptiveMap<Key: Hashable & Sendable, Value: Sendable>: Concu
 
     @inlinable
     public func loadOrStore(_ key: Key, _ value: Value) -> (actual: Value, loaded: Bool) {
-        // A hit needs no write registration: try it as a read first.
-        if let existing = load(key) { return (existing, true) }
+        // Each map's own loadOrStore already tries a lock-free hit first; a separate `load` here would make a
+        // ReadMostlyMap count two misses per new key and promote twice as often.
         let r = write { impl -> (actual: Value, loaded: Bool) in
             switch impl {
             case .readMostly(let m): return m.loadOrStore(key, value)

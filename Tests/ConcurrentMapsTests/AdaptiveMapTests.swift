@@ -33,9 +33,10 @@ import ConcurrentMaps
     /// A mixed workload below both thresholds stays where it is.
     @Test func updatesOfExistingKeysDoNotSwitch() {
         let m = AdaptiveMap<Int, Int>(strategy: .readMostly, policy: Self.smallWindow())
-        for k in 0..<100 { m.store(k, 0) }
+        // 50 creations in the first 4096-operation window are 1.2% churn, under the 2% threshold.
+        for k in 0..<50 { m.store(k, 0) }
         let before = m.switchCount
-        for i in 0..<100_000 { m.store(i % 100, i) }      // updates, not churn
+        for i in 0..<100_000 { m.store(i % 50, i) }       // updates, not churn
         #expect(m.strategy == .readMostly)
         #expect(m.switchCount == before)
     }
