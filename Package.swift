@@ -42,7 +42,7 @@ let package = Package(
         ),
         .target(
             name: "IsoKV",
-            dependencies: ["ConcurrentMaps"],
+            dependencies: ["ConcurrentMaps", "IsoKVStorage"],
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
@@ -75,7 +75,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IsoKVTests",
-            dependencies: ["IsoKV", "ConcurrentMaps"],
+            dependencies: ["IsoKV", "ConcurrentMaps", "IsoKVStorage"],
             swiftSettings: strict
         ),
         .testTarget(

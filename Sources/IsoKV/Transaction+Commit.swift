@@ -12,14 +12,23 @@ extension Transaction {
     /// 4. Publish `ts` (`published.store(ts, .releasing)`): from now on new snapshots see all the writes.
     /// 5. Release the row locks (waking waiters), unregister the snapshot, prune the touched chains.
     nonisolated(nonsending) public func commit() async throws {
-        _ = try commitReturningVersion()
+        _ = try await commitReturningVersion()
     }
 
     /// ``commit()`` returning the commit sequence number (the new version of every key written), or nil if nothing
     /// was written.
     @discardableResult
-    func commitReturningVersion() throws -> UInt64? {
+    nonisolated(nonsending) package func commitReturningVersion() async throws -> UInt64? {
         try checkActive()
+        // Durability hook: a database opened with `open(path:)` runs steps 3–4 with the write-ahead log
+        // (Database+Durability.swift): assign `ts`, install and enqueue the record under the commit lock, wait for
+        // it to be durable outside the lock, then publish; the row locks are released (step 5) only after that.
+        if !writeOrder.isEmpty, let durable = db.durable {
+            let version = try await commitDurably(durable)
+            endTransaction(.committed)
+            durable.afterCommit(db)
+            return version
+        }
         var version: UInt64?
         if !writeOrder.isEmpty {
             let chains = writeOrder
