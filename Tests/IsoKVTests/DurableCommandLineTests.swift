@@ -50,4 +50,16 @@ import Testing
         #expect(copy.statistics().lastCommit == last)
         await copy.close()
     }
+
+    @Test func benchDurabilityThroughTheEngineReportsEveryMode() throws {
+        let dir = TempDir("cli-bench")
+        defer { dir.remove() }
+        let result = try run(["bench", "durability", "--engine", "--writers", "4", "--seconds", "0.05",
+                              "--directory", dir.path, "--format", "json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let rows = json?["results"] as? [[String: Any]] ?? []
+        #expect(rows.compactMap { $0["name"] as? String } == ["raw", "unsafeNoSync", "buffered", "fsync"])
+        for row in rows { #expect((row["commitsPerSecond"] as? Double ?? 0) > 0) }
+    }
 }
