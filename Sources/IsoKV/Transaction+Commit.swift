@@ -6,9 +6,8 @@ extension Transaction {
     /// 2. Read-only work (no pending write) just ends: nothing to publish.
     /// 3. Under the oracle's commit lock: `ts = last + 1`; each pending write becomes the version `ts` of its chain
     ///    (invisible until step 4, because every reader's snapshot is `≤ published < ts`).
-    ///    **Durability seam**: the WAL append of the transaction's writes goes here, in `ts` order, before step 4;
-    ///    the durability issue will split this step so that group commit can wait for the fsync outside the lock
-    ///    while keeping publication in `ts` order (see DESIGN.md, "Commit and the durability seam").
+    ///    **Durable database**: the record of the writes is enqueued in the WAL here, in `ts` order, and the
+    ///    fsync is awaited outside the lock before step 4 (`commitDurably`, DESIGN.md "Durable database").
     /// 4. Publish `ts` (`published.store(ts, .releasing)`): from now on new snapshots see all the writes.
     /// 5. Release the row locks (waking waiters), unregister the snapshot, prune the touched chains.
     nonisolated(nonsending) public func commit() async throws {
