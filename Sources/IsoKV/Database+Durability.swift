@@ -399,7 +399,7 @@ extension Transaction {
     /// The caller then releases the row locks (step 5), so no other writer touches these rows before they are
     /// durable and visible. If step 3 fails, the versions are removed again (never published) and the
     /// transaction ends failed with `58030`; the log refuses every later commit.
-    nonisolated(nonsending) func commitDurably(_ durable: DurableStore) async throws -> UInt64 {
+    nonisolated(nonsending) func commitDurably(_ durable: DurableStore) async throws -> UInt64? {
         let txid = self.txid
         let chains = writeOrder
         var writes: [KeyWrite] = []
@@ -410,6 +410,8 @@ extension Transaction {
                 writes.append(KeyWrite(key: chain.key.bytes, value: pending.value?.bytes, version: 0))
             }
         }
+        // Every write was undone by rollbacks to savepoints: nothing to log or publish.
+        if writes.isEmpty { return nil }
         let oracle = db.oracle
         let log = durable.log
         let enqueued = oracle.commitLock.withLock { last -> Result<(UInt64, DurabilityTicket), StorageError> in

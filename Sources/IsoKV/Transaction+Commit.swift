@@ -22,6 +22,7 @@ extension Transaction {
         // Durability hook: a database opened with `open(path:)` runs steps 3–4 with the write-ahead log
         // (Database+Durability.swift): assign `ts`, install and enqueue the record under the commit lock, wait for
         // it to be durable outside the lock, then publish; the row locks are released (step 5) only after that.
+        // Checks that may refuse the commit (e.g. SSI) belong above this hook, so that they apply to both paths.
         if !writeOrder.isEmpty, let durable = db.durable {
             let version = try await commitDurably(durable)
             endTransaction(.committed)

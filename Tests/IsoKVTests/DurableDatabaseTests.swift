@@ -185,19 +185,46 @@ import Testing
         }
     }
 
-    @Test(arguments: [FaultPoint.walSync, .walWrite])
-    func failedFsyncFailsTheCommitAndTheStoreRefusesWrites(_ point: FaultPoint) async throws {
+    /// A fault the log cannot recover from in place, and where it strikes.
+    struct Fault: Sendable, CustomStringConvertible {
+        var point: FaultPoint
+        var action: FaultAction
+        var description: String { "\(point) \(action)" }
+    }
+
+    @Test(arguments: [Fault(point: .walSync, action: .fail(errno: EIO)),
+                      Fault(point: .walWrite, action: .fail(errno: ENOSPC)),
+                      Fault(point: .walWrite, action: .partialWrite(bytes: 7, errno: ENOSPC)),
+                      Fault(point: .segmentRotate, action: .fail(errno: EIO))])
+    func failedWriteOrFsyncFailsTheCommitAndTheStoreRefusesWrites(_ fault: Fault) async throws {
         let dir = TempDir("db-fault")
         defer { dir.remove() }
         let armed = Atomic<Bool>(false)
-        let hook = FaultHook { p in p == point && armed.load(ordering: .relaxed) ? .fail(errno: EIO) : nil }
-        var db = try await Database.open(path: dir.path, options: durableOptions(faults: hook))
+        let hook = FaultHook { p in p == fault.point && armed.load(ordering: .relaxed) ? fault.action : nil }
+        var db = try await Database.open(path: dir.path, options: durableOptions(segmentBytes: 4096, faults: hook))
         let good = try await db.put("a", "acknowledged")
         armed.store(true, ordering: .relaxed)
-        let error = await expectCode(.storageFailure) { try await db.put("a", "lost") }
-        #expect(error?.isRetryable == false)
-        // Not durable → never visible, and the row lock is free again.
-        #expect(try await db.get("a") == VersionedValue(value: "acknowledged", version: good))
+        // Write and fsync faults strike the next commit; a rotation fault the first commit that fills the segment.
+        var failure: IsoKVError?
+        var accepted: [Bytes] = []
+        for i in 0..<200 {
+            do {
+                try await db.put(Bytes("fill\(i)"), Bytes(String(repeating: "x", count: 100)))
+                accepted.append(Bytes("fill\(i)"))
+            } catch let e as IsoKVError {
+                failure = e
+                break
+            }
+        }
+        #expect(failure?.code == .storageFailure)
+        #expect(failure?.isRetryable == false)
+        let failedKey = Bytes("fill\(accepted.count)")
+        // Not durable → never visible, and its row lock is free again.
+        #expect(try await db.get(failedKey) == nil)
+        let probe = try await db.begin(.readCommitted)
+        _ = try await probe.lock(failedKey, .forUpdate, wait: .noWait)
+        try await probe.rollback()
+        // The store refuses every later commit, transactions included; reads keep working.
         let tx = try await db.begin(.snapshot)
         #expect(try await tx.get("a") == "acknowledged")
         try await tx.put("b", "refused")
@@ -205,16 +232,34 @@ import Testing
         await expectCode(.transactionAborted) { try await tx.get("a") }
         try await tx.rollback()
         await expectCode(.storageFailure) { try await db.put("c", "refused") }
-        // Reads keep working.
-        #expect(try await db.get("a")?.value == "acknowledged")
+        #expect(try await db.get("a") == VersionedValue(value: "acknowledged", version: good))
         #expect(try await db.get("b") == nil)
         await db.close()
+
         armed.store(false, ordering: .relaxed)
         db = try await Database.open(path: dir.path, options: durableOptions())
-        let recovered = try await db.get("a")
-        #expect((recovered?.version ?? 0) >= good)  // the failed commit may or may not be there: never partly
+        #expect(try await db.get("a")?.version == good)
+        for key in accepted { #expect(try await db.get(key) != nil) }  // acknowledged before the fault
+        // The failed commit may or may not be there (never partly); the refused ones are not.
         #expect(try await db.get("b") == nil)
         #expect(try await db.get("c") == nil)
+        try await db.put("after", "reopen")  // a reopened store accepts commits again
+        await db.close()
+    }
+
+    @Test(arguments: [FaultPoint.checkpointWrite, .checkpointSync, .checkpointRename])
+    func aFailedCheckpointLeavesTheStoreRunning(_ point: FaultPoint) async throws {
+        let dir = TempDir("db-ckpt-fault")
+        defer { dir.remove() }
+        let hook = FaultHook { p in p == point ? .fail(errno: EIO) : nil }
+        var db = try await Database.open(path: dir.path, options: durableOptions(segmentBytes: 4096, faults: hook))
+        for i in 0..<50 { try await db.put(Bytes("k\(i)"), Bytes("v\(i)")) }
+        await #expect(throws: StorageError.self) { try await db.checkpoint() }
+        try await db.put("k0", "after the failed checkpoint")
+        await db.close()
+        db = try await Database.open(path: dir.path, options: durableOptions())
+        #expect(try await db.get("k0")?.value == "after the failed checkpoint")
+        #expect(try await db.get("k49")?.value == "v49")
         await db.close()
     }
 
