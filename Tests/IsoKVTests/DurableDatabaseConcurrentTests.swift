@@ -5,9 +5,9 @@ import Synchronization
 import Testing
 
 /// `Database.open(path:)`: round trips, reopen, checkpoints, backup, lock, corruption and failpoints through the
-/// engine (single task; the concurrent cases are in `DurableConcurrentTests`, the SIGKILL test in
-/// `DurableCrashTests`).
-@Suite struct DurableDatabaseTests {
+/// engine. Mostly one committer, but with the log's flusher threads and a few tasks, hence `Concurrent` (TSan runs
+/// it). More committers: `DurableConcurrentTests`; the SIGKILL test: `DurableCrashTests`.
+@Suite struct DurableDatabaseConcurrentTests {
     @Test func roundTripKeepsValuesVersionsAndCommitNumbersAcrossReopen() async throws {
         let dir = TempDir("db-roundtrip")
         defer { dir.remove() }
