@@ -43,7 +43,7 @@ let package = Package(
         ),
         .target(
             name: "IsoKV",
-            dependencies: ["ConcurrentMaps"],
+            dependencies: ["ConcurrentMaps", "IsoKVStorage"],
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
@@ -83,7 +83,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IsoKVTests",
-            dependencies: ["IsoKV", "ConcurrentMaps"],
+            dependencies: ["IsoKV", "ConcurrentMaps", "IsoKVStorage"],
             swiftSettings: strict
         ),
         .testTarget(

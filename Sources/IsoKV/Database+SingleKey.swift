@@ -114,7 +114,7 @@ extension Database {
             chain.state.withLock { $0.pending = PendingWrite(owner: txid, value: decision) }
             tx.writeOrder.append(chain)
             tx.written.insert(ObjectIdentifier(chain))
-            return try tx.commitReturningVersion() ?? 0
+            return try await tx.commitReturningVersion() ?? 0
         } catch {
             tx.rollbackNow()
             throw error

@@ -21,7 +21,8 @@ import Synchronization
 /// Lock order (outer first): the oracle's commit lock → the lock manager's graph lock → one chain's lock; the
 /// snapshot registry, the index lock and the GC backlog lock are leaves taken alone.
 ///
-/// Only in memory for now: `Database.open(path:)` arrives with the durability issue (WAL, checkpoints, recovery).
+/// Durable: ``open(path:options:)`` (write-ahead log with group commit, checkpoints, recovery; see
+/// `Database+Durability.swift`). ``inMemory(_:)`` keeps everything in memory only.
 public final class Database: KeyValueStore, Sendable {
     public typealias Transaction = IsoKV.Transaction
 
@@ -54,6 +55,9 @@ public final class Database: KeyValueStore, Sendable {
     let gc = GarbageCollector()
     /// Failures counted by cause, for ``statistics()``.
     let failureCounts = FailureCounters()
+    /// The write-ahead log and checkpoint state of a database opened with `open(path:options:)`; nil for
+    /// `inMemory()`. Immutable (see `Database+Durability.swift`).
+    let durable: DurableStore?
 
     /// An empty in-memory database.
     public static func inMemory(_ configuration: Configuration = Configuration()) -> Database {
@@ -61,9 +65,11 @@ public final class Database: KeyValueStore, Sendable {
     }
 
     /// An in-memory database over a chosen key directory, for the benchmarks.
-    package init(configuration: Configuration = Configuration(), directory: any KeyDirectory) {
+    package init(configuration: Configuration = Configuration(), directory: any KeyDirectory,
+                 durable: DurableStore? = nil) {
         self.configuration = configuration
         self.directory = directory
+        self.durable = durable
     }
 
     var limits: Limits { configuration.limits }

@@ -10,7 +10,9 @@ import Synchronization
 /// part of a transaction.
 final class Oracle: Sendable {
     /// The newest published commit sequence number. Stored only under `commitLock` (release), loaded anywhere
-    /// (acquire). Monotonic.
+    /// (acquire). Monotonic. In a durable database it is instead advanced by `publish(atLeast:)` (an atomic max)
+    /// once a commit's record is durable: then `published ≤ last`, and commits in `(published, last]` are installed
+    /// but not yet durable (DESIGN.md, "Durable database").
     let published = Atomic<UInt64>(0)
     /// The next transaction id (ids start at 1). Monotonic.
     private let nextTxID = Atomic<UInt64>(1)

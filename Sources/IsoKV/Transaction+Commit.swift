@@ -6,20 +6,29 @@ extension Transaction {
     /// 2. Read-only work (no pending write) just ends: nothing to publish.
     /// 3. Under the oracle's commit lock: `ts = last + 1`; each pending write becomes the version `ts` of its chain
     ///    (invisible until step 4, because every reader's snapshot is `≤ published < ts`).
-    ///    **Durability seam**: the WAL append of the transaction's writes goes here, in `ts` order, before step 4;
-    ///    the durability issue will split this step so that group commit can wait for the fsync outside the lock
-    ///    while keeping publication in `ts` order (see DESIGN.md, "Commit and the durability seam").
+    ///    **Durable database**: the record of the writes is enqueued in the WAL here, in `ts` order, and the
+    ///    fsync is awaited outside the lock before step 4 (`commitDurably`, DESIGN.md "Durable database").
     /// 4. Publish `ts` (`published.store(ts, .releasing)`): from now on new snapshots see all the writes.
     /// 5. Release the row locks (waking waiters), unregister the snapshot, prune the touched chains.
     nonisolated(nonsending) public func commit() async throws {
-        _ = try commitReturningVersion()
+        _ = try await commitReturningVersion()
     }
 
     /// ``commit()`` returning the commit sequence number (the new version of every key written), or nil if nothing
     /// was written.
     @discardableResult
-    func commitReturningVersion() throws -> UInt64? {
+    nonisolated(nonsending) package func commitReturningVersion() async throws -> UInt64? {
         try checkActive()
+        // Durability hook: a database opened with `open(path:)` runs steps 3–4 with the write-ahead log
+        // (Database+Durability.swift): assign `ts`, install and enqueue the record under the commit lock, wait for
+        // it to be durable outside the lock, then publish; the row locks are released (step 5) only after that.
+        // Checks that may refuse the commit (e.g. SSI) belong above this hook, so that they apply to both paths.
+        if !writeOrder.isEmpty, let durable = db.durable {
+            let version = try await commitDurably(durable)
+            endTransaction(.committed)
+            durable.afterCommit(db)
+            return version
+        }
         var version: UInt64?
         if !writeOrder.isEmpty {
             let chains = writeOrder

@@ -25,6 +25,8 @@ struct BenchDurability: AsyncParsableCommand {
     @Option(help: "Directory for the temporary data (on the disk to measure).")
     var directory = "/tmp"
     @Option var format: OutputFormat = .table
+    @Flag(help: "Commit through the MVCC engine (Database.open + db.put per commit) instead of raw WAL appends.")
+    var engine = false
 
     struct Row: Encodable {
         var name: String
@@ -52,8 +54,8 @@ struct BenchDurability: AsyncParsableCommand {
         var results: [(DurabilityMode, Measurement)] = []
         for m in mode.map({ [$0] }) ?? [.unsafeNoSync, .buffered, .fsync] {
             if m == .fsync { rawBeforeFsync = try await Self.rawFsync(path: base + "/raw", seconds: min(seconds, 1.0)) }
-            results.append((m, try await Self.measure(mode: m, writers: writers, seconds: seconds, valueBytes: valueBytes,
-                                                      directory: base + "/" + m.rawValue)))
+            let run = engine ? Self.measureEngine : Self.measure
+            results.append((m, try await run(m, writers, seconds, valueBytes, base + "/" + m.rawValue)))
         }
         let baseline: Measurement
         if let rawBeforeFsync { baseline = rawBeforeFsync } else { baseline = try await Self.rawFsync(path: base + "/raw", seconds: min(seconds, 1.0)) }
@@ -63,7 +65,7 @@ struct BenchDurability: AsyncParsableCommand {
         var report = Report<Row>(
             title: "isokv bench durability",
             parameters: [("writers", "\(writers)"), ("seconds", "\(seconds)"), ("value bytes", "\(valueBytes)"),
-                         ("directory", directory)],
+                         ("directory", directory), ("through", engine ? "engine (Database.open, db.put)" : "WAL append")],
             columns: ["run", "commits/s", "fsyncs/s", "commits/fsync", "p50", "p99", "mean sync", "vs unsafeNoSync",
                       "p50 vs raw"])
         let raw = rawMeasurement
@@ -77,7 +79,7 @@ struct BenchDurability: AsyncParsableCommand {
             let perSync = r.syncsPerSecond > 0 ? r.commitsPerSecond / r.syncsPerSecond : .infinity
             let vsUnsafe = unsafeRate.map { r.commitsPerSecond / $0 }
             let vsRaw = r.p50 / raw.p50
-            report.add(["WAL \(m.rawValue)", Figure.rate(r.commitsPerSecond), Figure.rate(r.syncsPerSecond),
+            report.add(["\(engine ? "engine" : "WAL") \(m.rawValue)", Figure.rate(r.commitsPerSecond), Figure.rate(r.syncsPerSecond),
                         perSync.isFinite ? String(format: "%.1f", perSync) : "-",
                         Figure.duration(nanoseconds: r.p50), Figure.duration(nanoseconds: r.p99),
                         r.meanSync > 0 ? Figure.duration(nanoseconds: r.meanSync) : "-",
@@ -140,8 +142,8 @@ struct BenchDurability: AsyncParsableCommand {
         }
     }
 
-    static func measure(mode: DurabilityMode, writers: Int, seconds: Double, valueBytes: Int,
-                        directory: String) async throws -> Measurement {
+    static func measure(_ mode: DurabilityMode, _ writers: Int, _ seconds: Double, _ valueBytes: Int,
+                        _ directory: String) async throws -> Measurement {
         let (log, _) = try await WriteAheadLog.open(directory: directory, options: WALOptions(durability: mode))
         let value = [UInt8](repeating: 0xA5, count: valueBytes)
         let startStats = log.statistics

@@ -2,6 +2,7 @@ import ArgumentParser
 #if canImport(Glibc)
 import Glibc
 #endif
+import IsoKV
 import IsoKVStorage
 
 /// `isokv check <dir>`: verifies a data directory's checkpoint and WAL without modifying it.
@@ -27,6 +28,9 @@ struct Check: ParsableCommand {
             if let tail = state.truncatedTail {
                 print("torn tail (a crash mid-write; open will cut it): \(tail.file) at offset \(tail.offset), \(tail.droppedBytes) bytes")
             }
+            // The engine's view: what `Database.open` would serve.
+            let engine = try Database.inspect(path: directory)
+            print("engine: \(engine.liveKeys) live keys, last commit sequence \(engine.lastCommit)")
             print("ok")
         } catch {
             printError("corrupt: \(error)")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import IsoKV
 import IsoKVStorage
 #if canImport(Glibc)
 import Glibc
@@ -11,6 +12,11 @@ import Glibc
 /// bank-transfer commits forever, printing one line per *acknowledged* commit:
 /// `ACK <sequence> <from> <fromVersion> <fromBalance> <to> <toVersion> <toBalance>`.
 /// Each line is one write(2) of less than PIPE_BUF bytes, so lines never interleave. The parent SIGKILLs it.
+///
+/// With `--engine`, the same workload runs through the real engine: `Database.open(path:)` in `.fsync` mode,
+/// `.snapshot` transactions (read both accounts, write both, retry on `40001`/`40P01`), background checkpoints by
+/// WAL size; a line is printed once `commit` has returned (acknowledged), with the commit number as the sequence
+/// and as both accounts' new version (`CrashChild+Engine.swift`).
 struct CrashChild: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crash-child",
@@ -24,8 +30,11 @@ struct CrashChild: AsyncParsableCommand {
     @Option var initialBalance: Int64 = 1000
     @Option var segmentBytes = 16384
     @Option var checkpointBytes: Int64 = 65536
+    @Flag(help: "Run the workload through Database.open (the MVCC engine) instead of the reference state machine.")
+    var engine = false
 
     func run() async throws {
+        if engine { return try await runEngine() }
         let kv = try await DurableKeyValueLog.open(
             directory: directory, options: WALOptions(durability: .fsync, segmentBytes: segmentBytes),
             checkpointEveryWALBytes: checkpointBytes)
@@ -68,7 +77,7 @@ struct CrashChild: AsyncParsableCommand {
 }
 
 /// One write(2) of a whole line to stdout (atomic on a pipe below PIPE_BUF).
-private func emit(_ line: String) {
+func emit(_ line: String) {
     let bytes = Array(line.utf8)
     bytes.withUnsafeBytes { _ = Glibc.write(1, $0.baseAddress!, $0.count) }
 }
