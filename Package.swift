@@ -36,7 +36,7 @@ let package = Package(
         .target(
             name: "IsoKV",
             dependencies: ["ConcurrentMaps"],
-            exclude: ["DESIGN.md"],
+            exclude: ["DESIGN.md", "SSI/DESIGN.md"],
             swiftSettings: strict
         ),
         .target(
