@@ -44,7 +44,7 @@ let package = Package(
         .target(
             name: "IsoKV",
             dependencies: ["ConcurrentMaps", "IsoKVStorage"],
-            exclude: ["DESIGN.md"],
+            exclude: ["DESIGN.md", "SSI/DESIGN.md"],
             swiftSettings: strict
         ),
         .target(

@@ -33,10 +33,14 @@ public final class Database: KeyValueStore, Sendable {
         /// How long a blocking row-lock request waits before failing with `55P03`; nil waits until granted,
         /// cancelled, or chosen as a deadlock victim (PostgreSQL's default `lock_timeout = 0`).
         public var lockTimeout: Duration?
+        /// SSI memory bounds for `.serializable` transactions (escalation thresholds).
+        public var serializable = SerializableLimits()
 
-        public init(limits: Limits = Limits(), lockTimeout: Duration? = nil) {
+        public init(limits: Limits = Limits(), lockTimeout: Duration? = nil,
+                    serializable: SerializableLimits = SerializableLimits()) {
             self.limits = limits
             self.lockTimeout = lockTimeout
+            self.serializable = serializable
         }
     }
 
@@ -58,6 +62,8 @@ public final class Database: KeyValueStore, Sendable {
     /// The write-ahead log and checkpoint state of a database opened with `open(path:options:)`; nil for
     /// `inMemory()`. Immutable (see `Database+Durability.swift`).
     let durable: DurableStore?
+    /// Serializable snapshot isolation state (SSI/).
+    let ssi: SSIManager
 
     /// An empty in-memory database.
     public static func inMemory(_ configuration: Configuration = Configuration()) -> Database {
@@ -70,6 +76,7 @@ public final class Database: KeyValueStore, Sendable {
         self.configuration = configuration
         self.directory = directory
         self.durable = durable
+        self.ssi = SSIManager(limits: configuration.serializable)
     }
 
     var limits: Limits { configuration.limits }
@@ -78,6 +85,21 @@ public final class Database: KeyValueStore, Sendable {
     /// commit or rollback is rolled back when the handle is deinitialized.
     nonisolated(nonsending) public func begin(_ isolation: IsolationLevel, readOnly: Bool) async throws -> Transaction {
         Transaction(database: self, isolation: isolation, readOnly: readOnly)
+    }
+
+    /// Begins a transaction; with `deferrable` (only meaningful for a `.serializable` read-only transaction, as in
+    /// PostgreSQL; ignored otherwise) its first read suspends until a safe snapshot is available, after which it
+    /// runs without SSI tracking and can never fail with `40001`.
+    ///
+    /// ```swift
+    /// let report = try await db.begin(.serializable, readOnly: true, deferrable: true)
+    /// let rows = try await report.scan(prefix: "orders/")   // may wait for concurrent writers first
+    /// try await report.commit()
+    /// ```
+    nonisolated(nonsending) public func begin(_ isolation: IsolationLevel, readOnly: Bool, deferrable: Bool) async throws
+        -> Transaction
+    {
+        Transaction(database: self, isolation: isolation, readOnly: readOnly, deferrable: deferrable)
     }
 
     // MARK: Chains

@@ -5,10 +5,10 @@
 /// | `.readUncommitted` | prevented   | ALLOWED    | allowed                         | allowed             | allowed | allowed   |
 /// | `.readCommitted`   | prevented   | prevented  | allowed                         | allowed             | allowed | allowed   |
 /// | `.snapshot`        | prevented   | prevented  | prevented (`40001`)             | prevented           | prevented | prevented |
+/// | `.serializable`    | prevented   | prevented  | prevented (`40001`)             | prevented           | prevented | prevented |
 ///
-/// At `.snapshot` a re-read or re-scan sees the same data (no non-repeatable read, no phantom *in reads*), but
-/// write skew — including its predicate form, two transactions each inserting after scanning a range the other
-/// writes — is still possible; `.serializable` (SSI) will close it.
+/// Write skew (G2-item) and predicate write skew (G2) are possible at `.snapshot`; `.serializable` (SSI, see
+/// SSI/DESIGN.md) prevents them by aborting one transaction of each dangerous structure with `40001`.
 ///
 /// ```swift
 /// let tx = try await db.begin(.readCommitted)
@@ -23,12 +23,22 @@ public enum IsolationLevel: String, Sendable, Hashable, CaseIterable, Codable {
     /// One snapshot per transaction, taken at its first operation. First updater wins: writing or locking a key
     /// changed by a transaction that committed after the snapshot fails with `40001`.
     case snapshot = "snapshot"
+    /// Serializable snapshot isolation (PostgreSQL's SERIALIZABLE): snapshot isolation plus tracking of what each
+    /// serializable transaction read (keys and scanned ranges); a transaction that could complete a cycle of
+    /// dependencies fails with `40001` (at a read, a write or commit) and can simply be retried. Read-only
+    /// transactions with a safe snapshot never fail; `deferrable` ones wait for one
+    /// (``Database/begin(_:readOnly:deferrable:)``). Only serializable transactions are tracked: mixed with
+    /// other levels, the guarantee covers the serializable transactions among themselves (see SSI/DESIGN.md).
+    case serializable = "serializable"
 
     /// PostgreSQL's name for ``snapshot``.
     public static let repeatableRead = IsolationLevel.snapshot
 
-    /// The level `begin()` and `transaction {}` use when none is given (``snapshot`` until `.serializable` lands).
-    public static let `default` = IsolationLevel.snapshot
+    /// The level `begin()` and `transaction {}` use when none is given: ``serializable`` (safe by default).
+    public static let `default` = IsolationLevel.serializable
+
+    /// Whether the level reads one snapshot for the whole transaction (`.snapshot` and `.serializable`).
+    public var hasTransactionSnapshot: Bool { self == .snapshot || self == .serializable }
 }
 
 /// A row lock mode.

@@ -30,19 +30,32 @@ extension Transaction {
             return version
         }
         var version: UInt64?
+        // SSI (only a tracked `.serializable` transaction): the pre-commit check and the commit mark run under
+        // the SSI lock, around step 3-4 when there are writes (see SSI/DESIGN.md).
+        let ssiXact = serializableCommitHandle()
         if !writeOrder.isEmpty {
             let chains = writeOrder
             let txid = self.txid
             let oracle = db.oracle
+            var failure: IsoKVError?
             version = oracle.commitLock.withLock { last -> UInt64 in
-                let ts = last + 1
-                for chain in chains {
-                    chain.state.withLock { $0.installLocked(owner: txid, commitTS: ts) }
+                func publish() -> UInt64 {
+                    let ts = last + 1
+                    for chain in chains {
+                        chain.state.withLock { $0.installLocked(owner: txid, commitTS: ts) }
+                    }
+                    last = ts
+                    oracle.published.store(ts, ordering: .releasing)
+                    return ts
                 }
-                last = ts
-                oracle.published.store(ts, ordering: .releasing)
+                guard let ssiXact else { return publish() }
+                var ts: UInt64 = 0
+                failure = db.ssi.commit(ssiXact, pointKeys: serializable?.pointKeys ?? []) { ts = publish() }
                 return ts
             }
+            if let failure { throw abort(failure) }
+        } else if let ssiXact, let failure = db.ssi.commit(ssiXact, pointKeys: serializable?.pointKeys ?? [], publish: {}) {
+            throw abort(failure)
         }
         endTransaction(.committed)
         return version
@@ -75,6 +88,7 @@ extension Transaction {
     /// Releases everything and moves to `final`: pending writes (not yet installed) are dropped with the locks.
     func endTransaction(_ final: State) {
         state = final
+        if serializable != nil { serializableEnd(committed: { if case .committed = final { true } else { false } }()) }
         var touched: [KeyChain] = []
         touched.reserveCapacity(locks.count)
         let txid = assignedID   // nonzero whenever `locks` is not empty

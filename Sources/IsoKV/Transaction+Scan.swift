@@ -22,7 +22,10 @@ extension Transaction {
         let max = limit ?? db.limits.maxScanLimit
         if max == 0 { return [] }
         let dirty = isolation == .readUncommitted
+        if isDeferrable && snapshot == nil { try await waitForSafeSnapshot() }
         var snap = ensureSnapshot()
+        let serial = isolation == .serializable
+        let rangeLock = serial ? try serializableBeginScan(range) : nil
         var statementSnapshot: UInt64?
         if isolation == .readCommitted {
             statementSnapshot = db.oracle.registerSnapshot(stripe: snapshotStripe)
@@ -42,11 +45,12 @@ extension Transaction {
             if batch.isEmpty { break }
             for key in batch {
                 cursor = key
-                guard var value = db.read(key, txid: assignedID, snapshot: snap, dirty: dirty) else { continue }
+                guard var value = serial ? try serializableRead(key, snapshot: snap!, pointLock: false, scanned: range)
+                    : db.read(key, txid: assignedID, snapshot: snap, dirty: dirty) else { continue }
                 if let lock {
                     try checkActive()
                     guard let chain = try await acquireRow(key, lock, wait: wait) else { continue }
-                    if isolation != .snapshot {
+                    if !isolation.hasTransactionSnapshot {
                         let txid = self.txid
                         guard let newest = chain.state.withLock({ $0.read(txid: txid, snapshot: .max, dirty: false) })
                         else { continue }
@@ -56,6 +60,9 @@ extension Transaction {
                 out.append(KeyValue(key: key, value: value))
                 if out.count == max { break }
             }
+        }
+        if let rangeLock, out.count == max, let last = out.last?.key {
+            serializableNarrowScan(rangeLock, range, reverse: reverse, lastKey: last)
         }
         return out
     }

@@ -22,6 +22,7 @@ extension Transaction {
         try checkWritable()
         try db.limits.check(key: key)
         _ = ensureSnapshot()
+        if isolation == .serializable { try serializableLockRead(key) }
         guard let chain = try await acquireRow(key, mode, wait: wait) else { return nil }
         let txid = self.txid
         return chain.state.withLock { $0.read(txid: txid, snapshot: .max, dirty: false) }
@@ -60,6 +61,7 @@ extension Transaction {
             written.insert(id)
             writeOrder.append(chain)
         }
+        if isolation == .serializable { try serializableAfterWrite(key) }
         return outcome.existed
     }
 

@@ -33,6 +33,10 @@ public final class Transaction: StoreTransaction {
     }
     public let isolation: IsolationLevel
     public let isReadOnly: Bool
+    /// A `.serializable`, read-only, deferrable transaction: its first operation waits for a safe snapshot.
+    let isDeferrable: Bool
+    /// SSI tracking of a `.serializable` transaction, set with its snapshot (see Transaction+Serializable.swift).
+    var serializable: SerializableTracking?
 
     enum State {
         case active
@@ -65,10 +69,11 @@ public final class Transaction: StoreTransaction {
         case lock(KeyChain, previous: RowLockMode?)
     }
 
-    init(database: Database, isolation: IsolationLevel, readOnly: Bool) {
+    init(database: Database, isolation: IsolationLevel, readOnly: Bool, deferrable: Bool = false) {
         self.db = database
         self.isolation = isolation
         self.isReadOnly = readOnly
+        self.isDeferrable = deferrable && readOnly && isolation == .serializable
     }
 
     deinit {
@@ -94,12 +99,13 @@ public final class Transaction: StoreTransaction {
         if isReadOnly { throw IsoKVError(.readOnlyTransaction, "cannot write or lock in a read-only transaction") }
     }
 
-    /// The transaction snapshot, taken and registered at the first operation of a `.snapshot` transaction.
+    /// The transaction snapshot, taken and registered at the first operation of a `.snapshot` or `.serializable`
+    /// transaction (the latter also registers with SSI).
     @inline(__always)
     func ensureSnapshot() -> UInt64? {
-        guard isolation == .snapshot else { return nil }
+        guard isolation.hasTransactionSnapshot else { return nil }
         if let snapshot { return snapshot }
-        let s = db.oracle.registerSnapshot(stripe: snapshotStripe)
+        let s = isolation == .serializable ? beginSerializable() : db.oracle.registerSnapshot(stripe: snapshotStripe)
         snapshot = s
         return s
     }
@@ -112,7 +118,9 @@ public final class Transaction: StoreTransaction {
     nonisolated(nonsending) public func get(_ key: Bytes) async throws -> Bytes? {
         try checkActive()
         try db.limits.check(key: key)
+        if isDeferrable && snapshot == nil { try await waitForSafeSnapshot() }
         let snap = ensureSnapshot()
+        if isolation == .serializable { return try serializableRead(key, snapshot: snap!, pointLock: true, scanned: nil) }
         return db.read(key, txid: assignedID, snapshot: snap, dirty: isolation == .readUncommitted)
     }
 }

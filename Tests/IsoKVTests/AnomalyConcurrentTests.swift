@@ -18,7 +18,7 @@ enum AnomalyReplays {
         #expect(try await value(store, "x") == "0")   // neither write is visible
         try await t1.commit()
         switch level {
-        case .snapshot:
+        case .snapshot, .serializable:
             let r = await t2.result
             #expect((try? r.get()) == nil)
             #expect(IsoKVError.Code.serializationFailure ~= r.failure!)
@@ -83,7 +83,7 @@ enum AnomalyReplays {
         let r2 = try await t2.get("n")!.int64!
         try await t1.put("n", Bytes(r1 + 1))
         try await t1.commit()
-        if level == .snapshot {
+        if level.hasTransactionSnapshot {
             let e = await expectCode(.serializationFailure) { try await t2.put("n", Bytes(r2 + 1)) }
             #expect(e?.key == "n")
             #expect(e?.otherTransaction == t1.id)
@@ -114,7 +114,7 @@ enum AnomalyReplays {
         await store.waitUntilWaiting(t2.id, on: "n")
         try await t1.commit()
         let r = await t2.result
-        if level == .snapshot {
+        if level.hasTransactionSnapshot {
             #expect(IsoKVError.Code.serializationFailure ~= r.failure!)
             #expect(try await value(store, "n") == "1")
         } else if level == .readCommitted {
@@ -135,7 +135,7 @@ enum AnomalyReplays {
             try await tx.put("x", "1")
             try await tx.commit()
         }.value
-        #expect(try await t1.get("x") == (level == .snapshot ? "0" : "1"))
+        #expect(try await t1.get("x") == (level.hasTransactionSnapshot ? "0" : "1"))
         try await t1.commit()
     }
 
@@ -149,7 +149,7 @@ enum AnomalyReplays {
             try await tx.commit()
         }.value
         let again = try await t1.scan(prefix: "emp/").map(\.key)
-        #expect(again == (level == .snapshot ? ["emp/1", "emp/2"] : ["emp/1", "emp/2", "emp/3"]))
+        #expect(again == (level.hasTransactionSnapshot ? ["emp/1", "emp/2"] : ["emp/1", "emp/2", "emp/3"]))
         try await t1.commit()
     }
 
@@ -166,7 +166,7 @@ enum AnomalyReplays {
         }.value
         let y = try await t1.get("y")!.int64!
         try await t1.commit()
-        #expect(x + y == (level == .snapshot ? 100 : 110))
+        #expect(x + y == (level.hasTransactionSnapshot ? 100 : 110))
     }
 
     /// Read skew inside one scan at read committed: a scan sees one statement snapshot, never half a commit.

@@ -74,8 +74,8 @@ struct SavepointTests {
 
     @Test func savepointOfAnotherTransactionIsRejected() async throws {
         let db = makeDatabase()
-        let t1 = try await db.begin()
-        let t2 = try await db.begin()
+        let t1 = try await db.begin(.snapshot)
+        let t2 = try await db.begin(.snapshot)
         let sp = try await t1.savepoint()
         await expectCode(.invalidSavepoint) { try await t2.rollback(to: sp) }
         await expectCode(.invalidSavepoint) { try await t2.release(sp) }
@@ -185,7 +185,7 @@ struct BasicTests {
 
     @Test func endedTransactionsRefuseWork() async throws {
         let db = makeDatabase()
-        let tx = try await db.begin()
+        let tx = try await db.begin(.snapshot)
         try await tx.commit()
         await expectCode(.noActiveTransaction) { try await tx.get("k") }
         await expectCode(.noActiveTransaction) { try await tx.commit() }
@@ -208,7 +208,7 @@ struct BasicTests {
         var limits = Limits(maxKeySize: 8, maxValueSize: 4, maxWritesPerTransaction: 3)
         limits.maxScanLimit = 100
         let db = makeDatabase(limits: limits)
-        let tx = try await db.begin()
+        let tx = try await db.begin(.snapshot)
         await expectCode(.invalidInput) { try await tx.put("", "v") }
         await expectCode(.limitExceeded) { try await tx.put("123456789", "v") }
         await expectCode(.limitExceeded) { try await tx.put("k", "12345") }

@@ -1,0 +1,82 @@
+import ConcurrentMaps
+
+/// The key set an SIREAD lock on a scanned range covers: `lower` inclusive, `upper` exclusive (or inclusive when
+/// `upperInclusive`, for a forward scan cut short by its limit), nil meaning unbounded.
+struct PredicateRange: Sendable, Hashable, CustomStringConvertible {
+    var lower: Bytes?
+    var upper: Bytes?
+    var upperInclusive = false
+
+    /// Every key (the escalation target).
+    static let all = PredicateRange(lower: nil, upper: nil)
+
+    init(lower: Bytes?, upper: Bytes?, upperInclusive: Bool = false) {
+        self.lower = lower
+        self.upper = upper
+        self.upperInclusive = upperInclusive
+    }
+
+    init(_ range: KeyRange) { self.init(lower: range.lower, upper: range.upper) }
+
+    func contains(_ key: Bytes) -> Bool {
+        if let lower, key < lower { return false }
+        if let upper {
+            if upperInclusive { if upper < key { return false } } else if !(key < upper) { return false }
+        }
+        return true
+    }
+
+    var description: String {
+        "range [\(lower.map { "\($0)" } ?? "-∞"), \(upper.map { "\($0)" } ?? "+∞")\(upperInclusive ? "]" : ")")"
+    }
+}
+
+/// One SIREAD lock on a range, held by `owner` until the owner is cleaned up (see `SSIState`).
+struct RangeLock: Sendable {
+    /// The serializable transaction that scanned the range.
+    let owner: UInt64
+    /// Unique per lock, so that a scan stopped by its limit can narrow exactly its own entry.
+    let id: UInt64
+    var range: PredicateRange
+}
+
+/// Point SIREAD locks: key → transactions that read it, in `stripeCount` stripes by key hash, so that serializable
+/// point reads on different keys rarely share a mutex (the global SSI lock is not taken on the read path).
+///
+/// Invariant: an entry (key, txid) exists from just before `txid` reads the key (the lock is added first, then the
+/// chain is read — see DESIGN.md "Why no conflict is missed") until `txid` is cleaned up, aborted, escalated to a
+/// range, or found safe. A txid found here whose `XactRecord` is gone is ignored: it was cleaned up (it cannot be
+/// concurrent with any live transaction) or aborted.
+final class PointLockTable: Sendable {
+    static let stripeCount = 16
+    /// Each stripe: key → holders (each txid once, usually one or two). Guarded by the stripe's own lock (a leaf).
+    let stripes: [Locked<[Bytes: [UInt64]]>] = (0..<PointLockTable.stripeCount).map { _ in Locked([:]) }
+
+    @inline(__always)
+    func stripe(_ key: Bytes) -> Locked<[Bytes: [UInt64]]> {
+        stripes[Int(UInt(bitPattern: key.hashValue) % UInt(Self.stripeCount))]
+    }
+
+    func add(_ key: Bytes, owner: UInt64) {
+        stripe(key).withLock { table in
+            table[key, default: []].append(owner)
+        }
+    }
+
+    func holders(_ key: Bytes) -> [UInt64] {
+        stripe(key).withLock { $0[key] ?? [] }
+    }
+
+    func remove(_ keys: some Sequence<Bytes>, owner: UInt64) {
+        for key in keys {
+            stripe(key).withLock { table in
+                guard var h = table[key] else { return }
+                h.removeAll { $0 == owner }
+                table[key] = h.isEmpty ? nil : h
+            }
+        }
+    }
+
+    /// Locks held, all stripes (for statistics and tests).
+    var count: Int { stripes.reduce(0) { n, s in n + s.withLock { $0.values.reduce(0) { $0 + $1.count } } } }
+}

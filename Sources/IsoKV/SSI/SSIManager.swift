@@ -1,0 +1,275 @@
+import ConcurrentMaps
+import Synchronization
+
+/// Serializable snapshot isolation: SIREAD locks, rw-antidependency edges, dangerous-structure detection, safe
+/// snapshots for read-only transactions, and the cleanup of committed transactions' SSI state. See SSI/DESIGN.md.
+///
+/// Entry points, by purpose (all called by `Transaction`, only for `.serializable` transactions that are tracked):
+/// - life cycle: ``begin(txid:readOnly:oracle:stripe:)``, ``commit(_:pointKeys:publish:)``,
+///   ``end(_:pointKeys:)`` (abort / rollback), ``waitForSafety(_:)`` (deferrable);
+/// - reads: `pointLocks.add` before reading, ``readFoundNewer(_:writers:edge:)`` after;
+///   ``addRange(_:_:)`` / ``narrowRange(_:id:to:)`` for scans; ``escalate(_:pointKeys:)`` under memory pressure;
+/// - writes: ``checkWrite(_:key:)``.
+///
+/// Lock order: the oracle's commit lock → the SSI lock (`state`) → a snapshot-registry stripe or a point-lock
+/// stripe. Chain locks are never held while taking the SSI lock, and the SSI lock is never held across an await.
+final class SSIManager: Sendable {
+    /// Global SSI state (PostgreSQL's `SerializableXactHashLock` + `SerializableFinishedListLock` in one).
+    let state = Locked(SSIState())
+    /// Point SIREAD locks, striped; read paths add to it without the global lock.
+    let pointLocks = PointLockTable()
+    let limits: SerializableLimits
+    let counters = SSICounters()
+
+    init(limits: SerializableLimits) { self.limits = limits }
+
+    // MARK: Life cycle
+
+    /// Registers a serializable transaction and takes its snapshot in one SSI critical section. A read-only
+    /// transaction with no concurrent read-write serializable transaction gets a safe snapshot at once and is not
+    /// tracked (`handle.safe`).
+    func begin(txid: UInt64, readOnly: Bool, oracle: Oracle, stripe: Int) -> (snapshot: UInt64, handle: SerializableXactHandle) {
+        let handle = SerializableXactHandle(txid: txid)
+        let snapshot = state.withLock { s -> UInt64 in
+            let snap = oracle.registerSnapshot(stripe: stripe)
+            s.clock += 1
+            var rec = XactRecord(handle: handle, beginSeq: s.clock, readOnly: readOnly)
+            if readOnly {
+                if s.activeReadWrite.isEmpty {
+                    handle.safe.store(true, ordering: .releasing)
+                    counters.safeAtBegin.add(1, ordering: .relaxed)
+                    return snap
+                }
+                rec.possibleUnsafe = s.activeReadWrite
+                for rw in s.activeReadWrite { s.xacts[rw]?.possibleUnsafe.insert(txid) }
+            } else {
+                s.activeReadWrite.insert(txid)
+            }
+            s.xacts[txid] = rec
+            s.activeQueue.append((rec.beginSeq, txid))
+            return snap
+        }
+        return (snapshot, handle)
+    }
+
+    /// Pre-commit check and commit mark (PostgreSQL's `PreCommit_CheckForSerializationFailure`), then `publish`
+    /// (the engine's install + publish, run inside the SSI lock so that the commit mark and the visibility of the
+    /// writes are one event on the SSI clock). Called under the oracle's commit lock when the transaction wrote.
+    /// Returns the error to abort with, or nil if committed.
+    func commit(_ h: SerializableXactHandle, pointKeys: [Bytes], publish: () -> Void) -> IsoKVError? {
+        let (error, release) = state.withLock { s -> (IsoKVError?, [Released]) in
+            // Found safe meanwhile (read-only): no longer tracked, nothing to check.
+            guard s.xacts[h.txid] != nil else { publish(); return (nil, []) }
+            if let e = s.preCommitLocked(h.txid, counters: counters) { return (e, []) }
+            publish()
+            s.clock += 1
+            s.xacts[h.txid]!.commitSeq = s.clock
+            s.xacts[h.txid]!.pointKeys = pointKeys
+            s.activeReadWrite.remove(h.txid)
+            s.committedQueue.append(h.txid)
+            s.resolveReadOnlyAfterCommitLocked(h.txid)
+            return (nil, s.cleanupLocked())
+        }
+        self.release(release)
+        return error
+    }
+
+    /// Forgets an aborted or rolled-back transaction (its edges go with it: an aborted transaction is in no cycle).
+    func end(_ h: SerializableXactHandle, pointKeys: some Sequence<Bytes>) {
+        let release = state.withLock { s -> [Released] in
+            guard s.xacts[h.txid] != nil else { return [] }
+            s.removeLocked(h.txid, summarize: false)
+            return s.cleanupLocked()
+        }
+        pointLocks.remove(pointKeys, owner: h.txid)
+        self.release(release)
+    }
+
+    /// Suspends (never blocks a thread) until a read-only transaction's snapshot is known safe or unsafe.
+    func waitForSafety(_ h: SerializableXactHandle) async -> SnapshotSafety {
+        await withCheckedContinuation { (c: CheckedContinuation<SnapshotSafety, Never>) in
+            let resumeNow: SnapshotSafety? = state.withLock { s in
+                guard let rec = s.xacts[h.txid] else { return .safe }
+                if rec.safety != .pending { return rec.safety }
+                s.deferred[h.txid] = c
+                for o in s.deferredObservers.removeValue(forKey: h.txid) ?? [] { o.resume() }
+                return nil
+            }
+            if let resumeNow { c.resume(returning: resumeNow) }
+        }
+    }
+
+    /// Test hook: returns once `txid` is suspended waiting for a safe snapshot.
+    func waitUntilDeferred(_ txid: UInt64) async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.deferred[txid] != nil { return true }
+                s.deferredObservers[txid, default: []].append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    // MARK: Reads
+
+    /// A tracked read of `what` found versions of it written by `writers` (committed after the reader's snapshot,
+    /// or still pending): flags reader →rw writer for each serializable one. Returns the error to abort with.
+    func readFoundNewer(_ h: SerializableXactHandle, writers: [UInt64], edge: ConflictEdge) -> IsoKVError? {
+        state.withLock { s in
+            for w in writers where w != h.txid {
+                if let e = s.flagConflictLocked(reader: h.txid, writer: w, edge: edge, me: h.txid, phase: .read,
+                                                counters: counters) {
+                    return e
+                }
+            }
+            return nil
+        }
+    }
+
+    /// Registers an SIREAD lock on `range` for `h`; returns its id, or nil if `h` holds a whole-keyspace lock
+    /// already. Past `maxRangesPerTransaction` ranges, the transaction's ranges are replaced by one whole-keyspace lock.
+    func addRange(_ h: SerializableXactHandle, _ range: PredicateRange) -> (id: UInt64, escalated: Bool) {
+        state.withLock { s in
+            s.nextRangeID += 1
+            let id = s.nextRangeID
+            var count = 0
+            for r in s.ranges where r.owner == h.txid { count += 1 }
+            if count >= limits.maxRangesPerTransaction {
+                s.ranges.removeAll { $0.owner == h.txid }
+                s.ranges.append(RangeLock(owner: h.txid, id: id, range: .all))
+                counters.escalations.add(1, ordering: .relaxed)
+                return (id, true)
+            }
+            s.ranges.append(RangeLock(owner: h.txid, id: id, range: range))
+            return (id, false)
+        }
+    }
+
+    /// A scan stopped by its limit covers only what it read: replace its range by `narrower` (a subset).
+    func narrowRange(_ h: SerializableXactHandle, id: UInt64, to narrower: PredicateRange) {
+        state.withLock { s in
+            if let i = s.ranges.firstIndex(where: { $0.id == id && $0.owner == h.txid }) { s.ranges[i].range = narrower }
+        }
+    }
+
+    /// Replaces `h`'s point locks by one whole-keyspace SIREAD lock (added before the points are removed, so the
+    /// coverage never has a gap).
+    func escalate(_ h: SerializableXactHandle, pointKeys: some Sequence<Bytes>) {
+        state.withLock { s in
+            s.nextRangeID += 1
+            s.ranges.removeAll { $0.owner == h.txid }
+            s.ranges.append(RangeLock(owner: h.txid, id: s.nextRangeID, range: .all))
+        }
+        counters.escalations.add(1, ordering: .relaxed)
+        pointLocks.remove(pointKeys, owner: h.txid)
+    }
+
+    // MARK: Writes
+
+    /// After `h` put its pending write on `key`: flags reader →rw `h` for every concurrent serializable reader
+    /// holding an SIREAD lock on the key or a range covering it. Returns the error to abort with.
+    func checkWrite(_ h: SerializableXactHandle, key: Bytes) -> IsoKVError? {
+        let holders = pointLocks.holders(key)
+        return state.withLock { s in
+            var readers: [(UInt64, ConflictEdge)] = []
+            for r in holders where r != h.txid { readers.append((r, ConflictEdge(key: key, what: "key \(key)"))) }
+            for lock in s.ranges where lock.owner != h.txid && lock.range.contains(key) {
+                readers.append((lock.owner, ConflictEdge(key: key, what: "key \(key) in scanned \(lock.range)")))
+            }
+            guard !readers.isEmpty, let me = s.xacts[h.txid] else { return nil }
+            for (r, edge) in readers {
+                guard let rec = s.xacts[r], !rec.isDoomed else { continue }
+                // Only concurrent readers: one that committed before our snapshot precedes us anyway.
+                if let c = rec.commitSeq, c < me.beginSeq { continue }
+                if let e = s.flagConflictLocked(reader: r, writer: h.txid, edge: edge, me: h.txid, phase: .write,
+                                                counters: counters) {
+                    return e
+                }
+            }
+            return nil
+        }
+    }
+
+    /// The reason `h` was doomed, as the error its owner throws.
+    func doomError(_ h: SerializableXactHandle) -> IsoKVError {
+        let e = state.withLock { $0.xacts[h.txid]?.doom }
+        counters.doomedPivots.add(1, ordering: .relaxed)
+        return e ?? IsoKVError(.serializationFailure,
+                               "could not serialize access due to read/write dependencies among transactions")
+    }
+
+    // MARK: Cleanup
+
+    /// What the cleanup removed from the SSI state and must still be removed from the point-lock table.
+    typealias Released = (txid: UInt64, keys: [Bytes])
+
+    func release(_ released: [Released]) {
+        for r in released { pointLocks.remove(r.keys, owner: r.txid) }
+    }
+
+    /// Statistics (takes the SSI lock and every point-lock stripe).
+    func statistics() -> SerializableStatistics {
+        var st = state.withLock { s in
+            var st = SerializableStatistics()
+            for (_, r) in s.xacts {
+                if r.isCommitted { st.retainedCommitted += 1 } else { st.active += 1 }
+            }
+            st.rangeLocks = s.ranges.count
+            st.deferredWaiting = s.deferred.count
+            return st
+        }
+        st.pointLocks = pointLocks.count
+        st.safeReadOnlyAtBegin = counters.safeAtBegin.load(ordering: .relaxed)
+        st.safeReadOnlyLater = counters.safeLater.load(ordering: .relaxed)
+        st.escalations = counters.escalations.load(ordering: .relaxed)
+        return st
+    }
+}
+
+/// Bounds on SSI memory per transaction. Past a bound the transaction's SIREAD locks are escalated to one
+/// whole-keyspace lock: correct, but every concurrent serializable write then creates an rw-antidependency from it
+/// (more `40001`s, never a missed anomaly).
+public struct SerializableLimits: Sendable, Hashable {
+    /// Point SIREAD locks one transaction keeps before escalating (default 10 000).
+    public var maxPointLocksPerTransaction = 10_000
+    /// Range SIREAD locks (scans) one transaction keeps before escalating (default 64).
+    public var maxRangesPerTransaction = 64
+    public init(maxPointLocksPerTransaction: Int = 10_000, maxRangesPerTransaction: Int = 64) {
+        self.maxPointLocksPerTransaction = max(1, maxPointLocksPerTransaction)
+        self.maxRangesPerTransaction = max(1, maxRangesPerTransaction)
+    }
+}
+
+/// What SSI holds in memory right now (see ``Database/serializableStatistics()``).
+public struct SerializableStatistics: Sendable, Hashable {
+    /// Tracked serializable transactions still running (safe read-only ones are not tracked).
+    public var active = 0
+    /// Committed serializable transactions whose SIREAD locks and edges are kept because an overlapping
+    /// serializable transaction is still running.
+    public var retainedCommitted = 0
+    /// Point SIREAD locks held.
+    public var pointLocks = 0
+    /// Range SIREAD locks held.
+    public var rangeLocks = 0
+    /// Deferrable transactions suspended waiting for a safe snapshot.
+    public var deferredWaiting = 0
+    /// Read-only transactions whose snapshot was safe at once / became safe later (both never fail).
+    public var safeReadOnlyAtBegin = 0
+    public var safeReadOnlyLater = 0
+    /// Escalations of a transaction's SIREAD locks to the whole keyspace.
+    public var escalations = 0
+}
+
+/// Counters of SSI events (relaxed atomics: statistics, not synchronization).
+final class SSICounters: Sendable {
+    let rwOnRead = Atomic<Int>(0)
+    let rwOnWrite = Atomic<Int>(0)
+    let doomedPivots = Atomic<Int>(0)
+    let safeAtBegin = Atomic<Int>(0)
+    let safeLater = Atomic<Int>(0)
+    let escalations = Atomic<Int>(0)
+}
+
+/// Where an rw-antidependency was found.
+enum ConflictPhase: String { case read, write }

@@ -1,0 +1,221 @@
+/// Everything SSI keeps about serializable transactions, behind `SSIManager.state` (the SSI lock). The helpers
+/// are `…Locked` mutating methods: only callable with the lock held.
+struct SSIState {
+    /// The SSI clock: bumped at every tracked begin and commit, inside the same critical section as the snapshot /
+    /// the publication, so it orders snapshots and commits exactly as visibility does.
+    var clock: UInt64 = 0
+    /// Tracked serializable transactions: active ones, and committed ones some active one overlaps.
+    /// Invariant: a committed record is kept while some active record has `beginSeq < commitSeq` (cleanupLocked).
+    var xacts: [UInt64: XactRecord] = [:]
+    /// Range SIREAD locks, all transactions (a write checks each: O(ranges)).
+    /// Invariant: every owner has a record in `xacts` (removed with it).
+    var ranges: [RangeLock] = []
+    var nextRangeID: UInt64 = 0
+    /// Active read-write serializable transactions (what a new read-only one may be unsafe against).
+    var activeReadWrite: Set<UInt64> = []
+    /// (beginSeq, txid) in begin order, with lazy deletion from `activeHead`: the first entry whose record is
+    /// still active is the oldest active transaction.
+    var activeQueue: [(begin: UInt64, txid: UInt64)] = []
+    var activeHead = 0
+    /// Committed txids in commit order, from `committedHead`: the cleanup pops from the front.
+    var committedQueue: [UInt64] = []
+    var committedHead = 0
+    /// Deferrable read-only transactions suspended until their snapshot is safe or unsafe; resumed exactly once,
+    /// by whoever resolves its safety (under this lock).
+    var deferred: [UInt64: CheckedContinuation<SnapshotSafety, Never>] = [:]
+    /// Test observers of `deferred` (see `SSIManager.waitUntilDeferred`).
+    var deferredObservers: [UInt64: [CheckedContinuation<Void, Never>]] = [:]
+    /// Point locks to remove after the lock is released (records removed while safe).
+    var pendingRelease: [SSIManager.Released] = []
+
+    // MARK: Dangerous structures
+
+    /// Records reader →rw writer and checks whether it completes a dangerous structure (PostgreSQL's
+    /// `FlagRWConflict` + `OnConflict_CheckForSerializationFailure`). Returns the error `me` must abort with, or
+    /// nil (possibly after dooming another transaction: the pivot, which has not committed).
+    mutating func flagConflictLocked(reader r: UInt64, writer w: UInt64, edge: ConflictEdge, me: UInt64,
+                                     phase: ConflictPhase, counters: SSICounters) -> IsoKVError? {
+        guard r != w, xacts[r] != nil, xacts[w] != nil, xacts[r]!.outConflicts[w] == nil else { return nil }
+        xacts[r]!.outConflicts[w] = edge
+        xacts[w]!.inConflicts[r] = edge
+        let R = xacts[r]!, W = xacts[w]!
+        var cycle: String?
+        var pivot = w
+        // 1. The writer is a pivot with an out-conflict to T2 that committed first:  R -rw-> W -rw-> T2.
+        //    No anomaly if R or W committed before T2, or R is read-only and took its snapshot before T2 committed.
+        func committedFirst(_ c2: UInt64) -> Bool {
+            (R.commitSeq.map { c2 < $0 } ?? true) && (W.commitSeq.map { c2 < $0 } ?? true)
+                && (!R.readOnly || c2 < R.beginSeq)
+        }
+        if let s = W.summaryOutCommit, committedFirst(s) {
+            cycle = "tx\(r) -rw(\(edge))-> tx\(w) -rw(\(W.summaryOutWhat ?? "?"))-> a transaction that committed first"
+        } else {
+            for (t2, e2) in W.outConflicts {
+                guard let T2 = xacts[t2], let c2 = T2.commitSeq, committedFirst(c2) else { continue }
+                cycle = "tx\(r) -rw(\(edge))-> tx\(w) -rw(\(e2))-> tx\(t2), which committed first"
+                break
+            }
+        }
+        // 2. The reader is a pivot and the writer committed:  T0 -rw-> R -rw-> W. No anomaly if T0 committed
+        //    before W, or T0 is read-only and took its snapshot after W committed.
+        if cycle == nil, let cw = W.commitSeq, !R.readOnly {
+            for (t0, e0) in R.inConflicts {
+                guard let T0 = xacts[t0], !T0.isDoomed else { continue }
+                if (T0.commitSeq.map { $0 > cw } ?? true) && (!T0.readOnly || cw < T0.beginSeq) {
+                    cycle = "tx\(t0) -rw(\(e0))-> tx\(r) -rw(\(edge))-> tx\(w), which committed first"
+                    pivot = r
+                    break
+                }
+            }
+        }
+        guard let cycle else { return nil }
+        let other = me == w ? r : w
+        let error = IsoKVError(
+            .serializationFailure,
+            "could not serialize access due to read/write dependencies among transactions "
+                + "(dangerous structure found on \(phase.rawValue), pivot tx\(pivot): \(cycle)); retry the transaction",
+            key: edge.key, otherTransaction: TransactionID(rawValue: other))
+        // The victim: ourselves if we are the writer (then we are the pivot of case 1) or the writer has committed
+        // (then we are the reader and the pivot of case 2); otherwise the writer, the pivot, which has not committed.
+        if me == w || W.isCommitted {
+            switch phase {
+            case .read: counters.rwOnRead.add(1, ordering: .relaxed)
+            case .write: counters.rwOnWrite.add(1, ordering: .relaxed)
+            }
+            return error
+        }
+        var doomed = error
+        doomed.otherTransaction = TransactionID(rawValue: r)
+        doomLocked(w, doomed)
+        return nil
+    }
+
+    /// Before `me` commits, as the possible T_out of a structure T_in -rw-> pivot -rw-> me: doom every uncommitted
+    /// pivot whose T_in is `me` or an uncommitted, read-write, not doomed transaction (PostgreSQL's
+    /// `PreCommit_CheckForSerializationFailure`). Aborting the pivot rather than `me` means a retry of the pivot
+    /// starts after `me` committed and sees its writes, so it cannot fail the same way. Returns `me`'s own doom.
+    mutating func preCommitLocked(_ me: UInt64, counters: SSICounters) -> IsoKVError? {
+        guard let rec = xacts[me] else { return nil }
+        if let d = rec.doom {
+            counters.doomedPivots.add(1, ordering: .relaxed)
+            return d
+        }
+        for (p, ep) in rec.inConflicts {
+            guard let P = xacts[p], !P.isCommitted, !P.isDoomed else { continue }
+            for (tin, ein) in P.inConflicts {
+                let dangerous = tin == me || (xacts[tin].map { !$0.isCommitted && !$0.readOnly && !$0.isDoomed } ?? false)
+                guard dangerous else { continue }
+                doomLocked(p, IsoKVError(
+                    .serializationFailure,
+                    "could not serialize access due to read/write dependencies among transactions (canceled as the "
+                        + "pivot tx\(p) of tx\(tin) -rw(\(ein))-> tx\(p) -rw(\(ep))-> tx\(me), which committed first); "
+                        + "retry the transaction",
+                    key: ep.key, otherTransaction: TransactionID(rawValue: me)))
+                break
+            }
+        }
+        return nil
+    }
+
+    mutating func doomLocked(_ t: UInt64, _ error: IsoKVError) {
+        guard xacts[t] != nil, xacts[t]!.doom == nil else { return }
+        xacts[t]!.doom = error
+        xacts[t]!.handle.doomed.store(true, ordering: .releasing)
+    }
+
+    // MARK: Read-only safety
+
+    /// After read-write `w` committed: each read-only transaction that listed it learns whether `w` made its
+    /// snapshot unsafe (an rw-conflict out of `w` to a transaction committed before the snapshot).
+    mutating func resolveReadOnlyAfterCommitLocked(_ w: UInt64) {
+        guard let W = xacts[w], !W.possibleUnsafe.isEmpty else { return }
+        var earliest = W.summaryOutCommit
+        for (t, _) in W.outConflicts {
+            if let c = xacts[t]?.commitSeq, earliest == nil || c < earliest! { earliest = c }
+        }
+        for ro in W.possibleUnsafe {
+            guard let RO = xacts[ro], RO.safety == .pending else { continue }
+            if let e = earliest, e < RO.beginSeq {
+                markUnsafeLocked(ro)
+            } else {
+                xacts[ro]!.possibleUnsafe.remove(w)
+                if xacts[ro]!.possibleUnsafe.isEmpty { markSafeLocked(ro) }
+            }
+        }
+        xacts[w]?.possibleUnsafe = []
+    }
+
+    mutating func markUnsafeLocked(_ ro: UInt64) {
+        guard let RO = xacts[ro] else { return }
+        for rw in RO.possibleUnsafe { xacts[rw]?.possibleUnsafe.remove(ro) }
+        xacts[ro]!.possibleUnsafe = []
+        xacts[ro]!.safety = .unsafe
+        deferred.removeValue(forKey: ro)?.resume(returning: .unsafe)
+    }
+
+    /// The read-only transaction can no longer take part in an anomaly: stop tracking it.
+    mutating func markSafeLocked(_ ro: UInt64) {
+        guard let RO = xacts[ro] else { return }
+        RO.handle.safe.store(true, ordering: .releasing)
+        deferred.removeValue(forKey: ro)?.resume(returning: .safe)
+        if !RO.pointKeys.isEmpty { pendingRelease.append((ro, RO.pointKeys)) }
+        removeLocked(ro, summarize: false)
+    }
+
+    // MARK: Removal and cleanup
+
+    /// Removes `t`'s record, its edges and range locks. With `summarize` (a committed transaction cleaned up), each
+    /// reader with an edge to it keeps the fact as `summaryOutCommit`.
+    mutating func removeLocked(_ t: UInt64, summarize: Bool) {
+        guard let rec = xacts.removeValue(forKey: t) else { return }
+        for (r, e) in rec.inConflicts where xacts[r] != nil {
+            xacts[r]!.outConflicts[t] = nil
+            if summarize, let c = rec.commitSeq, xacts[r]!.summaryOutCommit.map({ c < $0 }) ?? true {
+                xacts[r]!.summaryOutCommit = c
+                xacts[r]!.summaryOutWhat = "\(e), written by tx\(t)"
+            }
+        }
+        for (w, _) in rec.outConflicts { xacts[w]?.inConflicts[t] = nil }
+        if rec.readOnly || rec.isCommitted {
+            for rw in rec.possibleUnsafe { xacts[rw]?.possibleUnsafe.remove(t) }
+        } else {
+            // An aborted read-write transaction can no longer make anybody's snapshot unsafe.
+            for ro in rec.possibleUnsafe where xacts[ro] != nil {
+                xacts[ro]!.possibleUnsafe.remove(t)
+                if xacts[ro]!.possibleUnsafe.isEmpty && xacts[ro]!.safety == .pending { markSafeLocked(ro) }
+            }
+        }
+        activeReadWrite.remove(t)
+        if !ranges.isEmpty { ranges.removeAll { $0.owner == t } }
+    }
+
+    /// Removes the committed transactions that no active serializable transaction overlaps (committed before the
+    /// oldest active one began); returns the point locks to remove after the SSI lock is released.
+    mutating func cleanupLocked() -> [SSIManager.Released] {
+        while activeHead < activeQueue.count {
+            let (b, t) = activeQueue[activeHead]
+            if let r = xacts[t], !r.isCommitted, r.beginSeq == b { break }
+            activeHead += 1
+        }
+        if activeHead > 256 && activeHead * 2 > activeQueue.count {
+            activeQueue.removeFirst(activeHead)
+            activeHead = 0
+        }
+        let oldestActive: UInt64? = activeHead < activeQueue.count ? activeQueue[activeHead].begin : nil
+        var released = pendingRelease
+        pendingRelease = []
+        while committedHead < committedQueue.count {
+            let t = committedQueue[committedHead]
+            guard let r = xacts[t], let c = r.commitSeq else { committedHead += 1; continue }
+            if let oldestActive, c > oldestActive { break }
+            committedHead += 1
+            if !r.pointKeys.isEmpty { released.append((t, r.pointKeys)) }
+            removeLocked(t, summarize: true)
+        }
+        if committedHead > 256 && committedHead * 2 > committedQueue.count {
+            committedQueue.removeFirst(committedHead)
+            committedHead = 0
+        }
+        return released
+    }
+}

@@ -1,0 +1,78 @@
+import Synchronization
+
+/// The part of a serializable transaction's SSI state its owner reads without the SSI lock.
+///
+/// Shared between the owning ``Transaction`` and the SSI state (`SSIState.xacts[txid].handle`). Both fields are
+/// atomics that only go from false to true, each stored under the SSI lock.
+final class SerializableXactHandle: Sendable {
+    let txid: UInt64
+    /// True once another transaction chose this one as the victim of a dangerous structure (PostgreSQL's
+    /// `SXACT_FLAG_DOOMED`); the owner then fails with `40001` at its next read, write or commit. The reason is in
+    /// `XactRecord.doom`.
+    let doomed = Atomic<Bool>(false)
+    /// True once this read-only transaction's snapshot is known safe: it is no longer tracked (no SIREAD locks, no
+    /// conflict checks) and can never fail with `40001` (PostgreSQL's `SXACT_FLAG_RO_SAFE`).
+    let safe = Atomic<Bool>(false)
+
+    init(txid: UInt64) { self.txid = txid }
+
+    /// Whether the owner must keep tracking reads.
+    @inline(__always) var isTracked: Bool { !safe.load(ordering: .acquiring) }
+}
+
+/// Whether a read-only transaction's snapshot can take part in an anomaly (Ports & Grittner §4.2).
+enum SnapshotSafety: Sendable {
+    /// Some read-write transaction that was active at its snapshot is still running.
+    case pending
+    /// No anomaly can involve it: every concurrent read-write transaction ended without an rw-conflict out to a
+    /// transaction that committed before the snapshot.
+    case safe
+    /// A concurrent read-write transaction committed with an rw-conflict out to a transaction that committed
+    /// before the snapshot: the snapshot may see a state no serial order shows. It stays tracked (and a
+    /// deferrable transaction takes a new snapshot).
+    case unsafe
+}
+
+/// The SSI record of one serializable transaction (PostgreSQL's `SERIALIZABLEXACT`), in `SSIState.xacts`.
+/// Everything here is guarded by the SSI lock.
+struct XactRecord {
+    let handle: SerializableXactHandle
+    /// SSI clock value at the snapshot; the snapshot was taken under the SSI lock in the same critical section, so
+    /// a transaction `T` committed before this snapshot ⇔ `T.commitSeq < beginSeq`.
+    let beginSeq: UInt64
+    /// SSI clock value at commit (assigned under the SSI lock, in the same critical section as the publication of
+    /// its writes); nil while active. Invariant: `commitSeq == nil || commitSeq > beginSeq`.
+    var commitSeq: UInt64?
+    /// Declared read-only (`begin(.serializable, readOnly: true)`).
+    let readOnly: Bool
+    /// Why this transaction was doomed (set together with `handle.doomed`).
+    var doom: IsoKVError?
+    /// rw-antidependencies in: reader txid → what it read that this transaction wrote.
+    /// Invariant: `xacts[r].outConflicts[self] != nil` ⇔ `inConflicts[r] != nil` (edges kept on both ends).
+    var inConflicts: [UInt64: ConflictEdge] = [:]
+    /// rw-antidependencies out: writer txid → what this transaction read that the writer wrote.
+    var outConflicts: [UInt64: ConflictEdge] = [:]
+    /// The earliest `commitSeq` among out-conflict partners already cleaned up (PostgreSQL's summary conflict out
+    /// plus `earliestOutConflictCommit`), so that removing a committed partner loses no dangerous structure.
+    var summaryOutCommit: UInt64?
+    /// What the partner cleaned up behind `summaryOutCommit` was (for diagnostics).
+    var summaryOutWhat: String?
+    /// Point SIREAD keys, handed over at commit so that the cleanup can remove them from `PointLockTable`.
+    var pointKeys: [Bytes] = []
+    /// Read-only: the read-write transactions active at its snapshot and not yet ended (possible unsafe
+    /// conflicts). Read-write: the read-only transactions whose set contains it.
+    var possibleUnsafe: Set<UInt64> = []
+    /// Read-only transactions only.
+    var safety: SnapshotSafety = .pending
+
+    var isCommitted: Bool { commitSeq != nil }
+    var isDoomed: Bool { doom != nil }
+}
+
+/// What an rw-antidependency is about: the key written, and how the reader covered it (the key itself, or a
+/// scanned range containing it).
+struct ConflictEdge: Sendable, CustomStringConvertible {
+    let key: Bytes
+    let what: String
+    var description: String { what }
+}

@@ -1,0 +1,216 @@
+/// Per-transaction SSI tracking of a `.serializable` transaction, owned by the transaction (no lock needed).
+struct SerializableTracking {
+    /// Shared with the SSI state: doomed / safe flags.
+    let handle: SerializableXactHandle
+    /// Keys this transaction holds a point SIREAD lock on (empty after escalation).
+    var reads: Set<Bytes> = []
+    /// Holds a whole-keyspace SIREAD lock (escalated): point reads add no more locks.
+    var escalated = false
+
+    var pointKeys: [Bytes] { Array(reads) }
+}
+
+/// The SSI hooks of a transaction: each is called only at `.serializable` and does nothing more than a snapshot
+/// read once the transaction is untracked (a read-only transaction with a safe snapshot). See SSI/DESIGN.md.
+extension Transaction {
+    /// Registers with SSI and takes the snapshot (one critical section); returns the snapshot.
+    func beginSerializable() -> UInt64 {
+        let (snap, handle) = db.ssi.begin(txid: txid, readOnly: isReadOnly, oracle: db.oracle, stripe: snapshotStripe)
+        serializable = SerializableTracking(handle: handle)
+        return snap
+    }
+
+    /// The tracked handle, or nil if untracked (no snapshot yet, or a safe read-only snapshot).
+    @inline(__always)
+    var trackedHandle: SerializableXactHandle? {
+        guard let h = serializable?.handle, h.isTracked else { return nil }
+        return h
+    }
+
+    /// Throws (and aborts) if another transaction chose this one as the victim of a dangerous structure.
+    @inline(__always)
+    func checkNotDoomed(_ h: SerializableXactHandle) throws {
+        if h.doomed.load(ordering: .acquiring) { throw abort(db.ssi.doomError(h)) }
+    }
+
+    /// A serializable read of `key`: SIREAD lock first (a point lock, unless a scan's range lock covers it), then
+    /// the snapshot read, noting versions written by others after the snapshot or still pending — each an
+    /// rw-antidependency from this transaction to their writer.
+    func serializableRead(_ key: Bytes, snapshot: UInt64, pointLock: Bool, scanned: KeyRange?) throws -> Bytes? {
+        guard let h = trackedHandle else { return db.read(key, txid: txid, snapshot: snapshot, dirty: false) }
+        try checkNotDoomed(h)
+        if pointLock { trackPoint(key, h) }
+        let (value, writers) = db.readNotingWriters(key, txid: txid, snapshot: snapshot)
+        if !writers.isEmpty {
+            let what = scanned.map { "key \(key) in scanned \(PredicateRange($0))" } ?? "key \(key)"
+            if let e = db.ssi.readFoundNewer(h, writers: writers, edge: ConflictEdge(key: key, what: what)) {
+                throw abort(e)
+            }
+        }
+        return value
+    }
+
+    /// `lock(key)` reads the key: it takes an SIREAD lock (first updater wins already covers newer versions).
+    func serializableLockRead(_ key: Bytes) throws {
+        guard let h = trackedHandle else { return }
+        try checkNotDoomed(h)
+        trackPoint(key, h)
+    }
+
+    func trackPoint(_ key: Bytes, _ h: SerializableXactHandle) {
+        guard !serializable!.escalated, serializable!.reads.insert(key).inserted else { return }
+        if serializable!.reads.count > db.ssi.limits.maxPointLocksPerTransaction {
+            // Memory bound: one whole-keyspace lock replaces the points (added before they are removed).
+            db.ssi.escalate(h, pointKeys: serializable!.reads)
+            serializable!.reads = []
+            serializable!.escalated = true
+        } else {
+            db.ssi.pointLocks.add(key, owner: txid)
+        }
+    }
+
+    /// After this transaction put its pending write on `key`: rw-antidependencies from concurrent readers.
+    func serializableAfterWrite(_ key: Bytes) throws {
+        guard let h = trackedHandle else { return }
+        try checkNotDoomed(h)
+        if let e = db.ssi.checkWrite(h, key: key) { throw abort(e) }
+    }
+
+    /// Before a scan reads anything: an SIREAD lock on the whole `range` (narrowed afterwards if the limit
+    /// stopped it). Returns the lock's id, or nil when untracked.
+    func serializableBeginScan(_ range: KeyRange) throws -> UInt64? {
+        guard let h = trackedHandle else { return nil }
+        try checkNotDoomed(h)
+        let (id, escalated) = db.ssi.addRange(h, PredicateRange(range))
+        if escalated, !serializable!.escalated {
+            db.ssi.pointLocks.remove(serializable!.reads, owner: txid)
+            serializable!.reads = []
+            serializable!.escalated = true
+        }
+        return id
+    }
+
+    /// A scan stopped by its limit after `lastKey` read nothing beyond it: its lock covers only up to `lastKey`.
+    func serializableNarrowScan(_ id: UInt64, _ range: KeyRange, reverse: Bool, lastKey: Bytes) {
+        guard let h = trackedHandle else { return }
+        let narrower = reverse ? PredicateRange(lower: lastKey, upper: range.upper)
+            : PredicateRange(lower: range.lower, upper: lastKey, upperInclusive: true)
+        db.ssi.narrowRange(h, id: id, to: narrower)
+    }
+
+    /// The handle to run the SSI pre-commit with, or nil if untracked. Fails at once if doomed.
+    func serializableCommitHandle() -> SerializableXactHandle? {
+        trackedHandle
+    }
+
+    /// Suspends until this deferrable read-only transaction has a safe snapshot (taking a new snapshot each time
+    /// one turns out unsafe). Never blocks a thread.
+    nonisolated(nonsending) func waitForSafeSnapshot() async throws {
+        while true {
+            _ = ensureSnapshot()
+            guard let h = trackedHandle else { return }
+            if await db.ssi.waitForSafety(h) != .unsafe { return }
+            db.ssi.end(h, pointKeys: [])
+            serializable = nil
+            if let s = snapshot {
+                _ = db.oracle.unregisterSnapshot(s, stripe: snapshotStripe)
+                snapshot = nil
+            }
+            try Task.checkCancellation()
+        }
+    }
+
+    /// At the end of the transaction: an aborted or rolled-back one leaves SSI at once; a committed one was
+    /// handed over at commit (its locks stay until no overlapping transaction lives), unless it was untracked.
+    func serializableEnd(committed: Bool) {
+        guard let t = serializable else { return }
+        serializable = nil
+        if committed && t.handle.isTracked { return }
+        if committed {
+            db.ssi.pointLocks.remove(t.reads, owner: txid)
+        } else {
+            db.ssi.end(t.handle, pointKeys: t.reads)
+        }
+    }
+}
+
+extension Database {
+    /// What `txid` reads at `key` at `snapshot` (own pending write first, no dirty reads), plus the writers of the
+    /// versions it did not see: committed after the snapshot, or pending (owned by another transaction).
+    func readNotingWriters(_ key: Bytes, txid: UInt64, snapshot: UInt64) -> (Bytes?, [UInt64]) {
+        while true {
+            guard let chain = directory.load(key) else { return (nil, []) }
+            let result: (Bytes?, [UInt64])? = chain.state.withLock { s in
+                if s.retired { return nil }
+                var writers: [UInt64] = []
+                if let p = s.pending, p.owner != txid { writers.append(p.owner) }
+                var i = s.versions.count - 1
+                while i >= 0, s.versions[i].commitTS > snapshot {
+                    writers.append(s.versions[i].creator)
+                    i -= 1
+                }
+                return (s.read(txid: txid, snapshot: snapshot, dirty: false), writers)
+            }
+            if let result { return result }
+            forget(retired: chain)
+        }
+    }
+}
+
+extension Database {
+    /// What SSI holds right now: tracked and retained transactions, SIREAD locks (takes the SSI lock and every
+    /// point-lock stripe; for tests and diagnostics).
+    ///
+    /// ```swift
+    /// let s = db.serializableStatistics()
+    /// print(s.retainedCommitted, s.pointLocks, s.rangeLocks)
+    /// ```
+    public func serializableStatistics() -> SerializableStatistics { ssi.statistics() }
+
+    /// Aborts and failures by cause since the database was created (relaxed counters: cheap to read often).
+    ///
+    /// ```swift
+    /// let a = db.abortStatistics()
+    /// print(a.firstUpdaterWins, a.rwConflictOnRead, a.rwConflictOnWrite, a.canceledPivots, a.deadlocks)
+    /// ```
+    public func abortStatistics() -> AbortStatistics {
+        var a = AbortStatistics()
+        a.serializationFailures = failureCounts.serialization.load(ordering: .relaxed)
+        a.rwConflictOnRead = ssi.counters.rwOnRead.load(ordering: .relaxed)
+        a.rwConflictOnWrite = ssi.counters.rwOnWrite.load(ordering: .relaxed)
+        a.canceledPivots = ssi.counters.doomedPivots.load(ordering: .relaxed)
+        a.firstUpdaterWins = max(0, a.serializationFailures - a.rwConflictOnRead - a.rwConflictOnWrite - a.canceledPivots)
+        a.deadlocks = failureCounts.deadlock.load(ordering: .relaxed)
+        a.lockNotAvailable = failureCounts.lockNotAvailable.load(ordering: .relaxed)
+        return a
+    }
+}
+
+/// Aborts (`40001`, `40P01`) and lock failures (`55P03`) by cause, as ``Database/abortStatistics()`` reports.
+public struct AbortStatistics: Sendable, Hashable, Codable {
+    /// All `40001`s: the sum of the four causes below.
+    public var serializationFailures = 0
+    /// `40001` at a write or lock of a key a concurrent transaction changed first (`.snapshot`, `.serializable`).
+    public var firstUpdaterWins = 0
+    /// `40001` (SSI) at a read that completed a dangerous structure (the reader was the pivot, or its writer had
+    /// committed).
+    public var rwConflictOnRead = 0
+    /// `40001` (SSI) at a write that completed a dangerous structure (the writer was the pivot).
+    public var rwConflictOnWrite = 0
+    /// `40001` (SSI) of a pivot another transaction canceled (at its commit, or while adding an edge); reported at
+    /// the pivot's next read, write or commit.
+    public var canceledPivots = 0
+    /// `40P01`: deadlock victims.
+    public var deadlocks = 0
+    /// `55P03`: lock requests that failed (no-wait, lock timeout); not an abort.
+    public var lockNotAvailable = 0
+    public init() {}
+}
+
+@_spi(Testing)
+extension Database {
+    /// Returns once deferrable transaction `transaction` is suspended waiting for a safe snapshot.
+    nonisolated(nonsending) public func waitUntilDeferred(_ transaction: TransactionID) async {
+        await ssi.waitUntilDeferred(transaction.rawValue)
+    }
+}
