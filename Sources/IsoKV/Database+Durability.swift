@@ -157,7 +157,7 @@ extension Database {
     /// The copy holds the latest checkpoint plus every whole record of the WAL when it was read: a prefix of the
     /// commit history (a batch being written may be cut at a record boundary), so never half a transaction. It
     /// may include commits the running store has written but not yet acknowledged. A concurrent checkpoint that
-    /// deletes a segment while it is read makes the read retry (up to 10 times).
+    /// deletes a segment while it is read makes the read retry (up to 10 times, 5 ms apart).
     public static func backup(directory: String, to destination: String) async throws -> DirectorySummary {
         let recovered = try await readConsistently(directory)
         let latest = replay(recovered)
@@ -209,8 +209,13 @@ extension Database {
             switch result {
             case .success(let state): return state
             case .failure(let error):
+                // A file deleted or being rotated under the read (a live store's checkpoint or flusher) shows as
+                // an I/O error, a missing or a short segment: read again. Real damage persists and is thrown.
                 attempt += 1
-                guard attempt < 10, case .io = error else { throw error }
+                switch error {
+                case .io, .missingSegment, .corruptSegment: guard attempt < 10 else { throw error }
+                default: throw error
+                }
                 try await Task.sleep(for: .milliseconds(5))
             }
         }

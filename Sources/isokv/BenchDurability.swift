@@ -54,8 +54,12 @@ struct BenchDurability: AsyncParsableCommand {
         var results: [(DurabilityMode, Measurement)] = []
         for m in mode.map({ [$0] }) ?? [.unsafeNoSync, .buffered, .fsync] {
             if m == .fsync { rawBeforeFsync = try await Self.rawFsync(path: base + "/raw", seconds: min(seconds, 1.0)) }
-            let run = engine ? Self.measureEngine : Self.measure
-            results.append((m, try await run(m, writers, seconds, valueBytes, base + "/" + m.rawValue)))
+            if engine {
+                results.append((m, try await Self.measureEngine(m, writers, seconds, valueBytes, base + "/" + m.rawValue)))
+                continue
+            }
+            results.append((m, try await Self.measure(mode: m, writers: writers, seconds: seconds, valueBytes: valueBytes,
+                                                      directory: base + "/" + m.rawValue)))
         }
         let baseline: Measurement
         if let rawBeforeFsync { baseline = rawBeforeFsync } else { baseline = try await Self.rawFsync(path: base + "/raw", seconds: min(seconds, 1.0)) }
@@ -142,8 +146,8 @@ struct BenchDurability: AsyncParsableCommand {
         }
     }
 
-    static func measure(_ mode: DurabilityMode, _ writers: Int, _ seconds: Double, _ valueBytes: Int,
-                        _ directory: String) async throws -> Measurement {
+    static func measure(mode: DurabilityMode, writers: Int, seconds: Double, valueBytes: Int,
+                        directory: String) async throws -> Measurement {
         let (log, _) = try await WriteAheadLog.open(directory: directory, options: WALOptions(durability: mode))
         let value = [UInt8](repeating: 0xA5, count: valueBytes)
         let startStats = log.statistics
