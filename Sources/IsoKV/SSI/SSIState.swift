@@ -27,6 +27,8 @@ struct SSIState {
     var deferredObservers: [UInt64: [CheckedContinuation<Void, Never>]] = [:]
     /// Point locks to remove after the lock is released (records removed while safe).
     var pendingRelease: [SSIManager.Released] = []
+    /// Read-only transactions found safe after their begin (statistics).
+    var safeLater = 0
 
     // MARK: Dangerous structures
 
@@ -128,7 +130,7 @@ struct SSIState {
     /// After read-write `w` committed: each read-only transaction that listed it learns whether `w` made its
     /// snapshot unsafe (an rw-conflict out of `w` to a transaction committed before the snapshot).
     mutating func resolveReadOnlyAfterCommitLocked(_ w: UInt64) {
-        guard let W = xacts[w], !W.possibleUnsafe.isEmpty else { return }
+        guard let W = xacts[w], !W.readOnly, !W.possibleUnsafe.isEmpty else { return }
         var earliest = W.summaryOutCommit
         for (t, _) in W.outConflicts {
             if let c = xacts[t]?.commitSeq, earliest == nil || c < earliest! { earliest = c }
@@ -146,7 +148,7 @@ struct SSIState {
     }
 
     mutating func markUnsafeLocked(_ ro: UInt64) {
-        guard let RO = xacts[ro] else { return }
+        guard let RO = xacts[ro], RO.readOnly else { return }
         for rw in RO.possibleUnsafe { xacts[rw]?.possibleUnsafe.remove(ro) }
         xacts[ro]!.possibleUnsafe = []
         xacts[ro]!.safety = .unsafe
@@ -155,8 +157,9 @@ struct SSIState {
 
     /// The read-only transaction can no longer take part in an anomaly: stop tracking it.
     mutating func markSafeLocked(_ ro: UInt64) {
-        guard let RO = xacts[ro] else { return }
+        guard let RO = xacts[ro], RO.readOnly else { return }
         RO.handle.safe.store(true, ordering: .releasing)
+        safeLater += 1
         deferred.removeValue(forKey: ro)?.resume(returning: .safe)
         if !RO.pointKeys.isEmpty { pendingRelease.append((ro, RO.pointKeys)) }
         removeLocked(ro, summarize: false)
@@ -180,7 +183,7 @@ struct SSIState {
             for rw in rec.possibleUnsafe { xacts[rw]?.possibleUnsafe.remove(t) }
         } else {
             // An aborted read-write transaction can no longer make anybody's snapshot unsafe.
-            for ro in rec.possibleUnsafe where xacts[ro] != nil {
+            for ro in rec.possibleUnsafe where xacts[ro]?.readOnly == true {
                 xacts[ro]!.possibleUnsafe.remove(t)
                 if xacts[ro]!.possibleUnsafe.isEmpty && xacts[ro]!.safety == .pending { markSafeLocked(ro) }
             }
