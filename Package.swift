@@ -61,7 +61,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IsoKVTests",
-            dependencies: ["IsoKV", "ConcurrentMaps"],
+            dependencies: ["IsoKV", "ConcurrentMaps", "IsoKVHistory"],
             swiftSettings: strict
         ),
         .testTarget(

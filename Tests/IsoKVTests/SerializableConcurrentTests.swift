@@ -43,6 +43,29 @@ struct SerializableConcurrentTests {
         #expect(try await value(db, "doctor/bob") == "on")
     }
 
+    /// The doctors again, but the second doctor writes only after the first committed: the cycle closes at that
+    /// write (the writer is the pivot and the other end committed first), so the write fails.
+    @Test func doctorsSecondWriteAfterFirstCommit() async throws {
+        let db = makeDatabase()
+        try await seed(db, [("doctor/alice", "on"), ("doctor/bob", "on")])
+        let t1 = try await db.begin(), t2 = try await db.begin()
+        _ = try await t1.get("doctor/alice"); _ = try await t1.get("doctor/bob")
+        _ = try await t2.get("doctor/alice"); _ = try await t2.get("doctor/bob")
+        try await t1.put("doctor/alice", "off")
+        try await t1.commit()
+        let e = await expectCode(.serializationFailure) { try await t2.put("doctor/bob", "off") }
+        #expect(e?.key == "doctor/bob" && e?.otherTransaction == t1.id)
+        #expect(db.abortStatistics().rwConflictOnWrite == 1)
+        // And when the second doctor writes before reading Bob... reading after the commit: the read fails.
+        let u1 = try await db.begin(), u2 = try await db.begin()
+        _ = try await u1.get("doctor/bob"); _ = try await u2.get("doctor/bob")
+        _ = try await u1.get("doctor/alice")
+        try await u2.put("doctor/alice", "on")      // u1 -rw-> u2
+        try await u1.put("doctor/bob", "off")       // u2 -rw-> u1 (u2 read bob)
+        try await u1.commit()                       // dooms the pivot u2
+        await expectCode(.serializationFailure) { try await u2.get("doctor/bob") }
+    }
+
     /// Alice and John share a rule: checking + savings ≥ 0. Each withdraws 150 from their own account after
     /// checking the sum (200): at serializable one of them fails, and the retry is refused by the rule.
     @Test func sharedBalanceRule() async throws {

@@ -45,8 +45,9 @@ struct SSIState {
         var pivot = w
         // 1. The writer is a pivot with an out-conflict to T2 that committed first:  R -rw-> W -rw-> T2.
         //    No anomaly if R or W committed before T2, or R is read-only and took its snapshot before T2 committed.
+        //    T2 may be R itself (a two-transaction cycle R -rw-> W -rw-> R): hence `<=`, as PostgreSQL.
         func committedFirst(_ c2: UInt64) -> Bool {
-            (R.commitSeq.map { c2 < $0 } ?? true) && (W.commitSeq.map { c2 < $0 } ?? true)
+            (R.commitSeq.map { c2 <= $0 } ?? true) && (W.commitSeq.map { c2 <= $0 } ?? true)
                 && (!R.readOnly || c2 < R.beginSeq)
         }
         if let s = W.summaryOutCommit, committedFirst(s) {
@@ -59,11 +60,11 @@ struct SSIState {
             }
         }
         // 2. The reader is a pivot and the writer committed:  T0 -rw-> R -rw-> W. No anomaly if T0 committed
-        //    before W, or T0 is read-only and took its snapshot after W committed.
+        //    before W, or T0 is read-only and took its snapshot after W committed. T0 may be W itself: `>=`.
         if cycle == nil, let cw = W.commitSeq, !R.readOnly {
             for (t0, e0) in R.inConflicts {
                 guard let T0 = xacts[t0], !T0.isDoomed else { continue }
-                if (T0.commitSeq.map { $0 > cw } ?? true) && (!T0.readOnly || cw < T0.beginSeq) {
+                if (T0.commitSeq.map { $0 >= cw } ?? true) && (!T0.readOnly || cw < T0.beginSeq) {
                     cycle = "tx\(t0) -rw(\(e0))-> tx\(r) -rw(\(edge))-> tx\(w), which committed first"
                     pivot = r
                     break
