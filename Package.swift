@@ -83,7 +83,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IsoKVTests",
-            dependencies: ["IsoKV", "ConcurrentMaps", "IsoKVStorage"],
+            dependencies: ["IsoKV", "ConcurrentMaps", "IsoKVStorage", "IsoKVHistory"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -214,3 +214,13 @@ extension Database {
         await ssi.waitUntilDeferred(transaction.rawValue)
     }
 }
+
+@_spi(Testing)
+extension Transaction {
+    /// ``commit()`` returning the commit sequence number — the new version of every key written — or nil if
+    /// nothing was written (for history recording in tests and the lab).
+    @discardableResult
+    nonisolated(nonsending) public func commitReturningCommitVersion() async throws -> UInt64? {
+        try await commitReturningVersion()
+    }
+}

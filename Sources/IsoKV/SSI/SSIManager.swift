@@ -217,11 +217,11 @@ final class SSIManager: Sendable {
             }
             st.rangeLocks = s.ranges.count
             st.deferredWaiting = s.deferred.count
+            st.safeReadOnlyLater = s.safeLater
             return st
         }
         st.pointLocks = pointLocks.count
         st.safeReadOnlyAtBegin = counters.safeAtBegin.load(ordering: .relaxed)
-        st.safeReadOnlyLater = counters.safeLater.load(ordering: .relaxed)
         st.escalations = counters.escalations.load(ordering: .relaxed)
         return st
     }
@@ -267,7 +267,6 @@ final class SSICounters: Sendable {
     let rwOnWrite = Atomic<Int>(0)
     let doomedPivots = Atomic<Int>(0)
     let safeAtBegin = Atomic<Int>(0)
-    let safeLater = Atomic<Int>(0)
     let escalations = Atomic<Int>(0)
 }
 

@@ -27,6 +27,8 @@ struct SSIState {
     var deferredObservers: [UInt64: [CheckedContinuation<Void, Never>]] = [:]
     /// Point locks to remove after the lock is released (records removed while safe).
     var pendingRelease: [SSIManager.Released] = []
+    /// Read-only transactions found safe after their begin (statistics).
+    var safeLater = 0
 
     // MARK: Dangerous structures
 
@@ -43,8 +45,9 @@ struct SSIState {
         var pivot = w
         // 1. The writer is a pivot with an out-conflict to T2 that committed first:  R -rw-> W -rw-> T2.
         //    No anomaly if R or W committed before T2, or R is read-only and took its snapshot before T2 committed.
+        //    T2 may be R itself (a two-transaction cycle R -rw-> W -rw-> R): hence `<=`, as PostgreSQL.
         func committedFirst(_ c2: UInt64) -> Bool {
-            (R.commitSeq.map { c2 < $0 } ?? true) && (W.commitSeq.map { c2 < $0 } ?? true)
+            (R.commitSeq.map { c2 <= $0 } ?? true) && (W.commitSeq.map { c2 <= $0 } ?? true)
                 && (!R.readOnly || c2 < R.beginSeq)
         }
         if let s = W.summaryOutCommit, committedFirst(s) {
@@ -57,11 +60,11 @@ struct SSIState {
             }
         }
         // 2. The reader is a pivot and the writer committed:  T0 -rw-> R -rw-> W. No anomaly if T0 committed
-        //    before W, or T0 is read-only and took its snapshot after W committed.
+        //    before W, or T0 is read-only and took its snapshot after W committed. T0 may be W itself: `>=`.
         if cycle == nil, let cw = W.commitSeq, !R.readOnly {
             for (t0, e0) in R.inConflicts {
                 guard let T0 = xacts[t0], !T0.isDoomed else { continue }
-                if (T0.commitSeq.map { $0 > cw } ?? true) && (!T0.readOnly || cw < T0.beginSeq) {
+                if (T0.commitSeq.map { $0 >= cw } ?? true) && (!T0.readOnly || cw < T0.beginSeq) {
                     cycle = "tx\(t0) -rw(\(e0))-> tx\(r) -rw(\(edge))-> tx\(w), which committed first"
                     pivot = r
                     break
@@ -128,7 +131,7 @@ struct SSIState {
     /// After read-write `w` committed: each read-only transaction that listed it learns whether `w` made its
     /// snapshot unsafe (an rw-conflict out of `w` to a transaction committed before the snapshot).
     mutating func resolveReadOnlyAfterCommitLocked(_ w: UInt64) {
-        guard let W = xacts[w], !W.possibleUnsafe.isEmpty else { return }
+        guard let W = xacts[w], !W.readOnly, !W.possibleUnsafe.isEmpty else { return }
         var earliest = W.summaryOutCommit
         for (t, _) in W.outConflicts {
             if let c = xacts[t]?.commitSeq, earliest == nil || c < earliest! { earliest = c }
@@ -146,7 +149,7 @@ struct SSIState {
     }
 
     mutating func markUnsafeLocked(_ ro: UInt64) {
-        guard let RO = xacts[ro] else { return }
+        guard let RO = xacts[ro], RO.readOnly else { return }
         for rw in RO.possibleUnsafe { xacts[rw]?.possibleUnsafe.remove(ro) }
         xacts[ro]!.possibleUnsafe = []
         xacts[ro]!.safety = .unsafe
@@ -155,8 +158,9 @@ struct SSIState {
 
     /// The read-only transaction can no longer take part in an anomaly: stop tracking it.
     mutating func markSafeLocked(_ ro: UInt64) {
-        guard let RO = xacts[ro] else { return }
+        guard let RO = xacts[ro], RO.readOnly else { return }
         RO.handle.safe.store(true, ordering: .releasing)
+        safeLater += 1
         deferred.removeValue(forKey: ro)?.resume(returning: .safe)
         if !RO.pointKeys.isEmpty { pendingRelease.append((ro, RO.pointKeys)) }
         removeLocked(ro, summarize: false)
@@ -180,7 +184,7 @@ struct SSIState {
             for rw in rec.possibleUnsafe { xacts[rw]?.possibleUnsafe.remove(t) }
         } else {
             // An aborted read-write transaction can no longer make anybody's snapshot unsafe.
-            for ro in rec.possibleUnsafe where xacts[ro] != nil {
+            for ro in rec.possibleUnsafe where xacts[ro]?.readOnly == true {
                 xacts[ro]!.possibleUnsafe.remove(t)
                 if xacts[ro]!.possibleUnsafe.isEmpty && xacts[ro]!.safety == .pending { markSafeLocked(ro) }
             }
