@@ -404,7 +404,9 @@ extension Transaction {
     /// The caller then releases the row locks (step 5), so no other writer touches these rows before they are
     /// durable and visible. If step 3 fails, the versions are removed again (never published) and the
     /// transaction ends failed with `58030`; the log refuses every later commit.
-    nonisolated(nonsending) func commitDurably(_ durable: DurableStore) async throws -> UInt64? {
+    nonisolated(nonsending) func commitDurably(_ durable: DurableStore,
+                                                ssi: SerializableXactHandle? = nil) async throws -> UInt64? {
+        let pointKeys = ssi == nil ? [] : (serializable?.pointKeys ?? [])
         let txid = self.txid
         let chains = writeOrder
         var writes: [KeyWrite] = []
@@ -416,7 +418,10 @@ extension Transaction {
             }
         }
         // Every write was undone by rollbacks to savepoints: nothing to log or publish.
-        if writes.isEmpty { return nil }
+        if writes.isEmpty {
+            if let ssi { db.ssi.finishPrepared(ssi, pointKeys: pointKeys, publish: {}) }
+            return nil
+        }
         let oracle = db.oracle
         let log = durable.log
         let enqueued = oracle.commitLock.withLock { last -> Result<(UInt64, DurabilityTicket), StorageError> in
@@ -455,7 +460,11 @@ extension Transaction {
             endTransaction(.failed(e))
             throw e
         }
-        oracle.publish(atLeast: ts)
+        if let ssi {
+            db.ssi.finishPrepared(ssi, pointKeys: pointKeys) { oracle.publish(atLeast: ts) }
+        } else {
+            oracle.publish(atLeast: ts)
+        }
         return ts
     }
 }

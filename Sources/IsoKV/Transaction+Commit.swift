@@ -24,7 +24,12 @@ extension Transaction {
         // it to be durable outside the lock, then publish; the row locks are released (step 5) only after that.
         // Checks that may refuse the commit (e.g. SSI) belong above this hook, so that they apply to both paths.
         if !writeOrder.isEmpty, let durable = db.durable {
-            let version = try await commitDurably(durable)
+            // SSI on a durable database: the pre-commit check runs now and leaves the transaction `prepared` (it
+            // can no longer be a victim); it is marked committed at publication, after the fsync, inside the SSI
+            // lock (SSI/DESIGN.md, "Durable databases"). A failure to log ends it as aborted (endTransaction).
+            let ssiXact = serializableCommitHandle()
+            if let ssiXact, let failure = db.ssi.prepare(ssiXact) { throw abort(failure) }
+            let version = try await commitDurably(durable, ssi: ssiXact)
             endTransaction(.committed)
             durable.afterCommit(db)
             return version

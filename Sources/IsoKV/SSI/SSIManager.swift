@@ -74,6 +74,39 @@ final class SSIManager: Sendable {
         return error
     }
 
+    /// The first half of ``commit(_:pointKeys:publish:)`` for a durable database: the pre-commit check, then
+    /// `prepared` — from here on the transaction cannot be chosen as a victim, because its record is about to be
+    /// written to the log. Returns the error to abort with, or nil. Call ``finishPrepared(_:pointKeys:publish:)``
+    /// once the record is durable, or ``end(_:pointKeys:)`` if logging it failed.
+    func prepare(_ h: SerializableXactHandle) -> IsoKVError? {
+        state.withLock { s -> IsoKVError? in
+            guard s.xacts[h.txid] != nil else { return nil }
+            if let e = s.preCommitLocked(h.txid, counters: counters) { return e }
+            s.xacts[h.txid]!.prepared = true
+            return nil
+        }
+    }
+
+    /// The second half: publishes (inside the SSI lock, as ``commit(_:pointKeys:publish:)`` does) and marks the
+    /// prepared transaction committed. Conflicts that arrived while it was prepared are checked again: pivots
+    /// between it and a concurrent reader are doomed (it cannot be), exactly as at a pre-commit check.
+    func finishPrepared(_ h: SerializableXactHandle, pointKeys: [Bytes], publish: () -> Void) {
+        let release = state.withLock { s -> [Released] in
+            guard s.xacts[h.txid] != nil else { publish(); return [] }
+            _ = s.preCommitLocked(h.txid, counters: counters)   // its own doom is impossible once prepared
+            publish()
+            s.clock += 1
+            s.xacts[h.txid]!.prepared = false
+            s.xacts[h.txid]!.commitSeq = s.clock
+            s.xacts[h.txid]!.pointKeys = pointKeys
+            s.activeReadWrite.remove(h.txid)
+            s.committedQueue.append(h.txid)
+            s.resolveReadOnlyAfterCommitLocked(h.txid)
+            return s.cleanupLocked()
+        }
+        self.release(release)
+    }
+
     /// Forgets an aborted or rolled-back transaction (its edges go with it: an aborted transaction is in no cycle).
     func end(_ h: SerializableXactHandle, pointKeys: some Sequence<Bytes>) {
         let release = state.withLock { s -> [Released] in

@@ -80,7 +80,8 @@ struct SSIState {
             key: edge.key, otherTransaction: TransactionID(rawValue: other))
         // The victim: ourselves if we are the writer (then we are the pivot of case 1) or the writer has committed
         // (then we are the reader and the pivot of case 2); otherwise the writer, the pivot, which has not committed.
-        if me == w || W.isCommitted {
+        // A prepared writer (durable commit in flight) cannot be doomed: the reader, `me`, goes instead.
+        if me == w || W.isCommitted || W.prepared {
             switch phase {
             case .read: counters.rwOnRead.add(1, ordering: .relaxed)
             case .write: counters.rwOnWrite.add(1, ordering: .relaxed)
@@ -108,6 +109,16 @@ struct SSIState {
             for (tin, ein) in P.inConflicts {
                 let dangerous = tin == me || (xacts[tin].map { !$0.isCommitted && !$0.readOnly && !$0.isDoomed } ?? false)
                 guard dangerous else { continue }
+                if P.prepared {
+                    // The pivot is committing durably and cannot be aborted: `me` (T_out, not yet committed) must.
+                    guard !(xacts[me]?.prepared ?? false) else { continue }
+                    return IsoKVError(
+                        .serializationFailure,
+                        "could not serialize access due to read/write dependencies among transactions (tx\(tin) "
+                            + "-rw(\(ein))-> tx\(p) -rw(\(ep))-> tx\(me), and the pivot tx\(p) is already committing); "
+                            + "retry the transaction",
+                        key: ep.key, otherTransaction: TransactionID(rawValue: p))
+                }
                 doomLocked(p, IsoKVError(
                     .serializationFailure,
                     "could not serialize access due to read/write dependencies among transactions (canceled as the "
@@ -121,7 +132,8 @@ struct SSIState {
     }
 
     mutating func doomLocked(_ t: UInt64, _ error: IsoKVError) {
-        guard xacts[t] != nil, xacts[t]!.doom == nil else { return }
+        // Callers never choose a prepared transaction; the guard keeps a mistake from dooming a durable commit.
+        guard xacts[t] != nil, xacts[t]!.doom == nil, !xacts[t]!.prepared else { return }
         xacts[t]!.doom = error
         xacts[t]!.handle.doomed.store(true, ordering: .releasing)
     }

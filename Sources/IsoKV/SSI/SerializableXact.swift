@@ -65,6 +65,10 @@ struct XactRecord {
     /// Read-only transactions only.
     var safety: SnapshotSafety = .pending
 
+    /// Passed the pre-commit check and is committing on a durable database (its record is in the WAL, awaiting
+    /// fsync), but not yet marked committed: it can no longer be the victim. A dangerous structure that would
+    /// choose it aborts another participant instead (PostgreSQL's prepared-transaction rule).
+    var prepared = false
     var isCommitted: Bool { commitSeq != nil }
     var isDoomed: Bool { doom != nil }
 }
