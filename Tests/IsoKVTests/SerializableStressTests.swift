@@ -171,13 +171,17 @@ struct SerializableStressTests {
     }
 
     @Test func serializableHistoryHasNoCycle() async throws {
+        let clock = ContinuousClock()
+        let t0 = clock.now
         let (db, history, outcome) = try await Self.run(.serializable, transactions: Self.count)
+        let t1 = clock.now
         #expect(outcome.committed + outcome.aborted >= Self.count - Self.tasks)
         #expect(outcome.committed > outcome.aborted)
         #expect(outcome.auditViolations == 0)
         #expect(try await Self.finalViolations(db) == 0)
         let result = try HistoryChecker.check(history, at: .serializable)
         #expect(result.isValid, "\(result.summary(maxCycles: 5))")
+        print("serializable: run \(t1 - t0), check \(clock.now - t1)")
         // Everything was cleaned up once the run ended.
         let s = db.serializableStatistics()
         #expect(s.active == 0 && s.retainedCommitted == 0 && s.pointLocks == 0 && s.rangeLocks == 0, "\(s)")
