@@ -8,7 +8,7 @@ import Testing
 /// `HistoryRecorder` and checked with `HistoryChecker`. At `.serializable` the checker must find nothing and the
 /// invariants must hold; the same workload at `.snapshot` must let the checker find write skew (G2-item).
 ///
-/// Size: `ISOKV_SSI_STRESS_TXNS` transactions at `.serializable` (default 100 000; 4 000 under TSan) and a fifth of
+/// Size: `ISOKV_SSI_STRESS_TXNS` transactions at `.serializable` (default 100 000; 20 000 under TSan) and a fifth of
 /// that at `.snapshot`.
 @Suite("Serializable bank (Stress)")
 struct SerializableStressTests {
@@ -19,7 +19,7 @@ struct SerializableStressTests {
     static var count: Int {
         if let s = ProcessInfo.processInfo.environment["ISOKV_SSI_STRESS_TXNS"], let n = Int(s), n > 0 { return n }
         #if TSAN
-        return 4_000
+        return 20_000
         #else
         return 100_000
         #endif
