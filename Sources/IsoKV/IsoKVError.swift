@@ -17,8 +17,10 @@ public struct IsoKVError: Error, Sendable, Hashable, CustomStringConvertible {
         public let rawValue: String
         public init(rawValue: String) { self.rawValue = rawValue }
 
-        /// `40001`: a concurrent transaction changed a row this snapshot transaction wrote or locked (first
-        /// updater wins). Retryable. The transaction is dead afterwards.
+        /// `40001`: a concurrent transaction changed a row this snapshot or serializable transaction wrote or locked
+        /// (first updater wins), or, at `.serializable`, this transaction was part of a dangerous structure of
+        /// read/write dependencies (SSI; the message names the structure, `key` and `otherTransaction` the
+        /// conflict). Retryable. The transaction is dead afterwards.
         public static let serializationFailure = Code(rawValue: "40001")
         /// `40P01`: this transaction was chosen as the victim of a lock wait cycle. Retryable. Dead afterwards.
         public static let deadlockDetected = Code(rawValue: "40P01")

@@ -82,6 +82,7 @@ extension Transaction {
         guard let h = trackedHandle else { return nil }
         try checkNotDoomed(h)
         let (id, escalated) = db.ssi.addRange(h, PredicateRange(range))
+        guard let id else { return nil }
         if escalated, !serializable!.escalated {
             db.ssi.pointLocks.remove(serializable!.reads, owner: txid)
             serializable!.reads = []

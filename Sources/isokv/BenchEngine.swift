@@ -17,14 +17,17 @@ struct BenchEngine: AsyncParsableCommand {
         abstract: "Benchmark the MVCC engine (YCSB-style workloads) against the raw map's point reads.",
         discussion: """
             Workloads: ycsb-a (50% read, 50% update), ycsb-b (95/5), ycsb-c (read only), ycsb-e (95% short scans, \
-            5% inserts), ycsb-f (50% read, 50% read-modify-write), counter (read-modify-write of one hot key). \
+            5% inserts), ycsb-f (50% read, 50% read-modify-write), counter (read-modify-write of one hot key), \
+            write-skew (read two keys of a pair, write one of them if their sum allows: the doctors' shape). \
+            With --isolation serializable the workload also runs at snapshot first (same database), and the notes \
+            give the serializable/snapshot throughput ratio, both abort rates and the serializable aborts by cause. \
             Engine rows: each operation is an async call, latency sampled on one operation in eight. The raw map \
             row calls map.load in a tight synchronous loop (no async call), latency = mean of groups of 8 loads.
             """
     )
 
-    @Option(help: "ycsb-a | ycsb-b | ycsb-c | ycsb-e | ycsb-f | counter") var workload: EngineWorkload = .ycsbB
-    @Option(help: "read-uncommitted | read-committed | snapshot") var isolation: IsolationLevel = .snapshot
+    @Option(help: "ycsb-a | ycsb-b | ycsb-c | ycsb-e | ycsb-f | counter | write-skew") var workload: EngineWorkload = .ycsbB
+    @Option(help: "read-uncommitted | read-committed | snapshot | serializable") var isolation: IsolationLevel = .snapshot
     @Option(help: "Concurrent tasks.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Keys loaded before the run.") var keys: Int = 100_000
     @Option(help: "Seconds per measured row.") var seconds: Double = 2
@@ -67,7 +70,7 @@ struct BenchEngine: AsyncParsableCommand {
         }
         let db = setup.db
         let threads = self.threads
-        let rows: [(name: String, run: @Sendable (Duration) async throws -> EngineBenchResult)] = [
+        var rows: [(name: String, run: @Sendable (Duration) async throws -> EngineBenchResult)] = [
             ("raw map load", raw),
             ("db.get", { d in
                 try await EngineBench.measure(threads: threads, duration: d, setup: setup) { w in
@@ -87,6 +90,15 @@ struct BenchEngine: AsyncParsableCommand {
                 }
             }),
         ]
+        // At `.serializable`, the same workload at `.snapshot` in the same run: the baseline of the SSI bar.
+        if isolation == .serializable {
+            rows.append(("\(workload.rawValue) @ snapshot", { [workload] d in
+                try await EngineBench.measure(threads: threads, duration: d, setup: setup) { w in
+                    try await EngineBench.operation(workload, isolation: .snapshot, setup: setup, worker: &w)
+                }
+            }))
+        }
+        let causesBefore = db.abortStatistics()
         let counterBefore = try await db.get(EngineBenchSetup.counterKey)?.value.int64 ?? 0
         // Rows are measured in interleaved slices, so that a change of machine load during the run affects every
         // row alike and the ratios stay meaningful.
@@ -96,8 +108,24 @@ struct BenchEngine: AsyncParsableCommand {
                 results[i].merge(try await row.run(duration / Self.rounds))
             }
         }
+        let causesAfter = db.abortStatistics()
         let rawResult = results[0]
         let mixed = results[3]
+        if isolation == .serializable {
+            let baseline = results[4]
+            func rate(_ r: EngineBenchResult) -> String {
+                let aborted = r.aborts.values.reduce(0, +)
+                return String(format: "%.2f%%", 100 * Double(aborted) / Double(max(1, aborted + r.committed)))
+            }
+            report.notes.append(String(format: "serializable / snapshot throughput: %.2fx", mixed.opsPerSecond / baseline.opsPerSecond)
+                + "; abort rate (aborted attempts / attempts): snapshot \(rate(baseline)), serializable \(rate(mixed)).")
+            report.notes.append("serializable aborts by cause: first updater wins \(causesAfter.firstUpdaterWins - causesBefore.firstUpdaterWins), "
+                + "rw-conflict on read \(causesAfter.rwConflictOnRead - causesBefore.rwConflictOnRead), "
+                + "on write \(causesAfter.rwConflictOnWrite - causesBefore.rwConflictOnWrite), "
+                + "canceled pivots \(causesAfter.canceledPivots - causesBefore.canceledPivots), "
+                + "deadlocks \(causesAfter.deadlocks - causesBefore.deadlocks).")
+            if workload == .ycsbB { report.notes.append("Bar (issue 4): ycsb-b serializable >= 0.70x snapshot.") }
+        }
 
         for (row, r) in zip(rows, results) {
             let name = row.name
@@ -128,6 +156,7 @@ struct BenchEngine: AsyncParsableCommand {
 
 enum EngineWorkload: String, ExpressibleByArgument, CaseIterable, Sendable {
     case ycsbA = "ycsb-a", ycsbB = "ycsb-b", ycsbC = "ycsb-c", ycsbE = "ycsb-e", ycsbF = "ycsb-f", counter
+    case writeSkew = "write-skew"
 }
 
 enum KeyDistribution: String, ExpressibleByArgument, CaseIterable, Sendable {
@@ -400,6 +429,17 @@ enum EngineBench {
                     if !v.bytes.isEmpty { v.bytes[0] &+= 1 }
                     try await tx.put(key, v)
                 }
+            }
+        case .writeSkew:
+            // The doctors' shape on key pairs (2i, 2i+1): read both, take 1 from one side if the pair's total
+            // (decimal values, starting at 0 = "no value") stays >= -1000. At snapshot two concurrent takers of
+            // the same pair may both commit (write skew); at serializable one of them fails.
+            let i = w.nextKey() & ~1
+            let a = setup.keyList[i], b = setup.keyList[min(i + 1, setup.keyList.count - 1)]
+            let mineIsA = w.rng.next() % 2 == 0
+            try await w.transaction(db, isolation) { tx in
+                let va = try await tx.get(a)?.int64 ?? 0, vb = try await tx.get(b)?.int64 ?? 0
+                if va + vb - 1 >= -1000 { try await tx.put(mineIsA ? a : b, Bytes((mineIsA ? va : vb) - 1)) }
             }
         case .counter:
             try await w.transaction(db, isolation) { tx in

@@ -113,6 +113,25 @@ struct SerializableConcurrentTests {
         #expect(rooms.map(\.key) == ["booking/101/ann"])
     }
 
+    /// G2 with deletes: "someone stays on call" over a scanned set; each scans, sees two, deletes itself.
+    @Test(arguments: [IsolationLevel.snapshot, .serializable]) func deletesFromScannedRange(_ level: IsolationLevel) async throws {
+        let db = makeDatabase()
+        try await seed(db, [("oncall/alice", "1"), ("oncall/bob", "1")])
+        let t1 = try await db.begin(level), t2 = try await db.begin(level)
+        #expect(try await t1.scan(prefix: "oncall/").count == 2)
+        #expect(try await t2.scan(prefix: "oncall/").count == 2)
+        try await t1.delete("oncall/alice")
+        try await t2.delete("oncall/bob")
+        try await t1.commit()
+        if level == .snapshot {
+            try await t2.commit()
+            #expect(try await db.transaction(.snapshot) { try await $0.scan(prefix: "oncall/") }.isEmpty)
+        } else {
+            await expectCode(.serializationFailure) { try await t2.commit() }
+            #expect(try await db.transaction { try await $0.scan(prefix: "oncall/") }.map(\.key) == ["oncall/bob"])
+        }
+    }
+
     /// G2-item with three keys in a ring: T1 reads x writes y, T2 reads y writes z, T3 reads z writes x. Any two
     /// alone are serializable; the three together are not.
     @Test func threeTransactionRing() async throws {

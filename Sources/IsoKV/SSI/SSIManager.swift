@@ -160,10 +160,13 @@ final class SSIManager: Sendable {
         }
     }
 
-    /// Registers an SIREAD lock on `range` for `h`; returns its id, or nil if `h` holds a whole-keyspace lock
-    /// already. Past `maxRangesPerTransaction` ranges, the transaction's ranges are replaced by one whole-keyspace lock.
-    func addRange(_ h: SerializableXactHandle, _ range: PredicateRange) -> (id: UInt64, escalated: Bool) {
+    /// Registers an SIREAD lock on `range` for `h`; returns its id (nil if `h` is no longer tracked: found safe
+    /// meanwhile). Past `maxRangesPerTransaction` ranges, the transaction's ranges are replaced by one
+    /// whole-keyspace lock.
+    func addRange(_ h: SerializableXactHandle, _ range: PredicateRange) -> (id: UInt64?, escalated: Bool) {
         state.withLock { s in
+            // Re-check under the lock: a lock added for an untracked owner would never be removed.
+            guard s.xacts[h.txid] != nil else { return (nil, false) }
             s.nextRangeID += 1
             let id = s.nextRangeID
             var count = 0
@@ -190,6 +193,7 @@ final class SSIManager: Sendable {
     /// coverage never has a gap).
     func escalate(_ h: SerializableXactHandle, pointKeys: some Sequence<Bytes>) {
         state.withLock { s in
+            guard s.xacts[h.txid] != nil else { return }
             s.nextRangeID += 1
             s.ranges.removeAll { $0.owner == h.txid }
             s.ranges.append(RangeLock(owner: h.txid, id: s.nextRangeID, range: .all))
