@@ -119,7 +119,7 @@ struct BenchEngine: AsyncParsableCommand {
             }
             report.notes.append(String(format: "serializable / snapshot throughput: %.2fx", mixed.opsPerSecond / baseline.opsPerSecond)
                 + "; abort rate (aborted attempts / attempts): snapshot \(rate(baseline)), serializable \(rate(mixed)).")
-            report.notes.append("serializable aborts by cause: first updater wins \(causesAfter.firstUpdaterWins - causesBefore.firstUpdaterWins), "
+            report.notes.append("aborts by cause over the run (both workload rows; the snapshot row can only fail by first updater wins): first updater wins \(causesAfter.firstUpdaterWins - causesBefore.firstUpdaterWins), "
                 + "rw-conflict on read \(causesAfter.rwConflictOnRead - causesBefore.rwConflictOnRead), "
                 + "on write \(causesAfter.rwConflictOnWrite - causesBefore.rwConflictOnWrite), "
                 + "canceled pivots \(causesAfter.canceledPivots - causesBefore.canceledPivots), "
