@@ -74,6 +74,7 @@ let package = Package(
                 "MapBenchmarks",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
         .testTarget(
