@@ -15,6 +15,12 @@ struct SerializableTracking {
 extension Transaction {
     /// Registers with SSI and takes the snapshot (one critical section); returns the snapshot.
     func beginSerializable() -> UInt64 {
+        // A read-only transaction with no read-write serializable transaction around is safe at once: no SSI lock,
+        // no transaction id, no tracking (`serializable` stays nil, so every hook sees it as untracked).
+        if isReadOnly, let snap = db.ssi.tryBeginSafeReadOnly(oracle: db.oracle, stripe: snapshotStripe) {
+            db.ssi.counters.safeAtBegin.add(1, ordering: .relaxed)
+            return snap
+        }
         let (snap, handle) = db.ssi.begin(txid: txid, readOnly: isReadOnly, oracle: db.oracle, stripe: snapshotStripe)
         serializable = SerializableTracking(handle: handle)
         return snap
@@ -37,7 +43,7 @@ extension Transaction {
     /// the snapshot read, noting versions written by others after the snapshot or still pending — each an
     /// rw-antidependency from this transaction to their writer.
     func serializableRead(_ key: Bytes, snapshot: UInt64, pointLock: Bool, scanned: KeyRange?) throws -> Bytes? {
-        guard let h = trackedHandle else { return db.read(key, txid: txid, snapshot: snapshot, dirty: false) }
+        guard let h = trackedHandle else { return db.read(key, txid: assignedID, snapshot: snapshot, dirty: false) }
         try checkNotDoomed(h)
         if pointLock { trackPoint(key, h) }
         let (value, writers) = db.readNotingWriters(key, txid: txid, snapshot: snapshot)

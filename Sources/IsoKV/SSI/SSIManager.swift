@@ -15,13 +15,40 @@ import Synchronization
 /// stripe. Chain locks are never held while taking the SSI lock, and the SSI lock is never held across an await.
 final class SSIManager: Sendable {
     /// Global SSI state (PostgreSQL's `SerializableXactHashLock` + `SerializableFinishedListLock` in one).
-    let state = Locked(SSIState())
+    let state: Locked<SSIState>
+    /// Mirrors of the SSI state for the lock-free begin of a safe read-only transaction.
+    let fastPath = SSIFastPath()
     /// Point SIREAD locks, striped; read paths add to it without the global lock.
     let pointLocks = PointLockTable()
     let limits: SerializableLimits
     let counters = SSICounters()
 
-    init(limits: SerializableLimits) { self.limits = limits }
+    init(limits: SerializableLimits) {
+        self.limits = limits
+        self.state = Locked(SSIState(fastPath: fastPath))
+    }
+
+    /// A read-only serializable transaction's begin without the SSI lock, when it is safe at once: returns its
+    /// registered snapshot, or nil (then take the locked path, ``begin(txid:readOnly:oracle:stripe:)``).
+    ///
+    /// Safe means no read-write serializable transaction is concurrent with the snapshot. The locked begin checks
+    /// `activeReadWrite.isEmpty` in the critical section where it registers the snapshot. Here, with `a` the number
+    /// of active read-write serializable transactions and `b` the count of their begins (both stored with the SSI
+    /// lock held, sequentially consistent; a read-write begin stores `a`, then `b`, then registers its snapshot):
+    /// load `b1`, load `a1`, register the snapshot, load `b2`; safe iff `a1 == 0 && b1 == b2`.
+    /// Why that suffices: a read-write T concurrent with our snapshot registered its own before ours and had not
+    /// committed when ours was taken. If T incremented `b` before our load of `b1`, it had stored `a` before that,
+    /// so `a1 > 0` unless T had already left — committed, before our snapshot, so not concurrent. If T incremented
+    /// `b` after our load of `b1`, it did so before registering its snapshot, hence before ours, so `b2 != b1`. Every serializable commit publishes inside the SSI lock before leaving
+    /// `activeReadWrite`, so a transaction counted out of `a` is visible to a snapshot registered afterwards.
+    func tryBeginSafeReadOnly(oracle: Oracle, stripe: Int) -> UInt64? {
+        let b1 = fastPath.readWriteBegins.load(ordering: .sequentiallyConsistent)
+        guard fastPath.activeReadWrite.load(ordering: .sequentiallyConsistent) == 0 else { return nil }
+        let snap = oracle.registerSnapshot(stripe: stripe)
+        if fastPath.readWriteBegins.load(ordering: .sequentiallyConsistent) == b1 { return snap }
+        _ = oracle.unregisterSnapshot(snap, stripe: stripe)
+        return nil
+    }
 
     // MARK: Life cycle
 
@@ -31,6 +58,12 @@ final class SSIManager: Sendable {
     func begin(txid: UInt64, readOnly: Bool, oracle: Oracle, stripe: Int) -> (snapshot: UInt64, handle: SerializableXactHandle) {
         let handle = SerializableXactHandle(txid: txid)
         let snapshot = state.withLock { s -> UInt64 in
+            if !readOnly {
+                // Before the snapshot, in this order (tryBeginSafeReadOnly relies on it): count the transaction
+                // as active, then as begun.
+                s.activeReadWrite.insert(txid)
+                fastPath.readWriteBegins.add(1, ordering: .sequentiallyConsistent)
+            }
             let snap = oracle.registerSnapshot(stripe: stripe)
             s.clock += 1
             var rec = XactRecord(handle: handle, beginSeq: s.clock, readOnly: readOnly)
@@ -42,8 +75,6 @@ final class SSIManager: Sendable {
                 }
                 rec.possibleUnsafe = s.activeReadWrite
                 for rw in s.activeReadWrite { s.xacts[rw]?.possibleUnsafe.insert(txid) }
-            } else {
-                s.activeReadWrite.insert(txid)
             }
             s.xacts[txid] = rec
             s.activeQueue.append((rec.beginSeq, txid))
@@ -309,3 +340,12 @@ final class SSICounters: Sendable {
 
 /// Where an rw-antidependency was found.
 enum ConflictPhase: String { case read, write }
+
+/// Atomics mirroring the SSI state, written only with the SSI lock held, read without it by
+/// ``SSIManager/tryBeginSafeReadOnly(oracle:stripe:)``.
+final class SSIFastPath: Sendable {
+    /// Read-write serializable begins so far.
+    let readWriteBegins = Atomic<UInt64>(0)
+    /// `SSIState.activeReadWrite.count`.
+    let activeReadWrite = Atomic<Int>(0)
+}

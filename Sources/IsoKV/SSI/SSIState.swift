@@ -12,7 +12,14 @@ struct SSIState {
     var ranges: [RangeLock] = []
     var nextRangeID: UInt64 = 0
     /// Active read-write serializable transactions (what a new read-only one may be unsafe against).
-    var activeReadWrite: Set<UInt64> = []
+    /// Every change is mirrored, inside the lock, into `fastPath.activeReadWrite` for the lock-free read-only begin.
+    var activeReadWrite: Set<UInt64> = [] {
+        didSet { fastPath.activeReadWrite.store(activeReadWrite.count, ordering: .sequentiallyConsistent) }
+    }
+    /// The atomics read by `SSIManager.tryBeginSafeReadOnly` without the lock.
+    let fastPath: SSIFastPath
+
+    init(fastPath: SSIFastPath) { self.fastPath = fastPath }
     /// (beginSeq, txid) in begin order, with lazy deletion from `activeHead`: the first entry whose record is
     /// still active is the oldest active transaction.
     var activeQueue: [(begin: UInt64, txid: UInt64)] = []
