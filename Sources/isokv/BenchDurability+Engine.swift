@@ -13,37 +13,13 @@ extension BenchDurability {
                                          options: Database.OpenOptions(durability: mode, checkpointWALBytes: nil))
         let value = Bytes([UInt8](repeating: 0xA5, count: valueBytes))
         let startStats = db.walStatistics!  // non-nil: opened with a path
-        let start = DispatchTime.now().uptimeNanoseconds
-        let deadline = start + UInt64(seconds * 1e9)
-        let perWriter = try await withThrowingTaskGroup(of: [Double].self) { group in
-            for w in 0..<writers {
-                group.addTask {
-                    var latencies: [Double] = []
-                    latencies.reserveCapacity(1 << 16)
-                    let key = Bytes("key\(w)")
-                    var now = DispatchTime.now().uptimeNanoseconds
-                    while now < deadline {
-                        let t0 = now
-                        try await db.put(key, value)
-                        now = DispatchTime.now().uptimeNanoseconds
-                        latencies.append(Double(now - t0))
-                    }
-                    return latencies
-                }
-            }
-            var all: [[Double]] = []
-            for try await l in group { all.append(l) }
-            return all
+        let keys = (0..<writers).map { Bytes("key\($0)") }
+        let (latencies, elapsed) = try await runWriters(writers, seconds) { w, _ in
+            try await db.put(keys[w], value)
         }
-        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         let stats = db.walStatistics!
         await db.close()
-        var latencies = perWriter.flatMap { $0 }
-        latencies.sort()
-        return Measurement(commitsPerSecond: Double(latencies.count) / elapsed,
-                           syncsPerSecond: Double(stats.syncs - startStats.syncs) / elapsed,
-                           p50: percentile(latencies, 0.50), p99: percentile(latencies, 0.99),
-                           meanSync: Double(stats.batchSyncNanoseconds - startStats.batchSyncNanoseconds)
-                               / Double(max(1, stats.syncs - startStats.syncs)))
+        return Measurement(sortedLatencies: latencies, elapsed: elapsed, syncs: stats.syncs - startStats.syncs,
+                           syncNanoseconds: stats.batchSyncNanoseconds - startStats.batchSyncNanoseconds)
     }
 }

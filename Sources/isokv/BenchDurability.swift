@@ -151,6 +151,21 @@ struct BenchDurability: AsyncParsableCommand {
         let (log, _) = try await WriteAheadLog.open(directory: directory, options: WALOptions(durability: mode))
         let value = [UInt8](repeating: 0xA5, count: valueBytes)
         let startStats = log.statistics
+        let (latencies, elapsed) = try await runWriters(writers, seconds) { w, i in
+            try await log.append(CommitRecord(sequence: UInt64(w) << 40 | i,
+                                              writes: [KeyWrite(key: Array("key\(w)".utf8), value: value, version: i)]))
+        }
+        let stats = log.statistics
+        await log.close()
+        return Measurement(sortedLatencies: latencies, elapsed: elapsed, syncs: stats.syncs - startStats.syncs,
+                           syncNanoseconds: stats.batchSyncNanoseconds - startStats.batchSyncNanoseconds)
+    }
+
+    /// Runs `writers` tasks that each call `commit(writer, i)` for i = 1, 2, … until `seconds` have passed; returns
+    /// every commit's latency in nanoseconds, sorted, and the elapsed seconds. Shared by the log and engine runs.
+    static func runWriters(_ writers: Int, _ seconds: Double,
+                           _ commit: @escaping @Sendable (Int, UInt64) async throws -> Void) async throws
+        -> (latencies: [Double], elapsed: Double) {
         let start = DispatchTime.now().uptimeNanoseconds
         let deadline = start + UInt64(seconds * 1e9)
         let perWriter = try await withThrowingTaskGroup(of: [Double].self) { group in
@@ -162,10 +177,8 @@ struct BenchDurability: AsyncParsableCommand {
                     var now = DispatchTime.now().uptimeNanoseconds
                     while now < deadline {
                         i += 1
-                        let record = CommitRecord(sequence: UInt64(w) << 40 | i,
-                                                  writes: [KeyWrite(key: Array("key\(w)".utf8), value: value, version: i)])
                         let t0 = now
-                        try await log.append(record)
+                        try await commit(w, i)
                         now = DispatchTime.now().uptimeNanoseconds
                         latencies.append(Double(now - t0))
                     }
@@ -177,15 +190,7 @@ struct BenchDurability: AsyncParsableCommand {
             return all
         }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        let stats = log.statistics
-        await log.close()
-        var latencies = perWriter.flatMap { $0 }
-        latencies.sort()
-        return Measurement(commitsPerSecond: Double(latencies.count) / elapsed,
-                           syncsPerSecond: Double(stats.syncs - startStats.syncs) / elapsed,
-                           p50: percentile(latencies, 0.50), p99: percentile(latencies, 0.99),
-                           meanSync: Double(stats.batchSyncNanoseconds - startStats.batchSyncNanoseconds)
-                               / Double(max(1, stats.syncs - startStats.syncs)))
+        return (perWriter.flatMap { $0 }.sorted(), elapsed)
     }
 
     static func percentile(_ sorted: [Double], _ p: Double) -> Double {
@@ -195,3 +200,13 @@ struct BenchDurability: AsyncParsableCommand {
 }
 
 extension DurabilityMode: ExpressibleByArgument {}
+
+extension BenchDurability.Measurement {
+    /// A run's figures from its sorted commit latencies (ns), its length (s) and the WAL's sync counters.
+    init(sortedLatencies latencies: [Double], elapsed: Double, syncs: UInt64, syncNanoseconds: UInt64) {
+        self.init(commitsPerSecond: Double(latencies.count) / elapsed,
+                  syncsPerSecond: Double(syncs) / elapsed,
+                  p50: BenchDurability.percentile(latencies, 0.50), p99: BenchDurability.percentile(latencies, 0.99),
+                  meanSync: Double(syncNanoseconds) / Double(max(1, syncs)))
+    }
+}

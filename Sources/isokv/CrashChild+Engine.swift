@@ -15,20 +15,8 @@ extension CrashChild {
             emit("INIT \(seq)\n")
         }
         emit("READY \(db.statistics().lastCommit)\n")
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<writers {
-                group.addTask {
-                    var rng = SystemRandomNumberGenerator()
-                    while true {
-                        let from = Int.random(in: 0..<accounts, using: &rng)
-                        let to = (from + Int.random(in: 1..<accounts, using: &rng)) % accounts
-                        let amount = Int64.random(in: 1...50, using: &rng)
-                        let line = try await Self.transfer(db, from: from, to: to, amount: amount)
-                        emit("ACK \(line)\n")
-                    }
-                }
-            }
-            try await group.waitForAll()
+        try await Self.runTransfers(writers: writers, accounts: accounts) { from, to, amount in
+            try await Self.transfer(db, from: from, to: to, amount: amount)
         }
     }
 

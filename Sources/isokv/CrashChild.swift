@@ -44,6 +44,23 @@ struct CrashChild: AsyncParsableCommand {
             emit("INIT \(seq)\n")
         }
         emit("READY \(kv.snapshot().sequence)\n")
+        try await Self.runTransfers(writers: writers, accounts: accounts) { from, to, amount in
+            var line = ""
+            let seq = try await kv.commit { map in
+                let a = CrashChild.key(from), b = CrashChild.key(to)
+                let fa = map[a], fb = map[b]
+                let na = CrashChild.decode(fa?.value) - amount, nb = CrashChild.decode(fb?.value) + amount
+                line = "\(from) \((fa?.version ?? 0) + 1) \(na) \(to) \((fb?.version ?? 0) + 1) \(nb)"
+                return [(a, CrashChild.encode(na)), (b, CrashChild.encode(nb))]
+            }
+            return "\(seq) \(line)"
+        }
+    }
+
+    /// `writers` tasks doing random transfers between `accounts` accounts forever (until the parent kills the
+    /// process), each printing `ACK <line>` once `transfer` returns, i.e. once the commit is acknowledged.
+    static func runTransfers(writers: Int, accounts: Int,
+                             _ transfer: @escaping @Sendable (Int, Int, Int64) async throws -> String) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<writers {
                 group.addTask {
@@ -52,15 +69,7 @@ struct CrashChild: AsyncParsableCommand {
                         let from = Int.random(in: 0..<accounts, using: &rng)
                         let to = (from + Int.random(in: 1..<accounts, using: &rng)) % accounts
                         let amount = Int64.random(in: 1...50, using: &rng)
-                        var line = ""
-                        let seq = try await kv.commit { map in
-                            let a = CrashChild.key(from), b = CrashChild.key(to)
-                            let fa = map[a], fb = map[b]
-                            let na = CrashChild.decode(fa?.value) - amount, nb = CrashChild.decode(fb?.value) + amount
-                            line = "\(from) \((fa?.version ?? 0) + 1) \(na) \(to) \((fb?.version ?? 0) + 1) \(nb)"
-                            return [(a, CrashChild.encode(na)), (b, CrashChild.encode(nb))]
-                        }
-                        emit("ACK \(seq) \(line)\n")
+                        emit("ACK \(try await transfer(from, to, amount))\n")
                     }
                 }
             }
