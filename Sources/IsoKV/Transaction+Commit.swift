@@ -59,6 +59,11 @@ extension Transaction {
                 return ts
             }
             if let failure { throw abort(failure) }
+        } else if let ssiXact, isReadOnly {
+            // A tracked read-only transaction: hands its SIREAD locks over without waiting for the SSI lock.
+            try checkNotDoomed(ssiXact)
+            db.ssi.finishReadOnly(ssiXact, pointKeys: serializable?.pointKeys ?? [])
+            serializable = nil
         } else if let ssiXact, let failure = db.ssi.commit(ssiXact, pointKeys: serializable?.pointKeys ?? [], publish: {}) {
             throw abort(failure)
         }

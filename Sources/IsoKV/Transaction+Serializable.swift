@@ -18,7 +18,7 @@ extension Transaction {
         // A read-only transaction with no read-write serializable transaction around is safe at once: no SSI lock,
         // no transaction id, no tracking (`serializable` stays nil, so every hook sees it as untracked).
         if isReadOnly, let snap = db.ssi.tryBeginSafeReadOnly(oracle: db.oracle, stripe: snapshotStripe) {
-            db.ssi.counters.safeAtBegin.add(1, ordering: .relaxed)
+            db.ssi.counters.safeAtBegin.add(1, stripe: snapshotStripe)
             return snap
         }
         let (snap, handle) = db.ssi.begin(txid: txid, readOnly: isReadOnly, oracle: db.oracle, stripe: snapshotStripe)
@@ -48,8 +48,8 @@ extension Transaction {
         if pointLock { trackPoint(key, h) }
         let (value, writers) = db.readNotingWriters(key, txid: txid, snapshot: snapshot)
         if !writers.isEmpty {
-            let what = scanned.map { "key \(key) in scanned \(PredicateRange($0))" } ?? "key \(key)"
-            if let e = db.ssi.readFoundNewer(h, writers: writers, edge: ConflictEdge(key: key, what: what)) {
+            let edge = ConflictEdge(key: key, scanned: scanned.map(PredicateRange.init))
+            if let e = db.ssi.readFoundNewer(h, writers: writers, edge: edge) {
                 throw abort(e)
             }
         }

@@ -105,10 +105,13 @@ struct BenchEngine: AsyncParsableCommand {
         var results = [EngineBenchResult](repeating: EngineBenchResult(), count: rows.count)
         for _ in 0..<Self.rounds {
             for (i, row) in rows.enumerated() {
+                if let only = ProcessInfo.processInfo.environment["DEBUG_ROW"], Int(only) != i { continue }
                 results[i].merge(try await row.run(duration / Self.rounds))
             }
         }
         let causesAfter = db.abortStatistics()
+        let ssiAfter = db.serializableStatistics()
+        FileHandle.standardError.write("DEBUG ssi \(ssiAfter)\n".data(using: .utf8)!)
         let rawResult = results[0]
         let mixed = results[3]
         if isolation == .serializable {

@@ -14,8 +14,15 @@ import Synchronization
 /// Lock order: the oracle's commit lock → the SSI lock (`state`) → a snapshot-registry stripe or a point-lock
 /// stripe. Chain locks are never held while taking the SSI lock, and the SSI lock is never held across an await.
 final class SSIManager: Sendable {
-    /// Global SSI state (PostgreSQL's `SerializableXactHashLock` + `SerializableFinishedListLock` in one).
-    let state: Locked<SSIState>
+    /// Global SSI state (PostgreSQL's `SerializableXactHashLock` + `SerializableFinishedListLock` in one). Taken
+    /// through ``locked(_:)``, which first hands over the read-only commits waiting in `finishedReadOnly`.
+    private let state: Locked<SSIState>
+    /// Read-only transactions that committed while the SSI lock was busy, with their point SIREAD keys, waiting for
+    /// the next holder of the SSI lock to record the commit (``finishReadOnly(_:pointKeys:)``). A leaf lock, taken
+    /// after the SSI lock or alone. `finishedReadOnlyCount` mirrors its length (stored inside it), so that the SSI
+    /// lock's holders only look when something is there.
+    private let finishedReadOnly = Locked<[Released]>([])
+    private let finishedReadOnlyCount = Atomic<Int>(0)
     /// Mirrors of the SSI state for the lock-free begin of a safe read-only transaction.
     let fastPath = SSIFastPath()
     /// Point SIREAD locks, striped; read paths add to it without the global lock.
@@ -50,6 +57,23 @@ final class SSIManager: Sendable {
         return nil
     }
 
+    /// Runs `body` with the SSI lock held, after recording the read-only commits handed over meanwhile.
+    private func locked<R>(_ body: (inout SSIState) throws -> R) rethrows -> R {
+        try state.withLock { s in
+            if finishedReadOnlyCount.load(ordering: .acquiring) > 0 { drainFinishedReadOnlyLocked(&s) }
+            return try body(&s)
+        }
+    }
+
+    private func drainFinishedReadOnlyLocked(_ s: inout SSIState) {
+        let finished = finishedReadOnly.withLock { q -> [Released] in
+            finishedReadOnlyCount.store(0, ordering: .releasing)
+            defer { q = [] }
+            return q
+        }
+        for f in finished { s.commitReadOnlyLocked(f.txid, pointKeys: f.keys) }
+    }
+
     // MARK: Life cycle
 
     /// Registers a serializable transaction and takes its snapshot in one SSI critical section. A read-only
@@ -57,7 +81,7 @@ final class SSIManager: Sendable {
     /// tracked (`handle.safe`).
     func begin(txid: UInt64, readOnly: Bool, oracle: Oracle, stripe: Int) -> (snapshot: UInt64, handle: SerializableXactHandle) {
         let handle = SerializableXactHandle(txid: txid)
-        let snapshot = state.withLock { s -> UInt64 in
+        let snapshot = locked { s -> UInt64 in
             if !readOnly {
                 // Before the snapshot, in this order (tryBeginSafeReadOnly relies on it): count the transaction
                 // as active, then as begun.
@@ -70,7 +94,7 @@ final class SSIManager: Sendable {
             if readOnly {
                 if s.activeReadWrite.isEmpty {
                     handle.safe.store(true, ordering: .releasing)
-                    counters.safeAtBegin.add(1, ordering: .relaxed)
+                    counters.safeAtBegin.add(1, stripe: stripe)
                     return snap
                 }
                 rec.possibleUnsafe = s.activeReadWrite
@@ -88,10 +112,10 @@ final class SSIManager: Sendable {
     /// writes are one event on the SSI clock). Called under the oracle's commit lock when the transaction wrote.
     /// Returns the error to abort with, or nil if committed.
     func commit(_ h: SerializableXactHandle, pointKeys: [Bytes], publish: () -> Void) -> IsoKVError? {
-        let (error, release) = state.withLock { s -> (IsoKVError?, [Released]) in
+        let (error, release) = locked { s -> (IsoKVError?, SSICleanup) in
             // Found safe meanwhile (read-only): no longer tracked, nothing to check.
-            guard s.xacts[h.txid] != nil else { publish(); return (nil, []) }
-            if let e = s.preCommitLocked(h.txid, counters: counters) { return (e, []) }
+            guard s.xacts[h.txid] != nil else { publish(); return (nil, SSICleanup()) }
+            if let e = s.preCommitLocked(h.txid, counters: counters) { return (e, SSICleanup()) }
             publish()
             s.clock += 1
             s.xacts[h.txid]!.commitSeq = s.clock
@@ -105,12 +129,37 @@ final class SSIManager: Sendable {
         return error
     }
 
+    /// Commits a tracked read-only transaction (declared `readOnly`, so it wrote nothing and cannot have been doomed:
+    /// only writers are chosen as victims by others). Its record only needs a commit mark on the SSI clock and its
+    /// point SIREAD keys; it stays until cleanup like any committed transaction, because its reads can still be the
+    /// first edge of a dangerous structure.
+    ///
+    /// Never waits for the SSI lock: when it is busy, the commit is queued and recorded by the next holder. A commit
+    /// mark recorded later than the real commit is conservative: the record is kept longer, and a writer that began
+    /// after the real commit may add an edge from this reader — which cannot complete a dangerous structure, because
+    /// one with a read-only `T_in` needs `T_out` committed before `T_in`'s snapshot, while `T_out` committed after the
+    /// writer's snapshot (SSI/DESIGN.md, "Read-only commits").
+    func finishReadOnly(_ h: SerializableXactHandle, pointKeys: [Bytes]) {
+        if let release = state.withLockIfAvailable({ s -> SSICleanup in
+            if finishedReadOnlyCount.load(ordering: .acquiring) > 0 { drainFinishedReadOnlyLocked(&s) }
+            s.commitReadOnlyLocked(h.txid, pointKeys: pointKeys)
+            return s.cleanupLocked()
+        }) {
+            self.release(release)
+            return
+        }
+        finishedReadOnly.withLock { q in
+            q.append((h.txid, pointKeys))
+            finishedReadOnlyCount.store(q.count, ordering: .releasing)
+        }
+    }
+
     /// The first half of ``commit(_:pointKeys:publish:)`` for a durable database: the pre-commit check, then
     /// `prepared` — from here on the transaction cannot be chosen as a victim, because its record is about to be
     /// written to the log. Returns the error to abort with, or nil. Call ``finishPrepared(_:pointKeys:publish:)``
     /// once the record is durable, or ``end(_:pointKeys:)`` if logging it failed.
     func prepare(_ h: SerializableXactHandle) -> IsoKVError? {
-        state.withLock { s -> IsoKVError? in
+        locked { s -> IsoKVError? in
             guard s.xacts[h.txid] != nil else { return nil }
             if let e = s.preCommitLocked(h.txid, counters: counters) { return e }
             s.xacts[h.txid]!.prepared = true
@@ -122,8 +171,8 @@ final class SSIManager: Sendable {
     /// prepared transaction committed. Conflicts that arrived while it was prepared are checked again: pivots
     /// between it and a concurrent reader are doomed (it cannot be), exactly as at a pre-commit check.
     func finishPrepared(_ h: SerializableXactHandle, pointKeys: [Bytes], publish: () -> Void) {
-        let release = state.withLock { s -> [Released] in
-            guard s.xacts[h.txid] != nil else { publish(); return [] }
+        let release = locked { s -> SSICleanup in
+            guard s.xacts[h.txid] != nil else { publish(); return SSICleanup() }
             _ = s.preCommitLocked(h.txid, counters: counters)   // its own doom is impossible once prepared
             publish()
             s.clock += 1
@@ -140,8 +189,8 @@ final class SSIManager: Sendable {
 
     /// Forgets an aborted or rolled-back transaction (its edges go with it: an aborted transaction is in no cycle).
     func end(_ h: SerializableXactHandle, pointKeys: some Sequence<Bytes>) {
-        let release = state.withLock { s -> [Released] in
-            guard s.xacts[h.txid] != nil else { return [] }
+        let release = locked { s -> SSICleanup in
+            guard s.xacts[h.txid] != nil else { return SSICleanup() }
             s.removeLocked(h.txid, summarize: false)
             return s.cleanupLocked()
         }
@@ -152,7 +201,7 @@ final class SSIManager: Sendable {
     /// Suspends (never blocks a thread) until a read-only transaction's snapshot is known safe or unsafe.
     func waitForSafety(_ h: SerializableXactHandle) async -> SnapshotSafety {
         await withCheckedContinuation { (c: CheckedContinuation<SnapshotSafety, Never>) in
-            let resumeNow: SnapshotSafety? = state.withLock { s in
+            let resumeNow: SnapshotSafety? = locked { s in
                 guard let rec = s.xacts[h.txid] else { return .safe }
                 if rec.safety != .pending { return rec.safety }
                 s.deferred[h.txid] = c
@@ -166,7 +215,7 @@ final class SSIManager: Sendable {
     /// Test hook: returns once `txid` is suspended waiting for a safe snapshot.
     func waitUntilDeferred(_ txid: UInt64) async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { s -> Bool in
+            let now = locked { s -> Bool in
                 if s.deferred[txid] != nil { return true }
                 s.deferredObservers[txid, default: []].append(c)
                 return false
@@ -180,7 +229,7 @@ final class SSIManager: Sendable {
     /// A tracked read of `what` found versions of it written by `writers` (committed after the reader's snapshot,
     /// or still pending): flags reader →rw writer for each serializable one. Returns the error to abort with.
     func readFoundNewer(_ h: SerializableXactHandle, writers: [UInt64], edge: ConflictEdge) -> IsoKVError? {
-        state.withLock { s in
+        locked { s in
             for w in writers where w != h.txid {
                 if let e = s.flagConflictLocked(reader: h.txid, writer: w, edge: edge, me: h.txid, phase: .read,
                                                 counters: counters) {
@@ -195,7 +244,7 @@ final class SSIManager: Sendable {
     /// meanwhile). Past `maxRangesPerTransaction` ranges, the transaction's ranges are replaced by one
     /// whole-keyspace lock.
     func addRange(_ h: SerializableXactHandle, _ range: PredicateRange) -> (id: UInt64?, escalated: Bool) {
-        state.withLock { s in
+        locked { s in
             // Re-check under the lock: a lock added for an untracked owner would never be removed.
             guard s.xacts[h.txid] != nil else { return (nil, false) }
             s.nextRangeID += 1
@@ -203,8 +252,9 @@ final class SSIManager: Sendable {
             var count = 0
             for r in s.ranges where r.owner == h.txid { count += 1 }
             if count >= limits.maxRangesPerTransaction {
-                s.ranges.removeAll { $0.owner == h.txid }
+                // Add before removing: `fastPath.rangeLocks` must never read 0 while this owner's ranges matter.
                 s.ranges.append(RangeLock(owner: h.txid, id: id, range: .all))
+                s.ranges.removeAll { $0.owner == h.txid && $0.id != id }
                 counters.escalations.add(1, ordering: .relaxed)
                 return (id, true)
             }
@@ -215,7 +265,7 @@ final class SSIManager: Sendable {
 
     /// A scan stopped by its limit covers only what it read: replace its range by `narrower` (a subset).
     func narrowRange(_ h: SerializableXactHandle, id: UInt64, to narrower: PredicateRange) {
-        state.withLock { s in
+        locked { s in
             if let i = s.ranges.firstIndex(where: { $0.id == id && $0.owner == h.txid }) { s.ranges[i].range = narrower }
         }
     }
@@ -223,11 +273,13 @@ final class SSIManager: Sendable {
     /// Replaces `h`'s point locks by one whole-keyspace SIREAD lock (added before the points are removed, so the
     /// coverage never has a gap).
     func escalate(_ h: SerializableXactHandle, pointKeys: some Sequence<Bytes>) {
-        state.withLock { s in
+        locked { s in
             guard s.xacts[h.txid] != nil else { return }
             s.nextRangeID += 1
-            s.ranges.removeAll { $0.owner == h.txid }
-            s.ranges.append(RangeLock(owner: h.txid, id: s.nextRangeID, range: .all))
+            let id = s.nextRangeID
+            // Add before removing: `fastPath.rangeLocks` must never read 0 while this owner's ranges matter.
+            s.ranges.append(RangeLock(owner: h.txid, id: id, range: .all))
+            s.ranges.removeAll { $0.owner == h.txid && $0.id != id }
         }
         counters.escalations.add(1, ordering: .relaxed)
         pointLocks.remove(pointKeys, owner: h.txid)
@@ -237,13 +289,23 @@ final class SSIManager: Sendable {
 
     /// After `h` put its pending write on `key`: flags reader →rw `h` for every concurrent serializable reader
     /// holding an SIREAD lock on the key or a range covering it. Returns the error to abort with.
+    ///
+    /// Without the SSI lock when nobody else holds an SIREAD lock on the key and no range lock exists at all (the
+    /// common case). That is enough: a reader adds its lock (point lock in its stripe, or range lock under the SSI
+    /// lock, counted in `fastPath.rangeLocks`) before it reads the chain or the index, and we put the pending
+    /// write (and the key in the index) before looking. Either its read came after our write in the chain's (or
+    /// the index's) lock order, and then the reader sees the pending write itself and flags the edge
+    /// (``readFoundNewer(_:writers:edge:)``), or it came before, and then its lock was added before our look.
     func checkWrite(_ h: SerializableXactHandle, key: Bytes) -> IsoKVError? {
         let holders = pointLocks.holders(key)
-        return state.withLock { s in
+        if fastPath.rangeLocks.load(ordering: .sequentiallyConsistent) == 0 && holders.allSatisfy({ $0 == h.txid }) {
+            return nil
+        }
+        return locked { s in
             var readers: [(UInt64, ConflictEdge)] = []
-            for r in holders where r != h.txid { readers.append((r, ConflictEdge(key: key, what: "key \(key)"))) }
+            for r in holders where r != h.txid { readers.append((r, ConflictEdge(key: key))) }
             for lock in s.ranges where lock.owner != h.txid && lock.range.contains(key) {
-                readers.append((lock.owner, ConflictEdge(key: key, what: "key \(key) in scanned \(lock.range)")))
+                readers.append((lock.owner, ConflictEdge(key: key, scanned: lock.range)))
             }
             guard !readers.isEmpty, let me = s.xacts[h.txid] else { return nil }
             for (r, edge) in readers {
@@ -261,7 +323,7 @@ final class SSIManager: Sendable {
 
     /// The reason `h` was doomed, as the error its owner throws.
     func doomError(_ h: SerializableXactHandle) -> IsoKVError {
-        let e = state.withLock { $0.xacts[h.txid]?.doom }
+        let e = locked { $0.xacts[h.txid]?.doom }
         counters.doomedPivots.add(1, ordering: .relaxed)
         return e ?? IsoKVError(.serializationFailure,
                                "could not serialize access due to read/write dependencies among transactions")
@@ -272,13 +334,17 @@ final class SSIManager: Sendable {
     /// What the cleanup removed from the SSI state and must still be removed from the point-lock table.
     typealias Released = (txid: UInt64, keys: [Bytes])
 
-    func release(_ released: [Released]) {
-        for r in released { pointLocks.remove(r.keys, owner: r.txid) }
+    /// Finishes a cleanup after the SSI lock is released: removes the point locks and frees the removed records
+    /// (their dictionaries and sets are freed here, not inside the lock).
+    func release(_ cleanup: consuming SSICleanup) {
+        for r in cleanup.released { pointLocks.remove(r.keys, owner: r.txid) }
     }
 
     /// Statistics (takes the SSI lock and every point-lock stripe).
     func statistics() -> SerializableStatistics {
-        var st = state.withLock { s in
+        var released = SSICleanup()
+        var st = locked { s in
+            released = s.cleanupLocked()
             var st = SerializableStatistics()
             for (_, r) in s.xacts {
                 if r.isCommitted { st.retainedCommitted += 1 } else { st.active += 1 }
@@ -288,8 +354,9 @@ final class SSIManager: Sendable {
             st.safeReadOnlyLater = s.safeLater
             return st
         }
+        release(released)
         st.pointLocks = pointLocks.count
-        st.safeReadOnlyAtBegin = counters.safeAtBegin.load(ordering: .relaxed)
+        st.safeReadOnlyAtBegin = counters.safeAtBegin.value
         st.escalations = counters.escalations.load(ordering: .relaxed)
         return st
     }
@@ -334,8 +401,27 @@ final class SSICounters: Sendable {
     let rwOnRead = Atomic<Int>(0)
     let rwOnWrite = Atomic<Int>(0)
     let doomedPivots = Atomic<Int>(0)
-    let safeAtBegin = Atomic<Int>(0)
+    /// Counted on every read-only serializable begin that is safe at once — the hot path of read-mostly
+    /// workloads — so striped: two threads never increment the same cache line.
+    let safeAtBegin = StripedCounter(stripes: Oracle.stripeCount)
     let escalations = Atomic<Int>(0)
+}
+
+/// A statistics counter incremented from many threads: one cell per stripe, each on its own cache line (a cell is
+/// 128 bytes, so the counters of two cells are never on the same 64-byte line); reading sums the cells.
+final class StripedCounter: Sendable {
+    private let cells: [Cell]
+    init(stripes: Int) { cells = (0..<stripes).map { _ in Cell() } }
+    @inline(__always)
+    func add(_ n: Int, stripe: Int) { cells[stripe].value.add(n, ordering: .relaxed) }
+    var value: Int { cells.reduce(0) { $0 + $1.value.load(ordering: .relaxed) } }
+
+    final class Cell: Sendable {
+        let value = Atomic<Int>(0)
+        /// Padding only: keeps the next cell's counter off this one's cache line.
+        private let padding: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    }
 }
 
 /// Where an rw-antidependency was found.
@@ -348,4 +434,6 @@ final class SSIFastPath: Sendable {
     let readWriteBegins = Atomic<UInt64>(0)
     /// `SSIState.activeReadWrite.count`.
     let activeReadWrite = Atomic<Int>(0)
+    /// `SSIState.ranges.count` (read by ``SSIManager/checkWrite(_:key:)``'s lock-free path).
+    let rangeLocks = Atomic<Int>(0)
 }

@@ -8,8 +8,11 @@ struct SSIState {
     /// Invariant: a committed record is kept while some active record has `beginSeq < commitSeq` (cleanupLocked).
     var xacts: [UInt64: XactRecord] = [:]
     /// Range SIREAD locks, all transactions (a write checks each: O(ranges)).
-    /// Invariant: every owner has a record in `xacts` (removed with it).
-    var ranges: [RangeLock] = []
+    /// Invariant: every owner has a record in `xacts` (removed with it). Every change of the count is mirrored,
+    /// inside the lock, into `fastPath.rangeLocks` (sequentially consistent) before the scan reads anything.
+    var ranges: [RangeLock] = [] {
+        didSet { fastPath.rangeLocks.store(ranges.count, ordering: .sequentiallyConsistent) }
+    }
     var nextRangeID: UInt64 = 0
     /// Active read-write serializable transactions (what a new read-only one may be unsafe against).
     /// Every change is mirrored, inside the lock, into `fastPath.activeReadWrite` for the lock-free read-only begin.
@@ -34,6 +37,9 @@ struct SSIState {
     var deferredObservers: [UInt64: [CheckedContinuation<Void, Never>]] = [:]
     /// Point locks to remove after the lock is released (records removed while safe).
     var pendingRelease: [SSIManager.Released] = []
+    /// Records removed since the last cleanup, handed out by `cleanupLocked` so that they are freed after the SSI
+    /// lock is released (freeing a record's dictionaries is most of the cost of removing it).
+    var garbage: [XactRecord] = []
     /// Read-only transactions found safe after their begin (statistics).
     var safeLater = 0
 
@@ -185,12 +191,26 @@ struct SSIState {
         removeLocked(ro, summarize: false)
     }
 
+    /// Marks read-only `t` committed now (see `SSIManager.finishReadOnly`). If its record is gone (found safe since),
+    /// its point locks are released at the next cleanup.
+    mutating func commitReadOnlyLocked(_ t: UInt64, pointKeys: [Bytes]) {
+        guard xacts[t] != nil else {
+            if !pointKeys.isEmpty { pendingRelease.append((t, pointKeys)) }
+            return
+        }
+        clock += 1
+        xacts[t]!.commitSeq = clock
+        xacts[t]!.pointKeys = pointKeys
+        committedQueue.append(t)
+    }
+
     // MARK: Removal and cleanup
 
     /// Removes `t`'s record, its edges and range locks. With `summarize` (a committed transaction cleaned up), each
     /// reader with an edge to it keeps the fact as `summaryOutCommit`.
     mutating func removeLocked(_ t: UInt64, summarize: Bool) {
         guard let rec = xacts.removeValue(forKey: t) else { return }
+        defer { garbage.append(rec) }
         for (r, e) in rec.inConflicts where xacts[r] != nil {
             xacts[r]!.outConflicts[t] = nil
             if summarize, let c = rec.commitSeq, xacts[r]!.summaryOutCommit.map({ c < $0 }) ?? true {
@@ -214,7 +234,7 @@ struct SSIState {
 
     /// Removes the committed transactions that no active serializable transaction overlaps (committed before the
     /// oldest active one began); returns the point locks to remove after the SSI lock is released.
-    mutating func cleanupLocked() -> [SSIManager.Released] {
+    mutating func cleanupLocked() -> SSICleanup {
         while activeHead < activeQueue.count {
             let (b, t) = activeQueue[activeHead]
             if let r = xacts[t], !r.isCommitted, r.beginSeq == b { break }
@@ -227,6 +247,7 @@ struct SSIState {
         let oldestActive: UInt64? = activeHead < activeQueue.count ? activeQueue[activeHead].begin : nil
         var released = pendingRelease
         pendingRelease = []
+        defer { garbage = [] }
         while committedHead < committedQueue.count {
             let t = committedQueue[committedHead]
             guard let r = xacts[t], let c = r.commitSeq else { committedHead += 1; continue }
@@ -239,6 +260,12 @@ struct SSIState {
             committedQueue.removeFirst(committedHead)
             committedHead = 0
         }
-        return released
+        return SSICleanup(released: released, garbage: garbage)
     }
+}
+
+/// What a cleanup leaves to do once the SSI lock is released: point locks to remove, records to free.
+struct SSICleanup {
+    var released: [SSIManager.Released] = []
+    var garbage: [XactRecord] = []
 }

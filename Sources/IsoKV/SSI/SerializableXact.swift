@@ -74,9 +74,15 @@ struct XactRecord {
 }
 
 /// What an rw-antidependency is about: the key written, and how the reader covered it (the key itself, or a
-/// scanned range containing it).
+/// scanned range containing it). The text is built only when an error or a diagnostic needs it, never under the
+/// SSI lock on the common path.
 struct ConflictEdge: Sendable, CustomStringConvertible {
     let key: Bytes
-    let what: String
-    var description: String { what }
+    /// The scanned range that covered `key`, or nil for a point read of `key`.
+    let scanned: PredicateRange?
+    init(key: Bytes, scanned: PredicateRange? = nil) {
+        self.key = key
+        self.scanned = scanned
+    }
+    var description: String { scanned.map { "key \(key) in scanned \($0)" } ?? "key \(key)" }
 }
