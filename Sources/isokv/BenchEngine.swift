@@ -99,6 +99,7 @@ struct BenchEngine: AsyncParsableCommand {
             }))
         }
         let causesBefore = db.abortStatistics()
+        let ssiBefore = db.serializableStatistics()
         let counterBefore = try await db.get(EngineBenchSetup.counterKey)?.value.int64 ?? 0
         // Rows are measured in interleaved slices, so that a change of machine load during the run affects every
         // row alike and the ratios stay meaningful.
@@ -127,6 +128,13 @@ struct BenchEngine: AsyncParsableCommand {
                 + "on write \(causesAfter.rwConflictOnWrite - causesBefore.rwConflictOnWrite), "
                 + "canceled pivots \(causesAfter.canceledPivots - causesBefore.canceledPivots), "
                 + "deadlocks \(causesAfter.deadlocks - causesBefore.deadlocks).")
+            let ssiAfter = db.serializableStatistics()
+            let safeAtBegin = ssiAfter.safeReadOnlyAtBegin - ssiBefore.safeReadOnlyAtBegin
+            let safeLater = ssiAfter.safeReadOnlyLater - ssiBefore.safeReadOnlyLater
+            if safeAtBegin + safeLater > 0 {
+                report.notes.append("read-only serializable transactions: \(safeAtBegin) safe at begin (untracked), "
+                    + "\(safeLater) tracked until a concurrent writer ended, then found safe.")
+            }
             if workload == .ycsbB { report.notes.append("Bar (issue 4): ycsb-b serializable >= 0.70x snapshot.") }
         }
 

@@ -5,7 +5,8 @@ import Synchronization
 /// snapshots for read-only transactions, and the cleanup of committed transactions' SSI state. See SSI/DESIGN.md.
 ///
 /// Entry points, by purpose (all called by `Transaction`, only for `.serializable` transactions that are tracked):
-/// - life cycle: ``begin(txid:readOnly:oracle:stripe:)``, ``commit(_:pointKeys:publish:)``,
+/// - life cycle: ``tryBeginSafeReadOnly(oracle:stripe:)`` (lock-free), ``begin(txid:readOnly:oracle:stripe:)``,
+///   ``commit(_:pointKeys:publish:)``, ``finishReadOnly(_:pointKeys:)`` (a tracked read-only commit, never waits),
 ///   ``end(_:pointKeys:)`` (abort / rollback), ``waitForSafety(_:)`` (deferrable);
 /// - reads: `pointLocks.add` before reading, ``readFoundNewer(_:writers:edge:)`` after;
 ///   ``addRange(_:_:)`` / ``narrowRange(_:id:to:)`` for scans; ``escalate(_:pointKeys:)`` under memory pressure;
@@ -90,7 +91,7 @@ final class SSIManager: Sendable {
             }
             let snap = oracle.registerSnapshot(stripe: stripe)
             s.clock += 1
-            var rec = XactRecord(handle: handle, beginSeq: s.clock, readOnly: readOnly)
+            let rec = XactRecord(handle: handle, beginSeq: s.clock, readOnly: readOnly)
             if readOnly {
                 if s.activeReadWrite.isEmpty {
                     handle.safe.store(true, ordering: .releasing)

@@ -34,8 +34,18 @@ enum SnapshotSafety: Sendable {
 }
 
 /// The SSI record of one serializable transaction (PostgreSQL's `SERIALIZABLEXACT`), in `SSIState.xacts`.
-/// Everything here is guarded by the SSI lock.
-struct XactRecord {
+/// Everything here is guarded by the SSI lock: a reference is only used inside it (or, once removed from
+/// `xacts`, only to be freed after it — see `SSICleanup`).
+///
+/// A class, not a struct: records are updated in place many times per transaction (`xacts[t]!.x = …`), and with a
+/// struct each such update moved the whole record out of the dictionary and back, inside the SSI lock.
+final class XactRecord {
+    init(handle: SerializableXactHandle, beginSeq: UInt64, readOnly: Bool) {
+        self.handle = handle
+        self.beginSeq = beginSeq
+        self.readOnly = readOnly
+    }
+
     let handle: SerializableXactHandle
     /// SSI clock value at the snapshot; the snapshot was taken under the SSI lock in the same critical section, so
     /// a transaction `T` committed before this snapshot ⇔ `T.commitSeq < beginSeq`.
