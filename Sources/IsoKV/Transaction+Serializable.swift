@@ -1,3 +1,4 @@
+import Foundation
 /// Per-transaction SSI tracking of a `.serializable` transaction, owned by the transaction (no lock needed).
 struct SerializableTracking {
     /// Shared with the SSI state: doomed / safe flags.
@@ -216,6 +217,23 @@ public struct AbortStatistics: Sendable, Hashable, Codable {
 
 @_spi(Testing)
 extension Database {
+    /// Takes the SSI lock on a thread of its own and keeps it until the returned closure is called; returns once
+    /// the lock is held (suspends, never blocks the caller's thread). For tests of the paths that must not wait
+    /// for that lock.
+    nonisolated(nonsending) public func holdSerializableLock() async -> @Sendable () -> Void {
+        let release = DispatchSemaphore(value: 0)
+        let ssi = self.ssi
+        await withCheckedContinuation { (held: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread {
+                ssi.withLockHeldForTesting {
+                    held.resume()
+                    release.wait()
+                }
+            }
+        }
+        return { release.signal() }
+    }
+
     /// Returns once deferrable transaction `transaction` is suspended waiting for a safe snapshot.
     nonisolated(nonsending) public func waitUntilDeferred(_ transaction: TransactionID) async {
         await ssi.waitUntilDeferred(transaction.rawValue)

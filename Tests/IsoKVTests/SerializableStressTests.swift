@@ -127,8 +127,12 @@ struct SerializableStressTests {
         try recorder.record(rec)
     }
 
-    static func run(_ level: IsolationLevel, transactions: Int) async throws -> (Database, History, Outcome) {
-        let db = makeDatabase()
+    static func run(_ level: IsolationLevel, transactions: Int, ssi: SerializableLimits = SerializableLimits())
+        async throws -> (Database, History, Outcome)
+    {
+        var config = Database.Configuration()
+        config.serializable = ssi
+        let db = Database.inMemory(config)
         let recorder = HistoryRecorder()
         // Seed: every account 10, recorded as a committed transaction.
         let seedTx = try await db.begin(.serializable)
@@ -189,6 +193,23 @@ struct SerializableStressTests {
         let a = db.abortStatistics()
         #expect(a.serializationFailures == outcome.aborted - a.deadlocks)
         print("serializable: \(outcome.committed) committed, \(outcome.aborted) aborted; \(a)")
+    }
+
+    /// The same workload with SSI memory squeezed: at most 4 committed transactions kept in full, and summary locks
+    /// collapsing to the whole keyspace past 64, so that summarized readers, writers and the collapsed lock all
+    /// take part. Still no cycle, and everything is released at the end.
+    @Test func serializableHistoryWithSummariesHasNoCycle() async throws {
+        let limits = SerializableLimits(maxRetainedCommitted: 4, maxSummaryLocks: 64)
+        let (db, history, outcome) = try await Self.run(.serializable, transactions: max(2_000, Self.count / 5), ssi: limits)
+        #expect(outcome.auditViolations == 0)
+        #expect(try await Self.finalViolations(db) == 0)
+        let result = try HistoryChecker.check(history, at: .serializable)
+        #expect(result.isValid, "\(result.summary(maxCycles: 5))")
+        let s = db.serializableStatistics()
+        #expect(s.summarized > 0, "\(s)")
+        #expect(s.active == 0 && s.retainedCommitted == 0 && s.pointLocks == 0 && s.rangeLocks == 0, "\(s)")
+        #expect(s.summarizedWriters == 0 && s.summaryLocks == 0, "\(s)")
+        print("serializable, summaries: \(outcome.committed) committed, \(outcome.aborted) aborted; \(s)")
     }
 
     /// The checker demonstrably fails: at `.snapshot` the same workload produces write skew.

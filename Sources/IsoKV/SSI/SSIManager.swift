@@ -33,7 +33,7 @@ final class SSIManager: Sendable {
 
     init(limits: SerializableLimits) {
         self.limits = limits
-        self.state = Locked(SSIState(fastPath: fastPath))
+        self.state = Locked(SSIState(fastPath: fastPath, limits: limits))
     }
 
     /// A read-only serializable transaction's begin without the SSI lock, when it is safe at once: returns its
@@ -153,6 +153,12 @@ final class SSIManager: Sendable {
             q.append((h.txid, pointKeys))
             finishedReadOnlyCount.store(q.count, ordering: .releasing)
         }
+        counters.queuedReadOnlyCommits.add(1, ordering: .relaxed)
+    }
+
+    /// Test hook: runs `body` on the calling thread (one the caller owns, never a task's) with the SSI lock held.
+    func withLockHeldForTesting(_ body: () -> Void) {
+        locked { _ in body() }
     }
 
     /// The first half of ``commit(_:pointKeys:publish:)`` for a durable database: the pre-commit check, then
@@ -232,6 +238,13 @@ final class SSIManager: Sendable {
     func readFoundNewer(_ h: SerializableXactHandle, writers: [UInt64], edge: ConflictEdge) -> IsoKVError? {
         locked { s in
             for w in writers where w != h.txid {
+                if s.xacts[w] == nil, let summarized = s.summary.writers[w] {
+                    if let e = s.flagSummarizedWriterLocked(reader: h.txid, writer: w, summarized, edge: edge,
+                                                            counters: counters) {
+                        return e
+                    }
+                    continue
+                }
                 if let e = s.flagConflictLocked(reader: h.txid, writer: w, edge: edge, me: h.txid, phase: .read,
                                                 counters: counters) {
                     return e
@@ -299,10 +312,18 @@ final class SSIManager: Sendable {
     /// (``readFoundNewer(_:writers:edge:)``), or it came before, and then its lock was added before our look.
     func checkWrite(_ h: SerializableXactHandle, key: Bytes) -> IsoKVError? {
         let holders = pointLocks.holders(key)
-        if fastPath.rangeLocks.load(ordering: .sequentiallyConsistent) == 0 && holders.allSatisfy({ $0 == h.txid }) {
+        // Loads in this order: a summarization sets `summarized` before it lowers the range count or removes the
+        // point locks it moves into the summary.
+        if holders.allSatisfy({ $0 == h.txid }) && fastPath.rangeLocks.load(ordering: .sequentiallyConsistent) == 0
+            && !fastPath.summarized.load(ordering: .sequentiallyConsistent) {
             return nil
         }
         return locked { s in
+            if let c = s.summary.newestReaderCommit(covering: key), let me = s.xacts[h.txid], c > me.beginSeq,
+               let e = s.flagSummarizedReaderLocked(writer: h.txid, readerCommit: c, edge: ConflictEdge(key: key),
+                                                    counters: counters) {
+                return e
+            }
             var readers: [(UInt64, ConflictEdge)] = []
             for r in holders where r != h.txid { readers.append((r, ConflictEdge(key: key))) }
             for lock in s.ranges where lock.owner != h.txid && lock.range.contains(key) {
@@ -353,12 +374,16 @@ final class SSIManager: Sendable {
             st.rangeLocks = s.ranges.count
             st.deferredWaiting = s.deferred.count
             st.safeReadOnlyLater = s.safeLater
+            st.summarized = s.summarizations
+            st.summarizedWriters = s.summary.writers.count
+            st.summaryLocks = s.summary.points.count + s.summary.ranges.count + (s.summary.all == nil ? 0 : 1)
             return st
         }
         release(released)
         st.pointLocks = pointLocks.count
         st.safeReadOnlyAtBegin = counters.safeAtBegin.value
         st.escalations = counters.escalations.load(ordering: .relaxed)
+        st.queuedReadOnlyCommits = counters.queuedReadOnlyCommits.load(ordering: .relaxed)
         return st
     }
 }
@@ -371,9 +396,21 @@ public struct SerializableLimits: Sendable, Hashable {
     public var maxPointLocksPerTransaction = 10_000
     /// Range SIREAD locks (scans) one transaction keeps before escalating (default 64).
     public var maxRangesPerTransaction = 64
-    public init(maxPointLocksPerTransaction: Int = 10_000, maxRangesPerTransaction: Int = 64) {
+    /// Committed serializable transactions kept in full (records, SIREAD locks, edges) while an older transaction
+    /// still overlaps them (default 10 000). Past it, the oldest are *summarized* as PostgreSQL does: their SIREAD
+    /// locks merge into summary locks that remember only the newest commit per key, their edges become flags on
+    /// their partners, and a writer keeps 24 bytes (its commit and its earliest conflict-out commit). Correct, with
+    /// more false positives. 0 summarizes every committed transaction that cannot be cleaned up at once.
+    public var maxRetainedCommitted = 10_000
+    /// Summary point and range locks kept before they collapse into one whole-keyspace summary lock (default
+    /// 100 000).
+    public var maxSummaryLocks = 100_000
+    public init(maxPointLocksPerTransaction: Int = 10_000, maxRangesPerTransaction: Int = 64,
+                maxRetainedCommitted: Int = 10_000, maxSummaryLocks: Int = 100_000) {
         self.maxPointLocksPerTransaction = max(1, maxPointLocksPerTransaction)
         self.maxRangesPerTransaction = max(1, maxRangesPerTransaction)
+        self.maxRetainedCommitted = max(0, maxRetainedCommitted)
+        self.maxSummaryLocks = max(1, maxSummaryLocks)
     }
 }
 
@@ -395,6 +432,14 @@ public struct SerializableStatistics: Sendable, Hashable {
     public var safeReadOnlyLater = 0
     /// Escalations of a transaction's SIREAD locks to the whole keyspace.
     public var escalations = 0
+    /// Tracked read-only commits that found the SSI lock busy and were queued for its next holder (they never wait).
+    public var queuedReadOnlyCommits = 0
+    /// Committed transactions summarized so far because more than `maxRetainedCommitted` were retained.
+    public var summarized = 0
+    /// Summarized writers still remembered (24 bytes each), and summary SIREAD locks (points + ranges + the
+    /// whole-keyspace one if collapsed) held now. All go once no active transaction overlaps them.
+    public var summarizedWriters = 0
+    public var summaryLocks = 0
 }
 
 /// Counters of SSI events (relaxed atomics: statistics, not synchronization).
@@ -405,6 +450,8 @@ final class SSICounters: Sendable {
     /// Counted on every read-only serializable begin that is safe at once — the hot path of read-mostly
     /// workloads — so striped: two threads never increment the same cache line.
     let safeAtBegin = StripedCounter(stripes: Oracle.stripeCount)
+    /// Read-only commits handed over through the queue because the SSI lock was busy.
+    let queuedReadOnlyCommits = Atomic<Int>(0)
     let escalations = Atomic<Int>(0)
 }
 
@@ -437,4 +484,6 @@ final class SSIFastPath: Sendable {
     let activeReadWrite = Atomic<Int>(0)
     /// `SSIState.ranges.count` (read by ``SSIManager/checkWrite(_:key:)``'s lock-free path).
     let rangeLocks = Atomic<Int>(0)
+    /// `!SSIState.summary.isEmpty`: summary SIREAD locks exist (the lock-free write check must not skip them).
+    let summarized = Atomic<Bool>(false)
 }

@@ -21,8 +21,17 @@ struct SSIState {
     }
     /// The atomics read by `SSIManager.tryBeginSafeReadOnly` without the lock.
     let fastPath: SSIFastPath
+    let limits: SerializableLimits
+    /// Committed transactions folded into summaries (see `summarizeOldestLocked`). Non-empty ⇔
+    /// `fastPath.summarized` (stored inside the lock).
+    var summary = SSISummary()
+    /// Summarizations so far (statistics).
+    var summarizations = 0
 
-    init(fastPath: SSIFastPath) { self.fastPath = fastPath }
+    init(fastPath: SSIFastPath, limits: SerializableLimits) {
+        self.fastPath = fastPath
+        self.limits = limits
+    }
     /// (beginSeq, txid) in begin order, with lazy deletion from `activeHead`: the first entry whose record is
     /// still active is the oldest active transaction.
     var activeQueue: [(begin: UInt64, txid: UInt64)] = []
@@ -204,6 +213,108 @@ struct SSIState {
         committedQueue.append(t)
     }
 
+    // MARK: Summaries (memory bound on retained committed transactions)
+
+    /// Folds the oldest retained committed transaction `C` into `summary` (PostgreSQL's `SummarizeOldestCommittedSxact`):
+    /// - its SIREAD locks become summary locks carrying `C.commitSeq` (the newest per key): a later writer `W`
+    ///   concurrent with it (`commitSeq > W.beginSeq`) still gets the edge `C ──rw──▶ W`, as a summary conflict-in;
+    /// - each transaction `C` had an rw-conflict out to keeps it as `summaryInCommit`, each reader with a conflict
+    ///   into `C` keeps it as `summaryOutCommit` (`removeLocked(summarize:)`);
+    /// - if `C` wrote, it is remembered as a summarized writer (commit, earliest conflict-out commit), so that a
+    ///   reader that later finds one of its versions newer than its snapshot still gets `R ──rw──▶ C`.
+    /// Read-onlyness and exact partners are forgotten: every check then takes the conservative side.
+    mutating func summarizeOldestLocked() {
+        let t = committedQueue[committedHead]
+        committedHead += 1
+        guard let rec = xacts[t], let c = rec.commitSeq else { return }
+        summarizations += 1
+        // Set before the point locks leave the table (after the lock) and before the range count drops, so that
+        // the lock-free write check cannot miss the summary (`SSIManager.checkWrite`).
+        fastPath.summarized.store(true, ordering: .sequentiallyConsistent)
+        summary.newestCommit = max(summary.newestCommit, c)
+        for key in rec.pointKeys { summary.points[key] = max(summary.points[key] ?? 0, c) }
+        for r in ranges where r.owner == t { summary.ranges.append((r.range, c)) }
+        if summary.points.count + summary.ranges.count > limits.maxSummaryLocks {
+            summary.all = summary.newestCommit
+            summary.points = [:]
+            summary.ranges = []
+        }
+        if !rec.pointKeys.isEmpty { pendingRelease.append((t, rec.pointKeys)) }
+        for (w, _) in rec.outConflicts where xacts[w] != nil {
+            xacts[w]!.summaryInCommit = max(xacts[w]!.summaryInCommit ?? 0, c)
+        }
+        if !rec.readOnly {
+            var earliest = rec.summaryOutCommit
+            for (t2, _) in rec.outConflicts {
+                if let c2 = xacts[t2]?.commitSeq, earliest.map({ c2 < $0 }) ?? true { earliest = c2 }
+            }
+            summary.writers[t] = SummarizedWriter(commitSeq: c, earliestOutCommit: earliest)
+        }
+        removeLocked(t, summarize: true)
+    }
+
+    /// A summarized reader (newest commit `c`, concurrent with `w`) read the key `w` just wrote: the edge
+    /// `summarized ──rw──▶ w`. `w` (the caller, active) is a pivot if it has a conflict out to a transaction that
+    /// committed no later than `c`; then `w` fails. Returns that error.
+    mutating func flagSummarizedReaderLocked(writer w: UInt64, readerCommit c: UInt64, edge: ConflictEdge,
+                                             counters: SSICounters) -> IsoKVError? {
+        guard let W = xacts[w] else { return nil }
+        W.summaryInCommit = max(W.summaryInCommit ?? 0, c)
+        var cycle: String?
+        if let s = W.summaryOutCommit, s <= c {
+            cycle = "\(W.summaryOutWhat ?? "a transaction that committed first")"
+        } else {
+            for (t2, e2) in W.outConflicts {
+                if let c2 = xacts[t2]?.commitSeq, c2 <= c { cycle = "\(e2), written by tx\(t2)"; break }
+            }
+        }
+        guard let cycle else { return nil }
+        counters.rwOnWrite.add(1, ordering: .relaxed)
+        return IsoKVError(
+            .serializationFailure,
+            "could not serialize access due to read/write dependencies among transactions (dangerous structure "
+                + "found on write, pivot tx\(w): a summarized committed transaction -rw(\(edge))-> tx\(w) -rw(\(cycle))"
+                + "-> a transaction that committed first); retry the transaction",
+            key: edge.key, otherTransaction: nil)
+    }
+
+    /// Reader `r` (the caller) found a version newer than its snapshot written by the summarized, committed `w`:
+    /// the edge `r ──rw──▶ w`, kept on `r` as a summary conflict-out. Fails `r` if that completes a structure:
+    /// `w` was a pivot with a conflict out to a transaction that committed first, or `r` is a pivot with a
+    /// conflict in from a transaction that did not commit before `w`.
+    mutating func flagSummarizedWriterLocked(reader r: UInt64, writer w: UInt64, _ sw: SummarizedWriter,
+                                             edge: ConflictEdge, counters: SSICounters) -> IsoKVError? {
+        guard let R = xacts[r] else { return nil }
+        let cw = sw.commitSeq
+        if R.summaryOutCommit.map({ cw < $0 }) ?? true {
+            R.summaryOutCommit = cw
+            R.summaryOutWhat = "\(edge), written by tx\(w)"
+        }
+        var cycle: String?
+        if let e = sw.earliestOutCommit, e <= cw, R.commitSeq.map({ e <= $0 }) ?? true, !R.readOnly || e < R.beginSeq {
+            cycle = "tx\(r) -rw(\(edge))-> tx\(w) -rw-> a transaction that committed first"
+        } else if !R.readOnly {
+            if let sin = R.summaryInCommit, sin >= cw {
+                cycle = "a summarized transaction -rw-> tx\(r) -rw(\(edge))-> tx\(w), which committed first"
+            } else {
+                for (t0, e0) in R.inConflicts {
+                    guard let T0 = xacts[t0], !T0.isDoomed else { continue }
+                    if (T0.commitSeq.map { $0 >= cw } ?? true) && (!T0.readOnly || cw < T0.beginSeq) {
+                        cycle = "tx\(t0) -rw(\(e0))-> tx\(r) -rw(\(edge))-> tx\(w), which committed first"
+                        break
+                    }
+                }
+            }
+        }
+        guard let cycle else { return nil }
+        counters.rwOnRead.add(1, ordering: .relaxed)
+        return IsoKVError(
+            .serializationFailure,
+            "could not serialize access due to read/write dependencies among transactions (dangerous structure "
+                + "found on read: \(cycle)); retry the transaction",
+            key: edge.key, otherTransaction: TransactionID(rawValue: w))
+    }
+
     // MARK: Removal and cleanup
 
     /// Removes `t`'s record, its edges and range locks. With `summarize` (a committed transaction cleaned up), each
@@ -245,17 +356,26 @@ struct SSIState {
             activeHead = 0
         }
         let oldestActive: UInt64? = activeHead < activeQueue.count ? activeQueue[activeHead].begin : nil
-        var released = pendingRelease
-        pendingRelease = []
         defer { garbage = [] }
         while committedHead < committedQueue.count {
             let t = committedQueue[committedHead]
             guard let r = xacts[t], let c = r.commitSeq else { committedHead += 1; continue }
             if let oldestActive, c > oldestActive { break }
             committedHead += 1
-            if !r.pointKeys.isEmpty { released.append((t, r.pointKeys)) }
+            if !r.pointKeys.isEmpty { pendingRelease.append((t, r.pointKeys)) }
             removeLocked(t, summarize: true)
         }
+        // Memory bound: what an old active transaction still holds back beyond the limit is summarized.
+        while committedQueue.count - committedHead > limits.maxRetainedCommitted {
+            summarizeOldestLocked()
+        }
+        if !summary.isEmpty, oldestActive.map({ summary.newestCommit < $0 }) ?? true {
+            // No active transaction overlaps any summarized one any more.
+            summary = SSISummary()
+            fastPath.summarized.store(false, ordering: .sequentiallyConsistent)
+        }
+        let released = pendingRelease
+        pendingRelease = []
         if committedHead > 256 && committedHead * 2 > committedQueue.count {
             committedQueue.removeFirst(committedHead)
             committedHead = 0
@@ -268,4 +388,39 @@ struct SSIState {
 struct SSICleanup {
     var released: [SSIManager.Released] = []
     var garbage: [XactRecord] = []
+}
+
+/// Summarized committed transactions (PostgreSQL's `OldCommittedSxact` and `pg_serial`), behind the SSI lock. Kept
+/// until no active transaction overlaps the newest of them (`newestCommit` < the oldest active `beginSeq`).
+struct SSISummary {
+    /// Summary point SIREAD locks: key → newest `commitSeq` among the summarized readers of it.
+    var points: [Bytes: UInt64] = [:]
+    /// Summary range SIREAD locks, each with its summarized owner's `commitSeq`.
+    var ranges: [(range: PredicateRange, commitSeq: UInt64)] = []
+    /// Set when points and ranges outgrew `maxSummaryLocks`: every key counts as read by a summarized transaction
+    /// that committed at this seq (the newest summarized at the time).
+    var all: UInt64?
+    /// Summarized read-write transactions, by txid.
+    var writers: [UInt64: SummarizedWriter] = [:]
+    /// The newest `commitSeq` summarized.
+    var newestCommit: UInt64 = 0
+
+    var isEmpty: Bool { newestCommit == 0 }
+
+    /// The newest commit among summarized readers whose SIREAD locks cover `key`, or nil.
+    func newestReaderCommit(covering key: Bytes) -> UInt64? {
+        guard !isEmpty else { return nil }
+        var c = all
+        if let p = points[key] { c = max(c ?? 0, p) }
+        for (range, rc) in ranges where range.contains(key) { c = max(c ?? 0, rc) }
+        return c
+    }
+}
+
+/// What is kept of a summarized read-write transaction: enough to judge an edge from a reader to it.
+struct SummarizedWriter {
+    let commitSeq: UInt64
+    /// The earliest `commitSeq` among the transactions it had an rw-conflict out to that had committed when it
+    /// was summarized (nil: none). Later ones cannot have committed before it.
+    let earliestOutCommit: UInt64?
 }

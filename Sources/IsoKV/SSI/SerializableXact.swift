@@ -67,6 +67,10 @@ final class XactRecord {
     var summaryOutCommit: UInt64?
     /// What the partner cleaned up behind `summaryOutCommit` was (for diagnostics).
     var summaryOutWhat: String?
+    /// The newest `commitSeq` among summarized transactions with an rw-conflict *into* this one (PostgreSQL's
+    /// summary conflict-in): each is treated as a committed read-write `T_in` that committed then (a later commit
+    /// is the conservative side of every check that uses it).
+    var summaryInCommit: UInt64?
     /// Point SIREAD keys, handed over at commit so that the cleanup can remove them from `PointLockTable`.
     var pointKeys: [Bytes] = []
     /// Read-only: the read-write transactions active at its snapshot and not yet ended (possible unsafe
