@@ -435,7 +435,7 @@ struct SerializableConcurrentTests {
         try await t1.commit()
         #expect(db.serializableStatistics().summarized == 1)
         let e = await expectCode(.serializationFailure) { try await t2.put("doctor/bob", "off") }
-        #expect(e?.key == "doctor/bob", "\(String(describing: e))")
+        #expect(e?.key == "doctor/bob" && e?.otherTransaction == t1.id, "\(String(describing: e))")
         try await t2.rollback()     // (a no-op after the 40001; keeps a regression from blocking the next steps)
         try await db.transaction { tx in try await tx.put("doctor/alice", "on") }
         // Summarized writer: u2 took its snapshot before u1 committed and reads Alice only after u1 was summarized.
@@ -448,7 +448,7 @@ struct SerializableConcurrentTests {
         #expect(db.serializableStatistics().summarizedWriters == 1)
         #expect(try await u2.get("doctor/alice") == "on")     // u2 -rw-> u1, u1 summarized
         let f = await expectCode(.serializationFailure) { try await u2.put("doctor/bob", "off") }
-        #expect(f?.key == "doctor/bob", "\(String(describing: f))")
+        #expect(f?.key == "doctor/bob" && f?.otherTransaction == u1.id, "\(String(describing: f))")
         #expect(try await value(db, "doctor/bob") == "on")
         #expect(db.abortStatistics().rwConflictOnWrite == 2)
     }

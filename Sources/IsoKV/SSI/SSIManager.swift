@@ -319,8 +319,9 @@ final class SSIManager: Sendable {
             return nil
         }
         return locked { s in
-            if let c = s.summary.newestReaderCommit(covering: key), let me = s.xacts[h.txid], c > me.beginSeq,
-               let e = s.flagSummarizedReaderLocked(writer: h.txid, readerCommit: c, edge: ConflictEdge(key: key),
+            if let reader = s.summary.newestReader(covering: key), let me = s.xacts[h.txid],
+               reader.commitSeq > me.beginSeq,
+               let e = s.flagSummarizedReaderLocked(writer: h.txid, reader: reader, edge: ConflictEdge(key: key),
                                                     counters: counters) {
                 return e
             }

@@ -232,10 +232,11 @@ struct SSIState {
         // the lock-free write check cannot miss the summary (`SSIManager.checkWrite`).
         fastPath.summarized.store(true, ordering: .sequentiallyConsistent)
         summary.newestCommit = max(summary.newestCommit, c)
-        for key in rec.pointKeys { summary.points[key] = max(summary.points[key] ?? 0, c) }
-        for r in ranges where r.owner == t { summary.ranges.append((r.range, c)) }
+        let reader = SummaryReader(commitSeq: c, txid: t)
+        for key in rec.pointKeys { summary.points[key] = max(summary.points[key] ?? reader, reader) }
+        for r in ranges where r.owner == t { summary.ranges.append((r.range, reader)) }
         if summary.points.count + summary.ranges.count > limits.maxSummaryLocks {
-            summary.all = summary.newestCommit
+            summary.all = reader      // the newest summarized so far (commit order)
             summary.points = [:]
             summary.ranges = []
         }
@@ -256,9 +257,10 @@ struct SSIState {
     /// A summarized reader (newest commit `c`, concurrent with `w`) read the key `w` just wrote: the edge
     /// `summarized ──rw──▶ w`. `w` (the caller, active) is a pivot if it has a conflict out to a transaction that
     /// committed no later than `c`; then `w` fails. Returns that error.
-    mutating func flagSummarizedReaderLocked(writer w: UInt64, readerCommit c: UInt64, edge: ConflictEdge,
+    mutating func flagSummarizedReaderLocked(writer w: UInt64, reader: SummaryReader, edge: ConflictEdge,
                                              counters: SSICounters) -> IsoKVError? {
         guard let W = xacts[w] else { return nil }
+        let c = reader.commitSeq
         W.summaryInCommit = max(W.summaryInCommit ?? 0, c)
         var cycle: String?
         if let s = W.summaryOutCommit, s <= c {
@@ -273,9 +275,9 @@ struct SSIState {
         return IsoKVError(
             .serializationFailure,
             "could not serialize access due to read/write dependencies among transactions (dangerous structure "
-                + "found on write, pivot tx\(w): a summarized committed transaction -rw(\(edge))-> tx\(w) -rw(\(cycle))"
-                + "-> a transaction that committed first); retry the transaction",
-            key: edge.key, otherTransaction: nil)
+                + "found on write, pivot tx\(w): tx\(reader.txid) (committed, summarized) -rw(\(edge))-> tx\(w) "
+                + "-rw(\(cycle))-> a transaction that committed first); retry the transaction",
+            key: edge.key, otherTransaction: TransactionID(rawValue: reader.txid))
     }
 
     /// Reader `r` (the caller) found a version newer than its snapshot written by the summarized, committed `w`:
@@ -393,13 +395,13 @@ struct SSICleanup {
 /// Summarized committed transactions (PostgreSQL's `OldCommittedSxact` and `pg_serial`), behind the SSI lock. Kept
 /// until no active transaction overlaps the newest of them (`newestCommit` < the oldest active `beginSeq`).
 struct SSISummary {
-    /// Summary point SIREAD locks: key → newest `commitSeq` among the summarized readers of it.
-    var points: [Bytes: UInt64] = [:]
-    /// Summary range SIREAD locks, each with its summarized owner's `commitSeq`.
-    var ranges: [(range: PredicateRange, commitSeq: UInt64)] = []
-    /// Set when points and ranges outgrew `maxSummaryLocks`: every key counts as read by a summarized transaction
-    /// that committed at this seq (the newest summarized at the time).
-    var all: UInt64?
+    /// Summary point SIREAD locks: key → the newest summarized reader of it.
+    var points: [Bytes: SummaryReader] = [:]
+    /// Summary range SIREAD locks, each with its summarized owner.
+    var ranges: [(range: PredicateRange, reader: SummaryReader)] = []
+    /// Set when points and ranges outgrew `maxSummaryLocks`: every key counts as read by this summarized
+    /// transaction (the newest summarized at the time; later summaries keep adding points and ranges).
+    var all: SummaryReader?
     /// Summarized read-write transactions, by txid.
     var writers: [UInt64: SummarizedWriter] = [:]
     /// The newest `commitSeq` summarized.
@@ -407,14 +409,22 @@ struct SSISummary {
 
     var isEmpty: Bool { newestCommit == 0 }
 
-    /// The newest commit among summarized readers whose SIREAD locks cover `key`, or nil.
-    func newestReaderCommit(covering key: Bytes) -> UInt64? {
+    /// The newest summarized reader whose SIREAD locks cover `key`, or nil.
+    func newestReader(covering key: Bytes) -> SummaryReader? {
         guard !isEmpty else { return nil }
-        var c = all
-        if let p = points[key] { c = max(c ?? 0, p) }
-        for (range, rc) in ranges where range.contains(key) { c = max(c ?? 0, rc) }
-        return c
+        var newest = all
+        if let p = points[key] { newest = max(newest ?? p, p) }
+        for (range, r) in ranges where range.contains(key) { newest = max(newest ?? r, r) }
+        return newest
     }
+}
+
+/// A summarized reader as a summary lock remembers it: its commit (what the checks use) and its txid (for the
+/// error message). Ordered by commit.
+struct SummaryReader: Comparable {
+    let commitSeq: UInt64
+    let txid: UInt64
+    static func < (a: SummaryReader, b: SummaryReader) -> Bool { a.commitSeq < b.commitSeq }
 }
 
 /// What is kept of a summarized read-write transaction: enough to judge an edge from a reader to it.
