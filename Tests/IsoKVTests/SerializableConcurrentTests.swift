@@ -306,19 +306,26 @@ struct SerializableConcurrentTests {
         #expect(db.serializableStatistics().safeReadOnlyLater == 1)
     }
 
-    /// Committed transactions' SIREAD locks stay while an overlapping transaction lives and go when it ends.
-    @Test func cleanupAfterOverlappingTransactionsEnd() async throws {
-        let db = makeDatabase()
+    /// Begins a serializable transaction that reads `x`, then commits `count` serializable transactions under it,
+    /// transaction `i` reading `r<i>`, scanning `p<i>/` and writing `w<i>`; returns the long one, still active.
+    func commitUnderLongTransaction(_ db: Database, _ count: Int) async throws -> Transaction {
         try await seed(db, [("x", "0")])
         let long = try await db.begin()
         _ = try await long.get("x")
-        for i in 0..<20 {
+        for i in 0..<count {
             try await db.transaction { tx in
                 _ = try await tx.get(Bytes("r\(i)"))
                 _ = try await tx.scan(prefix: Bytes("p\(i)/"))
                 try await tx.put(Bytes("w\(i)"), "1")
             }
         }
+        return long
+    }
+
+    /// Committed transactions' SIREAD locks stay while an overlapping transaction lives and go when it ends.
+    @Test func cleanupAfterOverlappingTransactionsEnd() async throws {
+        let db = makeDatabase()
+        let long = try await commitUnderLongTransaction(db, 20)
         var s = db.serializableStatistics()
         #expect(s.retainedCommitted == 20)
         #expect(s.pointLocks == 21 && s.rangeLocks == 20)
@@ -396,16 +403,7 @@ struct SerializableConcurrentTests {
         var config = Database.Configuration()
         config.serializable = SerializableLimits(maxRetainedCommitted: 8)
         let db = Database.inMemory(config)
-        try await seed(db, [("x", "0")])
-        let long = try await db.begin()
-        _ = try await long.get("x")
-        for i in 0..<200 {
-            try await db.transaction { tx in
-                _ = try await tx.get(Bytes("r\(i)"))
-                _ = try await tx.scan(prefix: Bytes("p\(i)/"))
-                try await tx.put(Bytes("w\(i)"), "1")
-            }
-        }
+        let long = try await commitUnderLongTransaction(db, 200)
         var s = db.serializableStatistics()
         #expect(s.retainedCommitted == 8 && s.summarized == 192, "\(s)")
         #expect(s.pointLocks == 9 && s.rangeLocks == 8, "\(s)")          // long's and the retained ones'
