@@ -9,6 +9,7 @@
 //   IsoKVHistory    history recorder and checker (Adya's DSG: G0, G1a/b/c, G-single, G2-item, G2)
 //   MapBenchmarks   the workloads and thread harness of `isokv bench maps` (a library so tests can run them)
 //   isokv           the one CLI executable: bench, check, serve, lab...
+//   IsoKVTestSupport  (Tests/IsoKVTestSupport) what the test targets share; not a product
 // Planned: IsoKVPostgres (PostgreSQL backend), IsoKVServer (HTTP), IsoKVLab (anomaly replays, report).
 //
 // ISOKV_FUZZ=1 adds the libFuzzer target for the WAL decoder (see Sources/IsoKVStorage/DESIGN.md); it is not part
@@ -79,22 +80,28 @@ let package = Package(
         ),
         .testTarget(
             name: "ConcurrentMapsTests",
-            dependencies: ["ConcurrentMaps"],
+            dependencies: ["ConcurrentMaps", "IsoKVTestSupport"],
+            swiftSettings: strict
+        ),
+        // Helpers shared by test targets (temporary directories, running the isokv executable); not a product.
+        .target(
+            name: "IsoKVTestSupport",
+            path: "Tests/IsoKVTestSupport",
             swiftSettings: strict
         ),
         .testTarget(
             name: "IsoKVTests",
-            dependencies: ["IsoKV", "ConcurrentMaps", "IsoKVStorage", "IsoKVHistory"],
+            dependencies: ["IsoKV", "ConcurrentMaps", "IsoKVStorage", "IsoKVHistory", "IsoKVTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "IsoKVStorageTests",
-            dependencies: ["IsoKVStorage"],
+            dependencies: ["IsoKVStorage", "IsoKVTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "IsoKVHistoryTests",
-            dependencies: ["IsoKVHistory"],
+            dependencies: ["IsoKVHistory", "IsoKVTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

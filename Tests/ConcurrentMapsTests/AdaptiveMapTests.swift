@@ -2,6 +2,7 @@ import Testing
 import Foundation
 import Synchronization
 import ConcurrentMaps
+import IsoKVTestSupport
 
 @Suite struct AdaptiveMapTests {
     static func smallWindow() -> AdaptiveMap<Int, Int>.Policy {

@@ -2,6 +2,7 @@ import Testing
 import Foundation
 import Synchronization
 import ConcurrentMaps
+import IsoKVTestSupport
 
 /// Real threads hammering every implementation, with invariants that a lost, duplicated or resurrected entry
 /// would break. Run under ThreadSanitizer by scripts/test.

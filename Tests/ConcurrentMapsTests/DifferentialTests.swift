@@ -1,5 +1,6 @@
 import Testing
 import ConcurrentMaps
+import IsoKVTestSupport
 
 /// Every implementation against a plain `Dictionary` on random operation sequences (single thread, so the
 /// reference is trivially correct). Small key spaces force hits, misses, deletes of present and absent keys,

@@ -1,5 +1,6 @@
 import Testing
 @testable import ConcurrentMaps
+import IsoKVTestSupport
 
 /// A key whose hash the test controls: keys with the same `bucket` collide on the full hash, which forces the
 /// trie's overflow chains; `id` tells them apart.

@@ -2,6 +2,7 @@ import ConcurrentMaps
 import Dispatch
 import IsoKVHistory
 import Testing
+import IsoKVTestSupport
 
 /// Many threads and tasks record into one `HistoryRecorder` at once (run under ThreadSanitizer by scripts/test).
 @Suite struct ConcurrentHistoryRecorderTests {

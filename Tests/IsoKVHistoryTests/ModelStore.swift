@@ -1,4 +1,5 @@
 import IsoKVHistory
+import IsoKVTestSupport
 
 /// A small in-test multiversion key-value store whose isolation is chosen per run, some of it deliberately broken,
 /// driven by a random interleaving scheduler. It records every transaction it runs, so the checker's verdict can be

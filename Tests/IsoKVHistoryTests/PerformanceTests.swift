@@ -1,6 +1,7 @@
 import Foundation
 import IsoKVHistory
 import Testing
+import IsoKVTestSupport
 
 /// A 100 000-transaction history, checked once (no timing assertion; the time is printed).
 @Suite struct HistoryCheckerPerformanceTests {

@@ -1,5 +1,6 @@
 import Testing
 @testable import IsoKVStorage
+import IsoKVTestSupport
 
 @Suite struct CRC32CTests {
     @Test func knownVectors() {
@@ -13,7 +14,7 @@ import Testing
     }
 
     @Test func slicingMatchesBytewiseAndIncremental() {
-        var rng = SeededRandom(seed: 7)
+        var rng = SplitMix64(seed: 7)
         for length in 0..<200 {
             let data = (0..<length).map { _ in UInt8.random(in: 0...255, using: &rng) }
             // A lazy map is not contiguous: it takes the byte-at-a-time path.

@@ -1,13 +1,14 @@
 import Foundation
 import Testing
 @testable import IsoKVStorage
+import IsoKVTestSupport
 
 /// Random damage to a data directory: every outcome is either a clean prefix of the history or a typed error.
 /// "Concurrent": every test runs the log's flusher thread beside the test task, so scripts/test runs it under TSan.
 @Suite struct CorruptionConcurrentTests {
     /// Builds a directory with a checkpoint at sequence 120 and several segments after it.
-    func makeStore(_ dir: TempDirectory) async throws -> (checkpoint: [KeyWrite], records: [CommitRecord]) {
-        var rng = SeededRandom(seed: 30)
+    func makeStore(_ dir: TemporaryDirectory) async throws -> (checkpoint: [KeyWrite], records: [CommitRecord]) {
+        var rng = SplitMix64(seed: 30)
         let (log, _) = try await WriteAheadLog.open(directory: dir.path, options: WALOptions(segmentBytes: 4096))
         let entries = (0..<40).map { KeyWrite(key: bytes("key\($0)"), value: bytes("value \($0)"), version: UInt64($0)) }
         var records: [CommitRecord] = []
@@ -25,8 +26,8 @@ import Testing
         return (entries, records)
     }
 
-    func copyDirectory(_ from: TempDirectory) throws -> TempDirectory {
-        let to = TempDirectory("damaged")
+    func copyDirectory(_ from: TemporaryDirectory) throws -> TemporaryDirectory {
+        let to = TemporaryDirectory("damaged")
         for name in try FileManager.default.contentsOfDirectory(atPath: from.path) where name != "LOCK" {
             try FileManager.default.copyItem(atPath: from.file(name), toPath: to.file(name))
         }
@@ -34,13 +35,13 @@ import Testing
     }
 
     @Test func randomByteFlipsAndTruncations() async throws {
-        let original = TempDirectory("pristine")
+        let original = TemporaryDirectory("pristine")
         defer { original.remove() }
         let (entries, records) = try await makeStore(original)
         let files = try FileManager.default.contentsOfDirectory(atPath: original.path).filter { $0 != "LOCK" }.sorted()
         #expect(files.count >= 4)
         let lastSegment = files.filter { $0.hasPrefix("wal-") }.last!
-        var rng = SeededRandom(seed: UInt64(ProcessInfo.processInfo.environment["ISOKV_SEED"] ?? "31") ?? 31)
+        var rng = SplitMix64(seed: UInt64(ProcessInfo.processInfo.environment["ISOKV_SEED"] ?? "31") ?? 31)
         var outcomes = (prefix: 0, error: 0)
         for round in 0..<120 {
             let dir = try copyDirectory(original)
@@ -49,7 +50,7 @@ import Testing
             let size = fileSize(dir.file(name))
             let truncate = round % 3 == 0
             let offset = Int.random(in: 0..<size, using: &rng)
-            try modifyFile(dir.file(name)) { data in
+            try rewriteFile(dir.file(name)) { data in
                 if truncate { data.removeSubrange(offset...) } else { data[offset] ^= UInt8(1 << Int.random(in: 0..<8, using: &rng)) }
             }
             let what = "\(truncate ? "truncate" : "flip") \(name) at \(offset)"
@@ -79,9 +80,9 @@ import Testing
     }
 
     @Test func closedSegmentCutAtARecordBoundaryIsDetected() async throws {
-        let dir = TempDirectory("cut")
+        let dir = TemporaryDirectory("cut")
         defer { dir.remove() }
-        var rng = SeededRandom(seed: 32)
+        var rng = SplitMix64(seed: 32)
         let (log, _) = try await WriteAheadLog.open(directory: dir.path, options: WALOptions(segmentBytes: 4096))
         for i in 1...100 { try await log.append(randomRecord(sequence: UInt64(i), rng: &rng, maxValue: 100)) }
         await log.close()
@@ -91,7 +92,7 @@ import Testing
         let firstRecords = state.commits.prefix(state.segments[0].records)
         var frame: [UInt8] = []
         try WALFormat.appendFrame(firstRecords.last!, to: &frame)
-        try modifyFile(first) { $0.removeLast(frame.count) }
+        try rewriteFile(first) { $0.removeLast(frame.count) }
         #expect(throws: StorageError.self) { _ = try WriteAheadLog.check(directory: dir.path) }
         do { _ = try WriteAheadLog.check(directory: dir.path) } catch {
             guard case .corruptSegment(let file, _, _) = error else { Issue.record("unexpected \(error)"); return }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import IsoKVStorage
+import IsoKVTestSupport
 
 /// The crash test: a child process (`isokv crash-child`) runs concurrent bank transfers in `.fsync` mode and
 /// reports each acknowledged commit; we SIGKILL it at random moments, then check the directory.
@@ -16,14 +17,14 @@ import Testing
 
     @Test func sigkillAtRandomMomentsLosesNoAcknowledgedCommit() async throws {
         let cycles = Int(ProcessInfo.processInfo.environment["ISOKV_CRASH_CYCLES"] ?? "") ?? 50
-        let binary = try Self.isokvBinary()
-        let dir = TempDirectory("crash")
+        _ = try IsokvExecutable.path()   // fail early with a clear message
+        let dir = TemporaryDirectory("crash")
         defer { dir.remove() }
         // The harness blocks on pipes and waitpid: run it on a thread of its own, not a cooperative one.
         let summary: Result<Summary, HarnessFailure> = await withCheckedContinuation { continuation in
             let thread = Thread {
                 continuation.resume(returning: Result { () throws(HarnessFailure) in
-                    try Self.run(cycles: cycles, binary: binary, directory: dir.path)
+                    try Self.run(cycles: cycles, directory: dir.path)
                 })
             }
             thread.start()
@@ -49,59 +50,26 @@ import Testing
     }
 
     /// The isokv executable next to the test bundle (SwiftPM builds it with the tests), or `ISOKV_BINARY`.
-    static func isokvBinary() throws -> String {
-        if let path = ProcessInfo.processInfo.environment["ISOKV_BINARY"] { return path }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("isokv").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        throw HarnessFailure(description: "isokv executable not found near \(exe); run `swift build` first or set ISOKV_BINARY")
-    }
-
     /// Last acknowledged state of one account.
     struct Acked { var sequence: UInt64; var version: UInt64; var balance: Int64 }
 
-    static func run(cycles: Int, binary: String, directory: String) throws(HarnessFailure) -> Summary {
+    static func run(cycles: Int, directory: String) throws(HarnessFailure) -> Summary {
         var summary = Summary()
         var acked = [Int: Acked]()
         var maxAcked: UInt64 = 0
         var rng = SystemRandomNumberGenerator()
         var checkpoints = Set<UInt64>()
         for cycle in 0..<cycles {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = ["crash-child", directory, "--accounts", "\(accounts)", "--writers", "8",
-                                 "--initial-balance", "\(initial)", "--segment-bytes", "8192", "--checkpoint-bytes", "32768"]
-            var env = ProcessInfo.processInfo.environment
-            env["SWIFT_BACKTRACE"] = "enable=no"
-            process.environment = env
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            do { try process.run() } catch { throw HarnessFailure(description: "cannot start \(binary): \(error)") }
-            let fd = pipe.fileHandleForReading.fileDescriptor
-            var output = [UInt8]()
-            // Wait for READY (recovery done), then let the workload run a random while and kill it.
-            while !String(decoding: output, as: UTF8.self).contains("READY") {
-                var chunk = [UInt8](repeating: 0, count: 4096)
-                let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-                if n <= 0 {
-                    process.waitUntilExit()
-                    throw HarnessFailure(description: "cycle \(cycle): child exited (status \(process.terminationStatus)) before READY: \(String(decoding: output, as: UTF8.self))")
-                }
-                output += chunk[..<n]
-            }
-            usleep(UInt32.random(in: 1_000...60_000, using: &rng))
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            output += [UInt8](pipe.fileHandleForReading.readDataToEndOfFile())
-            guard process.terminationReason == .uncaughtSignal else {
-                throw HarnessFailure(description: "cycle \(cycle): child exited by itself: \(String(decoding: output, as: UTF8.self).suffix(500))")
-            }
-            // Only whole lines count: a line cut by the kill was never fully reported.
-            for line in String(decoding: output, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true) {
+            // Wait for READY (recovery done), then let the workload run a random while and kill it. Only whole
+            // lines count: a line cut by the kill was never fully reported.
+            let lines: [Substring]
+            do {
+                lines = try IsokvExecutable.runUntilReadyThenKill(
+                    ["crash-child", directory, "--accounts", "\(accounts)", "--writers", "8", "--initial-balance",
+                     "\(initial)", "--segment-bytes", "8192", "--checkpoint-bytes", "32768"],
+                    delayMicroseconds: UInt32.random(in: 1_000...60_000, using: &rng), cycle: cycle)
+            } catch { throw HarnessFailure(description: error.description) }
+            for line in lines {
                 let f = line.split(separator: " ")
                 if f.first == "INIT", f.count == 2, let s = UInt64(f[1]) {
                     for a in 0..<accounts where acked[a] == nil { acked[a] = Acked(sequence: s, version: 1, balance: initial) }

@@ -2,6 +2,7 @@ import ConcurrentMaps
 import Foundation
 import Testing
 @testable import IsoKVStorage
+import IsoKVTestSupport
 
 /// A failpoint that fires at `point` once armed, `times` times (or forever), with `action`.
 final class Failpoint: Sendable {
@@ -37,12 +38,12 @@ final class Failpoint: Sendable {
     /// `logFailed`, then reopens without faults and returns what recovery found.
     func runFailure(_ point: FaultPoint, _ action: FaultAction, options: WALOptions = WALOptions(),
                     good: Int = 5) async throws -> (acked: [CommitRecord], failed: [CommitRecord], recovered: RecoveredState) {
-        let dir = TempDirectory("fault")
+        let dir = TemporaryDirectory("fault")
         defer { dir.remove() }
         let failpoint = Failpoint(point, action)
         var opts = options
         opts.faults = failpoint.hook
-        var rng = SeededRandom(seed: 20)
+        var rng = SplitMix64(seed: 20)
         let (log, _) = try await WriteAheadLog.open(directory: dir.path, options: opts)
         var acked: [CommitRecord] = []
         for i in 1...good {
@@ -123,7 +124,7 @@ final class Failpoint: Sendable {
         for (point, action) in [(FaultPoint.checkpointRename, FaultAction.fail(errno: EIO)),
                                 (.checkpointSync, .fail(errno: EIO)),
                                 (.checkpointWrite, .partialWrite(bytes: 10, errno: ENOSPC))] {
-            let dir = TempDirectory("ckfault")
+            let dir = TemporaryDirectory("ckfault")
             defer { dir.remove() }
             let failpoint = Failpoint(point, action)
             let kv = try await DurableKeyValueLog.open(directory: dir.path,

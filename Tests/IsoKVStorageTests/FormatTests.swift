@@ -1,9 +1,10 @@
 import Testing
 @testable import IsoKVStorage
+import IsoKVTestSupport
 
 @Suite struct FormatTests {
     @Test func recordRoundTrip() throws {
-        var rng = SeededRandom(seed: 1)
+        var rng = SplitMix64(seed: 1)
         for i in 0..<500 {
             let record = randomRecord(sequence: UInt64(i), rng: &rng, maxWrites: 8, maxValue: 300)
             var frame: [UInt8] = []
@@ -20,7 +21,7 @@ import Testing
     }
 
     @Test func everyTruncationAndByteFlipIsRejectedWithoutCrashing() throws {
-        var rng = SeededRandom(seed: 2)
+        var rng = SplitMix64(seed: 2)
         let record = randomRecord(sequence: 9, rng: &rng, maxWrites: 3, maxValue: 20)
         var frame: [UInt8] = []
         try WALFormat.appendFrame(record, to: &frame)
@@ -50,7 +51,7 @@ import Testing
     }
 
     @Test func randomGarbageNeverCrashesTheDecoder() {
-        var rng = SeededRandom(seed: 3)
+        var rng = SplitMix64(seed: 3)
         for _ in 0..<20_000 {
             var junk = (0..<Int.random(in: 0...64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
             if !junk.isEmpty { junk[0] = WALFormat.kindCommit }

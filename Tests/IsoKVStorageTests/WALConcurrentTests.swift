@@ -2,11 +2,12 @@ import ConcurrentMaps
 import Foundation
 import Testing
 @testable import IsoKVStorage
+import IsoKVTestSupport
 
 @Suite struct WALConcurrentTests {
     @Test(arguments: DurabilityMode.allCases)
     func concurrentAppendersAreAllDurableOnceInTheirOrder(mode: DurabilityMode) async throws {
-        let dir = TempDirectory("conc")
+        let dir = TemporaryDirectory("conc")
         defer { dir.remove() }
         let (log, _) = try await WriteAheadLog.open(directory: dir.path,
                                                     options: WALOptions(durability: mode, segmentBytes: 16384))
@@ -39,7 +40,7 @@ import Testing
     }
 
     @Test func bankTransfersDuringCheckpointsKeepTheTotal() async throws {
-        let dir = TempDirectory("bank")
+        let dir = TemporaryDirectory("bank")
         defer { dir.remove() }
         let accounts = 20
         let kv = try await DurableKeyValueLog.open(directory: dir.path, options: WALOptions(segmentBytes: 8192),
@@ -48,7 +49,7 @@ import Testing
         try await withThrowingTaskGroup(of: Void.self) { group in
             for t in 0..<8 {
                 group.addTask {
-                    var rng = SeededRandom(seed: UInt64(t))
+                    var rng = SplitMix64(seed: UInt64(t))
                     for _ in 0..<150 {
                         let from = Int.random(in: 0..<accounts, using: &rng)
                         let to = (from + Int.random(in: 1..<accounts, using: &rng)) % accounts
@@ -76,7 +77,7 @@ import Testing
     }
 
     @Test func closeDuringAppendsLosesNoAcknowledgedRecord() async throws {
-        let dir = TempDirectory("close")
+        let dir = TemporaryDirectory("close")
         defer { dir.remove() }
         let (log, _) = try await WriteAheadLog.open(directory: dir.path)
         let acked = Locked<Set<UInt64>>([])

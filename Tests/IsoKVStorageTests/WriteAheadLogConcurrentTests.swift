@@ -1,13 +1,14 @@
 import Foundation
 import Testing
 @testable import IsoKVStorage
+import IsoKVTestSupport
 
 /// "Concurrent": every test runs the log's flusher thread beside the test task, so scripts/test runs it under TSan.
 @Suite struct WriteAheadLogConcurrentTests {
     @Test func appendCloseReopenReplaysEverything() async throws {
-        let dir = TempDirectory()
+        let dir = TemporaryDirectory()
         defer { dir.remove() }
-        var rng = SeededRandom(seed: 10)
+        var rng = SplitMix64(seed: 10)
         let records = (1...50).map { randomRecord(sequence: UInt64($0), rng: &rng) }
         for mode in DurabilityMode.allCases {
             let sub = dir.path + "/" + mode.rawValue
@@ -25,9 +26,9 @@ import Testing
     }
 
     @Test func segmentsRotateAndAllReplay() async throws {
-        let dir = TempDirectory()
+        let dir = TemporaryDirectory()
         defer { dir.remove() }
-        var rng = SeededRandom(seed: 11)
+        var rng = SplitMix64(seed: 11)
         let records = (1...400).map { randomRecord(sequence: UInt64($0), rng: &rng, maxValue: 200) }
         let (log, _) = try await WriteAheadLog.open(directory: dir.path, options: WALOptions(segmentBytes: 4096))
         for r in records { try await log.append(r) }
@@ -43,7 +44,7 @@ import Testing
     }
 
     @Test func checkpointThenReplayOnlyNewerAndDeleteCoveredSegments() async throws {
-        let dir = TempDirectory()
+        let dir = TemporaryDirectory()
         defer { dir.remove() }
         let kv = try await DurableKeyValueLog.open(directory: dir.path, options: WALOptions(segmentBytes: 4096))
         for i in 0..<300 {
@@ -71,7 +72,7 @@ import Testing
     }
 
     @Test func secondOpenerGetsDirectoryLockedUntilClose() async throws {
-        let dir = TempDirectory()
+        let dir = TemporaryDirectory()
         defer { dir.remove() }
         let (log, _) = try await WriteAheadLog.open(directory: dir.path)
         await #expect(throws: StorageError.directoryLocked(path: dir.path)) {
@@ -83,9 +84,9 @@ import Testing
     }
 
     @Test func tornTailIsTruncatedAndLaterAppendsSurvive() async throws {
-        let dir = TempDirectory()
+        let dir = TemporaryDirectory()
         defer { dir.remove() }
-        var rng = SeededRandom(seed: 12)
+        var rng = SplitMix64(seed: 12)
         let records = (1...20).map { randomRecord(sequence: UInt64($0), rng: &rng) }
         let (log, _) = try await WriteAheadLog.open(directory: dir.path)
         for r in records { try await log.append(r) }
@@ -95,7 +96,7 @@ import Testing
         try WALFormat.appendFrame(randomRecord(sequence: 21, rng: &rng), to: &frame)
         let last = dir.file(dir.segments().last!)
         let size = fileSize(last)
-        try modifyFile(last) { $0.append(contentsOf: frame[..<(frame.count / 2)]) }
+        try rewriteFile(last) { $0.append(contentsOf: frame[..<(frame.count / 2)]) }
 
         let (again, recovered) = try await WriteAheadLog.open(directory: dir.path)
         #expect(recovered.commits == records)
@@ -110,16 +111,16 @@ import Testing
     }
 
     @Test func corruptionBeforeTheTailIsAnErrorNamingFileAndOffset() async throws {
-        let dir = TempDirectory()
+        let dir = TemporaryDirectory()
         defer { dir.remove() }
-        var rng = SeededRandom(seed: 13)
+        var rng = SplitMix64(seed: 13)
         let (log, _) = try await WriteAheadLog.open(directory: dir.path)
         for i in 1...10 { try await log.append(randomRecord(sequence: UInt64(i), rng: &rng)) }
         await log.close()
         let segment = dir.file(dir.segments()[0])
         // Damage the payload of the first record: later records are valid, so this is not a torn tail.
         let offset = WALFormat.segmentHeaderBytes + WALFormat.frameHeaderBytes + 2
-        try modifyFile(segment) { $0[offset] ^= 0x40 }
+        try rewriteFile(segment) { $0[offset] ^= 0x40 }
         do {
             _ = try await WriteAheadLog.open(directory: dir.path)
             Issue.record("open succeeded on a corrupt segment")
@@ -135,14 +136,14 @@ import Testing
     }
 
     @Test func corruptCheckpointIsAnError() async throws {
-        let dir = TempDirectory()
+        let dir = TemporaryDirectory()
         defer { dir.remove() }
         let kv = try await DurableKeyValueLog.open(directory: dir.path)
         for i in 0..<10 { try await kv.commit { _ in [(bytes("k\(i)"), bytes("v\(i)"))] } }
         try await kv.checkpoint()
         await kv.close()
         let path = dir.file(DataDirectory.checkpointName)
-        try modifyFile(path) { $0[$0.count - 30] ^= 1 }
+        try rewriteFile(path) { $0[$0.count - 30] ^= 1 }
         await #expect(throws: StorageError.self) { _ = try await WriteAheadLog.open(directory: dir.path) }
         do { _ = try await WriteAheadLog.open(directory: dir.path) } catch let error as StorageError {
             guard case .corruptCheckpoint(let file, _, _) = error else { Issue.record("unexpected \(error)"); return }
@@ -151,9 +152,9 @@ import Testing
     }
 
     @Test func missingMiddleSegmentIsAnError() async throws {
-        let dir = TempDirectory()
+        let dir = TemporaryDirectory()
         defer { dir.remove() }
-        var rng = SeededRandom(seed: 14)
+        var rng = SplitMix64(seed: 14)
         let (log, _) = try await WriteAheadLog.open(directory: dir.path, options: WALOptions(segmentBytes: 4096))
         for i in 1...200 { try await log.append(randomRecord(sequence: UInt64(i), rng: &rng, maxValue: 100)) }
         await log.close()
@@ -166,14 +167,14 @@ import Testing
     }
 
     @Test func checkIsReadOnly() async throws {
-        let dir = TempDirectory()
+        let dir = TemporaryDirectory()
         defer { dir.remove() }
-        var rng = SeededRandom(seed: 15)
+        var rng = SplitMix64(seed: 15)
         let (log, _) = try await WriteAheadLog.open(directory: dir.path)
         for i in 1...5 { try await log.append(randomRecord(sequence: UInt64(i), rng: &rng)) }
         await log.close()
         let last = dir.file(dir.segments().last!)
-        try modifyFile(last) { $0.append(contentsOf: [0x49, 0x4B, 0x56]) }
+        try rewriteFile(last) { $0.append(contentsOf: [0x49, 0x4B, 0x56]) }
         let size = fileSize(last)
         let report = try WriteAheadLog.check(directory: dir.path)
         #expect(report.commits.count == 5)
@@ -182,7 +183,7 @@ import Testing
     }
 
     @Test func unsafeNoSyncAppliesBackPressureWhenTheQueueIsFull() async throws {
-        let dir = TempDirectory("backpressure")
+        let dir = TemporaryDirectory("backpressure")
         defer { dir.remove() }
         // Every batch write stalls 20 ms, so the queue fills while the flusher is busy.
         let slowWrites = FaultHook { point in
@@ -191,7 +192,7 @@ import Testing
         }
         let (log, _) = try await WriteAheadLog.open(
             directory: dir.path, options: WALOptions(durability: .unsafeNoSync, maxQueuedBytes: 4096, faults: slowWrites))
-        var rng = SeededRandom(seed: 40)
+        var rng = SplitMix64(seed: 40)
         var records: [CommitRecord] = []
         var overLimit = 0
         for i in 1...40 {
@@ -216,7 +217,7 @@ import Testing
     }
 
     @Test func checkpointWithAnOversizedKeyFailsCleanly() async throws {
-        let dir = TempDirectory("bigkey")
+        let dir = TemporaryDirectory("bigkey")
         defer { dir.remove() }
         let (log, _) = try await WriteAheadLog.open(directory: dir.path)
         let record = CommitRecord(sequence: 1, writes: [KeyWrite(key: [1], value: [2], version: 1)])

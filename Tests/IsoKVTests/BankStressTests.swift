@@ -1,5 +1,6 @@
 @_spi(Testing) import IsoKV
 import Testing
+import IsoKVTestSupport
 
 /// Randomized bank transfers at `.snapshot`: the total never changes, and every committed transaction's reads are
 /// consistent with one snapshot (each transfer also scans every account and must see the exact total).
@@ -12,7 +13,7 @@ enum BankStress {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for w in 0..<workers {
                 group.addTask {
-                    var rng = SplitMix(seed: UInt64(w + 1))
+                    var rng = SplitMix64(seed: UInt64(w + 1))
                     for _ in 0..<transfersPerWorker {
                         let from = Int(rng.next() % UInt64(accounts))
                         var to = Int(rng.next() % UInt64(accounts))
@@ -51,19 +52,6 @@ enum BankStress {
     }
 
     static func key(_ i: Int) -> Bytes { Bytes("acct/\(i)") }
-}
-
-/// A tiny deterministic generator (tests must be reproducible per seed).
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 @Suite("Bank transfers (Stress)", .timeLimit(.minutes(2)))

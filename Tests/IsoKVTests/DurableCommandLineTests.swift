@@ -2,28 +2,12 @@ import Foundation
 import IsoKV
 import IsoKVStorage
 import Testing
+import IsoKVTestSupport
 
 /// `isokv check` (engine-level lines) and `isokv backup` on a data directory made by `Database.open`.
 @Suite struct DurableCommandLineTests {
-    func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try DurableCrashTests.isokvBinary())
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        env["SWIFT_BACKTRACE"] = "enable=no"
-        process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-    }
-
     @Test func checkAndBackupOfALiveStore() async throws {
-        let dir = TempDir("cli-db"), dest = TempDir("cli-dest")
+        let dir = TemporaryDirectory("cli-db"), dest = TemporaryDirectory("cli-dest")
         defer { dir.remove(); dest.remove() }
         let db = try await Database.open(path: dir.path, options: durableOptions(segmentBytes: 4096))
         for i in 0..<60 { try await db.put(Bytes("k\(i % 25)"), Bytes("v\(i)")) }
@@ -32,13 +16,13 @@ import Testing
         let last = db.statistics().lastCommit
 
         // Both run while this process holds the store open (they do not take its lock).
-        let check = try run(["check", dir.path])
+        let check = try IsokvExecutable.run(["check", dir.path])
         #expect(check.status == 0, "\(check.stderr)")
         #expect(check.stdout.contains("engine: 24 live keys, last commit sequence \(last)"))
-        let backup = try run(["backup", dir.path, dest.path + "/copy"])
+        let backup = try IsokvExecutable.run(["backup", dir.path, dest.path + "/copy"])
         #expect(backup.status == 0, "\(backup.stderr)")
         #expect(backup.stdout.contains("24 live keys, last commit \(last)"))
-        let again = try run(["backup", dir.path, dest.path + "/copy"])
+        let again = try IsokvExecutable.run(["backup", dir.path, dest.path + "/copy"])
         #expect(again.status == 1)
         #expect(again.stderr.contains("backup failed"))
         let keys = (0..<25).map { Bytes("k\($0)") }
@@ -52,9 +36,9 @@ import Testing
     }
 
     @Test func benchDurabilityThroughTheEngineReportsEveryMode() throws {
-        let dir = TempDir("cli-bench")
+        let dir = TemporaryDirectory("cli-bench")
         defer { dir.remove() }
-        let result = try run(["bench", "durability", "--engine", "--writers", "4", "--seconds", "0.05",
+        let result = try IsokvExecutable.run(["bench", "durability", "--engine", "--writers", "4", "--seconds", "0.05",
                               "--directory", dir.path, "--format", "json"])
         #expect(result.status == 0, "\(result.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]

@@ -2,6 +2,7 @@ import Foundation
 import IsoKV
 import IsoKVStorage
 import Testing
+import IsoKVTestSupport
 
 /// Concurrent committers on a durable database: group commit, publication in commit order, background
 /// checkpoints and an online backup while writers run.
@@ -10,7 +11,7 @@ import Testing
     static let initial: Int64 = 500
 
     @Test func transfersWithCheckpointsAndBackupKeepTheInvariantAndSurviveReopen() async throws {
-        let dir = TempDir("db-conc"), backup = TempDir("db-conc-backup"), fileBackup = TempDir("db-conc-files")
+        let dir = TemporaryDirectory("db-conc"), backup = TemporaryDirectory("db-conc-backup"), fileBackup = TemporaryDirectory("db-conc-files")
         defer { dir.remove(); backup.remove(); fileBackup.remove() }
         let options = durableOptions(checkpointWALBytes: 8 << 10, segmentBytes: 4096)
         let db = try await Database.open(path: dir.path, options: options)
@@ -94,7 +95,7 @@ import Testing
     /// Group commit acknowledges records in log order, and publication keeps commit order: every snapshot sees a
     /// prefix of the commit history (if it sees commit v, it sees every commit numbered below v).
     @Test func snapshotsSeeAPrefixOfTheCommitHistory() async throws {
-        let dir = TempDir("db-prefix")
+        let dir = TemporaryDirectory("db-prefix")
         defer { dir.remove() }
         let db = try await Database.open(path: dir.path, options: durableOptions())
         let writers = 8, perWriter = 25

@@ -2,6 +2,7 @@ import Foundation
 import IsoKV
 import IsoKVStorage
 import Testing
+import IsoKVTestSupport
 
 /// The crash test of issue 5 on the real engine: a child process (`isokv crash-child --engine`) runs 8 concurrent
 /// bank-transfer transactions through `Database.open(path:)` in `.fsync` mode (small segments, background
@@ -25,8 +26,8 @@ import Testing
 
     @Test func sigkillDuringTransfersThroughTheEngineLosesNoAcknowledgedCommit() async throws {
         let cycles = Int(ProcessInfo.processInfo.environment["ISOKV_CRASH_CYCLES"] ?? "") ?? 50
-        let binary = try Self.isokvBinary()
-        let dir = TempDir("engine-crash")
+        _ = try IsokvExecutable.path()   // fail early with a clear message
+        let dir = TemporaryDirectory("engine-crash")
         defer { dir.remove() }
         var acked = [Int: Acked]()
         var maxAcked: UInt64 = 0
@@ -36,9 +37,12 @@ import Testing
         for cycle in 0..<cycles {
             let delay = UInt32.random(in: 2_000...80_000)
             // Spawning, reading the pipe and waitpid block: run them on a thread of our own.
-            let output: Result<[Substring], Failure> = await withCheckedContinuation { continuation in
-                Thread { continuation.resume(returning: Result { () throws(Failure) in
-                    try Self.runAndKill(binary: binary, directory: dir.path, delayMicroseconds: delay, cycle: cycle)
+            let output: Result<[Substring], IsokvExecutable.Failure> = await withCheckedContinuation { continuation in
+                Thread { continuation.resume(returning: Result { () throws(IsokvExecutable.Failure) in
+                    try IsokvExecutable.runUntilReadyThenKill(
+                        ["crash-child", dir.path, "--engine", "--accounts", "\(Self.accounts)", "--writers", "8",
+                         "--initial-balance", "\(Self.initial)", "--segment-bytes", "8192", "--checkpoint-bytes", "32768"],
+                        delayMicroseconds: delay, cycle: cycle)
                 }) }.start()
             }
             for line in try output.get() {
@@ -106,55 +110,5 @@ import Testing
         }
         #expect(totalAcked > cycles)
         print("engine crash test: \(cycles) SIGKILLs, \(totalAcked) acknowledged transfers checked, last commit \(recoveredLast), \(checkpoints.count) distinct checkpoints")
-    }
-
-    /// Starts the child, waits for READY (recovery done), lets it run `delayMicroseconds`, SIGKILLs it and returns
-    /// the whole lines it printed (a line cut by the kill was never reported).
-    static func runAndKill(binary: String, directory: String, delayMicroseconds: UInt32, cycle: Int) throws(Failure) -> [Substring] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = ["crash-child", directory, "--engine", "--accounts", "\(accounts)", "--writers", "8",
-                             "--initial-balance", "\(initial)", "--segment-bytes", "8192", "--checkpoint-bytes", "32768"]
-        var env = ProcessInfo.processInfo.environment
-        env["SWIFT_BACKTRACE"] = "enable=no"
-        process.environment = env
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        do { try process.run() } catch { throw Failure(description: "cannot start \(binary): \(error)") }
-        let fd = pipe.fileHandleForReading.fileDescriptor
-        var output = [UInt8]()
-        while !String(decoding: output, as: UTF8.self).contains("READY") {
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-            if n <= 0 {
-                process.waitUntilExit()
-                throw Failure(description: "cycle \(cycle): child exited (status \(process.terminationStatus)) before READY: \(String(decoding: output, as: UTF8.self))")
-            }
-            output += chunk[..<n]
-        }
-        usleep(delayMicroseconds)
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
-        output += [UInt8](pipe.fileHandleForReading.readDataToEndOfFile())
-        guard process.terminationReason == .uncaughtSignal else {
-            throw Failure(description: "cycle \(cycle): child exited by itself: \(String(decoding: output, as: UTF8.self).suffix(500))")
-        }
-        let text = String(decoding: output, as: UTF8.self)
-        // Drop a last line without its newline (cut by the kill).
-        let whole = text.hasSuffix("\n") ? text[...] : text[..<(text.lastIndex(of: "\n").map { text.index(after: $0) } ?? text.startIndex)]
-        return whole.split(separator: "\n", omittingEmptySubsequences: true)
-    }
-
-    /// The isokv executable next to the test bundle (SwiftPM builds it with the tests), or `ISOKV_BINARY`.
-    static func isokvBinary() throws -> String {
-        if let path = ProcessInfo.processInfo.environment["ISOKV_BINARY"] { return path }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("isokv").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        throw Failure(description: "isokv executable not found near \(exe); run `swift build` first or set ISOKV_BINARY")
     }
 }

@@ -3,13 +3,14 @@ import IsoKV
 import IsoKVStorage
 import Synchronization
 import Testing
+import IsoKVTestSupport
 
 /// `Database.open(path:)`: round trips, reopen, checkpoints, backup, lock, corruption and failpoints through the
 /// engine. Mostly one committer, but with the log's flusher threads and a few tasks, hence `Concurrent` (TSan runs
 /// it). More committers: `DurableConcurrentTests`; the SIGKILL test: `DurableCrashTests`.
 @Suite struct DurableDatabaseConcurrentTests {
     @Test func roundTripKeepsValuesVersionsAndCommitNumbersAcrossReopen() async throws {
-        let dir = TempDir("db-roundtrip")
+        let dir = TemporaryDirectory("db-roundtrip")
         defer { dir.remove() }
         var db = try await Database.open(path: dir.path, options: durableOptions())
         let v1 = try await db.put("a", "1")
@@ -51,7 +52,7 @@ import Testing
 
     @Test(arguments: [Database.Durability.fsync, .buffered, .unsafeNoSync])
     func everyModeRecoversAfterClose(_ mode: Database.Durability) async throws {
-        let dir = TempDir("db-mode")
+        let dir = TemporaryDirectory("db-mode")
         defer { dir.remove() }
         var db = try await Database.open(path: dir.path, options: durableOptions(mode, segmentBytes: 4096))
         for i in 0..<200 { try await db.put(Bytes("k\(i % 37)"), Bytes("v\(i)")) }
@@ -65,7 +66,7 @@ import Testing
     }
 
     @Test func checkpointThenReopenDeletesCoveredSegments() async throws {
-        let dir = TempDir("db-ckpt")
+        let dir = TemporaryDirectory("db-ckpt")
         defer { dir.remove() }
         var db = try await Database.open(path: dir.path, options: durableOptions(segmentBytes: 4096))
         for i in 0..<300 { try await db.put(Bytes("k\(i % 50)"), Bytes("before-\(i)")) }
@@ -89,7 +90,7 @@ import Testing
     }
 
     @Test func backgroundCheckpointsKeepTheWALBounded() async throws {
-        let dir = TempDir("db-bgckpt")
+        let dir = TemporaryDirectory("db-bgckpt")
         defer { dir.remove() }
         var db = try await Database.open(path: dir.path,
                                          options: durableOptions(.buffered, checkpointWALBytes: 16 << 10, segmentBytes: 4096))
@@ -108,7 +109,7 @@ import Testing
     }
 
     @Test func backupOpensAsAConsistentCopy() async throws {
-        let dir = TempDir("db-src"), dest = TempDir("db-dest"), dest2 = TempDir("db-dest2")
+        let dir = TemporaryDirectory("db-src"), dest = TemporaryDirectory("db-dest"), dest2 = TemporaryDirectory("db-dest2")
         defer { dir.remove(); dest.remove(); dest2.remove() }
         let db = try await Database.open(path: dir.path, options: durableOptions(segmentBytes: 4096))
         for i in 0..<100 { try await db.put(Bytes("k\(i % 30)"), Bytes("v\(i)")) }
@@ -135,7 +136,7 @@ import Testing
     }
 
     @Test func secondOpenOfALockedDirectoryFailsClearly() async throws {
-        let dir = TempDir("db-lock")
+        let dir = TemporaryDirectory("db-lock")
         defer { dir.remove() }
         let db = try await Database.open(path: dir.path, options: durableOptions())
         await #expect(throws: StorageError.directoryLocked(path: dir.path)) {
@@ -147,7 +148,7 @@ import Testing
     }
 
     @Test func tornTailIsCutAndCorruptionIsATypedError() async throws {
-        let dir = TempDir("db-corrupt")
+        let dir = TemporaryDirectory("db-corrupt")
         defer { dir.remove() }
         var db = try await Database.open(path: dir.path, options: durableOptions())
         for i in 0..<10 { try await db.put(Bytes("k\(i)"), Bytes("v\(i)")) }
@@ -197,7 +198,7 @@ import Testing
                       Fault(point: .walWrite, action: .partialWrite(bytes: 7, errno: ENOSPC)),
                       Fault(point: .segmentRotate, action: .fail(errno: EIO))])
     func failedWriteOrFsyncFailsTheCommitAndTheStoreRefusesWrites(_ fault: Fault) async throws {
-        let dir = TempDir("db-fault")
+        let dir = TemporaryDirectory("db-fault")
         defer { dir.remove() }
         let armed = Atomic<Bool>(false)
         let hook = FaultHook { p in p == fault.point && armed.load(ordering: .relaxed) ? fault.action : nil }
@@ -249,7 +250,7 @@ import Testing
 
     @Test(arguments: [FaultPoint.checkpointWrite, .checkpointSync, .checkpointRename])
     func aFailedCheckpointLeavesTheStoreRunning(_ point: FaultPoint) async throws {
-        let dir = TempDir("db-ckpt-fault")
+        let dir = TemporaryDirectory("db-ckpt-fault")
         defer { dir.remove() }
         let hook = FaultHook { p in p == point ? .fail(errno: EIO) : nil }
         var db = try await Database.open(path: dir.path, options: durableOptions(segmentBytes: 4096, faults: hook))
@@ -266,7 +267,7 @@ import Testing
     /// Random damage to the WAL: a truncation is a torn tail (open succeeds with a prefix of the history); a flipped
     /// byte gives either a typed error or a prefix; never a crash, never half a transaction.
     @Test func randomTruncationsAndFlipsGiveAPrefixOrATypedError() async throws {
-        let dir = TempDir("db-random-damage")
+        let dir = TemporaryDirectory("db-random-damage")
         defer { dir.remove() }
         let db = try await Database.open(path: dir.path, options: durableOptions())
         for i in 1...20 {
@@ -304,7 +305,7 @@ import Testing
     }
 
     @Test func aCommitIsVisibleOnlyOnceDurableAndKeepsItsRowLockUntilThen() async throws {
-        let dir = TempDir("db-visible")
+        let dir = TemporaryDirectory("db-visible")
         defer { dir.remove() }
         let gate = SyncGate()
         let hook = FaultHook { p in

@@ -1,6 +1,7 @@
 import Testing
 import Foundation
 @testable import IsoKV
+import IsoKVTestSupport
 
 /// SERIALIZABLE on a durable database: the SSI pre-commit check runs before the WAL record is enqueued, the
 /// transaction is `prepared` (it can no longer be a victim) while the fsync is in flight, and it is marked
@@ -10,7 +11,7 @@ import Foundation
     /// doctor is off call.
     @Test(arguments: [Database.Durability.fsync, .unsafeNoSync])
     func doctorsOnCall(_ mode: Database.Durability) async throws {
-        let dir = TempDir("ssi-doctors")
+        let dir = TemporaryDirectory("ssi-doctors")
         defer { dir.remove() }
         do {
             let db = try await Database.open(path: dir.path, options: durableOptions(mode))
@@ -41,7 +42,7 @@ import Foundation
     /// conflicts are mostly caught at read/write time; `doctorsOnCall` is the deterministic case that only the
     /// prepare-time check catches.)
     @Test func writeSkewGuardHoldsOnDurableDatabase() async throws {
-        let dir = TempDir("ssi-skew")
+        let dir = TemporaryDirectory("ssi-skew")
         defer { dir.remove() }
         let db = try await Database.open(path: dir.path, options: durableOptions(.fsync))
         let pairs = 2

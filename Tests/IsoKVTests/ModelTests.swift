@@ -1,5 +1,6 @@
 @_spi(Testing) import IsoKV
 import Testing
+import IsoKVTestSupport
 
 /// Random operation sequences against a trivially correct model: a committed dictionary plus, per transaction, a
 /// working copy and a stack of savepoint copies.
@@ -7,7 +8,7 @@ import Testing
 struct ModelTests {
     @Test(arguments: [1, 2, 3, 4] as [UInt64])
     func randomSequencesMatchTheModel(seed: UInt64) async throws {
-        var rng = SplitMix(seed: seed)
+        var rng = SplitMix64(seed: seed)
         let db = makeDatabase()
         var committed: [Bytes: Bytes] = [:]
         let keys = (0..<12).map { Bytes("m/\($0)") }

@@ -2,6 +2,7 @@ import Foundation
 @_spi(Testing) import IsoKV
 import IsoKVHistory
 import Testing
+import IsoKVTestSupport
 
 /// Randomized bank transfers, write-skew-prone withdrawals guarded by a pair rule (a + b ≥ 0), room bookings by
 /// scan + insert (at most one per room) and read-only audits, from many tasks, every attempt recorded with
@@ -42,7 +43,7 @@ struct SerializableStressTests {
 
     /// One attempt of a random operation, recorded.
     static func attempt(_ db: Database, _ level: IsolationLevel, _ recorder: HistoryRecorder,
-                        _ rng: inout SplitMix, _ outcome: inout Outcome) async throws {
+                        _ rng: inout SplitMix64, _ outcome: inout Outcome) async throws {
         let op = rng.next() % 100
         let readOnly = op >= 90
         let tx = try await db.begin(level, readOnly: readOnly)
@@ -148,7 +149,7 @@ struct SerializableStressTests {
         let outcome = try await withThrowingTaskGroup(of: Outcome.self) { group in
             for t in 0..<tasks {
                 group.addTask {
-                    var rng = SplitMix(seed: UInt64(t) &* 0x9E37_79B9_7F4A_7C15 &+ 1)
+                    var rng = SplitMix64(seed: UInt64(t) &* 0x9E37_79B9_7F4A_7C15 &+ 1)
                     var o = Outcome()
                     for _ in 0..<per { try await attempt(db, level, recorder, &rng, &o) }
                     return o

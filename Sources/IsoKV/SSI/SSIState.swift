@@ -83,6 +83,8 @@ struct SSIState {
         }
         // 2. The reader is a pivot and the writer committed:  T0 -rw-> R -rw-> W. No anomaly if T0 committed
         //    before W, or T0 is read-only and took its snapshot after W committed. T0 may be W itself: `>=`.
+        //    A summarized T0 (only `R.summaryInCommit` is left of it) needs no check here: summaries are taken
+        //    oldest commit first, so a committed W still in `xacts` committed after every summarized T0.
         if cycle == nil, let cw = W.commitSeq, !R.readOnly {
             for (t0, e0) in R.inConflicts {
                 guard let T0 = xacts[t0], !T0.isDoomed else { continue }

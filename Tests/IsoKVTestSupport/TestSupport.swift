@@ -1,0 +1,144 @@
+import Foundation
+
+// Helpers shared by the test targets (not shipped: only test targets depend on this module). It will also carry
+// the store conformance suite's fixtures when the PostgreSQL backend and the HTTP client arrive.
+
+/// A small, fast, seedable generator (SplitMix64), so that every randomized test replays exactly from its seed.
+///
+/// ```swift
+/// var rng = SplitMix64(seed: 42)
+/// let n = Int.random(in: 0..<10, using: &rng)
+/// ```
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// A fresh empty directory under /tmp, removed by `remove()`.
+///
+/// ```swift
+/// let dir = TemporaryDirectory("wal")
+/// defer { dir.remove() }
+/// let db = try await Database.open(path: dir.path)
+/// ```
+public struct TemporaryDirectory: Sendable {
+    public let path: String
+
+    public init(_ label: String = "test") {
+        var template = Array("/tmp/isokv-\(label)-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        precondition(made != nil, "mkdtemp failed")
+        path = String(cString: template.withUnsafeBufferPointer { $0.baseAddress! })
+    }
+
+    public func file(_ name: String) -> String { path + "/" + name }
+
+    /// WAL segment file names, sorted.
+    public func segments() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []).filter { $0.hasPrefix("wal-") }.sorted()
+    }
+
+    public func remove() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Reads a file, lets `body` change its bytes, writes it back.
+public func rewriteFile(_ path: String, _ body: (inout [UInt8]) -> Void) throws {
+    var data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    body(&data)
+    try Data(data).write(to: URL(fileURLWithPath: path))
+}
+
+/// The size of a file in bytes, or -1 if it cannot be read.
+public func fileSize(_ path: String) -> Int {
+    ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue ?? -1
+}
+
+/// The `isokv` executable, run as a user runs it. SwiftPM builds it with the tests; `ISOKV_BINARY` overrides.
+///
+/// The functions block on pipes and `waitpid`: call them from a thread of your own (or accept a short block in a
+/// one-shot command test), never in a loop on a cooperative thread.
+public enum IsokvExecutable {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+        public init(_ description: String) { self.description = description }
+    }
+
+    /// The path of the executable next to the test bundle, or `ISOKV_BINARY`.
+    public static func path() throws(Failure) -> String {
+        if let path = ProcessInfo.processInfo.environment["ISOKV_BINARY"] { return path }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("isokv").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        throw Failure("isokv executable not found near \(exe); run `swift build` first or set ISOKV_BINARY")
+    }
+
+    /// Runs `isokv arguments…` to completion; returns its exit status and what it printed.
+    public static func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = try makeProcess(arguments)
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self),
+                String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// Starts `isokv arguments…`, waits until it prints `READY`, lets it run `delayMicroseconds`, SIGKILLs it and
+    /// returns the whole lines it printed (a last line cut by the kill was never reported, so it is dropped).
+    /// Fails if the child exits before `READY` or by itself.
+    public static func runUntilReadyThenKill(_ arguments: [String], delayMicroseconds: UInt32,
+                                             cycle: Int) throws(Failure) -> [Substring] {
+        let process: Process
+        do { process = try makeProcess(arguments) } catch { throw Failure("cannot start isokv: \(error)") }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        do { try process.run() } catch { throw Failure("cannot start isokv: \(error)") }
+        let fd = pipe.fileHandleForReading.fileDescriptor
+        var output = [UInt8]()
+        while !String(decoding: output, as: UTF8.self).contains("READY") {
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n <= 0 {
+                process.waitUntilExit()
+                throw Failure("cycle \(cycle): child exited (status \(process.terminationStatus)) before READY: "
+                              + String(decoding: output, as: UTF8.self))
+            }
+            output += chunk[..<n]
+        }
+        usleep(delayMicroseconds)
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        output += [UInt8](pipe.fileHandleForReading.readDataToEndOfFile())
+        guard process.terminationReason == .uncaughtSignal else {
+            throw Failure("cycle \(cycle): child exited by itself: \(String(decoding: output, as: UTF8.self).suffix(500))")
+        }
+        let text = String(decoding: output, as: UTF8.self)
+        let whole = text.hasSuffix("\n") ? text[...]
+            : text[..<(text.lastIndex(of: "\n").map { text.index(after: $0) } ?? text.startIndex)]
+        return whole.split(separator: "\n", omittingEmptySubsequences: true)
+    }
+
+    private static func makeProcess(_ arguments: [String]) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try path())
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env["SWIFT_BACKTRACE"] = "enable=no"
+        process.environment = env
+        return process
+    }
+}
