@@ -89,8 +89,8 @@ extension Database {
             chain.state.withLock {
                 $0.versions = [CommittedVersion(value: Bytes(value), commitTS: write.version, creator: 0)]
             }
-            _ = directory.loadOrStore(key, chain)
-            index.withLock { $0.insert(key) }
+            let (stored, _) = directory.loadOrStore(key, chain)
+            index.withLock { $0.insert(key, stored) }
         }
         oracle.commitLock.withLock { last in
             last = recovered.lastSequence

@@ -52,9 +52,12 @@ public final class Database: KeyValueStore, Sendable {
     /// Key → chain. Point reads go straight here without any global lock; a chain is stored once per key lifetime
     /// and removed only by garbage collection after it was marked retired.
     let directory: any KeyDirectory
-    /// Sorted keys for scans. Invariant: every key with a chain in `directory` is here (inserted right after the
-    /// chain is stored; removed only by GC after the chain left the directory, re-checked under this lock).
-    let index = Locked(OrderedKeys())
+    /// Sorted keys for scans, each with its chain. Invariant: every key with a chain in `directory` is here
+    /// (inserted right after the chain is stored; removed only by GC after the chain left the directory, re-checked
+    /// under this lock). The chain stored with a key may be an older, retired one for a moment (a new chain for the
+    /// key replaces it when it is indexed): a chain that is not retired is always the directory's chain for its
+    /// key, because a key gets a new chain only after the old one was retired and removed.
+    let index = Locked(OrderedIndex<KeyChain>())
     /// Version garbage collection.
     let gc = GarbageCollector()
     /// Failures counted by cause, for ``statistics()``.
@@ -108,13 +111,21 @@ public final class Database: KeyValueStore, Sendable {
     func chainForWriting(_ key: Bytes) -> KeyChain {
         if let c = directory.load(key) { return c }
         let (chain, loaded) = directory.loadOrStore(key, KeyChain(key: key))
-        if !loaded { index.withLock { $0.insert(key) } }
+        if !loaded { index.withLock { $0.insert(key, chain) } }
         return chain
     }
 
     /// What transaction `txid` reads at `key`; see `ChainState.read`. `snapshot` nil means "the newest published
-    /// commit, read under the chain's lock".
-    func read(_ key: Bytes, txid: UInt64, snapshot: UInt64?, dirty: Bool) -> Bytes? {
+    /// commit, read under the chain's lock". `chain`: the key's chain as the scan index had it (a hint that saves
+    /// the directory lookup; if it was retired meanwhile, the directory is asked).
+    func read(_ key: Bytes, txid: UInt64, snapshot: UInt64?, dirty: Bool, chain hint: KeyChain? = nil) -> Bytes? {
+        if let hint {
+            let result: Bytes?? = hint.state.withLock { s in
+                if s.retired { return nil }
+                return .some(s.read(txid: txid, snapshot: snapshot ?? oracle.latest(), dirty: dirty))
+            }
+            if let result { return result }
+        }
         while true {
             guard let chain = directory.load(key) else { return nil }
             let result: Bytes?? = chain.state.withLock { s in

@@ -1,14 +1,19 @@
-/// The ordered key index that scans walk: every key that has a chain in the directory, sorted.
+/// The ordered key index that scans walk: every key that has a chain in the directory, sorted, each with a value
+/// (the engine stores the key's chain, so that a scan reads it without a directory lookup).
 ///
 /// A list of sorted chunks (at most `maxChunk` keys each): insert and remove cost `O(log n + maxChunk)` instead of
-/// a flat array's `O(n)`. It lives behind one `Locked` in ``Database`` (scans copy out a batch of keys under the
+/// a flat array's `O(n)`. It lives behind one `Locked` in ``Database`` (scans copy out a batch of entries under the
 /// lock, then read the chains without it), which serializes key creation and scans but not point reads or updates
 /// of existing keys. A concurrent skip list would remove that lock; see DESIGN.md.
-struct OrderedKeys {
-    /// Invariants: no chunk is empty; each chunk is strictly increasing; the last key of chunk `i` is less than the
-    /// first key of chunk `i + 1`.
-    private(set) var chunks: [[Bytes]] = []
-    static let maxChunk = 256
+struct OrderedIndex<Value> {
+    struct Entry {
+        let key: Bytes
+        var value: Value
+    }
+    /// Invariants: no chunk is empty; each chunk is strictly increasing by key; the last key of chunk `i` is less
+    /// than the first key of chunk `i + 1`.
+    private(set) var chunks: [[Entry]] = []
+    static var maxChunk: Int { 256 }
 
     var count: Int { chunks.reduce(0) { $0 + $1.count } }
 
@@ -20,7 +25,7 @@ struct OrderedKeys {
         var lo = 0, hi = chunks.count
         while lo < hi {  // first chunk whose last key is >= key (> key when strict)
             let mid = (lo + hi) / 2
-            let last = chunks[mid][chunks[mid].count - 1]
+            let last = chunks[mid][chunks[mid].count - 1].key
             if strict ? !(key < last) : last < key { lo = mid + 1 } else { hi = mid }
         }
         guard lo < chunks.count else { return Position(chunk: chunks.count, offset: 0) }
@@ -28,18 +33,22 @@ struct OrderedKeys {
         var a = 0, b = c.count
         while a < b {
             let mid = (a + b) / 2
-            if strict ? !(key < c[mid]) : c[mid] < key { a = mid + 1 } else { b = mid }
+            if strict ? !(key < c[mid].key) : c[mid].key < key { a = mid + 1 } else { b = mid }
         }
         return Position(chunk: lo, offset: a)
     }
 
-    /// Inserts `key` if absent.
-    mutating func insert(_ key: Bytes) {
-        if chunks.isEmpty { chunks = [[key]]; return }
+    /// Inserts `key` with `value`, or replaces the value if `key` is present.
+    mutating func insert(_ key: Bytes, _ value: Value) {
+        let entry = Entry(key: key, value: value)
+        if chunks.isEmpty { chunks = [[entry]]; return }
         var p = position(of: key, strict: false)
         if p.chunk == chunks.count { p = Position(chunk: chunks.count - 1, offset: chunks[chunks.count - 1].count) }
-        else if p.offset < chunks[p.chunk].count && chunks[p.chunk][p.offset] == key { return }
-        chunks[p.chunk].insert(key, at: p.offset)
+        else if p.offset < chunks[p.chunk].count && chunks[p.chunk][p.offset].key == key {
+            chunks[p.chunk][p.offset].value = value
+            return
+        }
+        chunks[p.chunk].insert(entry, at: p.offset)
         if chunks[p.chunk].count > Self.maxChunk {
             let half = chunks[p.chunk].count / 2
             let tail = Array(chunks[p.chunk][half...])
@@ -51,28 +60,33 @@ struct OrderedKeys {
     /// Removes `key` if present.
     mutating func remove(_ key: Bytes) {
         let p = position(of: key, strict: false)
-        guard p.chunk < chunks.count, chunks[p.chunk][p.offset] == key else { return }
+        guard p.chunk < chunks.count, chunks[p.chunk][p.offset].key == key else { return }
         chunks[p.chunk].remove(at: p.offset)
         if chunks[p.chunk].isEmpty { chunks.remove(at: p.chunk) }
     }
 
     func contains(_ key: Bytes) -> Bool {
         let p = position(of: key, strict: false)
-        return p.chunk < chunks.count && chunks[p.chunk][p.offset] == key
+        return p.chunk < chunks.count && chunks[p.chunk][p.offset].key == key
     }
 
     /// Up to `max` keys of `range` strictly after `cursor` in scan order (strictly before it when `reverse`).
     func keys(in range: KeyRange, after cursor: Bytes?, reverse: Bool, max: Int) -> [Bytes] {
-        var out: [Bytes] = []
+        entries(in: range, after: cursor, reverse: reverse, max: max).map(\.key)
+    }
+
+    /// Up to `max` entries of `range` strictly after `cursor` in scan order (strictly before it when `reverse`).
+    func entries(in range: KeyRange, after cursor: Bytes?, reverse: Bool, max: Int) -> [Entry] {
+        var out: [Entry] = []
         if !reverse {
             var p: Position
             if let cursor { p = position(of: cursor, strict: true) }
             else if let lower = range.lower { p = position(of: lower, strict: false) }
             else { p = Position(chunk: 0, offset: 0) }
             while p.chunk < chunks.count && out.count < max {
-                let k = chunks[p.chunk][p.offset]
-                if let upper = range.upper, !(k < upper) { break }
-                out.append(k)
+                let e = chunks[p.chunk][p.offset]
+                if let upper = range.upper, !(e.key < upper) { break }
+                out.append(e)
                 p.offset += 1
                 if p.offset == chunks[p.chunk].count { p = Position(chunk: p.chunk + 1, offset: 0) }
             }
@@ -88,11 +102,18 @@ struct OrderedKeys {
                     p = Position(chunk: p.chunk - 1, offset: chunks[p.chunk - 1].count)
                 }
                 p.offset -= 1
-                let k = chunks[p.chunk][p.offset]
-                if let lower = range.lower, k < lower { break }
-                out.append(k)
+                let e = chunks[p.chunk][p.offset]
+                if let lower = range.lower, e.key < lower { break }
+                out.append(e)
             }
         }
         return out
     }
+}
+
+/// The index of keys alone (tests, and any user that needs no value).
+typealias OrderedKeys = OrderedIndex<Void>
+
+extension OrderedIndex where Value == Void {
+    mutating func insert(_ key: Bytes) { insert(key, ()) }
 }

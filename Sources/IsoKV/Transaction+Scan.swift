@@ -41,12 +41,14 @@ extension Transaction {
         while out.count < max {
             // Batches no larger than the rows still wanted (plus slack for invisible keys), at most 128.
             let want = Swift.min(128, Swift.max(16, max - out.count + 4))
-            let batch = db.index.withLock { $0.keys(in: range, after: cursor, reverse: reverse, max: want) }
+            let batch = db.index.withLock { $0.entries(in: range, after: cursor, reverse: reverse, max: want) }
             if batch.isEmpty { break }
-            for key in batch {
+            for entry in batch {
+                let key = entry.key
                 cursor = key
-                guard var value = serial ? try serializableRead(key, snapshot: snap!, pointLock: false, scanned: range)
-                    : db.read(key, txid: assignedID, snapshot: snap, dirty: dirty) else { continue }
+                guard var value = serial
+                    ? try serializableRead(key, snapshot: snap!, pointLock: false, scanned: range, chain: entry.value)
+                    : db.read(key, txid: assignedID, snapshot: snap, dirty: dirty, chain: entry.value) else { continue }
                 if let lock {
                     try checkActive()
                     guard let chain = try await acquireRow(key, lock, wait: wait) else { continue }

@@ -43,11 +43,14 @@ extension Transaction {
     /// A serializable read of `key`: SIREAD lock first (a point lock, unless a scan's range lock covers it), then
     /// the snapshot read, noting versions written by others after the snapshot or still pending — each an
     /// rw-antidependency from this transaction to their writer.
-    func serializableRead(_ key: Bytes, snapshot: UInt64, pointLock: Bool, scanned: KeyRange?) throws -> Bytes? {
-        guard let h = trackedHandle else { return db.read(key, txid: assignedID, snapshot: snapshot, dirty: false) }
+    func serializableRead(_ key: Bytes, snapshot: UInt64, pointLock: Bool, scanned: KeyRange?,
+                          chain: KeyChain? = nil) throws -> Bytes? {
+        guard let h = trackedHandle else {
+            return db.read(key, txid: assignedID, snapshot: snapshot, dirty: false, chain: chain)
+        }
         try checkNotDoomed(h)
         if pointLock { trackPoint(key, h) }
-        let (value, writers) = db.readNotingWriters(key, txid: txid, snapshot: snapshot)
+        let (value, writers) = db.readNotingWriters(key, txid: txid, snapshot: snapshot, chain: chain)
         if !writers.isEmpty {
             let edge = ConflictEdge(key: key, scanned: scanned.map(PredicateRange.init))
             if let e = db.ssi.readFoundNewer(h, writers: writers, edge: edge) {
@@ -145,9 +148,14 @@ extension Transaction {
 extension Database {
     /// What `txid` reads at `key` at `snapshot` (own pending write first, no dirty reads), plus the writers of the
     /// versions it did not see: committed after the snapshot, or pending (owned by another transaction).
-    func readNotingWriters(_ key: Bytes, txid: UInt64, snapshot: UInt64) -> (Bytes?, [UInt64]) {
+    /// `hint`: the key's chain as the scan index had it (see ``read(_:txid:snapshot:dirty:chain:)``).
+    func readNotingWriters(_ key: Bytes, txid: UInt64, snapshot: UInt64, chain hint: KeyChain? = nil)
+        -> (Bytes?, [UInt64])
+    {
+        var hint = hint
         while true {
-            guard let chain = directory.load(key) else { return (nil, []) }
+            guard let chain = hint ?? directory.load(key) else { return (nil, []) }
+            hint = nil
             let result: (Bytes?, [UInt64])? = chain.state.withLock { s in
                 if s.retired { return nil }
                 var writers: [UInt64] = []
