@@ -39,7 +39,18 @@ public struct Bytes: Hashable, Comparable, Sendable, ExpressibleByStringLiteral,
     }
 
     public static func < (lhs: Bytes, rhs: Bytes) -> Bool {
-        lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
+        // memcmp on the common prefix, then the shorter first: the order of `lexicographicallyPrecedes`, without
+        // its generic element-by-element loop (the scan index compares keys on every step).
+        lhs.bytes.withUnsafeBufferPointer { a in
+            rhs.bytes.withUnsafeBufferPointer { b in
+                let n = Swift.min(a.count, b.count)
+                if n > 0, let pa = a.baseAddress, let pb = b.baseAddress {
+                    let c = memcmp(pa, pb, n)
+                    if c != 0 { return c < 0 }
+                }
+                return a.count < b.count
+            }
+        }
     }
 
     /// The UTF-8 text in quotes when printable, otherwise `0x…` hex.

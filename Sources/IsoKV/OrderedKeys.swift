@@ -83,12 +83,15 @@ struct OrderedIndex<Value> {
             if let cursor { p = position(of: cursor, strict: true) }
             else if let lower = range.lower { p = position(of: lower, strict: false) }
             else { p = Position(chunk: 0, offset: 0) }
-            while p.chunk < chunks.count && out.count < max {
-                let e = chunks[p.chunk][p.offset]
-                if let upper = range.upper, !(e.key < upper) { break }
-                out.append(e)
-                p.offset += 1
-                if p.offset == chunks[p.chunk].count { p = Position(chunk: p.chunk + 1, offset: 0) }
+            // Chunk by chunk: one access to `chunks` per chunk, not per entry.
+            outer: while p.chunk < chunks.count && out.count < max {
+                let chunk = chunks[p.chunk]
+                for i in p.offset..<chunk.count {
+                    if out.count == max { break outer }
+                    if let upper = range.upper, !(chunk[i].key < upper) { break outer }
+                    out.append(chunk[i])
+                }
+                p = Position(chunk: p.chunk + 1, offset: 0)
             }
         } else {
             // Start just before the first key >= bound.
