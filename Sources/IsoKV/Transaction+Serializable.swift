@@ -115,12 +115,14 @@ extension Transaction {
     }
 
     /// Suspends until this deferrable read-only transaction has a safe snapshot (taking a new snapshot each time
-    /// one turns out unsafe). Never blocks a thread.
+    /// one turns out unsafe). Never blocks a thread. Cancellation ends the wait with `CancellationError`; the
+    /// transaction is not aborted and has no snapshot (a later read waits again).
     nonisolated(nonsending) func waitForSafeSnapshot() async throws {
         while true {
             _ = ensureSnapshot()
             guard let h = trackedHandle else { return }
-            if await db.ssi.waitForSafety(h) != .unsafe { return }
+            // `.pending` means the wait was cancelled: drop the snapshot as for `.unsafe`, then throw.
+            if await db.ssi.waitForSafety(h) == .safe { return }
             db.ssi.end(h, pointKeys: [])
             serializable = nil
             if let s = snapshot {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 // Helpers shared by the test targets (not shipped: only test targets depend on this module). It will also carry
 // the store conformance suite's fixtures when the PostgreSQL backend and the HTTP client arrive.
@@ -141,4 +142,31 @@ public enum IsokvExecutable {
         process.environment = env
         return process
     }
+}
+
+/// The task's result, or nil if it has not finished within `seconds` — so that a regression that would leave a
+/// test waiting forever fails it instead (the task keeps running; the caller decides how to unblock it).
+///
+/// ```swift
+/// guard let v = try await result(of: reader, within: 20) else { Issue.record("reader still waiting"); return }
+/// ```
+public func result<T: Sendable>(of task: Task<T, any Error>, within seconds: Double) async throws -> T? {
+    let outcome: Result<T, any Error>? = await withCheckedContinuation { continuation in
+        let claimed = OnceFlag()
+        Task {
+            let r = await task.result
+            if claimed.claim() { continuation.resume(returning: r) }
+        }
+        Task {
+            try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+            if claimed.claim() { continuation.resume(returning: nil) }
+        }
+    }
+    return try outcome?.get()
+}
+
+/// True for the first caller of `claim()` only.
+final class OnceFlag: Sendable {
+    private let taken = Atomic<Bool>(false)
+    func claim() -> Bool { taken.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged }
 }

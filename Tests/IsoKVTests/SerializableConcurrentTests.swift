@@ -1,4 +1,5 @@
 @_spi(Testing) import IsoKV
+import IsoKVTestSupport
 import Testing
 
 /// SSI scenarios replayed step by step (reads never wait, so one task can interleave several transactions
@@ -449,5 +450,36 @@ struct SerializableConcurrentTests {
         #expect(f?.key == "doctor/bob" && f?.otherTransaction == u1.id, "\(String(describing: f))")
         #expect(try await value(db, "doctor/bob") == "on")
         #expect(db.abortStatistics().rwConflictOnWrite == 2)
+    }
+
+    /// A deferrable transaction suspended for a safe snapshot ends its wait when its task is cancelled
+    /// (`CancellationError`, the transaction not aborted: it rolls back normally) and leaves nothing behind.
+    @Test func deferrableWaitIsCancellable() async throws {
+        let db = makeDatabase()
+        try await seed(db, [("x", .int(0)), ("y", .int(0))])
+        let t2 = try await db.begin()
+        _ = try await t2.get("x"); _ = try await t2.get("y")
+        try await db.transaction { t1 in try await t1.put("y", .int(20)) }   // t2 -rw-> t1, t1 committed
+        let started = AsyncStream<TransactionID>.makeStream()
+        let reader = Task { () async throws -> Bool in
+            let d = try await db.begin(.serializable, readOnly: true, deferrable: true)
+            started.continuation.yield(d.id)
+            let cancelled: Bool
+            do { _ = try await d.get("x"); cancelled = false } catch is CancellationError { cancelled = true }
+            try await d.rollback()
+            return cancelled
+        }
+        var it = started.stream.makeAsyncIterator()
+        await db.waitUntilDeferred(await it.next()!)
+        reader.cancel()
+        // Returns while t2 is still running (bounded, so that a regression fails instead of hanging).
+        let cancelled = try await result(of: reader, within: 20)
+        if cancelled == nil { try await t2.commit() }     // unblock the reader before failing
+        try #require(cancelled == true)
+        var s = db.serializableStatistics()
+        #expect(s.deferredWaiting == 0 && s.active == 1, "\(s)")   // only t2
+        try await t2.commit()
+        s = db.serializableStatistics()
+        #expect(s.active == 0 && s.pointLocks == 0, "\(s)")
     }
 }

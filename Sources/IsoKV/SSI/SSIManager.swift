@@ -205,17 +205,26 @@ final class SSIManager: Sendable {
         self.release(release)
     }
 
-    /// Suspends (never blocks a thread) until a read-only transaction's snapshot is known safe or unsafe.
+    /// Suspends (never blocks a thread) until a read-only transaction's snapshot is known safe or unsafe; returns
+    /// `.pending` if the task was cancelled first.
     func waitForSafety(_ h: SerializableXactHandle) async -> SnapshotSafety {
-        await withCheckedContinuation { (c: CheckedContinuation<SnapshotSafety, Never>) in
-            let resumeNow: SnapshotSafety? = locked { s in
-                guard let rec = s.xacts[h.txid] else { return .safe }
-                if rec.safety != .pending { return rec.safety }
-                s.deferred[h.txid] = c
-                for o in s.deferredObservers.removeValue(forKey: h.txid) ?? [] { o.resume() }
-                return nil
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<SnapshotSafety, Never>) in
+                let resumeNow: SnapshotSafety? = locked { s in
+                    guard let rec = s.xacts[h.txid] else { return .safe }
+                    if rec.safety != .pending { return rec.safety }
+                    // Checked under the SSI lock, where the cancellation handler looks for the continuation: either
+                    // the handler runs after this section and finds it, or the task is already cancelled here.
+                    if Task.isCancelled { return .pending }
+                    s.deferred[h.txid] = c
+                    for o in s.deferredObservers.removeValue(forKey: h.txid) ?? [] { o.resume() }
+                    return nil
+                }
+                if let resumeNow { c.resume(returning: resumeNow) }
             }
-            if let resumeNow { c.resume(returning: resumeNow) }
+        } onCancel: {
+            // Whoever removes the continuation from `deferred` resumes it: here, or the one deciding safety.
+            locked { s in s.deferred.removeValue(forKey: h.txid) }?.resume(returning: .pending)
         }
     }
 

@@ -22,7 +22,8 @@ final class SerializableXactHandle: Sendable {
 
 /// Whether a read-only transaction's snapshot can take part in an anomaly (Ports & Grittner §4.2).
 enum SnapshotSafety: Sendable {
-    /// Some read-write transaction that was active at its snapshot is still running.
+    /// Some read-write transaction that was active at its snapshot is still running. (Also what
+    /// `SSIManager.waitForSafety` returns when its task was cancelled before the snapshot's safety was known.)
     case pending
     /// No anomaly can involve it: every concurrent read-write transaction ended without an rw-conflict out to a
     /// transaction that committed before the snapshot.
