@@ -44,16 +44,23 @@ struct SerializableConcurrentTests {
         #expect(try await value(db, "doctor/bob") == "on")
     }
 
-    /// The doctors again, but the second doctor writes only after the first committed: the cycle closes at that
-    /// write (the writer is the pivot and the other end committed first), so the write fails.
-    @Test func doctorsSecondWriteAfterFirstCommit() async throws {
-        let db = makeDatabase()
+    /// Seeds both doctors on call; t1 and t2 (serializable) each read both, then t1 takes Alice off call and commits.
+    /// Returns both (t2 still active, with t2 -rw-> t1).
+    func bothDoctorsReadThenAliceGoesOff(_ db: Database) async throws -> (t1: Transaction, t2: Transaction) {
         try await seed(db, [("doctor/alice", "on"), ("doctor/bob", "on")])
         let t1 = try await db.begin(), t2 = try await db.begin()
         _ = try await t1.get("doctor/alice"); _ = try await t1.get("doctor/bob")
         _ = try await t2.get("doctor/alice"); _ = try await t2.get("doctor/bob")
         try await t1.put("doctor/alice", "off")
         try await t1.commit()
+        return (t1, t2)
+    }
+
+    /// The doctors again, but the second doctor writes only after the first committed: the cycle closes at that
+    /// write (the writer is the pivot and the other end committed first), so the write fails.
+    @Test func doctorsSecondWriteAfterFirstCommit() async throws {
+        let db = makeDatabase()
+        let (t1, t2) = try await bothDoctorsReadThenAliceGoesOff(db)
         let e = await expectCode(.serializationFailure) { try await t2.put("doctor/bob", "off") }
         #expect(e?.key == "doctor/bob" && e?.otherTransaction == t1.id)
         #expect(db.abortStatistics().rwConflictOnWrite == 1)
@@ -261,12 +268,19 @@ struct SerializableConcurrentTests {
     /// snapshot unsafe runs. Here the writer has an rw-conflict out to a transaction committed before the deferred
     /// snapshot, so that snapshot is unsafe: the transaction takes a new one after the writer commits, sees its
     /// write, and is safe.
-    @Test func deferrableWaitsForSafeSnapshot() async throws {
-        let db = makeDatabase()
+    /// Seeds x = y = 0; returns t2, a serializable transaction that read both and has an rw-conflict out to t1,
+    /// which wrote y = 20 and committed: a read-only snapshot taken while t2 runs is not yet known safe.
+    func writerMakingNewSnapshotsUnsafe(_ db: Database) async throws -> Transaction {
         try await seed(db, [("x", .int(0)), ("y", .int(0))])
         let t2 = try await db.begin()
         _ = try await t2.get("x"); _ = try await t2.get("y")
         try await db.transaction { t1 in try await t1.put("y", .int(20)) }   // t2 -rw-> t1, t1 committed
+        return t2
+    }
+
+    @Test func deferrableWaitsForSafeSnapshot() async throws {
+        let db = makeDatabase()
+        let t2 = try await writerMakingNewSnapshotsUnsafe(db)
         let started = AsyncStream<TransactionID>.makeStream()
         let reader = Task { () async throws -> (Int64, Int64) in
             let d = try await db.begin(.serializable, readOnly: true, deferrable: true)
@@ -425,13 +439,8 @@ struct SerializableConcurrentTests {
         var config = Database.Configuration()
         config.serializable = SerializableLimits(maxRetainedCommitted: 0)
         let db = Database.inMemory(config)
-        try await seed(db, [("doctor/alice", "on"), ("doctor/bob", "on")])
         // Summarized reader: t2 -rw-> t1 is known before t1 is summarized; t1 -rw-> t2 comes through its summary lock.
-        let t1 = try await db.begin(), t2 = try await db.begin()
-        _ = try await t1.get("doctor/alice"); _ = try await t1.get("doctor/bob")
-        _ = try await t2.get("doctor/alice"); _ = try await t2.get("doctor/bob")
-        try await t1.put("doctor/alice", "off")
-        try await t1.commit()
+        let (t1, t2) = try await bothDoctorsReadThenAliceGoesOff(db)
         #expect(db.serializableStatistics().summarized == 1)
         let e = await expectCode(.serializationFailure) { try await t2.put("doctor/bob", "off") }
         #expect(e?.key == "doctor/bob" && e?.otherTransaction == t1.id, "\(String(describing: e))")
@@ -456,10 +465,7 @@ struct SerializableConcurrentTests {
     /// (`CancellationError`, the transaction not aborted: it rolls back normally) and leaves nothing behind.
     @Test func deferrableWaitIsCancellable() async throws {
         let db = makeDatabase()
-        try await seed(db, [("x", .int(0)), ("y", .int(0))])
-        let t2 = try await db.begin()
-        _ = try await t2.get("x"); _ = try await t2.get("y")
-        try await db.transaction { t1 in try await t1.put("y", .int(20)) }   // t2 -rw-> t1, t1 committed
+        let t2 = try await writerMakingNewSnapshotsUnsafe(db)
         let started = AsyncStream<TransactionID>.makeStream()
         let reader = Task { () async throws -> Bool in
             let d = try await db.begin(.serializable, readOnly: true, deferrable: true)
