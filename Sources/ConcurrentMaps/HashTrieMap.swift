@@ -78,18 +78,7 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
     public func load(_ key: Key) -> Value? {
         let g = reclaimer.enter()
         defer { reclaimer.exit(g) }
-        let hash = Self.hash(key)
-        var node = _HTNode(bits: root.load(ordering: .sequentiallyConsistent))
-        var shift = UInt.bitWidth
-        while shift > 0 {
-            shift -= _HTNode.bitsPerLevel
-            let w = node.child(Int(truncatingIfNeeded: (hash >> UInt(shift)) & _HTNode.mask)).pointee
-                .load(ordering: .sequentiallyConsistent)
-            if w == 0 { return nil }
-            if w & 1 != 0 { return Self.lookup(chain: w, hash, key) }
-            node = _HTNode(bits: w)
-        }
-        preconditionFailure("HashTrieMap: ran out of hash bits")
+        return Self.lookupFromRoot(root, Self.hash(key), key)
     }
 
     /// Searches an entry chain. Caller is inside a guard.
@@ -364,7 +353,7 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
     @inlinable
     func containsLockFree(_ hash: UInt, _ key: Key) -> Bool { Self.lookupFromRoot(root, hash, key) != nil }
 
-    /// `load` without entering a guard (the caller is inside one).
+    /// The lock-free walk of `load`, without entering a guard (the caller is inside one).
     @inlinable
     static func lookupFromRoot(_ root: borrowing Atomic<UInt>, _ hash: UInt, _ key: Key) -> Value? {
         var node = _HTNode(bits: root.load(ordering: .sequentiallyConsistent))
@@ -377,7 +366,7 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
             if w & 1 != 0 { return lookup(chain: w, hash, key) }
             node = _HTNode(bits: w)
         }
-        return nil
+        preconditionFailure("HashTrieMap: ran out of hash bits")
     }
 
     /// Replaces the root with an empty node, then retires the old tree node by node: each node is locked and

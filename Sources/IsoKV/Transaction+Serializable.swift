@@ -156,6 +156,7 @@ extension Database {
     {
         var hint = hint
         while true {
+            let fromHint = hint != nil
             guard let chain = hint ?? directory.load(key) else { return (nil, []) }
             hint = nil
             let result: (Bytes?, [UInt64])? = chain.state.withLock { s in
@@ -170,7 +171,8 @@ extension Database {
                 return (s.read(txid: txid, snapshot: snapshot, dirty: false), writers)
             }
             if let result { return result }
-            forget(retired: chain)
+            // A retired hint is already out of the directory (or on its way out, by GC): just look the key up.
+            if !fromHint { forget(retired: chain) }
         }
     }
 }

@@ -153,13 +153,14 @@ public enum IsokvExecutable {
 public func result<T: Sendable>(of task: Task<T, any Error>, within seconds: Double) async throws -> T? {
     let outcome: Result<T, any Error>? = await withCheckedContinuation { continuation in
         let claimed = OnceFlag()
+        let timer = Task {
+            try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
+            if claimed.claim() { continuation.resume(returning: nil) }
+        }
         Task {
             let r = await task.result
             if claimed.claim() { continuation.resume(returning: r) }
-        }
-        Task {
-            try? await Task.sleep(for: .milliseconds(Int64(seconds * 1000)))
-            if claimed.claim() { continuation.resume(returning: nil) }
+            timer.cancel()      // claimed first, so the woken timer's claim fails
         }
     }
     return try outcome?.get()
