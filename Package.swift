@@ -27,6 +27,8 @@ let package = Package(
     name: "IsoKV",
     platforms: [.macOS(.v15)],
     products: [
+        .library(name: "IsoKVCore", targets: ["IsoKVCore"]),
+        .library(name: "IsoKVSync", targets: ["IsoKVSync"]),
         .library(name: "ConcurrentMaps", targets: ["ConcurrentMaps"]),
         .library(name: "IsoKV", targets: ["IsoKV"]),
         .library(name: "IsoKVStorage", targets: ["IsoKVStorage"]),
@@ -38,31 +40,40 @@ let package = Package(
     ],
     targets: [
         .target(
+            name: "IsoKVSync",
+            swiftSettings: strict
+        ),
+        .target(
+            name: "IsoKVCore",
+            swiftSettings: strict
+        ),
+        .target(
             name: "ConcurrentMaps",
+            dependencies: ["IsoKVSync"],
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
         .target(
             name: "IsoKV",
-            dependencies: ["ConcurrentMaps", "IsoKVStorage"],
+            dependencies: ["IsoKVCore", "IsoKVSync", "ConcurrentMaps", "IsoKVStorage"],
             exclude: ["DESIGN.md", "SSI/DESIGN.md"],
             swiftSettings: strict
         ),
         .target(
             name: "IsoKVStorage",
-            dependencies: ["ConcurrentMaps"],
+            dependencies: ["IsoKVSync"],
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
         .target(
             name: "IsoKVHistory",
-            dependencies: ["ConcurrentMaps"],
+            dependencies: ["IsoKVSync"],
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
         .target(
             name: "MapBenchmarks",
-            dependencies: ["ConcurrentMaps"],
+            dependencies: ["ConcurrentMaps", "IsoKVSync"],
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
@@ -70,6 +81,7 @@ let package = Package(
             name: "isokv",
             dependencies: [
                 "ConcurrentMaps",
+                "IsoKVSync",
                 "IsoKV",
                 "IsoKVStorage",
                 "MapBenchmarks",
@@ -80,7 +92,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ConcurrentMapsTests",
-            dependencies: ["ConcurrentMaps", "IsoKVTestSupport"],
+            dependencies: ["ConcurrentMaps", "IsoKVSync", "IsoKVTestSupport"],
             swiftSettings: strict
         ),
         // Helpers shared by test targets (temporary directories, running the isokv executable); not a product.
@@ -91,17 +103,17 @@ let package = Package(
         ),
         .testTarget(
             name: "IsoKVTests",
-            dependencies: ["IsoKV", "ConcurrentMaps", "IsoKVStorage", "IsoKVHistory", "IsoKVTestSupport"],
+            dependencies: ["IsoKV", "IsoKVSync", "ConcurrentMaps", "IsoKVStorage", "IsoKVHistory", "IsoKVTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "IsoKVStorageTests",
-            dependencies: ["IsoKVStorage", "IsoKVTestSupport"],
+            dependencies: ["IsoKVStorage", "IsoKVSync", "IsoKVTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "IsoKVHistoryTests",
-            dependencies: ["IsoKVHistory", "IsoKVTestSupport"],
+            dependencies: ["IsoKVHistory", "IsoKVSync", "IsoKVTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,3 +1,4 @@
+import IsoKVSync
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)

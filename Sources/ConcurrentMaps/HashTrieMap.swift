@@ -1,3 +1,4 @@
+import IsoKVSync
 import Synchronization
 
 /// A concurrent hash-trie map in the spirit of Go 1.24's `sync.Map` (internal/sync.HashTrieMap).

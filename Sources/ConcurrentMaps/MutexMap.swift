@@ -1,3 +1,4 @@
+import IsoKVSync
 /// The baseline: one ``Locked`` mutex around a `Dictionary`.
 ///
 /// Every operation, reads included, takes the one lock, so threads serialize on it. It is the reference that the

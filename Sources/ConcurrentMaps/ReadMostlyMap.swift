@@ -1,3 +1,4 @@
+import IsoKVSync
 import Synchronization
 
 /// A concurrent map for read-mostly workloads, with the design of Go's `sync.Map`.

@@ -1,3 +1,4 @@
+import IsoKVSync
 /// A map split into a power-of-two number of shards, each a `Dictionary` behind its own mutex.
 ///
 /// A key's shard is chosen by its hash, so threads that touch different keys usually take different locks, each

@@ -1,4 +1,5 @@
-import ConcurrentMaps
+import IsoKVCore
+import IsoKVSync
 import Dispatch
 import Foundation
 import IsoKVStorage
@@ -16,15 +17,6 @@ import Synchronization
 // Lock order: `Oracle.commitLock` → `WriteAheadLog.shared` (the log's leaf lock, taken by `enqueue`) and
 // `commitLock` → a chain's lock (installs). `DurableStore.state` is a leaf taken alone. No lock is held across an
 // await; the fsync wait suspends (`waitDurable`), and the log's I/O runs on its own threads.
-
-extension IsoKVError.Code {
-    /// `58030`: the write-ahead log failed (a write or fsync error, a full disk): this commit is not durable and
-    /// the database accepts no more commits until it is closed and reopened (PostgreSQL's `io_error`; the
-    /// "fsyncgate" rule: a failed fsync is never retried). Not retryable. Reads keep working.
-    public static let storageFailure = IsoKVError.Code(rawValue: "58030")
-    /// `57P01`: the database was closed; commits are refused (PostgreSQL's `admin_shutdown`).
-    public static let databaseClosed = IsoKVError.Code(rawValue: "57P01")
-}
 
 extension Database {
     /// What an acknowledged commit survives; see the table in ``IsoKVStorage/DurabilityMode``.

@@ -1,3 +1,4 @@
+import IsoKVCore
 extension Database {
     /// The newest committed value of `key` and its version, or nil. No transaction, no global lock: one directory
     /// lookup and the key's own lock.

@@ -1,4 +1,5 @@
-import ConcurrentMaps
+import IsoKVCore
+import IsoKVSync
 import Synchronization
 
 /// The embedded IsoKV engine: MVCC over per-key version chains, row locks with deadlock detection, three isolation

@@ -1,4 +1,5 @@
-import ConcurrentMaps
+import IsoKVCore
+import IsoKVSync
 import Synchronization
 
 /// Drops versions that no live snapshot can see (see DESIGN.md, "Garbage collection").

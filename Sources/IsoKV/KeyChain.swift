@@ -1,4 +1,6 @@
+import IsoKVCore
 import ConcurrentMaps
+import IsoKVSync
 
 /// One committed version of a key.
 struct CommittedVersion {

@@ -1,3 +1,4 @@
+import IsoKVCore
 import ConcurrentMaps
 
 /// The key directory as the engine uses it: key → ``KeyChain``.

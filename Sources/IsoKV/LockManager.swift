@@ -1,4 +1,5 @@
-import ConcurrentMaps
+import IsoKVCore
+import IsoKVSync
 import Synchronization
 
 /// Row-lock waits, deadlock detection and the test hook that observes waits.

@@ -1,4 +1,5 @@
-import ConcurrentMaps
+import IsoKVCore
+import IsoKVSync
 import Synchronization
 
 /// Owns the global clocks: transaction ids, the commit sequence, and the registry of live snapshots.

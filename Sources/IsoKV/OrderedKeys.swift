@@ -1,3 +1,4 @@
+import IsoKVCore
 /// The ordered key index that scans walk: every key that has a chain in the directory, sorted, each with a value
 /// (the engine stores the key's chain, so that a scan reads it without a directory lookup).
 ///

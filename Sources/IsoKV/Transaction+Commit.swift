@@ -1,3 +1,4 @@
+import IsoKVCore
 extension Transaction {
     /// Commits: makes every write visible atomically, then releases the locks.
     ///

@@ -1,3 +1,4 @@
+import IsoKVCore
 extension Transaction {
     /// Marks a point to return to with ``rollback(to:)``.
     ///

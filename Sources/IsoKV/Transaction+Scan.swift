@@ -1,3 +1,4 @@
+import IsoKVCore
 extension Transaction {
     /// Scans `range` in key order (descending when `reverse`), returning at most `limit` visible rows.
     ///

@@ -1,3 +1,4 @@
+import IsoKVCore
 import Foundation
 /// Per-transaction SSI tracking of a `.serializable` transaction, owned by the transaction (no lock needed).
 struct SerializableTracking {

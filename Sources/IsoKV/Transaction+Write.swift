@@ -1,3 +1,4 @@
+import IsoKVCore
 extension Transaction {
     /// Writes `value` at `key`, waiting for its row lock if another transaction holds it.
     nonisolated(nonsending) public func put(_ key: Bytes, _ value: Bytes) async throws {

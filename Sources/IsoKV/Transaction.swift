@@ -1,3 +1,4 @@
+import IsoKVCore
 /// A transaction of the embedded engine. Not `Sendable`: it belongs to the task that began it.
 ///
 /// ```swift

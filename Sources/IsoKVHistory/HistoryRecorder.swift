@@ -1,4 +1,4 @@
-import ConcurrentMaps
+import IsoKVSync
 
 /// A recorded run: every finished transaction, in the order they were recorded.
 public struct History: Hashable, Sendable, Codable {

@@ -1,4 +1,4 @@
-import ConcurrentMaps
+import IsoKVSync
 
 /// The reference state machine: an in-memory map of key → (value, version) made durable by a
 /// ``WriteAheadLog``. It stands in for the MVCC engine (which will replace it) so that recovery, checkpoints and

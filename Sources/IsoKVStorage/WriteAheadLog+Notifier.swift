@@ -1,4 +1,4 @@
-import ConcurrentMaps
+import IsoKVSync
 import Foundation
 
 /// Resumes acknowledged committers on a second thread owned by the log, so that the flusher can start the next

@@ -1,4 +1,4 @@
-import ConcurrentMaps
+import IsoKVSync
 import Dispatch
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,5 @@
 import ConcurrentMaps
+import IsoKVSync
 import Foundation
 import Synchronization
 

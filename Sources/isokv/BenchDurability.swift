@@ -1,5 +1,5 @@
 import ArgumentParser
-import ConcurrentMaps
+import IsoKVSync
 import Foundation
 import IsoKVStorage
 #if canImport(Glibc)

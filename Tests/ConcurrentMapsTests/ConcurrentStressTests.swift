@@ -1,7 +1,7 @@
 import Testing
 import Foundation
 import Synchronization
-import ConcurrentMaps
+import IsoKVSync
 import IsoKVTestSupport
 
 /// Real threads hammering every implementation, with invariants that a lost, duplicated or resurrected entry

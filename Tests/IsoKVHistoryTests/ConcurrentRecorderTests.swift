@@ -1,4 +1,4 @@
-import ConcurrentMaps
+import IsoKVSync
 import Dispatch
 import IsoKVHistory
 import Testing

@@ -1,4 +1,4 @@
-import ConcurrentMaps
+import IsoKVSync
 import Foundation
 import Testing
 @testable import IsoKVStorage

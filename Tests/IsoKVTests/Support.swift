@@ -1,4 +1,4 @@
-import ConcurrentMaps
+import IsoKVSync
 @_spi(Testing) import IsoKV
 import Testing
 

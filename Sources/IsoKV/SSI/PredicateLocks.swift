@@ -1,4 +1,5 @@
-import ConcurrentMaps
+import IsoKVCore
+import IsoKVSync
 
 /// The key set an SIREAD lock on a scanned range covers: `lower` inclusive, `upper` exclusive (or inclusive when
 /// `upperInclusive`, for a forward scan cut short by its limit), nil meaning unbounded.

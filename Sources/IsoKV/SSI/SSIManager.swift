@@ -1,4 +1,5 @@
-import ConcurrentMaps
+import IsoKVCore
+import IsoKVSync
 import Synchronization
 
 /// Serializable snapshot isolation: SIREAD locks, rw-antidependency edges, dangerous-structure detection, safe
@@ -463,23 +464,6 @@ final class SSICounters: Sendable {
     /// Read-only commits handed over through the queue because the SSI lock was busy.
     let queuedReadOnlyCommits = Atomic<Int>(0)
     let escalations = Atomic<Int>(0)
-}
-
-/// A statistics counter incremented from many threads: one cell per stripe, each on its own cache line (a cell is
-/// 128 bytes, so the counters of two cells are never on the same 64-byte line); reading sums the cells.
-final class StripedCounter: Sendable {
-    private let cells: [Cell]
-    init(stripes: Int) { cells = (0..<stripes).map { _ in Cell() } }
-    @inline(__always)
-    func add(_ n: Int, stripe: Int) { cells[stripe].value.add(n, ordering: .relaxed) }
-    var value: Int { cells.reduce(0) { $0 + $1.value.load(ordering: .relaxed) } }
-
-    final class Cell: Sendable {
-        let value = Atomic<Int>(0)
-        /// Padding only: keeps the next cell's counter off this one's cache line.
-        private let padding: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-    }
 }
 
 /// Where an rw-antidependency was found.

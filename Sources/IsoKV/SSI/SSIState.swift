@@ -1,3 +1,4 @@
+import IsoKVCore
 /// Everything SSI keeps about serializable transactions, behind `SSIManager.state` (the SSI lock). The helpers
 /// are `…Locked` mutating methods: only callable with the lock held.
 struct SSIState {

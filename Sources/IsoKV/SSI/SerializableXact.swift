@@ -1,3 +1,4 @@
+import IsoKVCore
 import Synchronization
 
 /// The part of a serializable transaction's SSI state its owner reads without the SSI lock.

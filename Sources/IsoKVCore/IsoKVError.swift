@@ -45,6 +45,13 @@ public struct IsoKVError: Error, Sendable, Hashable, CustomStringConvertible {
         /// `3B001`: the savepoint does not belong to this transaction or was released or rolled back past.
         public static let invalidSavepoint = Code(rawValue: "3B001")
 
+        /// `58030`: the write-ahead log failed (a write or fsync error, a full disk): this commit is not durable and
+        /// the database accepts no more commits until it is closed and reopened (PostgreSQL's `io_error`; the
+        /// "fsyncgate" rule: a failed fsync is never retried). Not retryable. Reads keep working.
+        public static let storageFailure = IsoKVError.Code(rawValue: "58030")
+        /// `57P01`: the database was closed; commits are refused (PostgreSQL's `admin_shutdown`).
+        public static let databaseClosed = IsoKVError.Code(rawValue: "57P01")
+
         public var description: String { rawValue }
     }
 
@@ -78,12 +85,4 @@ extension IsoKVError.Code {
     public static func ~= (code: IsoKVError.Code, error: any Error) -> Bool {
         (error as? IsoKVError)?.code == code
     }
-}
-
-/// Identifies a transaction in errors and in test hooks. Unique within one store's lifetime.
-public struct TransactionID: Hashable, Comparable, Sendable, CustomStringConvertible {
-    public let rawValue: UInt64
-    public init(rawValue: UInt64) { self.rawValue = rawValue }
-    public static func < (a: TransactionID, b: TransactionID) -> Bool { a.rawValue < b.rawValue }
-    public var description: String { "tx\(rawValue)" }
 }
