@@ -19,11 +19,10 @@ import Synchronization
 /// ``get(_:)``, ``put(_:_:ifVersion:)``, ``put(_:_:ifAbsent:)``, ``delete(_:ifVersion:)``, ``increment(_:by:)``
 /// (and `update`, from ``KeyValueStore``); ``statistics()``.
 ///
-/// Lock order (outer first): the oracle's commit lock → the lock manager's graph lock → one chain's lock; the
-/// snapshot registry, the index lock and the GC backlog lock are leaves taken alone.
+/// Locks: the engine's one lock order is in DESIGN.md ("Lock order").
 ///
 /// Durable: ``open(path:options:)`` (write-ahead log with group commit, checkpoints, recovery; see
-/// `Database+Durability.swift`). ``inMemory(_:)`` keeps everything in memory only.
+/// `Database+Open.swift`). ``inMemory(_:)`` keeps everything in memory only.
 public final class Database: KeyValueStore, Sendable {
     public typealias Transaction = IsoKV.Transaction
 
@@ -64,7 +63,7 @@ public final class Database: KeyValueStore, Sendable {
     /// Failures counted by cause, for ``statistics()``.
     let failureCounts = FailureCounters()
     /// The write-ahead log and checkpoint state of a database opened with `open(path:options:)`; nil for
-    /// `inMemory()`. Immutable (see `Database+Durability.swift`).
+    /// `inMemory()`. Immutable (see `DurableStore.swift`).
     let durable: DurableStore?
     /// Serializable snapshot isolation state (SSI/).
     let ssi: SSIManager

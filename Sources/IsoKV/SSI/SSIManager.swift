@@ -13,8 +13,9 @@ import Synchronization
 ///   ``addRange(_:_:)`` / ``narrowRange(_:id:to:)`` for scans; ``escalate(_:pointKeys:)`` under memory pressure;
 /// - writes: ``checkWrite(_:key:)``.
 ///
-/// Lock order: the oracle's commit lock → the SSI lock (`state`) → a snapshot-registry stripe or a point-lock
-/// stripe. Chain locks are never held while taking the SSI lock, and the SSI lock is never held across an await.
+/// Locks: the SSI lock (`state`) sits below the oracle's commit lock and above the snapshot-registry stripes, the
+/// point-lock stripes, the read-only commit queue and (in-memory installs) chain locks — the full order is in the
+/// engine's DESIGN.md, "Lock order". Never held across an await.
 final class SSIManager: Sendable {
     /// Global SSI state (PostgreSQL's `SerializableXactHashLock` + `SerializableFinishedListLock` in one). Taken
     /// through ``locked(_:)``, which first hands over the read-only commits waiting in `finishedReadOnly`.
@@ -119,12 +120,7 @@ final class SSIManager: Sendable {
             guard s.xacts[h.txid] != nil else { publish(); return (nil, SSICleanup()) }
             if let e = s.preCommitLocked(h.txid, counters: counters) { return (e, SSICleanup()) }
             publish()
-            s.clock += 1
-            s.xacts[h.txid]!.commitSeq = s.clock
-            s.xacts[h.txid]!.pointKeys = pointKeys
-            s.activeReadWrite.remove(h.txid)
-            s.committedQueue.append(h.txid)
-            s.resolveReadOnlyAfterCommitLocked(h.txid)
+            s.markCommittedLocked(h.txid, pointKeys: pointKeys)
             return (nil, s.cleanupLocked())
         }
         self.release(release)
@@ -183,13 +179,8 @@ final class SSIManager: Sendable {
             guard s.xacts[h.txid] != nil else { publish(); return SSICleanup() }
             _ = s.preCommitLocked(h.txid, counters: counters)   // its own doom is impossible once prepared
             publish()
-            s.clock += 1
             s.xacts[h.txid]!.prepared = false
-            s.xacts[h.txid]!.commitSeq = s.clock
-            s.xacts[h.txid]!.pointKeys = pointKeys
-            s.activeReadWrite.remove(h.txid)
-            s.committedQueue.append(h.txid)
-            s.resolveReadOnlyAfterCommitLocked(h.txid)
+            s.markCommittedLocked(h.txid, pointKeys: pointKeys)
             return s.cleanupLocked()
         }
         self.release(release)
@@ -276,9 +267,7 @@ final class SSIManager: Sendable {
             var count = 0
             for r in s.ranges where r.owner == h.txid { count += 1 }
             if count >= limits.maxRangesPerTransaction {
-                // Add before removing: `fastPath.rangeLocks` must never read 0 while this owner's ranges matter.
-                s.ranges.append(RangeLock(owner: h.txid, id: id, range: .all))
-                s.ranges.removeAll { $0.owner == h.txid && $0.id != id }
+                s.escalateLocked(h.txid, id: id)
                 counters.escalations.add(1, ordering: .relaxed)
                 return (id, true)
             }
@@ -300,10 +289,7 @@ final class SSIManager: Sendable {
         locked { s in
             guard s.xacts[h.txid] != nil else { return }
             s.nextRangeID += 1
-            let id = s.nextRangeID
-            // Add before removing: `fastPath.rangeLocks` must never read 0 while this owner's ranges matter.
-            s.ranges.append(RangeLock(owner: h.txid, id: id, range: .all))
-            s.ranges.removeAll { $0.owner == h.txid && $0.id != id }
+            s.escalateLocked(h.txid, id: s.nextRangeID)
         }
         counters.escalations.add(1, ordering: .relaxed)
         pointLocks.remove(pointKeys, owner: h.txid)
