@@ -12,7 +12,7 @@ extension Database {
     /// let copied = try await db.backup(to: "/backups/data-2026-11-22")
     /// ```
     ///
-    /// Throws ``IsoKVError``: `58030` naming `destination` when it already holds a store (EEXIST) or a write
+    /// Throws `IsoKVError`: `58030` naming `destination` when it already holds a store (EEXIST) or a write
     /// fails.
     @discardableResult
     public func backup(to destination: String) async throws -> UInt64 {
@@ -43,7 +43,7 @@ extension Database {
     }
 
     /// Verifies a data directory without modifying it or taking its lock and summarizes it at the engine's level
-    /// (live keys, last commit number), as `isokv check` prints. Throws the ``IsoKVError`` an open would throw
+    /// (live keys, last commit number), as `isokv check` prints. Throws the `IsoKVError` an open would throw
     /// (`XX001`, `0A000`, `58030`). Blocking (file I/O): call it from a thread, not from a cooperative task.
     public static func inspect(path: String) throws -> DirectorySummary {
         let recovered = try mappingStorageErrors { try WriteAheadLog.check(directory: path) }

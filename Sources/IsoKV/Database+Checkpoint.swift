@@ -3,7 +3,7 @@ import IsoKVStorage
 
 extension Database {
     /// Writes a checkpoint now, from a registered snapshot (readers and writers keep running), then deletes the
-    /// WAL segments it covers. Throws ``IsoKVError``: `55000` if the background checkpoint is running,
+    /// WAL segments it covers. Throws `IsoKVError`: `55000` if the background checkpoint is running,
     /// `58030` if the log failed or a write did, `57P01` after ``close()``. Does nothing for an in-memory database.
     ///
     /// ```swift

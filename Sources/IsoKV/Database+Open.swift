@@ -15,7 +15,7 @@ import IsoKVStorage
 // (`waitDurable`), and the log's I/O runs on its own threads.
 
 extension Database {
-    /// What an acknowledged commit survives; see the table in ``IsoKVStorage/DurabilityMode``.
+    /// What an acknowledged commit survives; see the table in `DurabilityMode`.
     public typealias Durability = DurabilityMode
 
     /// Opens (creating it if needed) the durable database in directory `path`: takes the directory lock, recovers
@@ -28,8 +28,8 @@ extension Database {
     /// await db.close()
     /// ```
     ///
-    /// Throws ``IsoKVError``: `55006` (another open store holds the directory), `XX001` with ``IsoKVError/file``
-    /// and ``IsoKVError/offset`` (damage that is not a torn tail, or a missing segment), `0A000` (a format version
+    /// Throws `IsoKVError`: `55006` (another open store holds the directory), `XX001` with `IsoKVError/file`
+    /// and `IsoKVError/offset` (damage that is not a torn tail, or a missing segment), `0A000` (a format version
     /// this build cannot read), `58030` (a system call failed). A torn tail left by a crash is cut silently, as it holds no acknowledged commit.
     /// Call ``close()`` when done: the log's threads and the directory lock live until then.
     public static func open(path: String, options: OpenOptions = OpenOptions()) async throws -> Database {

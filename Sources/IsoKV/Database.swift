@@ -3,7 +3,7 @@ import IsoKVSync
 import Synchronization
 
 /// The embedded IsoKV engine: MVCC over per-key version chains, row locks with deadlock detection, three isolation
-/// levels (see ``IsolationLevel``), savepoints and optimistic single-key operations.
+/// levels (see `IsolationLevel`), savepoints and optimistic single-key operations.
 ///
 /// ```swift
 /// let db = Database.inMemory()
@@ -15,9 +15,9 @@ import Synchronization
 /// try await tx.commit()
 /// ```
 ///
-/// Entry points: ``begin(_:readOnly:)`` and `transaction {}` (from ``KeyValueStore``); the single-key operations
+/// Entry points: ``begin(_:readOnly:)`` and `transaction {}` (from `KeyValueStore`); the single-key operations
 /// ``get(_:)``, ``put(_:_:ifVersion:)``, ``put(_:_:ifAbsent:)``, ``delete(_:ifVersion:)``, ``increment(_:by:)``
-/// (and `update`, from ``KeyValueStore``); ``statistics()``.
+/// (and `update`, from `KeyValueStore`); ``statistics()``.
 ///
 /// Locks: the engine's one lock order is in DESIGN.md ("Lock order").
 ///

@@ -19,7 +19,7 @@ extension Transaction {
     ///    (`published = max(published, ts)`, inside the SSI lock with the commit mark when serializable). A failed
     ///    write or fsync takes the versions back out (never published) and ends the transaction with `58030`.
     /// 6. Release the row locks (waking waiters), unregister the snapshot, prune the touched chains
-    ///    (``endTransaction(_:)``); durable: maybe start a background checkpoint.
+    ///    (`endTransaction(_:)`); durable: maybe start a background checkpoint.
     nonisolated(nonsending) public func commit() async throws {
         _ = try await commitReturningVersion()
     }
