@@ -14,9 +14,6 @@ extension Database {
         try await mappingStorageErrors { try await durable.writeCheckpoint(self) }
     }
 
-    /// The WAL counters (appends, batches, fsyncs, checkpoints…); nil for an in-memory database.
-    public var walStatistics: WALStatistics? { durable?.log.statistics }
-
     /// Registers a snapshot of the newest published commit (so GC keeps every version it reads) and lists the
     /// chains that may hold a version visible to it. Every commit ≤ the snapshot was installed in a chain that was
     /// in the directory before the registration, and GC cannot retire a chain holding a version the snapshot

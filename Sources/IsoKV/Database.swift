@@ -151,49 +151,6 @@ public final class Database: KeyValueStore, Sendable {
         }
     }
 
-    // MARK: Introspection
-
-    /// Counts of what the engine holds in memory (walks every chain: O(keys)).
-    public func statistics() -> Statistics {
-        var s = Statistics()
-        directory.forEach { _, chain in
-            chain.state.withLock { c in
-                s.chains += 1
-                s.versions += c.versions.count
-                if c.pending != nil { s.pendingWrites += 1 }
-            }
-            return true
-        }
-        s.indexedKeys = index.withLock { $0.count }
-        s.liveSnapshots = oracle.liveSnapshots
-        s.lastCommit = oracle.latest()
-        s.serializationFailures = failureCounts.serialization.load(ordering: .relaxed)
-        s.deadlocks = failureCounts.deadlock.load(ordering: .relaxed)
-        s.lockNotAvailable = failureCounts.lockNotAvailable.load(ordering: .relaxed)
-        return s
-    }
-
-    /// What ``statistics()`` reports.
-    public struct Statistics: Sendable, Hashable {
-        /// Keys with a version chain (including deleted keys not yet collected).
-        public var chains = 0
-        /// Committed versions retained, tombstones included.
-        public var versions = 0
-        /// Uncommitted writes.
-        public var pendingWrites = 0
-        /// Keys in the scan index.
-        public var indexedKeys = 0
-        /// Registered snapshots (transactions and running read-committed scans).
-        public var liveSnapshots = 0
-        /// The newest commit sequence number.
-        public var lastCommit: UInt64 = 0
-        /// Transactions aborted with `40001` (first updater wins) since the database was created.
-        public var serializationFailures = 0
-        /// Transactions aborted with `40P01` (deadlock victims).
-        public var deadlocks = 0
-        /// Lock requests that failed with `55P03` (no-wait or lock timeout).
-        public var lockNotAvailable = 0
-    }
 }
 
 /// Counters of failures by cause (relaxed atomics: statistics, not synchronization).

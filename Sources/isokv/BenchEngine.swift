@@ -98,8 +98,8 @@ struct BenchEngine: AsyncParsableCommand {
                 }
             }))
         }
-        let causesBefore = db.abortStatistics()
-        let ssiBefore = db.serializableStatistics()
+        let causesBefore = db.statistics().aborts
+        let ssiBefore = db.statistics().serializable
         let counterBefore = try await db.get(EngineBenchSetup.counterKey)?.value.int64 ?? 0
         // Rows are measured in interleaved slices, so that a change of machine load during the run affects every
         // row alike and the ratios stay meaningful.
@@ -110,8 +110,8 @@ struct BenchEngine: AsyncParsableCommand {
                 results[i].merge(try await row.run(duration / Self.rounds))
             }
         }
-        let causesAfter = db.abortStatistics()
-        let ssiAfter = db.serializableStatistics()
+        let causesAfter = db.statistics().aborts
+        let ssiAfter = db.statistics().serializable
         FileHandle.standardError.write("DEBUG ssi \(ssiAfter)\n".data(using: .utf8)!)
         let rawResult = results[0]
         let mixed = results[3]
@@ -128,7 +128,7 @@ struct BenchEngine: AsyncParsableCommand {
                 + "on write \(causesAfter.rwConflictOnWrite - causesBefore.rwConflictOnWrite), "
                 + "canceled pivots \(causesAfter.canceledPivots - causesBefore.canceledPivots), "
                 + "deadlocks \(causesAfter.deadlocks - causesBefore.deadlocks).")
-            let ssiAfter = db.serializableStatistics()
+            let ssiAfter = db.statistics().serializable
             let safeAtBegin = ssiAfter.safeReadOnlyAtBegin - ssiBefore.safeReadOnlyAtBegin
             let safeLater = ssiAfter.safeReadOnlyLater - ssiBefore.safeReadOnlyLater
             if safeAtBegin + safeLater > 0 {

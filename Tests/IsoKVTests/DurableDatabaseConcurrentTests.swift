@@ -29,7 +29,7 @@ import IsoKVTestSupport
         let before = try await contents(db, ["a", "b", "c", "n", "never"])
         let last = db.statistics().lastCommit
         // Only transactions with writes are logged, one record each: put, the 2-key transaction, increment, delete.
-        #expect(db.walStatistics?.appends == 4)
+        #expect(db.statistics().wal?.appends == 4)
         await db.close()
         await expectCode(.databaseClosed) { try await db.put("late", "x") }
 
@@ -96,9 +96,9 @@ import IsoKVTestSupport
                                          options: durableOptions(.buffered, checkpointWALBytes: 16 << 10, segmentBytes: 4096))
         for i in 0..<3000 { try await db.put(Bytes("k\(i % 100)"), Bytes("value-\(i)")) }
         // The checkpoint runs in the background: wait (bounded) for one to complete.
-        for _ in 0..<2000 where (db.walStatistics?.checkpoints ?? 0) == 0 { try await Task.sleep(for: .milliseconds(5)) }
-        #expect((db.walStatistics?.checkpoints ?? 0) > 0)
-        #expect((db.walStatistics?.segmentsDeleted ?? 0) > 0)
+        for _ in 0..<2000 where (db.statistics().wal?.checkpoints ?? 0) == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect((db.statistics().wal?.checkpoints ?? 0) > 0)
+        #expect((db.statistics().wal?.segmentsDeleted ?? 0) > 0)
         let keys = (0..<100).map { Bytes("k\($0)") }
         let before = try await contents(db, keys)
         await db.close()

@@ -255,7 +255,7 @@ struct LockConcurrentTests {
     @Test func noWait() async throws {
         let db = makeDatabase()
         try await LockReplays.noWait(db)
-        #expect(db.statistics().lockNotAvailable == 1)
+        #expect(db.statistics().aborts.lockNotAvailable == 1)
     }
     @Test func skipLocked() async throws { try await LockReplays.skipLocked(makeDatabase()) }
     @Test func shareVersusUpdate() async throws { try await LockReplays.shareVersusUpdate(makeDatabase()) }
@@ -265,7 +265,7 @@ struct LockConcurrentTests {
     @Test(arguments: IsolationLevel.allCases) func deadlockOfTwo(_ level: IsolationLevel) async throws {
         let db = makeDatabase()
         try await LockReplays.deadlockOfTwo(db, level)
-        #expect(db.statistics().deadlocks == 1)
+        #expect(db.statistics().aborts.deadlocks == 1)
     }
     @Test(arguments: IsolationLevel.allCases) func deadlockOfThree(_ level: IsolationLevel) async throws {
         try await LockReplays.deadlockOfThree(makeDatabase(), level)

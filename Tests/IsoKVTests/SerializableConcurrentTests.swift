@@ -36,7 +36,7 @@ struct SerializableConcurrentTests {
         #expect(e?.otherTransaction == t1.id)
         #expect(e?.key == "doctor/alice")
         #expect(e?.message.contains("pivot tx\(t2.id.rawValue)") == true, "\(String(describing: e))")
-        #expect(db.abortStatistics().canceledPivots == 1)
+        #expect(db.statistics().aborts.canceledPivots == 1)
         // Immediate retry of the victim: it now sees Alice off call and stays on.
         let retry = try await db.begin(.serializable)
         #expect(try await goOffCall(retry, "doctor/bob", "doctor/alice") == false)
@@ -63,7 +63,7 @@ struct SerializableConcurrentTests {
         let (t1, t2) = try await bothDoctorsReadThenAliceGoesOff(db)
         let e = await expectCode(.serializationFailure) { try await t2.put("doctor/bob", "off") }
         #expect(e?.key == "doctor/bob" && e?.otherTransaction == t1.id)
-        #expect(db.abortStatistics().rwConflictOnWrite == 1)
+        #expect(db.statistics().aborts.rwConflictOnWrite == 1)
         // And when the second doctor writes before reading Bob... reading after the commit: the read fails.
         let u1 = try await db.begin(), u2 = try await db.begin()
         _ = try await u1.get("doctor/bob"); _ = try await u2.get("doctor/bob")
@@ -208,7 +208,7 @@ struct SerializableConcurrentTests {
         let penalty: Int64 = x + y - withdrawal < 0 ? 1 : 0
         let e = await expectCode(.serializationFailure) { try await t2.put("x", Bytes(x - withdrawal - penalty)) }
         #expect(e?.otherTransaction == t3.id)
-        #expect(db.abortStatistics().rwConflictOnWrite == 1)
+        #expect(db.statistics().aborts.rwConflictOnWrite == 1)
         try await db.transaction { t2 in
             let x = try await t2.get("x")!.int64!, y = try await t2.get("y")!.int64!
             try await t2.put("x", Bytes(x - withdrawal - (x + y - withdrawal < 0 ? 1 : 0)))
@@ -241,7 +241,7 @@ struct SerializableConcurrentTests {
         try await w1.put("x", "3"); try await w1.commit()
         _ = try await ro.get("a")
         try await ro.commit()
-        #expect(db.abortStatistics().serializationFailures == 0)
+        #expect(db.statistics().aborts.serializationFailures == 0)
     }
 
     /// A read-only transaction that starts while no read-write serializable transaction runs has a safe snapshot:
@@ -259,7 +259,7 @@ struct SerializableConcurrentTests {
         _ = try await ro.scan(prefix: "")
         try await ro.commit()
         await expectCode(.serializationFailure) { try await t2.commit() }
-        let s = db.serializableStatistics()
+        let s = db.statistics().serializable
         #expect(s.safeReadOnlyAtBegin >= 1)
         #expect(s.pointLocks == 0 && s.rangeLocks == 0 && s.active == 0 && s.retainedCommitted == 0)
     }
@@ -292,12 +292,12 @@ struct SerializableConcurrentTests {
         var it = started.stream.makeAsyncIterator()
         let id = await it.next()!
         await db.waitUntilDeferred(id)
-        #expect(db.serializableStatistics().deferredWaiting == 1)
+        #expect(db.statistics().serializable.deferredWaiting == 1)
         try await t2.put("x", .int(-11))
         try await t2.commit()
         let (x, y) = try await reader.value
         #expect(x == -11 && y == 20)   // the new, safe snapshot after t2
-        #expect(db.serializableStatistics().deferredWaiting == 0)
+        #expect(db.statistics().serializable.deferredWaiting == 0)
     }
 
     /// A deferrable read-only transaction whose concurrent writer rolls back: its first snapshot becomes safe.
@@ -318,7 +318,7 @@ struct SerializableConcurrentTests {
         await db.waitUntilDeferred(await it.next()!)
         try await w.rollback()
         #expect(try await reader.value == "0")
-        #expect(db.serializableStatistics().safeReadOnlyLater == 1)
+        #expect(db.statistics().serializable.safeReadOnlyLater == 1)
     }
 
     /// Begins a serializable transaction that reads `x`, then commits `count` serializable transactions under it,
@@ -341,17 +341,17 @@ struct SerializableConcurrentTests {
     @Test func cleanupAfterOverlappingTransactionsEnd() async throws {
         let db = makeDatabase()
         let long = try await commitUnderLongTransaction(db, 20)
-        var s = db.serializableStatistics()
+        var s = db.statistics().serializable
         #expect(s.retainedCommitted == 20)
         #expect(s.pointLocks == 21 && s.rangeLocks == 20)
         try await long.commit()
-        s = db.serializableStatistics()
+        s = db.statistics().serializable
         #expect(s.active == 0 && s.retainedCommitted == 0 && s.pointLocks == 0 && s.rangeLocks == 0, "\(s)")
         // Aborted and rolled-back transactions leave nothing either.
         let t = try await db.begin()
         _ = try await t.get("x"); _ = try await t.scan(prefix: "p")
         try await t.rollback()
-        s = db.serializableStatistics()
+        s = db.statistics().serializable
         #expect(s.active == 0 && s.pointLocks == 0 && s.rangeLocks == 0)
     }
 
@@ -365,13 +365,13 @@ struct SerializableConcurrentTests {
         let t1 = try await db.begin(), t2 = try await db.begin()
         for i in 0..<10 { _ = try await t1.get(Bytes("k\(i)")) }
         _ = try await t2.get("k9")
-        var s = db.serializableStatistics()
+        var s = db.statistics().serializable
         #expect(s.escalations == 1 && s.rangeLocks == 1 && s.pointLocks == 1)
         try await t2.put("k0", "1")    // t1 -rw-> t2 through the escalated lock
         try await t1.put("k9", "1")    // t2 -rw-> t1
         try await t2.commit()
         await expectCode(.serializationFailure) { try await t1.commit() }
-        s = db.serializableStatistics()
+        s = db.statistics().serializable
         #expect(s.rangeLocks == 0 && s.pointLocks == 0)
     }
 
@@ -403,12 +403,12 @@ struct SerializableConcurrentTests {
         let release = await db.holdSerializableLock()
         try await ro.commit()                         // returns although the SSI lock is held
         release()
-        var s = db.serializableStatistics()           // takes the lock: records the queued commit
+        var s = db.statistics().serializable           // takes the lock: records the queued commit
         #expect(s.queuedReadOnlyCommits == 1, "\(s)")
         #expect(s.retainedCommitted == 1 && s.active == 1 && s.pointLocks == 2, "\(s)")
         try await w.put("k", "1")                     // ro -rw-> w through the handed-over lock: no structure
         try await w.commit()
-        s = db.serializableStatistics()
+        s = db.statistics().serializable
         #expect(s.active == 0 && s.retainedCommitted == 0 && s.pointLocks == 0, "\(s)")
     }
 
@@ -419,14 +419,14 @@ struct SerializableConcurrentTests {
         config.serializable = SerializableLimits(maxRetainedCommitted: 8)
         let db = Database.inMemory(config)
         let long = try await commitUnderLongTransaction(db, 200)
-        var s = db.serializableStatistics()
+        var s = db.statistics().serializable
         #expect(s.retainedCommitted == 8 && s.summarized == 192, "\(s)")
         #expect(s.pointLocks == 9 && s.rangeLocks == 8, "\(s)")          // long's and the retained ones'
         #expect(s.summarizedWriters == 192 && s.summaryLocks == 2 * 192, "\(s)")
         // A write under a summarized reader's lock is an edge into `long`, but one edge is no cycle.
         try await long.put("r5", "1")
         try await long.commit()
-        s = db.serializableStatistics()
+        s = db.statistics().serializable
         #expect(s.active == 0 && s.retainedCommitted == 0 && s.pointLocks == 0 && s.rangeLocks == 0, "\(s)")
         #expect(s.summarizedWriters == 0 && s.summaryLocks == 0, "\(s)")
     }
@@ -441,7 +441,7 @@ struct SerializableConcurrentTests {
         let db = Database.inMemory(config)
         // Summarized reader: t2 -rw-> t1 is known before t1 is summarized; t1 -rw-> t2 comes through its summary lock.
         let (t1, t2) = try await bothDoctorsReadThenAliceGoesOff(db)
-        #expect(db.serializableStatistics().summarized == 1)
+        #expect(db.statistics().serializable.summarized == 1)
         let e = await expectCode(.serializationFailure) { try await t2.put("doctor/bob", "off") }
         #expect(e?.key == "doctor/bob" && e?.otherTransaction == t1.id, "\(String(describing: e))")
         try await t2.rollback()     // (a no-op after the 40001; keeps a regression from blocking the next steps)
@@ -453,12 +453,12 @@ struct SerializableConcurrentTests {
         _ = try await u1.get("doctor/alice"); _ = try await u1.get("doctor/bob")
         try await u1.put("doctor/alice", "off")
         try await u1.commit()
-        #expect(db.serializableStatistics().summarizedWriters == 1)
+        #expect(db.statistics().serializable.summarizedWriters == 1)
         #expect(try await u2.get("doctor/alice") == "on")     // u2 -rw-> u1, u1 summarized
         let f = await expectCode(.serializationFailure) { try await u2.put("doctor/bob", "off") }
         #expect(f?.key == "doctor/bob" && f?.otherTransaction == u1.id, "\(String(describing: f))")
         #expect(try await value(db, "doctor/bob") == "on")
-        #expect(db.abortStatistics().rwConflictOnWrite == 2)
+        #expect(db.statistics().aborts.rwConflictOnWrite == 2)
     }
 
     /// A deferrable transaction suspended for a safe snapshot ends its wait when its task is cancelled
@@ -482,10 +482,10 @@ struct SerializableConcurrentTests {
         let cancelled = try await result(of: reader, within: 20)
         if cancelled == nil { try await t2.commit() }     // unblock the reader before failing
         try #require(cancelled == true)
-        var s = db.serializableStatistics()
+        var s = db.statistics().serializable
         #expect(s.deferredWaiting == 0 && s.active == 1, "\(s)")   // only t2
         try await t2.commit()
-        s = db.serializableStatistics()
+        s = db.statistics().serializable
         #expect(s.active == 0 && s.pointLocks == 0, "\(s)")
     }
 }
