@@ -61,9 +61,10 @@ public struct IsoKVError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let dataCorrupted = IsoKVError.Code(rawValue: "XX001")
         /// `0A000`: a file was written by a format version this build cannot read.
         public static let unsupportedFormat = IsoKVError.Code(rawValue: "0A000")
-        /// `55000`: the operation cannot run now because a conflicting one is in progress (a checkpoint requested
-        /// while the background checkpoint is being written). Try again later.
-        public static let operationInProgress = IsoKVError.Code(rawValue: "55000")
+        /// `55000`: the object is not in a state that allows the operation: a checkpoint requested while the
+        /// background checkpoint is being written (try again later), or a data directory that other users can
+        /// write (fix its permissions: `chmod 700`).
+        public static let objectNotInPrerequisiteState = IsoKVError.Code(rawValue: "55000")
 
         public var description: String { rawValue }
     }
