@@ -8,6 +8,7 @@
 //   IsoKVStorage    write-ahead log with group commit, checkpoints, recovery (the engine's durability layer)
 //   IsoKVHistory    history recorder and checker (Adya's DSG: G0, G1a/b/c, G-single, G2-item, G2)
 //   MapBenchmarks   the workloads and thread harness of `isokv bench maps` (a library so tests can run them)
+//   IsoKVWorkloads  YCSB and contention workloads over the store contract, generators, the timed async harness
 //   isokv           the one CLI executable: bench, check, serve, lab...
 //   IsoKVTestSupport  (Tests/IsoKVTestSupport) what the test targets share; not a product
 // Planned: IsoKVPostgres (PostgreSQL backend), IsoKVServer (HTTP), IsoKVLab (anomaly replays, report).
@@ -33,10 +34,12 @@ let package = Package(
         .library(name: "IsoKV", targets: ["IsoKV"]),
         .library(name: "IsoKVStorage", targets: ["IsoKVStorage"]),
         .library(name: "IsoKVHistory", targets: ["IsoKVHistory"]),
+        .library(name: "IsoKVWorkloads", targets: ["IsoKVWorkloads"]),
         .executable(name: "isokv", targets: ["isokv"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .target(
@@ -68,6 +71,12 @@ let package = Package(
         .target(
             name: "IsoKVHistory",
             dependencies: ["IsoKVSync"],
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "IsoKVWorkloads",
+            dependencies: ["IsoKVCore", "IsoKVSync", .product(name: "Histogram", package: "hdrhistogram-swift")],
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
@@ -114,6 +123,11 @@ let package = Package(
         .testTarget(
             name: "IsoKVHistoryTests",
             dependencies: ["IsoKVHistory", "IsoKVSync", "IsoKVTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IsoKVWorkloadsTests",
+            dependencies: ["IsoKVWorkloads", "IsoKV", "IsoKVSync", "IsoKVTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
