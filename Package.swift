@@ -94,6 +94,7 @@ let package = Package(
                 "IsoKV",
                 "IsoKVStorage",
                 "MapBenchmarks",
+                "IsoKVWorkloads",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             exclude: ["DESIGN.md"],
