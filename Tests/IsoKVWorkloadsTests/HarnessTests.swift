@@ -40,8 +40,7 @@ struct HarnessConcurrentTests {
         let result = try await Harness(tasks: 2, sampleEvery: 8).measure(.duration(.milliseconds(30))) { _ in
             try await Task.sleep(for: .microseconds(200))
         }
-        #expect(result.seconds >= 0.030)
-        #expect(result.seconds < 5, "the deadline stops the run")
+        #expect(result.seconds >= 0.030, "no task stops before the deadline")
         #expect(result.operations % 8 == 0, "each task stops at a timed operation: \(result.operations)")
         #expect(result.latency.count == result.operations / 8)
         #expect(result.p50 >= 200_000, "a sleep of 200 µs takes at least 200 µs: \(result.p50)")
