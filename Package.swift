@@ -8,6 +8,7 @@
 //   IsoKVStorage    write-ahead log with group commit, checkpoints, recovery (the engine's durability layer)
 //   IsoKVHistory    history recorder and checker (Adya's DSG: G0, G1a/b/c, G-single, G2-item, G2)
 //   MapBenchmarks   the workloads and thread harness of `isokv bench maps` (a library so tests can run them)
+//   IsoKVWorkloads  YCSB and contention workloads over the store contract, generators, the timed async harness
 //   isokv           the one CLI executable: bench, check, serve, lab...
 //   IsoKVTestSupport  (Tests/IsoKVTestSupport) what the test targets share; not a product
 // Planned: IsoKVPostgres (PostgreSQL backend), IsoKVServer (HTTP), IsoKVLab (anomaly replays, report).
@@ -33,10 +34,12 @@ let package = Package(
         .library(name: "IsoKV", targets: ["IsoKV"]),
         .library(name: "IsoKVStorage", targets: ["IsoKVStorage"]),
         .library(name: "IsoKVHistory", targets: ["IsoKVHistory"]),
+        .library(name: "IsoKVWorkloads", targets: ["IsoKVWorkloads"]),
         .executable(name: "isokv", targets: ["isokv"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         // Documentation only (`swift package generate-documentation`): a plugin, never linked into a product.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -74,6 +77,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "IsoKVWorkloads",
+            dependencies: ["IsoKVCore", "IsoKVSync", .product(name: "Histogram", package: "hdrhistogram-swift")],
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "MapBenchmarks",
             dependencies: ["ConcurrentMaps", "IsoKVSync"],
             exclude: ["DESIGN.md"],
@@ -87,6 +96,7 @@ let package = Package(
                 "IsoKV",
                 "IsoKVStorage",
                 "MapBenchmarks",
+                "IsoKVWorkloads",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             exclude: ["DESIGN.md"],
@@ -100,6 +110,7 @@ let package = Package(
         // Helpers shared by test targets (temporary directories, running the isokv executable); not a product.
         .target(
             name: "IsoKVTestSupport",
+            dependencies: ["IsoKVWorkloads"],
             path: "Tests/IsoKVTestSupport",
             swiftSettings: strict
         ),
@@ -116,6 +127,11 @@ let package = Package(
         .testTarget(
             name: "IsoKVHistoryTests",
             dependencies: ["IsoKVHistory", "IsoKVSync", "IsoKVTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IsoKVWorkloadsTests",
+            dependencies: ["IsoKVWorkloads", "IsoKV", "IsoKVSync", "IsoKVTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
