@@ -2,9 +2,16 @@
 /// conformance replay order "T2 waits for T1's lock" before "T1 commits" without sleeping.
 ///
 /// ```swift
-/// let t2 = Task { try await store.transaction(.readCommitted) { try await $0.put("x", "2") } }
-/// await store.waitUntilWaiting(t2ID, on: "x")     // T2 is now queued behind T1's lock on x
-/// try await t1.commit()                           // and T2 proceeds
+/// let t1 = try await db.begin(.readCommitted)
+/// try await t1.put("x", "1")
+/// let (ids, announce) = AsyncStream.makeStream(of: TransactionID.self)
+/// let t2 = Task {
+///     try await db.transaction(.readCommitted) { tx in announce.yield(tx.id); try await tx.put("x", "2") }
+/// }
+/// var next = ids.makeAsyncIterator()
+/// await db.waitUntilWaiting(await next.next()!, on: "x")   // T2 is queued behind T1's lock on x
+/// try await t1.commit()                                    // and now proceeds
+/// try await t2.value
 /// ```
 ///
 /// It observes; it never changes what the store does. The embedded `Database` conforms (as `@_spi(Testing)` API);
