@@ -7,6 +7,7 @@
 //   IsoKV           the embedded MVCC engine and the store protocol
 //   IsoKVStorage    write-ahead log with group commit, checkpoints, recovery (the engine's durability layer)
 //   IsoKVHistory    history recorder and checker (Adya's DSG: G0, G1a/b/c, G-single, G2-item, G2)
+//   IsoKVConformance  the anomaly and row-lock replays every backend runs, expected outcomes from capabilities
 //   MapBenchmarks   the workloads and thread harness of `isokv bench maps` (a library so tests can run them)
 //   IsoKVWorkloads  YCSB and contention workloads over the store contract, generators, the timed async harness
 //   isokv           the one CLI executable: bench, check, serve, lab...
@@ -35,6 +36,7 @@ let package = Package(
         .library(name: "IsoKVStorage", targets: ["IsoKVStorage"]),
         .library(name: "IsoKVHistory", targets: ["IsoKVHistory"]),
         .library(name: "IsoKVWorkloads", targets: ["IsoKVWorkloads"]),
+        .library(name: "IsoKVConformance", targets: ["IsoKVConformance"]),
         .executable(name: "isokv", targets: ["isokv"]),
     ],
     dependencies: [
@@ -67,6 +69,12 @@ let package = Package(
         .target(
             name: "IsoKVStorage",
             dependencies: ["IsoKVSync"],
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "IsoKVConformance",
+            dependencies: ["IsoKVCore", "IsoKVSync"],
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
@@ -116,7 +124,8 @@ let package = Package(
         ),
         .testTarget(
             name: "IsoKVTests",
-            dependencies: ["IsoKV", "IsoKVSync", "ConcurrentMaps", "IsoKVStorage", "IsoKVHistory", "IsoKVTestSupport"],
+            dependencies: ["IsoKV", "IsoKVSync", "ConcurrentMaps", "IsoKVStorage", "IsoKVHistory", "IsoKVTestSupport",
+                           "IsoKVConformance"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -169,17 +169,11 @@ final class FailureCounters: Sendable {
     }
 }
 
+/// The lock-wait hook of ``LockWaitObservable`` (declared in IsoKVCore, so that backend-independent code such as
+/// `IsoKVConformance` can use it): tests wait for a transaction to be queued on a row lock instead of sleeping.
 @_spi(Testing)
 extension Database: LockWaitObservable {
     nonisolated(nonsending) public func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes) async {
         await lockManager.waitUntilWaiting(transaction.rawValue, on: key)
     }
-}
-
-/// Test hook shared by every backend's conformance tests: lets a test wait, without sleeping, until a transaction
-/// is suspended on a row lock.
-@_spi(Testing)
-public protocol LockWaitObservable {
-    /// Returns once transaction `transaction` waits for a row lock on `key` (immediately if it already does).
-    nonisolated(nonsending) func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes) async
 }
