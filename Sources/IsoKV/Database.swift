@@ -68,6 +68,8 @@ public final class Database: KeyValueStore, Sendable {
     let durable: DurableStore?
     /// Serializable snapshot isolation state (SSI/).
     let ssi: SSIManager
+    /// Transactions that have not ended, for ``check(_:)`` (LiveTransactions.swift).
+    let live = LiveTransactions()
 
     /// An empty in-memory database.
     public static func inMemory(_ configuration: Configuration = Configuration()) -> Database {
