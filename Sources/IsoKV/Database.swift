@@ -17,7 +17,7 @@ import Synchronization
 ///
 /// Entry points: ``begin(_:readOnly:)`` and `transaction {}` (from ``KeyValueStore``); the single-key operations
 /// ``get(_:)``, ``put(_:_:ifVersion:)``, ``put(_:_:ifAbsent:)``, ``delete(_:ifVersion:)``, ``increment(_:by:)``
-/// (and `update`, from ``KeyValueStore``); ``statistics()``.
+/// (and `update`, from ``KeyValueStore``); ``statistics()``; ``check(_:)`` (the consistency checker).
 ///
 /// Lock order (outer first): the oracle's commit lock → the lock manager's graph lock → one chain's lock; the
 /// snapshot registry, the index lock and the GC backlog lock are leaves taken alone.
