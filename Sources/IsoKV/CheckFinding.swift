@@ -163,7 +163,7 @@ extension Database {
         /// or backup is running. Called while other operations run, it may report their in-between states.
         case quiescent
         /// Only the invariants that hold at every instant (``CheckFinding/Kind/requiresQuiescence`` false): exact
-        /// while other transactions run.
+        /// while other transactions run. What ``Configuration/checkAfterEveryCommit`` uses.
         case concurrent
     }
 }

@@ -3,7 +3,9 @@ import IsoKVCore
 // The consistency checker, as bbolt's `tx.Check()`: DESIGN.md, "Consistency checker" (each invariant, where it is
 // declared, when the check is exact, its cost, what it does not check).
 //
-// Entry point: `Database.check(_:)`. Test hooks that break one invariant each: `Database+CheckTesting.swift`.
+// Entry points: `Database.check(_:)` (in memory, any time), strict mode (`Configuration.checkAfterEveryCommit`, the
+// one hook at the top of `commitReturningVersion`, `Transaction.commitThenCheck`). Test hooks that break one
+// invariant each: `Database+CheckTesting.swift`.
 //
 // Locks: each is taken alone, in turn, for a short copy — a batch of the scan index, one chain, the wait-for graph,
 // the GC backlog, the commit lock, one snapshot-registry stripe, the SSI lock (then the read-only commit queue, a
@@ -35,6 +37,25 @@ extension Database {
         return checker.report
     }
 
+}
+
+extension Transaction {
+    /// Strict mode's commit (`Configuration.checkAfterEveryCommit`): the ordinary commit, then
+    /// `check(.concurrent)` (exact while other transactions run). Findings make this commit throw `XX000`; the
+    /// commit has taken effect by then, and the message says so.
+    nonisolated(nonsending) func commitThenCheck() async throws -> UInt64? {
+        inStrictCommit = true
+        defer { inStrictCommit = false }
+        let version = try await commitReturningVersion()
+        let report = db.check(.concurrent)
+        if !report.isConsistent {
+            throw IsoKVError(.internalError,
+                             "strict mode: the commit of tx\(assignedID) took effect"
+                                 + (version.map { " as version \($0)" } ?? "")
+                                 + ", and then the consistency check found \(report)")
+        }
+        return version
+    }
 }
 
 /// One run of ``Database/check(_:)``: copies each structure under its lock, then compares the copies.

@@ -36,12 +36,18 @@ public final class Database: KeyValueStore, Sendable {
         public var lockTimeout: Duration?
         /// SSI memory bounds for `.serializable` transactions (escalation thresholds).
         public var serializable = SerializableLimits()
+        /// Strict mode, for tests (bbolt's `StrictMode`): after every successful commit, run ``Database/check(_:)``
+        /// in `.concurrent` mode (a walk of every chain and the SSI state: O(keys + locks + SSI records) per
+        /// commit — slow); if it finds anything, that commit throws `XX000` (``IsoKVError/Code/internalError``)
+        /// listing the findings. The commit itself has taken effect. Default false.
+        public var checkAfterEveryCommit = false
 
         public init(limits: Limits = Limits(), lockTimeout: Duration? = nil,
-                    serializable: SerializableLimits = SerializableLimits()) {
+                    serializable: SerializableLimits = SerializableLimits(), checkAfterEveryCommit: Bool = false) {
             self.limits = limits
             self.lockTimeout = lockTimeout
             self.serializable = serializable
+            self.checkAfterEveryCommit = checkAfterEveryCommit
         }
     }
 

@@ -19,6 +19,8 @@ extension Transaction {
     /// was written.
     @discardableResult
     nonisolated(nonsending) package func commitReturningVersion() async throws -> UInt64? {
+        // STRICT MODE (`Configuration.checkAfterEveryCommit`, Database+Check.swift): this commit, then `check()`.
+        if db.configuration.checkAfterEveryCommit && !inStrictCommit { return try await commitThenCheck() }
         try checkActive()
         // Durability hook: a database opened with `open(path:)` runs steps 3–4 with the write-ahead log
         // (Database+Durability.swift): assign `ts`, install and enqueue the record under the commit lock, wait for

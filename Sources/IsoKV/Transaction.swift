@@ -57,6 +57,8 @@ public final class Transaction: StoreTransaction {
         }
     }
     var isActive: Bool { if case .active = state { true } else { false } }
+    /// Set while strict mode's commit runs the real commit (see `commitThenCheck`, Database+Check.swift).
+    var inStrictCommit = false
 
     /// The registered snapshot of a `.snapshot` transaction, taken at its first operation; nil before that and at
     /// the other levels. Unregistered when the transaction ends.

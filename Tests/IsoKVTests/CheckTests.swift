@@ -238,12 +238,26 @@ struct CheckTests {
         expectOnly(.ssiPointLockOrphaned, db, key: "k", transaction: TransactionID(rawValue: 999_999))
     }
 
-    // MARK: Modes
+    // MARK: Modes, strict mode
 
     @Test func everyKindIsCoveredAndConcurrentModeOmitsTheQuiescentOnes() {
         #expect(CheckFinding.Kind.allCases.count == 22)
         #expect(CheckFinding.Kind.allCases.filter(\.requiresQuiescence).count == 9)
         #expect(makeDatabase().check(.concurrent).mode == .concurrent)
+    }
+
+    /// Strict mode: the commit after which the checker finds something throws XX000, and has taken effect.
+    @Test func strictModeFailsTheCommitThatFindsAProblem() async throws {
+        let db = Database.inMemory(Database.Configuration(checkAfterEveryCommit: true))
+        try await db.put("a", "1")
+        try await db.transaction { tx in try await tx.put("b", "1") }
+        db._testingCorrupt(.moveNewestVersionPastLastCommit(key: "a"))
+        let e = await expectCode(.internalError) { try await db.put("c", "1") }
+        #expect(e?.message.contains("versionAfterLastCommit") == true)
+        #expect(e?.isRetryable == false)
+        #expect(try await value(db, "c") == "1")          // committed all the same
+        await expectCode(.internalError) { try await db.transaction(.snapshot) { tx in try await tx.put("d", "1") } }
+        #expect(try await value(db, "d") == "1")          // and not retried
     }
 }
 
@@ -380,11 +394,12 @@ struct CheckConcurrentTests {
         }
     }
 
-    /// A busy database with a monitor running the concurrent check throughout: nothing is ever found. Then, quiescent with a lock holder,
+    /// A busy database in strict mode (every commit runs the concurrent check and would throw XX000), with a
+    /// monitor running the concurrent check throughout: nothing is ever found. Then, quiescent with a lock holder,
     /// a waiter, a serializable writer and a deferrable reader still open, the full check finds nothing; nor after
     /// they end.
     @Test func busyDatabaseChecksClean() async throws {
-        let db = makeDatabase()
+        let db = Database.inMemory(Database.Configuration(checkAfterEveryCommit: true))
         try await seed(db, Self.accounts.map { ($0, Bytes(Int64(100))) })
         let workers = 6, perWorker = 250
         let problems = try await withThrowingTaskGroup(of: [String].self) { group in
