@@ -1,11 +1,13 @@
 import IsoKVCore
+import IsoKVStorage
 
 // The consistency checker, as bbolt's `tx.Check()`: DESIGN.md, "Consistency checker" (each invariant, where it is
 // declared, when the check is exact, its cost, what it does not check).
 //
-// Entry points: `Database.check(_:)` (in memory, any time), strict mode (`Configuration.checkAfterEveryCommit`, the
-// one hook at the top of `commitReturningVersion`, `Transaction.commitThenCheck`). Test hooks that break one
-// invariant each: `Database+CheckTesting.swift`.
+// Entry points: `Database.check(_:)` (in memory, any time), `Database.check(path:)` (a data directory, recovered
+// into memory without its lock: `isokv check`), strict mode (`Configuration.checkAfterEveryCommit`, the one hook at
+// the top of `commitReturningVersion`, `Transaction.commitThenCheck`). Test hooks that break one invariant each:
+// `Database+CheckTesting.swift`.
 //
 // Locks: each is taken alone, in turn, for a short copy — a batch of the scan index, one chain, the wait-for graph,
 // the GC backlog, the commit lock, one snapshot-registry stripe, the SSI lock (then the read-only commit queue, a
@@ -37,6 +39,18 @@ extension Database {
         return checker.report
     }
 
+    /// Recovers the store in directory `path` into memory — without taking its lock or changing a file, as
+    /// ``inspect(path:)`` does — and runs ``check(_:)`` on the result: the engine-level half of `isokv check`.
+    /// A log whose files are all valid can still hold what the engine cannot serve (say, a checkpoint entry with a
+    /// version above the checkpoint's commit number); this finds it. Throws the ``IsoKVStorage/StorageError`` an
+    /// open would throw. Blocking (file I/O): call it from a thread, not from a cooperative task.
+    public static func check(path: String) throws -> (summary: DirectorySummary, report: CheckReport) {
+        let recovered = try WriteAheadLog.check(directory: path)
+        let db = Database(configuration: Configuration(), directory: ReadMostlyDirectory())
+        db.load(recovered)
+        let live = replay(recovered).values.reduce(0) { $0 + ($1.value == nil ? 0 : 1) }
+        return (DirectorySummary(recovered, liveKeys: live), db.check())
+    }
 }
 
 extension Transaction {

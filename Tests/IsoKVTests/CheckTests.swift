@@ -1,5 +1,6 @@
 import Foundation
 @_spi(Testing) import IsoKV
+import IsoKVStorage
 import Testing
 import IsoKVTestSupport
 
@@ -238,7 +239,7 @@ struct CheckTests {
         expectOnly(.ssiPointLockOrphaned, db, key: "k", transaction: TransactionID(rawValue: 999_999))
     }
 
-    // MARK: Modes, strict mode
+    // MARK: Modes, strict mode, data directories
 
     @Test func everyKindIsCoveredAndConcurrentModeOmitsTheQuiescentOnes() {
         #expect(CheckFinding.Kind.allCases.count == 22)
@@ -259,6 +260,34 @@ struct CheckTests {
         await expectCode(.internalError) { try await db.transaction(.snapshot) { tx in try await tx.put("d", "1") } }
         #expect(try await value(db, "d") == "1")          // and not retried
     }
+
+    /// `Database.check(path:)`: a store whose files are valid but whose checkpoint holds a version above its own
+    /// commit number (what a buggy checkpoint writer could produce) recovers into an inconsistent engine.
+    @Test func dataDirectoryCheckFindsAVersionAboveTheCheckpoint() async throws {
+        let good = TemporaryDirectory("check-dir-good"), bad = TemporaryDirectory("check-dir-bad")
+        defer { good.remove(); bad.remove() }
+        let db = try await Database.open(path: good.path, options: durableOptions(.unsafeNoSync))
+        for i in 0..<10 { try await db.put(Bytes("k\(i % 4)"), Bytes("v\(i)")) }
+        await db.close()
+        let (summary, report) = try Database.check(path: good.path)
+        #expect(summary.liveKeys == 4 && summary.lastCommit == 10)
+        #expect(report.isConsistent, "\(report)")
+        #expect(report.chains == 4)
+
+        try await writeCheckpointWithAFutureVersion(bad.path)
+        let (_, badReport) = try Database.check(path: bad.path)
+        #expect(badReport.findings.map(\.kind) == [.versionAfterLastCommit], "\(badReport)")
+        #expect(badReport.findings.first?.key == "late")
+    }
+}
+
+/// A store holding a checkpoint at commit 3 whose entry "late" has version 9 (valid CRCs: recovery accepts it).
+func writeCheckpointWithAFutureVersion(_ path: String) async throws {
+    let (log, _) = try await WriteAheadLog.open(directory: path, options: WALOptions(durability: .fsync))
+    let entries = [KeyWrite(key: Array("early".utf8), value: Array("x".utf8), version: 2),
+                   KeyWrite(key: Array("late".utf8), value: Array("y".utf8), version: 9)]
+    try await log.checkpoint(sequence: 3, entries: AsyncEntries(entries))
+    await log.close()
 }
 
 /// The invariants about lock waits (they need a transaction suspended in a real wait), and whole databases under
