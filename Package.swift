@@ -7,7 +7,9 @@
 //   IsoKV           the embedded MVCC engine and the store protocol
 //   IsoKVStorage    write-ahead log with group commit, checkpoints, recovery (the engine's durability layer)
 //   IsoKVHistory    history recorder and checker (Adya's DSG: G0, G1a/b/c, G-single, G2-item, G2)
+//   IsoKVConformance  the anomaly and row-lock replays every backend runs, expected outcomes from capabilities
 //   MapBenchmarks   the workloads and thread harness of `isokv bench maps` (a library so tests can run them)
+//   IsoKVWorkloads  YCSB and contention workloads over the store contract, generators, the timed async harness
 //   isokv           the one CLI executable: bench, check, serve, lab...
 //   IsoKVTestSupport  (Tests/IsoKVTestSupport) what the test targets share; not a product
 // Planned: IsoKVPostgres (PostgreSQL backend), IsoKVServer (HTTP), IsoKVLab (anomaly replays, report).
@@ -33,10 +35,15 @@ let package = Package(
         .library(name: "IsoKV", targets: ["IsoKV"]),
         .library(name: "IsoKVStorage", targets: ["IsoKVStorage"]),
         .library(name: "IsoKVHistory", targets: ["IsoKVHistory"]),
+        .library(name: "IsoKVWorkloads", targets: ["IsoKVWorkloads"]),
+        .library(name: "IsoKVConformance", targets: ["IsoKVConformance"]),
         .executable(name: "isokv", targets: ["isokv"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // Documentation only (`swift package generate-documentation`): a plugin, never linked into a product.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         .target(
@@ -66,8 +73,20 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "IsoKVConformance",
+            dependencies: ["IsoKVCore", "IsoKVSync"],
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "IsoKVHistory",
             dependencies: ["IsoKVSync"],
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "IsoKVWorkloads",
+            dependencies: ["IsoKVCore", "IsoKVSync", .product(name: "Histogram", package: "hdrhistogram-swift")],
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
@@ -85,6 +104,7 @@ let package = Package(
                 "IsoKV",
                 "IsoKVStorage",
                 "MapBenchmarks",
+                "IsoKVWorkloads",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             exclude: ["DESIGN.md"],
@@ -98,12 +118,14 @@ let package = Package(
         // Helpers shared by test targets (temporary directories, running the isokv executable); not a product.
         .target(
             name: "IsoKVTestSupport",
+            dependencies: ["IsoKVWorkloads"],
             path: "Tests/IsoKVTestSupport",
             swiftSettings: strict
         ),
         .testTarget(
             name: "IsoKVTests",
-            dependencies: ["IsoKV", "IsoKVSync", "ConcurrentMaps", "IsoKVStorage", "IsoKVHistory", "IsoKVTestSupport"],
+            dependencies: ["IsoKV", "IsoKVSync", "ConcurrentMaps", "IsoKVStorage", "IsoKVHistory", "IsoKVTestSupport",
+                           "IsoKVConformance"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -114,6 +136,11 @@ let package = Package(
         .testTarget(
             name: "IsoKVHistoryTests",
             dependencies: ["IsoKVHistory", "IsoKVSync", "IsoKVTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IsoKVWorkloadsTests",
+            dependencies: ["IsoKVWorkloads", "IsoKV", "IsoKVSync", "IsoKVTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

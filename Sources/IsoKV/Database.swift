@@ -3,7 +3,7 @@ import IsoKVSync
 import Synchronization
 
 /// The embedded IsoKV engine: MVCC over per-key version chains, row locks with deadlock detection, three isolation
-/// levels (see ``IsolationLevel``), savepoints and optimistic single-key operations.
+/// levels (see `IsolationLevel`), savepoints and optimistic single-key operations.
 ///
 /// ```swift
 /// let db = Database.inMemory()
@@ -15,15 +15,14 @@ import Synchronization
 /// try await tx.commit()
 /// ```
 ///
-/// Entry points: ``begin(_:readOnly:)`` and `transaction {}` (from ``KeyValueStore``); the single-key operations
+/// Entry points: ``begin(_:readOnly:)`` and `transaction {}` (from `KeyValueStore`); the single-key operations
 /// ``get(_:)``, ``put(_:_:ifVersion:)``, ``put(_:_:ifAbsent:)``, ``delete(_:ifVersion:)``, ``increment(_:by:)``
-/// (and `update`, from ``KeyValueStore``); ``statistics()``; ``check(_:)`` (the consistency checker).
+/// (and `update`, from `KeyValueStore`); ``statistics()``; ``check(_:)`` (the consistency checker).
 ///
-/// Lock order (outer first): the oracle's commit lock → the lock manager's graph lock → one chain's lock; the
-/// snapshot registry, the index lock and the GC backlog lock are leaves taken alone.
+/// Locks: the engine's one lock order is in DESIGN.md ("Lock order").
 ///
 /// Durable: ``open(path:options:)`` (write-ahead log with group commit, checkpoints, recovery; see
-/// `Database+Durability.swift`). ``inMemory(_:)`` keeps everything in memory only.
+/// `Database+Open.swift`). ``inMemory(_:)`` keeps everything in memory only.
 public final class Database: KeyValueStore, Sendable {
     public typealias Transaction = IsoKV.Transaction
 
@@ -70,7 +69,7 @@ public final class Database: KeyValueStore, Sendable {
     /// Failures counted by cause, for ``statistics()``.
     let failureCounts = FailureCounters()
     /// The write-ahead log and checkpoint state of a database opened with `open(path:options:)`; nil for
-    /// `inMemory()`. Immutable (see `Database+Durability.swift`).
+    /// `inMemory()`. Immutable (see `DurableStore.swift`).
     let durable: DurableStore?
     /// Serializable snapshot isolation state (SSI/).
     let ssi: SSIManager
@@ -160,49 +159,6 @@ public final class Database: KeyValueStore, Sendable {
         }
     }
 
-    // MARK: Introspection
-
-    /// Counts of what the engine holds in memory (walks every chain: O(keys)).
-    public func statistics() -> Statistics {
-        var s = Statistics()
-        directory.forEach { _, chain in
-            chain.state.withLock { c in
-                s.chains += 1
-                s.versions += c.versions.count
-                if c.pending != nil { s.pendingWrites += 1 }
-            }
-            return true
-        }
-        s.indexedKeys = index.withLock { $0.count }
-        s.liveSnapshots = oracle.liveSnapshots
-        s.lastCommit = oracle.latest()
-        s.serializationFailures = failureCounts.serialization.load(ordering: .relaxed)
-        s.deadlocks = failureCounts.deadlock.load(ordering: .relaxed)
-        s.lockNotAvailable = failureCounts.lockNotAvailable.load(ordering: .relaxed)
-        return s
-    }
-
-    /// What ``statistics()`` reports.
-    public struct Statistics: Sendable, Hashable {
-        /// Keys with a version chain (including deleted keys not yet collected).
-        public var chains = 0
-        /// Committed versions retained, tombstones included.
-        public var versions = 0
-        /// Uncommitted writes.
-        public var pendingWrites = 0
-        /// Keys in the scan index.
-        public var indexedKeys = 0
-        /// Registered snapshots (transactions and running read-committed scans).
-        public var liveSnapshots = 0
-        /// The newest commit sequence number.
-        public var lastCommit: UInt64 = 0
-        /// Transactions aborted with `40001` (first updater wins) since the database was created.
-        public var serializationFailures = 0
-        /// Transactions aborted with `40P01` (deadlock victims).
-        public var deadlocks = 0
-        /// Lock requests that failed with `55P03` (no-wait or lock timeout).
-        public var lockNotAvailable = 0
-    }
 }
 
 /// Counters of failures by cause (relaxed atomics: statistics, not synchronization).
@@ -221,17 +177,11 @@ final class FailureCounters: Sendable {
     }
 }
 
+/// The lock-wait hook of ``LockWaitObservable`` (declared in IsoKVCore, so that backend-independent code such as
+/// `IsoKVConformance` can use it): tests wait for a transaction to be queued on a row lock instead of sleeping.
 @_spi(Testing)
 extension Database: LockWaitObservable {
     nonisolated(nonsending) public func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes) async {
         await lockManager.waitUntilWaiting(transaction.rawValue, on: key)
     }
-}
-
-/// Test hook shared by every backend's conformance tests: lets a test wait, without sleeping, until a transaction
-/// is suspended on a row lock.
-@_spi(Testing)
-public protocol LockWaitObservable {
-    /// Returns once transaction `transaction` waits for a row lock on `key` (immediately if it already does).
-    nonisolated(nonsending) func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes) async
 }

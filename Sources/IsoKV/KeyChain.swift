@@ -35,9 +35,8 @@ struct LockWaiter {
 
 /// Everything the engine knows about one key: its committed versions, the pending write and the row lock.
 ///
-/// Lives in the key directory (a ``ConcurrentMap`` from key to chain). Lock order: the commit lock and the lock
-/// manager's graph lock may be held while taking a chain's lock; a chain's lock is never held while taking any
-/// other lock.
+/// Lives in the key directory (a ``ConcurrentMap`` from key to chain). A chain's lock is a leaf: never held while
+/// taking any other lock (DESIGN.md, "Lock order").
 package final class KeyChain: Sendable {
     /// The key (immutable).
     let key: Bytes

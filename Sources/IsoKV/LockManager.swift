@@ -7,7 +7,8 @@ import Synchronization
 /// The locks themselves live in each key's ``ChainState`` (holders and a FIFO of waiters), so taking an
 /// uncontended lock touches only that key. This type handles what needs a global view: the wait-for graph.
 ///
-/// Lock order: `graph` → a chain's lock. Nothing takes `graph` while holding a chain's lock.
+/// Locks: `graph` may be held while taking a chain's lock, never the reverse (the full order: DESIGN.md,
+/// "Lock order").
 final class LockManager: Sendable {
     /// Who waits on which chain, and the test observers. See ``WaitGraph``.
     let graph = Locked(WaitGraph())

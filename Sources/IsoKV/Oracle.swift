@@ -89,3 +89,21 @@ struct SnapshotRegistry {
         return true
     }
 }
+
+extension Oracle {
+    /// Publishes every commit up to `ts` (durable database): `published = max(published, ts)`, atomically.
+    ///
+    /// Safe out of the commit lock because the log acknowledges records in log order = commit order: when the
+    /// record of `ts` is durable, so is every record before it, and all of them were installed under the commit
+    /// lock before `ts` was assigned. So `published` still only grows and every commit ≤ `published` is installed
+    /// and durable; a committer whose own acknowledgement comes later finds its `ts` already published.
+    func publish(atLeast ts: UInt64) {
+        var current = published.load(ordering: .relaxed)
+        while current < ts {
+            let (exchanged, original) = published.compareExchange(
+                expected: current, desired: ts, successOrdering: .releasing, failureOrdering: .relaxed)
+            if exchanged { return }
+            current = original
+        }
+    }
+}

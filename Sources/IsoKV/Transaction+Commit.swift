@@ -1,16 +1,25 @@
 import IsoKVCore
+import IsoKVStorage
+
 extension Transaction {
     /// Commits: makes every write visible atomically, then releases the locks.
     ///
-    /// Protocol:
+    /// The one commit protocol, for the in-memory and the durable database alike (DESIGN.md, "Commit" and
+    /// "Durable database"):
     /// 1. A dead transaction (`40001`/`40P01` earlier) throws `25P02`; an ended one `25P01`.
-    /// 2. Read-only work (no pending write) just ends: nothing to publish.
-    /// 3. Under the oracle's commit lock: `ts = last + 1`; each pending write becomes the version `ts` of its chain
-    ///    (invisible until step 4, because every reader's snapshot is `≤ published < ts`).
-    ///    **Durable database**: the record of the writes is enqueued in the WAL here, in `ts` order, and the
-    ///    fsync is awaited outside the lock before step 4 (`commitDurably`, DESIGN.md "Durable database").
-    /// 4. Publish `ts` (`published.store(ts, .releasing)`): from now on new snapshots see all the writes.
-    /// 5. Release the row locks (waking waiters), unregister the snapshot, prune the touched chains.
+    /// 2. No pending write: nothing to publish. A tracked serializable transaction still gets its SSI commit mark
+    ///    (a read-only one hands it over without waiting for the SSI lock).
+    /// 3. SSI pre-commit check (tracked `.serializable` only). Durable: now, leaving the transaction `prepared`
+    ///    (it can no longer be a victim) before its record goes to the log. In memory: inside step 4's critical
+    ///    section, so that the check, the commit mark and the publication are one event.
+    /// 4. Under the oracle's commit lock: `ts = last + 1`; durable: enqueue the record (so log order = `ts`
+    ///    order); install each pending write as the version `ts` of its chain (invisible: every snapshot is
+    ///    `≤ published < ts`); `last = ts`. In memory, publish `ts` here too.
+    /// 5. Durable: outside every lock, suspended, wait until the record is durable (group commit); then publish
+    ///    (`published = max(published, ts)`, inside the SSI lock with the commit mark when serializable). A failed
+    ///    write or fsync takes the versions back out (never published) and ends the transaction with `58030`.
+    /// 6. Release the row locks (waking waiters), unregister the snapshot, prune the touched chains
+    ///    (`endTransaction(_:)`); durable: maybe start a background checkpoint.
     nonisolated(nonsending) public func commit() async throws {
         _ = try await commitReturningVersion()
     }
@@ -19,59 +28,132 @@ extension Transaction {
     /// was written.
     @discardableResult
     nonisolated(nonsending) package func commitReturningVersion() async throws -> UInt64? {
-        // STRICT MODE (`Configuration.checkAfterEveryCommit`, Database+Check.swift): this commit, then `check()`.
+        // Strict mode (`Configuration.checkAfterEveryCommit`, Database+Check.swift): this commit, then `check()`.
         if db.configuration.checkAfterEveryCommit && !inStrictCommit { return try await commitThenCheck() }
-        try checkActive()
-        // Durability hook: a database opened with `open(path:)` runs steps 3–4 with the write-ahead log
-        // (Database+Durability.swift): assign `ts`, install and enqueue the record under the commit lock, wait for
-        // it to be durable outside the lock, then publish; the row locks are released (step 5) only after that.
-        // Checks that may refuse the commit (e.g. SSI) belong above this hook, so that they apply to both paths.
-        if !writeOrder.isEmpty, let durable = db.durable {
-            // SSI on a durable database: the pre-commit check runs now and leaves the transaction `prepared` (it
-            // can no longer be a victim); it is marked committed at publication, after the fsync, inside the SSI
-            // lock (SSI/DESIGN.md, "Durable databases"). A failure to log ends it as aborted (endTransaction).
-            let ssiXact = serializableCommitHandle()
-            if let ssiXact, let failure = db.ssi.prepare(ssiXact) { throw abort(failure) }
-            let version = try await commitDurably(durable, ssi: ssiXact)
-            endTransaction(.committed)
-            durable.afterCommit(db)
-            return version
-        }
-        var version: UInt64?
-        // SSI (only a tracked `.serializable` transaction): the pre-commit check and the commit mark run under
-        // the SSI lock, around step 3-4 when there are writes (see SSI/DESIGN.md).
+        try checkActive()                                                       // 1
         let ssiXact = serializableCommitHandle()
-        if !writeOrder.isEmpty {
-            let chains = writeOrder
-            let txid = self.txid
-            let oracle = db.oracle
-            var failure: IsoKVError?
-            version = oracle.commitLock.withLock { last -> UInt64 in
-                func publish() -> UInt64 {
-                    let ts = last + 1
-                    for chain in chains {
-                        chain.state.withLock { $0.installLocked(owner: txid, commitTS: ts) }
-                    }
-                    last = ts
-                    oracle.published.store(ts, ordering: .releasing)
-                    return ts
-                }
-                guard let ssiXact else { return publish() }
-                var ts: UInt64 = 0
-                failure = db.ssi.commit(ssiXact, pointKeys: serializable?.pointKeys ?? []) { ts = publish() }
+        let pointKeys = ssiXact == nil ? [] : (serializable?.pointKeys ?? [])
+        guard !writeOrder.isEmpty else {                                        // 2
+            if let ssiXact, isReadOnly {
+                try checkNotDoomed(ssiXact)
+                db.ssi.finishReadOnly(ssiXact, pointKeys: pointKeys)
+                serializable = nil
+            } else if let ssiXact, let failure = db.ssi.commit(ssiXact, pointKeys: pointKeys, publish: {}) {
+                throw abort(failure)
+            }
+            endTransaction(.committed)
+            return nil
+        }
+        let version: UInt64?
+        if let durable = db.durable {
+            if let ssiXact, let failure = db.ssi.prepare(ssiXact) { throw abort(failure) }      // 3
+            version = try await commitDurably(durable, ssi: ssiXact, pointKeys: pointKeys)  // 4, 5
+        } else {
+            version = try commitInMemory(ssi: ssiXact, pointKeys: pointKeys)                // 3, 4
+        }
+        endTransaction(.committed)                                              // 6
+        db.durable?.afterCommit(db)
+        return version
+    }
+
+    /// Steps 3–4 in memory: one critical section of the commit lock (and, when serializable, of the SSI lock inside
+    /// it, where the pre-commit check runs) assigns `ts`, installs and publishes.
+    private func commitInMemory(ssi: SerializableXactHandle?, pointKeys: [Bytes]) throws -> UInt64 {
+        let oracle = db.oracle
+        var failure: IsoKVError?
+        let ts = oracle.commitLock.withLock { last -> UInt64 in
+            func installAndPublish() -> UInt64 {
+                let ts = installLocked(last: &last)
+                oracle.published.store(ts, ordering: .releasing)
                 return ts
             }
-            if let failure { throw abort(failure) }
-        } else if let ssiXact, isReadOnly {
-            // A tracked read-only transaction: hands its SIREAD locks over without waiting for the SSI lock.
-            try checkNotDoomed(ssiXact)
-            db.ssi.finishReadOnly(ssiXact, pointKeys: serializable?.pointKeys ?? [])
-            serializable = nil
-        } else if let ssiXact, let failure = db.ssi.commit(ssiXact, pointKeys: serializable?.pointKeys ?? [], publish: {}) {
-            throw abort(failure)
+            guard let ssi else { return installAndPublish() }
+            var ts: UInt64 = 0
+            failure = db.ssi.commit(ssi, pointKeys: pointKeys) { ts = installAndPublish() }
+            return ts
         }
-        endTransaction(.committed)
-        return version
+        if let failure { throw abort(failure) }
+        return ts
+    }
+
+    /// Steps 4–5 on a durable database: the record is enqueued in the log under the commit lock, in `ts` order,
+    /// and awaited outside it. The pending writes are stable meanwhile: this transaction holds their exclusive row
+    /// locks until step 6.
+    nonisolated(nonsending) private func commitDurably(_ durable: DurableStore, ssi: SerializableXactHandle?,
+                                                       pointKeys: [Bytes]) async throws -> UInt64? {
+        let writes = pendingWrites()
+        // Every write was undone by rollbacks to savepoints: nothing to log or publish.
+        if writes.isEmpty {
+            if let ssi { db.ssi.finishPrepared(ssi, pointKeys: pointKeys, publish: {}) }
+            return nil
+        }
+        let oracle = db.oracle
+        let log = durable.log
+        let enqueued = oracle.commitLock.withLock { last -> Result<(UInt64, DurabilityTicket), StorageError> in
+            let record = CommitRecord(sequence: last + 1, writes: writes.map {
+                KeyWrite(key: $0.key, value: $0.value, version: last + 1)
+            })
+            let ticket: DurabilityTicket
+            do throws(StorageError) {
+                ticket = try log.enqueue(record)
+            } catch {
+                return .failure(error)   // nothing installed
+            }
+            return .success((installLocked(last: &last), ticket))
+        }
+        let ts: UInt64
+        let ticket: DurabilityTicket
+        switch enqueued {
+        case .success(let value): (ts, ticket) = value
+        case .failure(let error): throw fail(DurableStore.commitError(error))
+        }
+        do {
+            try await log.waitDurable(ticket)
+        } catch {
+            // Not durable, so never visible: take the versions back out (nobody else can have written these rows,
+            // whose exclusive locks we hold; GC keeps them, as ts > published ≥ horizon).
+            for chain in writeOrder {
+                chain.state.withLock { s in s.versions.removeAll { $0.commitTS == ts } }
+            }
+            throw fail(DurableStore.commitError(error as? StorageError ?? .logFailed(cause: "\(error)")))
+        }
+        if let ssi {
+            db.ssi.finishPrepared(ssi, pointKeys: pointKeys) { oracle.publish(atLeast: ts) }
+        } else {
+            oracle.publish(atLeast: ts)
+        }
+        return ts
+    }
+
+    /// Step 4's install, with the commit lock held (`last` is its value): `ts = last + 1` becomes the version of
+    /// every pending write of this transaction, and `last = ts`. Returns `ts`.
+    private func installLocked(last: inout UInt64) -> UInt64 {
+        let ts = last + 1
+        let txid = self.txid
+        for chain in writeOrder {
+            chain.state.withLock { $0.installLocked(owner: txid, commitTS: ts) }
+        }
+        last = ts
+        return ts
+    }
+
+    /// This transaction's pending writes (key, value or nil for a delete), in write order. Writes undone by a
+    /// rollback to a savepoint are not pending any more and are left out.
+    private func pendingWrites() -> [(key: [UInt8], value: [UInt8]?)] {
+        let txid = self.txid
+        var writes: [(key: [UInt8], value: [UInt8]?)] = []
+        writes.reserveCapacity(writeOrder.count)
+        for chain in writeOrder {
+            let pending = chain.state.withLock { s -> PendingWrite? in s.pending?.owner == txid ? s.pending : nil }
+            if let pending { writes.append((chain.key.bytes, pending.value?.bytes)) }
+        }
+        return writes
+    }
+
+    /// Ends the transaction failed with a storage error (not counted as an abort: nothing was wrong with it).
+    private func fail(_ error: IsoKVError) -> IsoKVError {
+        endTransaction(.failed(error))
+        return error
     }
 
     /// Rolls back: drops every pending write and releases every lock. Always succeeds, also on a dead or ended

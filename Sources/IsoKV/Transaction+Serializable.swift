@@ -178,56 +178,6 @@ extension Database {
     }
 }
 
-extension Database {
-    /// What SSI holds right now: tracked and retained transactions, SIREAD locks (takes the SSI lock and every
-    /// point-lock stripe; for tests and diagnostics).
-    ///
-    /// ```swift
-    /// let s = db.serializableStatistics()
-    /// print(s.retainedCommitted, s.pointLocks, s.rangeLocks)
-    /// ```
-    public func serializableStatistics() -> SerializableStatistics { ssi.statistics() }
-
-    /// Aborts and failures by cause since the database was created (relaxed counters: cheap to read often).
-    ///
-    /// ```swift
-    /// let a = db.abortStatistics()
-    /// print(a.firstUpdaterWins, a.rwConflictOnRead, a.rwConflictOnWrite, a.canceledPivots, a.deadlocks)
-    /// ```
-    public func abortStatistics() -> AbortStatistics {
-        var a = AbortStatistics()
-        a.serializationFailures = failureCounts.serialization.load(ordering: .relaxed)
-        a.rwConflictOnRead = ssi.counters.rwOnRead.load(ordering: .relaxed)
-        a.rwConflictOnWrite = ssi.counters.rwOnWrite.load(ordering: .relaxed)
-        a.canceledPivots = ssi.counters.doomedPivots.load(ordering: .relaxed)
-        a.firstUpdaterWins = max(0, a.serializationFailures - a.rwConflictOnRead - a.rwConflictOnWrite - a.canceledPivots)
-        a.deadlocks = failureCounts.deadlock.load(ordering: .relaxed)
-        a.lockNotAvailable = failureCounts.lockNotAvailable.load(ordering: .relaxed)
-        return a
-    }
-}
-
-/// Aborts (`40001`, `40P01`) and lock failures (`55P03`) by cause, as ``Database/abortStatistics()`` reports.
-public struct AbortStatistics: Sendable, Hashable, Codable {
-    /// All `40001`s: the sum of the four causes below.
-    public var serializationFailures = 0
-    /// `40001` at a write or lock of a key a concurrent transaction changed first (`.snapshot`, `.serializable`).
-    public var firstUpdaterWins = 0
-    /// `40001` (SSI) at a read that completed a dangerous structure (the reader was the pivot, or its writer had
-    /// committed).
-    public var rwConflictOnRead = 0
-    /// `40001` (SSI) at a write that completed a dangerous structure (the writer was the pivot).
-    public var rwConflictOnWrite = 0
-    /// `40001` (SSI) of a pivot another transaction canceled (at its commit, or while adding an edge); reported at
-    /// the pivot's next read, write or commit.
-    public var canceledPivots = 0
-    /// `40P01`: deadlock victims.
-    public var deadlocks = 0
-    /// `55P03`: lock requests that failed (no-wait, lock timeout); not an abort.
-    public var lockNotAvailable = 0
-    public init() {}
-}
-
 @_spi(Testing)
 extension Database {
     /// Takes the SSI lock on a thread of its own and keeps it until the returned closure is called; returns once

@@ -56,6 +56,20 @@ public struct IsoKVError: Error, Sendable, Hashable, CustomStringConvertible {
         /// commit after which `Database.check` found a broken invariant; that commit has taken effect. Not retryable.
         public static let internalError = IsoKVError.Code(rawValue: "XX000")
 
+        /// `55006`: the data directory is held by another open store (this process or another): its `LOCK` file is
+        /// locked. Returned by `Database.open`.
+        public static let objectInUse = IsoKVError.Code(rawValue: "55006")
+        /// `XX001`: stored data is damaged anywhere but a torn tail (a bad record followed by a valid one, a bad
+        /// header, a damaged checkpoint, a missing WAL segment); ``IsoKVError/file`` and ``IsoKVError/offset`` say
+        /// where. Never skipped silently.
+        public static let dataCorrupted = IsoKVError.Code(rawValue: "XX001")
+        /// `0A000`: a file was written by a format version this build cannot read.
+        public static let unsupportedFormat = IsoKVError.Code(rawValue: "0A000")
+        /// `55000`: the object is not in a state that allows the operation: a checkpoint requested while the
+        /// background checkpoint is being written (try again later), or a data directory that other users can
+        /// write (fix its permissions: `chmod 700`).
+        public static let objectNotInPrerequisiteState = IsoKVError.Code(rawValue: "55000")
+
         public var description: String { rawValue }
     }
 
@@ -65,12 +79,19 @@ public struct IsoKVError: Error, Sendable, Hashable, CustomStringConvertible {
     public var key: Bytes?
     /// The other transaction involved (the lock holder, the writer that won), when known.
     public var otherTransaction: TransactionID?
+    /// The file involved in a storage error (`XX001`, `58030`, `0A000`, `55006`), when there is one.
+    public var file: String?
+    /// The byte offset of the damage in ``file`` (`XX001`), when known.
+    public var offset: Int64?
 
-    public init(_ code: Code, _ message: String, key: Bytes? = nil, otherTransaction: TransactionID? = nil) {
+    public init(_ code: Code, _ message: String, key: Bytes? = nil, otherTransaction: TransactionID? = nil,
+                file: String? = nil, offset: Int64? = nil) {
         self.code = code
         self.message = message
         self.key = key
         self.otherTransaction = otherTransaction
+        self.file = file
+        self.offset = offset
     }
 
     /// True for `40001` and `40P01`: retrying the whole transaction may succeed.

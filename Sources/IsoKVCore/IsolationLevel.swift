@@ -27,7 +27,7 @@ public enum IsolationLevel: String, Sendable, Hashable, CaseIterable, Codable {
     /// serializable transaction read (keys and scanned ranges); a transaction that could complete a cycle of
     /// dependencies fails with `40001` (at a read, a write or commit) and can simply be retried. Read-only
     /// transactions with a safe snapshot never fail; `deferrable` ones wait for one
-    /// (``Database/begin(_:readOnly:deferrable:)``). Only serializable transactions are tracked: mixed with
+    /// (the engine's `Database.begin(_:readOnly:deferrable:)`). Only serializable transactions are tracked: mixed with
     /// other levels, the guarantee covers the serializable transactions among themselves (see SSI/DESIGN.md).
     case serializable = "serializable"
 

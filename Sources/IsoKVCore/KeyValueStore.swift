@@ -1,5 +1,5 @@
-/// The store protocol: what every IsoKV backend (the embedded ``Database``, later PostgreSQL and the HTTP client)
-/// implements, and what the one conformance suite tests.
+/// The store contract: what every IsoKV backend implements (the embedded engine's `Database` in the `IsoKV`
+/// module, and any other store written against this module), and what the conformance suite tests.
 ///
 /// Entry points, by purpose:
 /// - transactions: ``begin(_:readOnly:)`` (manual) and ``transaction(_:readOnly:retry:_:)`` (closure, the primary

@@ -45,7 +45,7 @@ public struct WALOptions: Sendable {
 }
 
 /// Counters of a log since it was opened.
-public struct WALStatistics: Sendable, Equatable, Codable {
+public struct WALStatistics: Sendable, Hashable, Codable {
     /// Records appended (acknowledged or not).
     public var appends: UInt64 = 0
     /// write(2) calls of batches by the flusher.

@@ -12,14 +12,14 @@ extension BenchDurability {
         let db = try await Database.open(path: directory,
                                          options: Database.OpenOptions(durability: mode, checkpointWALBytes: nil))
         let value = Bytes([UInt8](repeating: 0xA5, count: valueBytes))
-        let startStats = db.walStatistics!  // non-nil: opened with a path
+        let startStats = db.statistics().wal!  // non-nil: opened with a path
         let keys = (0..<writers).map { Bytes("key\($0)") }
-        let (latencies, elapsed) = try await runWriters(writers, seconds) { w, _ in
+        let run = try await runWriters(writers, seconds) { w, _ in
             try await db.put(keys[w], value)
         }
-        let stats = db.walStatistics!
+        let stats = db.statistics().wal!
         await db.close()
-        return Measurement(sortedLatencies: latencies, elapsed: elapsed, syncs: stats.syncs - startStats.syncs,
+        return Measurement(run, syncs: stats.syncs - startStats.syncs,
                            syncNanoseconds: stats.batchSyncNanoseconds - startStats.batchSyncNanoseconds)
     }
 }

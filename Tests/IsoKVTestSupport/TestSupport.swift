@@ -1,26 +1,18 @@
 import Foundation
+import IsoKVWorkloads
 import Synchronization
 
 // Helpers shared by the test targets (not shipped: only test targets depend on this module). It will also carry
 // the store conformance suite's fixtures when the PostgreSQL backend and the HTTP client arrive.
 
-/// A small, fast, seedable generator (SplitMix64), so that every randomized test replays exactly from its seed.
+/// The project's one seedable generator (`IsoKVWorkloads.SplitMix64`), under the name the tests have always used,
+/// so that every randomized test replays exactly from its seed.
 ///
 /// ```swift
 /// var rng = SplitMix64(seed: 42)
 /// let n = Int.random(in: 0..<10, using: &rng)
 /// ```
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+public typealias SplitMix64 = IsoKVWorkloads.SplitMix64
 
 /// A fresh empty directory under /tmp, removed by `remove()`.
 ///

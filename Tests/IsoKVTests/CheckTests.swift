@@ -452,7 +452,7 @@ struct CheckConcurrentTests {
         }
         #expect(problems.isEmpty, "\(problems.prefix(3))")
         expectConsistent(db)
-        #expect(db.abortStatistics().serializationFailures + db.abortStatistics().deadlocks > 0)
+        #expect(db.statistics().aborts.serializationFailures + db.statistics().aborts.deadlocks > 0)
 
         // Quiescent, transactions open: a holder with a pending write and its waiter, a serializable writer with
         // SIREAD locks, a deferrable reader waiting for a safe snapshot because of it.

@@ -64,7 +64,7 @@ struct CounterStressTests {
     @Test func snapshotDetectsLostUpdates() async throws {
         let db = makeDatabase()
         let (final, failures) = try await CounterReplays.readModifyWrite(db, .snapshot, retry: .none)
-        #expect(db.statistics().serializationFailures == CounterReplays.n - 1)
+        #expect(db.statistics().aborts.serializationFailures == CounterReplays.n - 1)
         #expect(final == 1)
         #expect(failures == CounterReplays.n - 1)   // first updater wins, the 99 others get 40001
         expectConsistent(db)

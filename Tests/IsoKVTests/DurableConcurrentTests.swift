@@ -68,7 +68,7 @@ import IsoKVTestSupport
         }
         #expect(committed == writers * perWriter)
         // One record per committed transaction (transfers that hit 40001/40P01 and retried logged nothing).
-        #expect(db.walStatistics?.appends == UInt64(committed + 1))
+        #expect(db.statistics().wal?.appends == UInt64(committed + 1))
         let keys = (0..<Self.accounts).map { Bytes("acct\($0)") }
         let before = try await contents(db, keys)
         let last = db.statistics().lastCommit

@@ -29,7 +29,7 @@ import IsoKVTestSupport
         let before = try await contents(db, ["a", "b", "c", "n", "never"])
         let last = db.statistics().lastCommit
         // Only transactions with writes are logged, one record each: put, the 2-key transaction, increment, delete.
-        #expect(db.walStatistics?.appends == 4)
+        #expect(db.statistics().wal?.appends == 4)
         await db.close()
         await expectCode(.databaseClosed) { try await db.put("late", "x") }
 
@@ -96,9 +96,9 @@ import IsoKVTestSupport
                                          options: durableOptions(.buffered, checkpointWALBytes: 16 << 10, segmentBytes: 4096))
         for i in 0..<3000 { try await db.put(Bytes("k\(i % 100)"), Bytes("value-\(i)")) }
         // The checkpoint runs in the background: wait (bounded) for one to complete.
-        for _ in 0..<2000 where (db.walStatistics?.checkpoints ?? 0) == 0 { try await Task.sleep(for: .milliseconds(5)) }
-        #expect((db.walStatistics?.checkpoints ?? 0) > 0)
-        #expect((db.walStatistics?.segmentsDeleted ?? 0) > 0)
+        for _ in 0..<2000 where (db.statistics().wal?.checkpoints ?? 0) == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        #expect((db.statistics().wal?.checkpoints ?? 0) > 0)
+        #expect((db.statistics().wal?.segmentsDeleted ?? 0) > 0)
         let keys = (0..<100).map { Bytes("k\($0)") }
         let before = try await contents(db, keys)
         await db.close()
@@ -120,7 +120,8 @@ import IsoKVTestSupport
         #expect(copied == db.statistics().lastCommit)
         try await db.put("k0", "after the backup")
         // A directory that already holds a store is refused.
-        await #expect(throws: StorageError.self) { try await db.backup(to: dest.path) }
+        let exists = await expectCode(.storageFailure) { try await db.backup(to: dest.path) }
+        #expect(exists?.file == dest.path)
         // The static form reads the directory of a store that is open (here, by us) without taking its lock.
         let summary = try await Database.backup(directory: dir.path, to: dest2.path)
         #expect(summary.lastCommit == db.statistics().lastCommit && summary.liveKeys == 30)
@@ -140,9 +141,10 @@ import IsoKVTestSupport
         let dir = TemporaryDirectory("db-lock")
         defer { dir.remove() }
         let db = try await Database.open(path: dir.path, options: durableOptions())
-        await #expect(throws: StorageError.directoryLocked(path: dir.path)) {
+        let locked = await expectCode(.objectInUse) {
             _ = try await Database.open(path: dir.path, options: durableOptions())
         }
+        #expect(locked?.file == dir.path)
         await db.close()
         let again = try await Database.open(path: dir.path, options: durableOptions())
         await again.close()
@@ -170,9 +172,10 @@ import IsoKVTestSupport
         do {
             _ = try await Database.open(path: dir.path, options: durableOptions())
             Issue.record("open accepted a corrupt segment")
-        } catch let StorageError.corruptSegment(file, offset, _) {
-            #expect(file == first)
-            #expect(offset > 0 && offset < Int64(size))
+        } catch let error as IsoKVError {
+            #expect(error.code == .dataCorrupted)
+            #expect(error.file == first)
+            #expect(error.offset.map { $0 > 0 && $0 < Int64(size) } == true)
         }
         try rewriteFile(first) { $0[60] ^= 0xFF }
 
@@ -181,10 +184,9 @@ import IsoKVTestSupport
         try await db.checkpoint()
         await db.close()
         try rewriteFile(dir.file(DataDirectory.checkpointName)) { $0[$0.count / 2] ^= 0x01 }
-        await #expect(throws: StorageError.self) { _ = try await Database.open(path: dir.path, options: durableOptions()) }
-        do { _ = try Database.inspect(path: dir.path); Issue.record("inspect accepted a corrupt checkpoint") } catch let e as StorageError {
-            guard case .corruptCheckpoint = e else { Issue.record("expected corruptCheckpoint, got \(e)"); return }
-        }
+        await expectCode(.dataCorrupted) { _ = try await Database.open(path: dir.path, options: durableOptions()) }
+        let inspected = await expectCode(.dataCorrupted) { _ = try Database.inspect(path: dir.path) }
+        #expect(inspected?.file == dir.file(DataDirectory.checkpointName))
     }
 
     /// A fault the log cannot recover from in place, and where it strikes.
@@ -257,7 +259,7 @@ import IsoKVTestSupport
         let hook = FaultHook { p in p == point ? .fail(errno: EIO) : nil }
         var db = try await Database.open(path: dir.path, options: durableOptions(segmentBytes: 4096, faults: hook))
         for i in 0..<50 { try await db.put(Bytes("k\(i)"), Bytes("v\(i)")) }
-        await #expect(throws: StorageError.self) { try await db.checkpoint() }
+        await expectCode(.storageFailure) { try await db.checkpoint() }
         try await db.put("k0", "after the failed checkpoint")
         await db.close()
         db = try await Database.open(path: dir.path, options: durableOptions())
@@ -298,7 +300,8 @@ import IsoKVTestSupport
                 #expect((a ?? 0) <= 20)
                 await damaged.close()
                 opened += 1
-            } catch let error as StorageError {
+            } catch let error as IsoKVError {
+                #expect(error.code == .dataCorrupted, "round \(round): \(error)")
                 #expect(!truncate, "round \(round): a truncation at \(offset) is a torn tail, not \(error)")
                 refused += 1
             }

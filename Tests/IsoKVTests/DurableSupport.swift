@@ -1,12 +1,14 @@
 import Foundation
-import IsoKV
+@_spi(Testing) import IsoKV
 import IsoKVStorage
 
 /// Options for small, fast durable test databases.
 func durableOptions(_ mode: Database.Durability = .fsync, checkpointWALBytes: Int64? = nil, segmentBytes: Int = 64 << 20,
                     faults: FaultHook? = nil) -> Database.OpenOptions {
-    Database.OpenOptions(durability: mode, checkpointWALBytes: checkpointWALBytes, segmentBytes: segmentBytes,
-                         faults: faults)
+    var options = Database.OpenOptions(durability: mode, checkpointWALBytes: checkpointWALBytes,
+                                       segmentBytes: segmentBytes)
+    options.faults = faults
+    return options
 }
 
 /// Every key → (value, version) the database holds now (single-key reads of `keys`).

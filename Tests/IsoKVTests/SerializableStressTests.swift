@@ -190,10 +190,10 @@ struct SerializableStressTests {
         #expect(result.isValid, "\(result.summary(maxCycles: 5))")
         print("serializable: run \(t1 - t0), check \(clock.now - t1)")
         // Everything was cleaned up once the run ended.
-        let s = db.serializableStatistics()
+        let s = db.statistics().serializable
         #expect(s.active == 0 && s.retainedCommitted == 0 && s.pointLocks == 0 && s.rangeLocks == 0, "\(s)")
         expectConsistent(db)
-        let a = db.abortStatistics()
+        let a = db.statistics().aborts
         #expect(a.serializationFailures == outcome.aborted - a.deadlocks)
         print("serializable: \(outcome.committed) committed, \(outcome.aborted) aborted; \(a)")
     }
@@ -210,7 +210,7 @@ struct SerializableStressTests {
         #expect(try await Self.finalViolations(db) == 0)
         let result = try HistoryChecker.check(history, at: .serializable)
         #expect(result.isValid, "\(result.summary(maxCycles: 5))")
-        let s = db.serializableStatistics()
+        let s = db.statistics().serializable
         #expect(s.summarized > 0, "\(s)")
         #expect(s.active == 0 && s.retainedCommitted == 0 && s.pointLocks == 0 && s.rangeLocks == 0, "\(s)")
         #expect(s.summarizedWriters == 0 && s.summaryLocks == 0, "\(s)")

@@ -13,8 +13,9 @@ import Synchronization
 ///   ``addRange(_:_:)`` / ``narrowRange(_:id:to:)`` for scans; ``escalate(_:pointKeys:)`` under memory pressure;
 /// - writes: ``checkWrite(_:key:)``.
 ///
-/// Lock order: the oracle's commit lock → the SSI lock (`state`) → a snapshot-registry stripe or a point-lock
-/// stripe. Chain locks are never held while taking the SSI lock, and the SSI lock is never held across an await.
+/// Locks: the SSI lock (`state`) sits below the oracle's commit lock and above the snapshot-registry stripes, the
+/// point-lock stripes, the read-only commit queue and (in-memory installs) chain locks — the full order is in the
+/// engine's DESIGN.md, "Lock order". Never held across an await.
 final class SSIManager: Sendable {
     /// Global SSI state (PostgreSQL's `SerializableXactHashLock` + `SerializableFinishedListLock` in one). Taken
     /// through ``locked(_:)``, which first hands over the read-only commits waiting in `finishedReadOnly`.
@@ -119,12 +120,7 @@ final class SSIManager: Sendable {
             guard s.xacts[h.txid] != nil else { publish(); return (nil, SSICleanup()) }
             if let e = s.preCommitLocked(h.txid, counters: counters) { return (e, SSICleanup()) }
             publish()
-            s.clock += 1
-            s.xacts[h.txid]!.commitSeq = s.clock
-            s.xacts[h.txid]!.pointKeys = pointKeys
-            s.activeReadWrite.remove(h.txid)
-            s.committedQueue.append(h.txid)
-            s.resolveReadOnlyAfterCommitLocked(h.txid)
+            s.markCommittedLocked(h.txid, pointKeys: pointKeys)
             return (nil, s.cleanupLocked())
         }
         self.release(release)
@@ -190,13 +186,8 @@ final class SSIManager: Sendable {
             guard s.xacts[h.txid] != nil else { publish(); return SSICleanup() }
             _ = s.preCommitLocked(h.txid, counters: counters)   // its own doom is impossible once prepared
             publish()
-            s.clock += 1
             s.xacts[h.txid]!.prepared = false
-            s.xacts[h.txid]!.commitSeq = s.clock
-            s.xacts[h.txid]!.pointKeys = pointKeys
-            s.activeReadWrite.remove(h.txid)
-            s.committedQueue.append(h.txid)
-            s.resolveReadOnlyAfterCommitLocked(h.txid)
+            s.markCommittedLocked(h.txid, pointKeys: pointKeys)
             return s.cleanupLocked()
         }
         self.release(release)
@@ -283,9 +274,7 @@ final class SSIManager: Sendable {
             var count = 0
             for r in s.ranges where r.owner == h.txid { count += 1 }
             if count >= limits.maxRangesPerTransaction {
-                // Add before removing: `fastPath.rangeLocks` must never read 0 while this owner's ranges matter.
-                s.ranges.append(RangeLock(owner: h.txid, id: id, range: .all))
-                s.ranges.removeAll { $0.owner == h.txid && $0.id != id }
+                s.escalateLocked(h.txid, id: id)
                 counters.escalations.add(1, ordering: .relaxed)
                 return (id, true)
             }
@@ -307,10 +296,7 @@ final class SSIManager: Sendable {
         locked { s in
             guard s.xacts[h.txid] != nil else { return }
             s.nextRangeID += 1
-            let id = s.nextRangeID
-            // Add before removing: `fastPath.rangeLocks` must never read 0 while this owner's ranges matter.
-            s.ranges.append(RangeLock(owner: h.txid, id: id, range: .all))
-            s.ranges.removeAll { $0.owner == h.txid && $0.id != id }
+            s.escalateLocked(h.txid, id: s.nextRangeID)
         }
         counters.escalations.add(1, ordering: .relaxed)
         pointLocks.remove(pointKeys, owner: h.txid)
@@ -432,33 +418,6 @@ public struct SerializableLimits: Sendable, Hashable {
     }
 }
 
-/// What SSI holds in memory right now (see ``Database/serializableStatistics()``).
-public struct SerializableStatistics: Sendable, Hashable {
-    /// Tracked serializable transactions still running (safe read-only ones are not tracked).
-    public var active = 0
-    /// Committed serializable transactions whose SIREAD locks and edges are kept because an overlapping
-    /// serializable transaction is still running.
-    public var retainedCommitted = 0
-    /// Point SIREAD locks held.
-    public var pointLocks = 0
-    /// Range SIREAD locks held.
-    public var rangeLocks = 0
-    /// Deferrable transactions suspended waiting for a safe snapshot.
-    public var deferredWaiting = 0
-    /// Read-only transactions whose snapshot was safe at once / became safe later (both never fail).
-    public var safeReadOnlyAtBegin = 0
-    public var safeReadOnlyLater = 0
-    /// Escalations of a transaction's SIREAD locks to the whole keyspace.
-    public var escalations = 0
-    /// Tracked read-only commits that found the SSI lock busy and were queued for its next holder (they never wait).
-    public var queuedReadOnlyCommits = 0
-    /// Committed transactions summarized so far because more than `maxRetainedCommitted` were retained.
-    public var summarized = 0
-    /// Summarized writers still remembered (24 bytes each), and summary SIREAD locks (points + ranges + the
-    /// whole-keyspace one if collapsed) held now. All go once no active transaction overlaps them.
-    public var summarizedWriters = 0
-    public var summaryLocks = 0
-}
 
 /// Counters of SSI events (relaxed atomics: statistics, not synchronization).
 final class SSICounters: Sendable {

@@ -205,6 +205,27 @@ struct SSIState {
 
     /// Marks read-only `t` committed now (see `SSIManager.finishReadOnly`). If its record is gone (found safe since),
     /// its point locks are released at the next cleanup.
+    /// The commit mark of a read-write transaction (in memory, or durable once its record is durable), made in the
+    /// same critical section as the publication of its writes: the next tick of the SSI clock, its point SIREAD
+    /// keys kept for cleanup, out of `activeReadWrite`, queued for cleanup, and the read-only transactions that
+    /// waited on it resolved.
+    mutating func markCommittedLocked(_ t: UInt64, pointKeys: [Bytes]) {
+        clock += 1
+        xacts[t]!.commitSeq = clock
+        xacts[t]!.pointKeys = pointKeys
+        activeReadWrite.remove(t)
+        committedQueue.append(t)
+        resolveReadOnlyAfterCommitLocked(t)
+    }
+
+    /// Replaces every range lock of `owner` by one whole-keyspace lock with id `id` (escalation). The new lock is
+    /// added before the others are removed: `fastPath.rangeLocks` must never read 0 while this owner's ranges
+    /// matter (the lock-free write check skips the SSI lock when it reads 0).
+    mutating func escalateLocked(_ owner: UInt64, id: UInt64) {
+        ranges.append(RangeLock(owner: owner, id: id, range: .all))
+        ranges.removeAll { $0.owner == owner && $0.id != id }
+    }
+
     mutating func commitReadOnlyLocked(_ t: UInt64, pointKeys: [Bytes]) {
         guard xacts[t] != nil else {
             if !pointKeys.isEmpty { pendingRelease.append((t, pointKeys)) }
