@@ -17,7 +17,7 @@ import Synchronization
 ///
 /// Entry points: ``begin(_:readOnly:)`` and `transaction {}` (from `KeyValueStore`); the single-key operations
 /// ``get(_:)``, ``put(_:_:ifVersion:)``, ``put(_:_:ifAbsent:)``, ``delete(_:ifVersion:)``, ``increment(_:by:)``
-/// (and `update`, from `KeyValueStore`); ``statistics()``.
+/// (and `update`, from `KeyValueStore`); ``statistics()``; ``check(_:)`` (the consistency checker).
 ///
 /// Locks: the engine's one lock order is in DESIGN.md ("Lock order").
 ///
@@ -35,12 +35,18 @@ public final class Database: KeyValueStore, Sendable {
         public var lockTimeout: Duration?
         /// SSI memory bounds for `.serializable` transactions (escalation thresholds).
         public var serializable = SerializableLimits()
+        /// Strict mode, for tests (bbolt's `StrictMode`): after every successful commit, run ``Database/check(_:)``
+        /// in `.concurrent` mode (a walk of every chain and the SSI state: O(keys + locks + SSI records) per
+        /// commit — slow); if it finds anything, that commit throws `XX000` (``IsoKVError/Code/internalError``)
+        /// listing the findings. The commit itself has taken effect. Default false.
+        public var checkAfterEveryCommit = false
 
         public init(limits: Limits = Limits(), lockTimeout: Duration? = nil,
-                    serializable: SerializableLimits = SerializableLimits()) {
+                    serializable: SerializableLimits = SerializableLimits(), checkAfterEveryCommit: Bool = false) {
             self.limits = limits
             self.lockTimeout = lockTimeout
             self.serializable = serializable
+            self.checkAfterEveryCommit = checkAfterEveryCommit
         }
     }
 
@@ -67,6 +73,8 @@ public final class Database: KeyValueStore, Sendable {
     let durable: DurableStore?
     /// Serializable snapshot isolation state (SSI/).
     let ssi: SSIManager
+    /// Transactions that have not ended, for ``check(_:)`` (LiveTransactions.swift).
+    let live = LiveTransactions()
 
     /// An empty in-memory database.
     public static func inMemory(_ configuration: Configuration = Configuration()) -> Database {

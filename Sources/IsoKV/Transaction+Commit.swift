@@ -28,6 +28,8 @@ extension Transaction {
     /// was written.
     @discardableResult
     nonisolated(nonsending) package func commitReturningVersion() async throws -> UInt64? {
+        // Strict mode (`Configuration.checkAfterEveryCommit`, Database+Check.swift): this commit, then `check()`.
+        if db.configuration.checkAfterEveryCommit && !inStrictCommit { return try await commitThenCheck() }
         try checkActive()                                                       // 1
         let ssiXact = serializableCommitHandle()
         let pointKeys = ssiXact == nil ? [] : (serializable?.pointKeys ?? [])

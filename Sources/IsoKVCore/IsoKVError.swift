@@ -51,6 +51,10 @@ public struct IsoKVError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let storageFailure = IsoKVError.Code(rawValue: "58030")
         /// `57P01`: the database was closed; commits are refused (PostgreSQL's `admin_shutdown`).
         public static let databaseClosed = IsoKVError.Code(rawValue: "57P01")
+        /// `XX000`: an internal consistency check failed — a bug in IsoKV, not in the caller (PostgreSQL's
+        /// `internal_error`). Thrown only in strict mode (`Database.Configuration.checkAfterEveryCommit`), by the
+        /// commit after which `Database.check` found a broken invariant; that commit has taken effect. Not retryable.
+        public static let internalError = IsoKVError.Code(rawValue: "XX000")
 
         /// `55006`: the data directory is held by another open store (this process or another): its `LOCK` file is
         /// locked. Returned by `Database.open`.

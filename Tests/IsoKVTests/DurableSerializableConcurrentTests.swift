@@ -29,6 +29,7 @@ import IsoKVTestSupport
             do { try await t2.commit() } catch let e as IsoKVError { failure = e }
             #expect(failure?.code == .serializationFailure)
             await db.close()
+            expectConsistent(db)
         }
         let db = try await Database.open(path: dir.path, options: durableOptions(mode))
         #expect(try await value(db, "doctor/alice") == "off")
@@ -77,5 +78,6 @@ import IsoKVTestSupport
             #expect(x + y >= 0, "pair \(p): \(x) + \(y)")
         }
         await db.close()
+        expectConsistent(db)
     }
 }

@@ -128,11 +128,12 @@ struct SerializableStressTests {
         try recorder.record(rec)
     }
 
-    static func run(_ level: IsolationLevel, transactions: Int, ssi: SerializableLimits = SerializableLimits())
-        async throws -> (Database, History, Outcome)
+    static func run(_ level: IsolationLevel, transactions: Int, ssi: SerializableLimits = SerializableLimits(),
+                    strict: Bool = false) async throws -> (Database, History, Outcome)
     {
         var config = Database.Configuration()
         config.serializable = ssi
+        config.checkAfterEveryCommit = strict
         let db = Database.inMemory(config)
         let recorder = HistoryRecorder()
         // Seed: every account 10, recorded as a committed transaction.
@@ -191,6 +192,7 @@ struct SerializableStressTests {
         // Everything was cleaned up once the run ended.
         let s = db.statistics().serializable
         #expect(s.active == 0 && s.retainedCommitted == 0 && s.pointLocks == 0 && s.rangeLocks == 0, "\(s)")
+        expectConsistent(db)
         let a = db.statistics().aborts
         #expect(a.serializationFailures == outcome.aborted - a.deadlocks)
         print("serializable: \(outcome.committed) committed, \(outcome.aborted) aborted; \(a)")
@@ -198,10 +200,12 @@ struct SerializableStressTests {
 
     /// The same workload with SSI memory squeezed: at most 4 committed transactions kept in full, and summary locks
     /// collapsing to the whole keyspace past 64, so that summarized readers, writers and the collapsed lock all
-    /// take part. Still no cycle, and everything is released at the end.
+    /// take part. Still no cycle, and everything is released at the end. In strict mode: every commit also runs
+    /// the concurrent consistency check (XX000 on any finding).
     @Test func serializableHistoryWithSummariesHasNoCycle() async throws {
         let limits = SerializableLimits(maxRetainedCommitted: 4, maxSummaryLocks: 64)
-        let (db, history, outcome) = try await Self.run(.serializable, transactions: max(2_000, Self.count / 5), ssi: limits)
+        let (db, history, outcome) = try await Self.run(.serializable, transactions: max(2_000, Self.count / 5), ssi: limits,
+                                                        strict: true)
         #expect(outcome.auditViolations == 0)
         #expect(try await Self.finalViolations(db) == 0)
         let result = try HistoryChecker.check(history, at: .serializable)
@@ -210,12 +214,14 @@ struct SerializableStressTests {
         #expect(s.summarized > 0, "\(s)")
         #expect(s.active == 0 && s.retainedCommitted == 0 && s.pointLocks == 0 && s.rangeLocks == 0, "\(s)")
         #expect(s.summarizedWriters == 0 && s.summaryLocks == 0, "\(s)")
+        expectConsistent(db)
         print("serializable, summaries: \(outcome.committed) committed, \(outcome.aborted) aborted; \(s)")
     }
 
     /// The checker demonstrably fails: at `.snapshot` the same workload produces write skew.
     @Test func snapshotHistoryHasWriteSkew() async throws {
-        let (_, history, outcome) = try await Self.run(.snapshot, transactions: max(2_000, Self.count / 5))
+        let (db, history, outcome) = try await Self.run(.snapshot, transactions: max(2_000, Self.count / 5))
+        expectConsistent(db)
         let result = try HistoryChecker.check(history, at: .serializable)
         #expect(result.phenomena.contains(.g2Item), "\(result.summary(maxCycles: 3))")
         #expect(try HistoryChecker.check(history, at: .snapshot).isValid)

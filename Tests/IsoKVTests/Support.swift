@@ -87,3 +87,10 @@ func seed(_ store: some KeyValueStore, _ pairs: [(Bytes, Bytes)]) async throws {
         for (k, v) in pairs { try await tx.put(k, v) }
     }
 }
+
+/// Asserts that `db.check(mode)` finds nothing (printing the findings otherwise).
+func expectConsistent(_ db: Database, _ mode: Database.CheckMode = .quiescent,
+                      sourceLocation: SourceLocation = #_sourceLocation) {
+    let report = db.check(mode)
+    #expect(report.isConsistent, "\(report)", sourceLocation: sourceLocation)
+}

@@ -153,6 +153,13 @@ final class SSIManager: Sendable {
         counters.queuedReadOnlyCommits.add(1, ordering: .relaxed)
     }
 
+    /// Runs `body` with the SSI lock held on the state as it is, plus the read-only commits queued for the next
+    /// holder (taken under the queue's leaf lock, after the SSI lock). Unlike ``locked(_:)`` it records nothing:
+    /// for the consistency checker (Database+Check.swift), which only reads, and its test hooks.
+    func withUnrecordedState<R>(_ body: (inout SSIState, _ queuedReadOnlyCommits: [Released]) -> R) -> R {
+        state.withLock { s in body(&s, finishedReadOnly.withLock { $0 }) }
+    }
+
     /// Test hook: runs `body` on the calling thread (one the caller owns, never a task's) with the SSI lock held.
     func withLockHeldForTesting(_ body: () -> Void) {
         locked { _ in body() }
