@@ -58,9 +58,10 @@ public final class Database: KeyValueStore, Sendable {
     /// Key → chain. Point reads go straight here without any global lock; a chain is stored once per key lifetime
     /// and removed only by garbage collection after it was marked retired.
     let directory: any KeyDirectory
-    /// Sorted keys for scans, each with its chain. Invariant: every key with a chain in `directory` is here
-    /// (inserted right after the chain is stored; removed only by GC after the chain left the directory, re-checked
-    /// under this lock). The chain stored with a key may be an older, retired one for a moment (a new chain for the
+    /// Sorted keys for scans, each with its chain. Invariant: every key with a chain in `directory` is here, as
+    /// seen by anyone holding this lock (a new chain is stored in the directory and inserted here in one critical
+    /// section of this lock, ``chainForWriting(_:)``; removed only by GC after the chain left the directory,
+    /// re-checked under this lock). The chain stored with a key may be an older, retired one for a moment (a new chain for the
     /// key replaces it when it is indexed): a chain that is not retired is always the directory's chain for its
     /// key, because a key gets a new chain only after the old one was retired and removed.
     let index = Locked(OrderedIndex<KeyChain>())
@@ -116,12 +117,25 @@ public final class Database: KeyValueStore, Sendable {
     // MARK: Chains
 
     /// The chain of `key`, creating (and indexing) it if absent.
+    ///
+    /// A new chain is stored in the directory and inserted in the scan index inside one critical section of the
+    /// index lock. Why: once stored, another writer finds the chain with a lock-free load and may write and commit
+    /// the key at once; a scan whose snapshot includes that commit must find the key in the index. Scans read the
+    /// index under its lock, so they see either neither the chain nor any commit on it (the commit came after the
+    /// scan's snapshot), or both. (Storing first and indexing afterwards left a window where a committed key was
+    /// missing from a scan.) Lock order: index lock → the directory map's lock (DESIGN.md).
     func chainForWriting(_ key: Bytes) -> KeyChain {
         if let c = directory.load(key) { return c }
-        let (chain, loaded) = directory.loadOrStore(key, KeyChain(key: key))
-        if !loaded { index.withLock { $0.insert(key, chain) } }
-        return chain
+        return index.withLock { idx in
+            let (chain, loaded) = directory.loadOrStore(key, KeyChain(key: key))
+            if !loaded { idx.insert(key, chain) }
+            return chain
+        }
     }
+
+    /// Whether the scan index's lock is held right now, by any thread. For the regression test of
+    /// ``chainForWriting(_:)``'s critical section (a directory probe asks it while the chain is being stored).
+    package var scanIndexIsLockedForTesting: Bool { index.withLockIfAvailable { _ in false } ?? true }
 
     /// What transaction `txid` reads at `key`; see `ChainState.read`. `snapshot` nil means "the newest published
     /// commit, read under the chain's lock". `chain`: the key's chain as the scan index had it (a hint that saves
