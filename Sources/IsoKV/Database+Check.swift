@@ -42,10 +42,10 @@ extension Database {
     /// Recovers the store in directory `path` into memory — without taking its lock or changing a file, as
     /// ``inspect(path:)`` does — and runs ``check(_:)`` on the result: the engine-level half of `isokv check`.
     /// A log whose files are all valid can still hold what the engine cannot serve (say, a checkpoint entry with a
-    /// version above the checkpoint's commit number); this finds it. Throws the ``IsoKVStorage/StorageError`` an
-    /// open would throw. Blocking (file I/O): call it from a thread, not from a cooperative task.
+    /// version above the checkpoint's commit number); this finds it. Throws the `IsoKVError` an open would throw
+    /// (`XX001`, `0A000`, `58030`). Blocking (file I/O): call it from a thread, not from a cooperative task.
     public static func check(path: String) throws -> (summary: DirectorySummary, report: CheckReport) {
-        let recovered = try WriteAheadLog.check(directory: path)
+        let recovered = try mappingStorageErrors { try WriteAheadLog.check(directory: path) }
         let db = Database(configuration: Configuration(), directory: ReadMostlyDirectory())
         db.load(recovered)
         let live = replay(recovered).values.reduce(0) { $0 + ($1.value == nil ? 0 : 1) }

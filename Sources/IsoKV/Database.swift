@@ -37,7 +37,7 @@ public final class Database: KeyValueStore, Sendable {
         public var serializable = SerializableLimits()
         /// Strict mode, for tests (bbolt's `StrictMode`): after every successful commit, run ``Database/check(_:)``
         /// in `.concurrent` mode (a walk of every chain and the SSI state: O(keys + locks + SSI records) per
-        /// commit — slow); if it finds anything, that commit throws `XX000` (``IsoKVError/Code/internalError``)
+        /// commit — slow); if it finds anything, that commit throws `XX000` (`IsoKVError.Code.internalError`)
         /// listing the findings. The commit itself has taken effect. Default false.
         public var checkAfterEveryCommit = false
 
