@@ -110,12 +110,12 @@ public struct CheckFinding: Sendable, Hashable, CustomStringConvertible {
         public var requiresQuiescence: Bool {
             switch self {
             case .versionOrder, .versionAfterLastCommit, .unpublishedVersionUnlocked, .pendingWriteWithoutLock,
-                 .conflictingLockHolders, .grantableWaiter, .retiredChainNotEmpty, .oracleClock, .snapshotRegistry,
-                 .ssiEdgeAsymmetric, .ssiRecordInconsistent, .ssiRangeLockOrphaned, .ssiActiveSetMismatch:
+                .conflictingLockHolders, .grantableWaiter, .retiredChainNotEmpty, .oracleClock, .snapshotRegistry,
+                .ssiEdgeAsymmetric, .ssiRecordInconsistent, .ssiRangeLockOrphaned, .ssiActiveSetMismatch:
                 return false
             case .keyNotIndexed, .indexedChainNotInDirectory, .retiredChainReachable, .lockOfEndedTransaction,
-                 .waitGraphMismatch, .snapshotWithoutTransaction, .versionsNotFiledForGC,
-                 .ssiRecordOfEndedTransaction, .ssiPointLockOrphaned:
+                .waitGraphMismatch, .snapshotWithoutTransaction, .versionsNotFiledForGC,
+                .ssiRecordOfEndedTransaction, .ssiPointLockOrphaned:
                 return true
             }
         }
@@ -145,7 +145,8 @@ public struct CheckReport: Sendable, Hashable, CustomStringConvertible {
     public var isConsistent: Bool { findings.isEmpty }
 
     public var description: String {
-        let summary = "\(chains) chains, \(versions) versions, \(locks) locks, \(openTransactions) open transactions, "
+        let summary =
+            "\(chains) chains, \(versions) versions, \(locks) locks, \(openTransactions) open transactions, "
             + "\(serializableRecords) SSI records"
         if findings.isEmpty { return "consistent (\(summary))" }
         return "\(findings.count) problem\(findings.count == 1 ? "" : "s") (\(summary)):\n"

@@ -63,10 +63,11 @@ extension Transaction {
         let version = try await commitReturningVersion()
         let report = db.check(.concurrent)
         if !report.isConsistent {
-            throw IsoKVError(.internalError,
-                             "strict mode: the commit of tx\(assignedID) took effect"
-                                 + (version.map { " as version \($0)" } ?? "")
-                                 + ", and then the consistency check found \(report)")
+            throw IsoKVError(
+                .internalError,
+                "strict mode: the commit of tx\(assignedID) took effect"
+                    + (version.map { " as version \($0)" } ?? "")
+                    + ", and then the consistency check found \(report)")
         }
         return version
     }
@@ -94,8 +95,10 @@ struct ConsistencyChecker {
 
     private var quiescent: Bool { mode == .quiescent }
 
-    private mutating func add(_ kind: CheckFinding.Kind, key: Bytes? = nil, transaction: UInt64? = nil,
-                              _ message: @autoclosure () -> String) {
+    private mutating func add(
+        _ kind: CheckFinding.Kind, key: Bytes? = nil, transaction: UInt64? = nil,
+        _ message: @autoclosure () -> String
+    ) {
         if kind.requiresQuiescence && !quiescent { return }
         report.findings.append(CheckFinding(kind, key: key, transaction: transaction, message()))
     }
@@ -140,11 +143,16 @@ struct ConsistencyChecker {
 
         // 6. The commit counter and `published`, after the chains: every version a chain showed was installed in
         //    a commit-lock section that ended before this one began, so its number is ≤ `last` (exact at any time).
-        let (last, published) = db.oracle.commitLock.withLock { last in (last, db.oracle.published.load(ordering: .acquiring)) }
+        let (last, published) = db.oracle.commitLock.withLock { last in
+            (last, db.oracle.published.load(ordering: .acquiring))
+        }
         let inMemory = db.durable == nil
         if inMemory ? published != last : published > last {
-            add(.oracleClock, "published \(published), last assigned commit \(last)"
-                + (inMemory ? " (in memory they are equal outside the commit lock)" : " (durable: published ≤ last)"))
+            add(
+                .oracleClock,
+                "published \(published), last assigned commit \(last)"
+                    + (inMemory
+                        ? " (in memory they are equal outside the commit lock)" : " (durable: published ≤ last)"))
         }
 
         // 7. The GC backlog.
@@ -156,8 +164,10 @@ struct ConsistencyChecker {
         }
         if quiescent {
             checkDirectoryAgainstIndex(directory: directory, indexed: indexed, views: views)
-            for (txid, chain) in waitingOn where !(views[ObjectIdentifier(chain)]?.state.waiters.contains { $0.txid == txid } ?? false) {
-                add(.waitGraphMismatch, key: chain.key, transaction: txid,
+            for (txid, chain) in waitingOn
+            where !(views[ObjectIdentifier(chain)]?.state.waiters.contains { $0.txid == txid } ?? false) {
+                add(
+                    .waitGraphMismatch, key: chain.key, transaction: txid,
                     "the wait-for graph says tx\(txid) waits on this key, but it has no queued request here")
             }
         }
@@ -170,8 +180,10 @@ struct ConsistencyChecker {
             let now = db.oracle.latest()
             registered += counts.values.reduce(0, +)
             if oldest != counts.keys.min() {
-                add(.snapshotRegistry, "stripe \(i): oldest \(oldest.map(String.init) ?? "nil"), but the smallest "
-                    + "registered snapshot is \(counts.keys.min().map(String.init) ?? "nil")")
+                add(
+                    .snapshotRegistry,
+                    "stripe \(i): oldest \(oldest.map(String.init) ?? "nil"), but the smallest "
+                        + "registered snapshot is \(counts.keys.min().map(String.init) ?? "nil")")
             }
             for (s, n) in counts.sorted(by: { $0.key < $1.key }) {
                 if s > now { add(.snapshotRegistry, "stripe \(i): snapshot \(s) registered, above published \(now)") }
@@ -182,7 +194,9 @@ struct ConsistencyChecker {
         // scan's statement snapshot and a checkpoint's or backup's live only while they run).
         let open = report.openTransactions
         if registered > open {
-            add(.snapshotWithoutTransaction, "\(registered) snapshots registered, but only \(open) transactions are open")
+            add(
+                .snapshotWithoutTransaction,
+                "\(registered) snapshots registered, but only \(open) transactions are open")
         }
 
         // 9. SSI.
@@ -190,7 +204,8 @@ struct ConsistencyChecker {
 
         report.chains = views.count
         report.findings.sort { a, b in
-            let ka = CheckFinding.Kind.allCases.firstIndex(of: a.kind)!, kb = CheckFinding.Kind.allCases.firstIndex(of: b.kind)!
+            let ka = CheckFinding.Kind.allCases.firstIndex(of: a.kind)!,
+                kb = CheckFinding.Kind.allCases.firstIndex(of: b.kind)!
             if ka != kb { return ka < kb }
             if a.key != b.key { return (a.key ?? .empty) < (b.key ?? .empty) }
             return (a.transaction?.rawValue ?? 0) < (b.transaction?.rawValue ?? 0)
@@ -207,42 +222,53 @@ struct ConsistencyChecker {
         report.versions += s.versions.count
         report.locks += (s.exclusive == nil ? 0 : 1) + s.shared.count + s.waiters.count
         for i in s.versions.indices.dropFirst() where s.versions[i].commitTS <= s.versions[i - 1].commitTS {
-            add(.versionOrder, key: v.key, transaction: writer(s.versions[i].creator),
+            add(
+                .versionOrder, key: v.key, transaction: writer(s.versions[i].creator),
                 "version \(i) has commit \(s.versions[i].commitTS), not after version \(i - 1)'s \(s.versions[i - 1].commitTS) "
                     + "(versions must be oldest first, strictly increasing)")
             break
         }
         if let newest = s.versions.max(by: { $0.commitTS < $1.commitTS }), newest.commitTS > last {
-            add(.versionAfterLastCommit, key: v.key, transaction: writer(newest.creator),
+            add(
+                .versionAfterLastCommit, key: v.key, transaction: writer(newest.creator),
                 "a version with commit \(newest.commitTS), but the last commit number assigned is \(last)")
         }
         // Installed but not yet published (durable commit waiting for its fsync): its writer must still hold the
         // row's exclusive lock, which it releases only after publication.
-        for version in s.versions where version.commitTS > v.published && version.commitTS <= last
-            && s.exclusive != version.creator {
-            add(.unpublishedVersionUnlocked, key: v.key, transaction: writer(version.creator),
+        for version in s.versions
+        where version.commitTS > v.published && version.commitTS <= last
+            && s.exclusive != version.creator
+        {
+            add(
+                .unpublishedVersionUnlocked, key: v.key, transaction: writer(version.creator),
                 "version \(version.commitTS) is above published \(v.published), but its writer tx\(version.creator) "
                     + "does not hold the row's exclusive lock (\(s.exclusive.map { "tx\($0) does" } ?? "nobody does"))")
             break
         }
         if let p = s.pending, p.owner != s.exclusive {
-            add(.pendingWriteWithoutLock, key: v.key, transaction: p.owner,
+            add(
+                .pendingWriteWithoutLock, key: v.key, transaction: p.owner,
                 "pending write of tx\(p.owner), but the exclusive lock is held by "
                     + (s.exclusive.map { "tx\($0)" } ?? "nobody"))
         }
         if let x = s.exclusive, !s.shared.isEmpty {
-            add(.conflictingLockHolders, key: v.key, transaction: x,
+            add(
+                .conflictingLockHolders, key: v.key, transaction: x,
                 "tx\(x) holds forUpdate while \(s.shared.map { "tx\($0)" }.joined(separator: ", ")) hold forShare")
         } else if Set(s.shared).count != s.shared.count {
             add(.conflictingLockHolders, key: v.key, "a forShare holder is listed twice: \(s.shared)")
         }
         if let first = s.waiters.first, s.conflictingHolder(first.txid, first.mode) == nil {
-            add(.grantableWaiter, key: v.key, transaction: first.txid,
+            add(
+                .grantableWaiter, key: v.key, transaction: first.txid,
                 "tx\(first.txid) is first in the queue for \(first.mode), which no holder blocks")
         }
-        if s.retired && !(s.versions.isEmpty && s.pending == nil && s.exclusive == nil && s.shared.isEmpty
-                          && s.waiters.isEmpty) {
-            add(.retiredChainNotEmpty, key: v.key,
+        if s.retired
+            && !(s.versions.isEmpty && s.pending == nil && s.exclusive == nil && s.shared.isEmpty
+                && s.waiters.isEmpty)
+        {
+            add(
+                .retiredChainNotEmpty, key: v.key,
                 "retired with \(s.versions.count) versions, \(s.pending == nil ? "no" : "a") pending write, "
                     + "\((s.exclusive == nil ? 0 : 1) + s.shared.count) holders and \(s.waiters.count) waiters")
         }
@@ -250,8 +276,10 @@ struct ConsistencyChecker {
 
     // MARK: Across structures (quiescent)
 
-    private mutating func checkChainAgainstTransactions(_ v: ChainView, live: Set<UInt64>,
-                                                        waitingOn: [UInt64: KeyChain], backlog: Set<ObjectIdentifier>) {
+    private mutating func checkChainAgainstTransactions(
+        _ v: ChainView, live: Set<UInt64>,
+        waitingOn: [UInt64: KeyChain], backlog: Set<ObjectIdentifier>
+    ) {
         let s = v.state
         var roles: [UInt64: [String]] = [:]
         if let x = s.exclusive { roles[x, default: []].append("holds forUpdate") }
@@ -259,23 +287,28 @@ struct ConsistencyChecker {
         if let p = s.pending { roles[p.owner, default: []].append("owns the pending write") }
         for w in s.waiters { roles[w.txid, default: []].append("waits for \(w.mode)") }
         for (t, what) in roles.sorted(by: { $0.key < $1.key }) where !live.contains(t) {
-            add(.lockOfEndedTransaction, key: v.key, transaction: t,
+            add(
+                .lockOfEndedTransaction, key: v.key, transaction: t,
                 "tx\(t) has ended, but it " + what.joined(separator: ", "))
         }
         for w in s.waiters where waitingOn[w.txid] !== v.chain {
-            add(.waitGraphMismatch, key: v.key, transaction: w.txid,
+            add(
+                .waitGraphMismatch, key: v.key, transaction: w.txid,
                 "tx\(w.txid) is queued here, but the wait-for graph "
                     + (waitingOn[w.txid].map { "has it waiting on key \($0.key)" } ?? "does not know it waits"))
         }
         if !s.retired && !s.needsNoCollection && !backlog.contains(ObjectIdentifier(v.chain)) {
-            add(.versionsNotFiledForGC, key: v.key,
+            add(
+                .versionsNotFiledForGC, key: v.key,
                 "\(s.versions.count) versions (newest \(s.versions.last?.value == nil ? "a tombstone" : "live")) "
                     + "and the chain is not in the GC backlog")
         }
     }
 
-    private mutating func checkDirectoryAgainstIndex(directory: [Bytes: KeyChain], indexed: [Bytes: KeyChain],
-                                                     views: [ObjectIdentifier: ChainView]) {
+    private mutating func checkDirectoryAgainstIndex(
+        directory: [Bytes: KeyChain], indexed: [Bytes: KeyChain],
+        views: [ObjectIdentifier: ChainView]
+    ) {
         func retired(_ c: KeyChain?) -> Bool { c.map { views[ObjectIdentifier($0)]?.state.retired ?? false } ?? false }
         for key in Set(directory.keys).union(indexed.keys).sorted(by: <) {
             let d = directory[key], i = indexed[key]
@@ -283,13 +316,17 @@ struct ConsistencyChecker {
                 var places: [String] = []
                 if retired(d) { places.append("the directory") }
                 if retired(i) { places.append("the scan index") }
-                add(.retiredChainReachable, key: key, "a retired chain is still in " + places.joined(separator: " and "))
+                add(
+                    .retiredChainReachable, key: key, "a retired chain is still in " + places.joined(separator: " and ")
+                )
             } else if d != nil, i == nil {
                 add(.keyNotIndexed, key: key, "the key has a chain in the directory but is not in the scan index")
             } else if let i, d !== i {
-                add(.indexedChainNotInDirectory, key: key,
+                add(
+                    .indexedChainNotInDirectory, key: key,
                     "the scan index holds a chain that is not retired and is not the directory's "
-                        + (d == nil ? "(the directory has no chain for the key)" : "(the directory holds another chain)"))
+                        + (d == nil
+                            ? "(the directory has no chain for the key)" : "(the directory holds another chain)"))
             }
         }
     }
@@ -311,12 +348,14 @@ struct ConsistencyChecker {
             for (t, r) in s.xacts {
                 records.insert(t)
                 for (w, edge) in r.outConflicts where s.xacts[w]?.inConflicts[t] == nil {
-                    add(.ssiEdgeAsymmetric, t, key: edge.key,
+                    add(
+                        .ssiEdgeAsymmetric, t, key: edge.key,
                         "tx\(t) has an rw-conflict out to tx\(w), but "
                             + (s.xacts[w] == nil ? "tx\(w) has no record" : "tx\(w) has no conflict in from tx\(t)"))
                 }
                 for (rd, edge) in r.inConflicts where s.xacts[rd]?.outConflicts[t] == nil {
-                    add(.ssiEdgeAsymmetric, rd, key: edge.key,
+                    add(
+                        .ssiEdgeAsymmetric, rd, key: edge.key,
                         "tx\(t) has an rw-conflict in from tx\(rd), but "
                             + (s.xacts[rd] == nil ? "tx\(rd) has no record" : "tx\(rd) has no conflict out to tx\(t)"))
                 }
@@ -327,9 +366,13 @@ struct ConsistencyChecker {
                     wrong.append("a sequence above the SSI clock \(s.clock)")
                 }
                 let doomed = r.handle.doomed.load(ordering: .acquiring)
-                if doomed != r.isDoomed { wrong.append(doomed ? "doomed without a reason" : "a reason to doom, not doomed") }
+                if doomed != r.isDoomed {
+                    wrong.append(doomed ? "doomed without a reason" : "a reason to doom, not doomed")
+                }
                 if r.isDoomed && r.isCommitted { wrong.append("doomed and committed") }
-                if r.prepared && (r.isCommitted || r.readOnly) { wrong.append("prepared and \(r.readOnly ? "read-only" : "committed")") }
+                if r.prepared && (r.isCommitted || r.readOnly) {
+                    wrong.append("prepared and \(r.readOnly ? "read-only" : "committed")")
+                }
                 if r.handle.safe.load(ordering: .acquiring) { wrong.append("marked safe but still tracked") }
                 for p in r.possibleUnsafe.sorted() {
                     guard let P = s.xacts[p], P.readOnly != r.readOnly, P.possibleUnsafe.contains(t) else {
@@ -339,8 +382,10 @@ struct ConsistencyChecker {
                 }
                 if !wrong.isEmpty { add(.ssiRecordInconsistent, t, wrong.joined(separator: "; ")) }
                 if (!r.isCommitted && !r.readOnly) != s.activeReadWrite.contains(t) {
-                    add(.ssiActiveSetMismatch, t,
-                        s.activeReadWrite.contains(t) ? "in activeReadWrite, but \(r.isCommitted ? "committed" : "read-only")"
+                    add(
+                        .ssiActiveSetMismatch, t,
+                        s.activeReadWrite.contains(t)
+                            ? "in activeReadWrite, but \(r.isCommitted ? "committed" : "read-only")"
                             : "an active read-write record missing from activeReadWrite")
                 }
                 if !r.isCommitted && !live.contains(t) && !queuedCommits.contains(t) {
@@ -351,16 +396,24 @@ struct ConsistencyChecker {
                 add(.ssiActiveSetMismatch, t, "in activeReadWrite without a record")
             }
             let mirrors: [(String, Int, Int)] = [
-                ("activeReadWrite", s.fastPath.activeReadWrite.load(ordering: .sequentiallyConsistent), s.activeReadWrite.count),
+                (
+                    "activeReadWrite", s.fastPath.activeReadWrite.load(ordering: .sequentiallyConsistent),
+                    s.activeReadWrite.count
+                ),
                 ("rangeLocks", s.fastPath.rangeLocks.load(ordering: .sequentiallyConsistent), s.ranges.count),
-                ("summarized", s.fastPath.summarized.load(ordering: .sequentiallyConsistent) ? 1 : 0, s.summary.isEmpty ? 0 : 1),
+                (
+                    "summarized", s.fastPath.summarized.load(ordering: .sequentiallyConsistent) ? 1 : 0,
+                    s.summary.isEmpty ? 0 : 1
+                )
             ]
             for (name, mirror, actual) in mirrors where mirror != actual {
                 add(.ssiActiveSetMismatch, nil, "fastPath.\(name) is \(mirror), the state says \(actual)")
             }
             for lock in s.ranges where s.xacts[lock.owner] == nil {
-                add(.ssiRangeLockOrphaned, lock.owner, "range SIREAD lock \(lock.id) on \(lock.range) of tx\(lock.owner), "
-                    + "which has no record")
+                add(
+                    .ssiRangeLockOrphaned, lock.owner,
+                    "range SIREAD lock \(lock.id) on \(lock.range) of tx\(lock.owner), "
+                        + "which has no record")
             }
             for t in s.deferred.keys.sorted() where !live.contains(t) {
                 add(.ssiRecordOfEndedTransaction, t, "a deferrable wait of tx\(t), which has ended")
@@ -375,7 +428,8 @@ struct ConsistencyChecker {
             let table = stripe.withLock { $0 }
             for (key, holders) in table {
                 for t in Set(holders) where !records.contains(t) && !live.contains(t) && !awaitingRelease.contains(t) {
-                    add(.ssiPointLockOrphaned, key: key, transaction: t,
+                    add(
+                        .ssiPointLockOrphaned, key: key, transaction: t,
                         "point SIREAD lock of tx\(t), which has no record, has ended and is not awaiting release")
                 }
             }

@@ -75,7 +75,9 @@ extension Database {
                 s.versions[s.versions.count - 1].commitTS = last + 10
             }
         case .unpublishNewestVersion(let key):
-            let ts = oracle.commitLock.withLock { last in last += 1; return last }
+            let ts = oracle.commitLock.withLock { last in
+                last += 1; return last
+            }
             chain(key).state.withLock { s in
                 precondition(!s.versions.isEmpty, "needs a version")
                 s.versions[s.versions.count - 1].commitTS = ts
@@ -146,7 +148,8 @@ extension Database {
             ssi.pointLocks.add(key, owner: owner.rawValue)
         case .removeFromActiveReadWrite(let id):
             ssi.withUnrecordedState { s, _ in
-                precondition(s.activeReadWrite.contains(id.rawValue), "tx\(id.rawValue) is not an active read-write one")
+                precondition(
+                    s.activeReadWrite.contains(id.rawValue), "tx\(id.rawValue) is not an active read-write one")
                 s.activeReadWrite.remove(id.rawValue)
             }
         }

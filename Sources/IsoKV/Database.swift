@@ -41,8 +41,10 @@ public final class Database: KeyValueStore, Sendable {
         /// listing the findings. The commit itself has taken effect. Default false.
         public var checkAfterEveryCommit = false
 
-        public init(limits: Limits = Limits(), lockTimeout: Duration? = nil,
-                    serializable: SerializableLimits = SerializableLimits(), checkAfterEveryCommit: Bool = false) {
+        public init(
+            limits: Limits = Limits(), lockTimeout: Duration? = nil,
+            serializable: SerializableLimits = SerializableLimits(), checkAfterEveryCommit: Bool = false
+        ) {
             self.limits = limits
             self.lockTimeout = lockTimeout
             self.serializable = serializable
@@ -83,8 +85,10 @@ public final class Database: KeyValueStore, Sendable {
     }
 
     /// An in-memory database over a chosen key directory, for the benchmarks.
-    package init(configuration: Configuration = Configuration(), directory: any KeyDirectory,
-                 durable: DurableStore? = nil) {
+    package init(
+        configuration: Configuration = Configuration(), directory: any KeyDirectory,
+        durable: DurableStore? = nil
+    ) {
         self.configuration = configuration
         self.directory = directory
         self.durable = durable
@@ -108,7 +112,8 @@ public final class Database: KeyValueStore, Sendable {
     /// let rows = try await report.scan(prefix: "orders/")   // may wait for concurrent writers first
     /// try await report.commit()
     /// ```
-    nonisolated(nonsending) public func begin(_ isolation: IsolationLevel, readOnly: Bool, deferrable: Bool) async throws
+    nonisolated(nonsending) public func begin(_ isolation: IsolationLevel, readOnly: Bool, deferrable: Bool)
+        async throws
         -> Transaction
     {
         Transaction(database: self, isolation: isolation, readOnly: readOnly, deferrable: deferrable)

@@ -100,9 +100,10 @@ public final class Transaction: StoreTransaction {
         switch state {
         case .active: return
         case .failed(let e):
-            throw IsoKVError(.transactionAborted,
-                             "current transaction is aborted (\(e.code.rawValue): \(e.message)); roll back",
-                             key: e.key, otherTransaction: e.otherTransaction)
+            throw IsoKVError(
+                .transactionAborted,
+                "current transaction is aborted (\(e.code.rawValue): \(e.message)); roll back",
+                key: e.key, otherTransaction: e.otherTransaction)
         case .committed, .rolledBack:
             throw IsoKVError(.noActiveTransaction, "transaction \(id) has already ended")
         }
@@ -134,7 +135,9 @@ public final class Transaction: StoreTransaction {
         try db.limits.check(key: key)
         if isDeferrable && snapshot == nil { try await waitForSafeSnapshot() }
         let snap = ensureSnapshot()
-        if isolation == .serializable { return try serializableRead(key, snapshot: snap!, pointLock: true, scanned: nil) }
+        if isolation == .serializable {
+            return try serializableRead(key, snapshot: snap!, pointLock: true, scanned: nil)
+        }
         return db.read(key, txid: assignedID, snapshot: snap, dirty: isolation == .readUncommitted)
     }
 }

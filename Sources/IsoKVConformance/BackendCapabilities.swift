@@ -64,9 +64,11 @@ public struct BackendCapabilities: Hashable, Sendable, Codable {
     /// about the transaction after its `55P03`.
     public var failedStatementAbortsTransaction: Bool
 
-    public init(readUncommitted: ReadUncommitted, serializable: Serializable, deadlockVictim: DeadlockVictim,
-                observableLockWaits: Bool, savepoints: Bool, lockTimeout: Bool, deferrableReadOnly: Bool,
-                failedStatementAbortsTransaction: Bool) {
+    public init(
+        readUncommitted: ReadUncommitted, serializable: Serializable, deadlockVictim: DeadlockVictim,
+        observableLockWaits: Bool, savepoints: Bool, lockTimeout: Bool, deferrableReadOnly: Bool,
+        failedStatementAbortsTransaction: Bool
+    ) {
         self.readUncommitted = readUncommitted
         self.serializable = serializable
         self.deadlockVictim = deadlockVictim

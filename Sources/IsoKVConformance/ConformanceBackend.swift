@@ -37,7 +37,8 @@ public protocol ConformanceBackend: Sendable {
     /// Returns once transaction `transaction` is suspended waiting for a row lock on `key` in `store` (at once if it
     /// already is). Needed when ``BackendCapabilities/observableLockWaits``. It may never return if the
     /// transaction never waits: the replays race it against the transaction's completion and abandon it then.
-    nonisolated(nonsending) func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes, in store: Store) async throws
+    nonisolated(nonsending) func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes, in store: Store)
+        async throws
 
     /// Begins a `.serializable`, read-only, deferrable transaction: its first read waits until a snapshot that no
     /// concurrent transaction can make unsafe is available. Needed when ``BackendCapabilities/deferrableReadOnly``.

@@ -22,10 +22,12 @@ extension ConformanceReport {
             }
         }
         let mismatches = self.mismatches
-        text += "\n\(backend): \(rows.count - mismatches.count - notRun.count) matched, \(mismatches.count) mismatched, "
+        text +=
+            "\n\(backend): \(rows.count - mismatches.count - notRun.count) matched, \(mismatches.count) mismatched, "
             + "\(notRun.count) not run\n"
         for row in mismatches {
-            text += "\n✗ \(row.replay) at \(row.level.rawValue): expected \(row.expected), got "
+            text +=
+                "\n✗ \(row.replay) at \(row.level.rawValue): expected \(row.expected), got "
                 + "\(row.actual.map(\.description) ?? "not run")\n  \(row.detail)\n"
             for step in row.steps { text += "    · \(step)\n" }
         }
@@ -38,8 +40,10 @@ extension ConformanceReport {
     /// ```swift
     /// print(ConformanceReport.expectedMatrix(for: capabilities))
     /// ```
-    public static func expectedMatrix(for capabilities: BackendCapabilities, replays: [Replay] = Replay.allCases,
-                                      levels: [IsolationLevel] = IsolationLevel.allCases) -> String {
+    public static func expectedMatrix(
+        for capabilities: BackendCapabilities, replays: [Replay] = Replay.allCases,
+        levels: [IsolationLevel] = IsolationLevel.allCases
+    ) -> String {
         table(replays: replays, levels: levels) { replay, level in
             guard replay.levels.contains(level) else { return "n/a" }
             switch replay.expectedOutcome(at: level, on: capabilities) {
@@ -49,8 +53,10 @@ extension ConformanceReport {
         }
     }
 
-    private static func table(replays: [Replay], levels: [IsolationLevel],
-                              cell: (Replay, IsolationLevel) -> String) -> String {
+    private static func table(
+        replays: [Replay], levels: [IsolationLevel],
+        cell: (Replay, IsolationLevel) -> String
+    ) -> String {
         var text = "| replay | " + levels.map(\.rawValue).joined(separator: " | ") + " |\n"
         text += "|---|" + String(repeating: "---|", count: levels.count) + "\n"
         for replay in replays {

@@ -34,8 +34,10 @@ public struct ConformanceReport: Hashable, Sendable, Codable {
         public var seconds: Double
         public var status: Status
 
-        public init(replay: Replay, level: IsolationLevel, expected: ExpectedOutcome, actual: Verdict?,
-                    detail: String, steps: [String] = [], seconds: Double = 0) {
+        public init(
+            replay: Replay, level: IsolationLevel, expected: ExpectedOutcome, actual: Verdict?,
+            detail: String, steps: [String] = [], seconds: Double = 0
+        ) {
             self.replay = replay
             self.level = level
             self.expected = expected

@@ -63,8 +63,10 @@ public struct ConformanceRunner<Backend: ConformanceBackend>: Sendable {
     /// Runs every replay in `replays` at every level of `levels` it applies to and reports each cell: expected,
     /// actual, and whether they match. A cell whose replay needs a capability the backend lacks is reported as not
     /// run; a store that cannot be made is an unexpected outcome in that cell.
-    public func runAll(_ replays: [Replay] = Replay.allCases,
-                       levels: [IsolationLevel] = IsolationLevel.allCases) async -> ConformanceReport {
+    public func runAll(
+        _ replays: [Replay] = Replay.allCases,
+        levels: [IsolationLevel] = IsolationLevel.allCases
+    ) async -> ConformanceReport {
         var rows: [ConformanceReport.Row] = []
         let clock = ContinuousClock()
         for replay in replays {
@@ -72,8 +74,10 @@ public struct ConformanceRunner<Backend: ConformanceBackend>: Sendable {
                 let expected = replay.expectedOutcome(at: level, on: backend.capabilities)
                 guard case .verdict(let verdict) = expected else {
                     if replay.levels.contains(level) {
-                        rows.append(ConformanceReport.Row(replay: replay, level: level, expected: expected, actual: nil,
-                                                          detail: expected.description))
+                        rows.append(
+                            ConformanceReport.Row(
+                                replay: replay, level: level, expected: expected, actual: nil,
+                                detail: expected.description))
                     }
                     continue
                 }
@@ -82,13 +86,16 @@ public struct ConformanceRunner<Backend: ConformanceBackend>: Sendable {
                 do {
                     outcome = try await run(replay, at: level)
                 } catch {
-                    outcome = Outcome(verdict: .unexpected("could not run: \(error)"), detail: "could not run: \(error)")
+                    outcome = Outcome(
+                        verdict: .unexpected("could not run: \(error)"), detail: "could not run: \(error)")
                 }
                 let seconds = (clock.now - start) / .seconds(1)
-                rows.append(ConformanceReport.Row(replay: replay, level: level, expected: expected,
-                                                  actual: outcome.verdict, detail: outcome.detail,
-                                                  steps: outcome.verdict == verdict ? [] : outcome.steps,
-                                                  seconds: seconds))
+                rows.append(
+                    ConformanceReport.Row(
+                        replay: replay, level: level, expected: expected,
+                        actual: outcome.verdict, detail: outcome.detail,
+                        steps: outcome.verdict == verdict ? [] : outcome.steps,
+                        seconds: seconds))
             }
         }
         return ConformanceReport(backend: backend.name, capabilities: backend.capabilities, rows: rows)
@@ -126,8 +133,9 @@ public struct ConformanceRunner<Backend: ConformanceBackend>: Sendable {
         case .failure(let error)?:
             finding = Finding(.unexpected("\(error)"), "\(error)")
         }
-        return Outcome(verdict: finding.verdict, detail: finding.detail, error: finding.error,
-                       transactions: log.transactions, steps: log.steps)
+        return Outcome(
+            verdict: finding.verdict, detail: finding.detail, error: finding.error,
+            transactions: log.transactions, steps: log.steps)
     }
 
     /// The task's result, or nil if it has not finished within `limit` (the task is then left running). The timer

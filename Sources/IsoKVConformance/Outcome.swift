@@ -22,8 +22,10 @@ public struct Outcome: Hashable, Sendable {
     /// The replay's steps in the order they were taken (`T1 writes x = 1`, `T2 waits for its lock on x`, …).
     public var steps: [String]
 
-    public init(verdict: Verdict, detail: String, error: IsoKVError? = nil,
-                transactions: [TransactionRole: TransactionID] = [:], steps: [String] = []) {
+    public init(
+        verdict: Verdict, detail: String, error: IsoKVError? = nil,
+        transactions: [TransactionRole: TransactionID] = [:], steps: [String] = []
+    ) {
         self.verdict = verdict
         self.detail = detail
         self.error = error

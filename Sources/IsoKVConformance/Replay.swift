@@ -83,7 +83,8 @@ public enum Replay: String, Hashable, Sendable, Codable, CaseIterable, Identifia
         case .dirtyWriteRolledBack:
             return "T1 writes x and stays open; T2 writes x; T1 rolls back."
         case .dirtyWriteSavepoint:
-            return "T1 writes y, takes a savepoint, writes x; T2 writes x; T1 rolls back to the savepoint and stays open."
+            return
+                "T1 writes y, takes a savepoint, writes x; T2 writes x; T1 rolls back to the savepoint and stays open."
         case .dirtyRead:
             return "T1 writes x = 1 and stays open; T2 reads x."
         case .abortedRead:
@@ -103,21 +104,25 @@ public enum Replay: String, Hashable, Sendable, Codable, CaseIterable, Identifia
         case .predicateWriteSkew:
             return "Room booking: T1 and T2 each scan booking/101/ (empty) and insert a booking; both commit."
         case .readOnlyAnomaly:
-            return "T2 reads checking x and savings y; T1 deposits 20 into y; read-only T3 reads x, y; T2 withdraws 10 from x with a penalty computed from the old y."
+            return
+                "T2 reads checking x and savings y; T1 deposits 20 into y; read-only T3 reads x, y; T2 withdraws 10 from x with a penalty computed from the old y."
         case .readOnlyAnomalyDeferrable:
-            return "The read-only anomaly with T3 begun serializable, read-only, deferrable: T3 waits for a safe snapshot."
+            return
+                "The read-only anomaly with T3 begun serializable, read-only, deferrable: T3 waits for a safe snapshot."
         case .shareLocks:
             return "T1 and T2 lock x FOR SHARE; T3 writes x; T1 commits; a NOWAIT FOR UPDATE probe; T2 commits."
         case .noWait:
             return "T1 locks x FOR UPDATE; T2 locks x FOR UPDATE NOWAIT."
         case .skipLocked:
-            return "Queue consumers T1–T4 each lock the first job FOR UPDATE SKIP LOCKED; T1 deletes its job and commits; T5 looks again."
+            return
+                "Queue consumers T1–T4 each lock the first job FOR UPDATE SKIP LOCKED; T1 deletes its job and commits; T5 looks again."
         case .lockTimeout:
             return "T1 writes x; T2 writes x, waiting; the store's lock timeout expires."
         case .deadlockOfTwo:
             return "T2 writes b; T1 writes a, then b (waits for T2); T2 writes a."
         case .deadlockOfThree:
-            return "T3 locks c; T2 locks b and writes c (waits for T3); T1 locks a and writes b (waits for T2); T3 writes a."
+            return
+                "T3 locks c; T2 locks b and writes c (waits for T3); T1 locks a and writes b (waits for T2); T3 writes a."
         case .upgradeDeadlock:
             return "T1 and T2 lock x FOR SHARE; T1 writes x (waits to upgrade); T2 writes x."
         }
@@ -126,8 +131,8 @@ public enum Replay: String, Hashable, Sendable, Codable, CaseIterable, Identifia
     public var category: ReplayCategory {
         switch self {
         case .dirtyWrite, .dirtyWriteRolledBack, .dirtyWriteSavepoint, .dirtyRead, .abortedRead, .lostUpdate,
-             .lostUpdateAfterWait, .nonRepeatableRead, .readSkew, .phantom, .writeSkew, .predicateWriteSkew,
-             .readOnlyAnomaly, .readOnlyAnomalyDeferrable:
+            .lostUpdateAfterWait, .nonRepeatableRead, .readSkew, .phantom, .writeSkew, .predicateWriteSkew,
+            .readOnlyAnomaly, .readOnlyAnomalyDeferrable:
             return .anomaly
         case .shareLocks, .noWait, .skipLocked, .lockTimeout, .deadlockOfTwo, .deadlockOfThree, .upgradeDeadlock:
             return .rowLock
@@ -167,13 +172,13 @@ public enum Replay: String, Hashable, Sendable, Codable, CaseIterable, Identifia
     public var requirements: [ReplayRequirement] {
         switch self {
         case .dirtyWrite, .dirtyWriteRolledBack, .lostUpdateAfterWait, .shareLocks, .deadlockOfTwo, .deadlockOfThree,
-             .upgradeDeadlock:
+            .upgradeDeadlock:
             return [.observableLockWaits]
         case .dirtyWriteSavepoint: return [.observableLockWaits, .savepoints]
         case .lockTimeout: return [.lockTimeout]
         case .readOnlyAnomalyDeferrable: return [.deferrableReadOnly]
         case .dirtyRead, .abortedRead, .lostUpdate, .nonRepeatableRead, .readSkew, .phantom, .writeSkew,
-             .predicateWriteSkew, .readOnlyAnomaly, .noWait, .skipLocked:
+            .predicateWriteSkew, .readOnlyAnomaly, .noWait, .skipLocked:
             return []
         }
     }

@@ -150,7 +150,8 @@ struct ReplayContext<Backend: ConformanceBackend>: Sendable {
         let (ids, announce) = AsyncStream.makeStream(of: TransactionID.self)
         let task = Task { () async throws -> Value in
             let tx = try await step(role, deferrable ? "begins (serializable, read-only, deferrable)" : "begins") {
-                deferrable ? try await backend.beginDeferrable(in: store) : try await store.begin(level, readOnly: false)
+                deferrable
+                    ? try await backend.beginDeferrable(in: store) : try await store.begin(level, readOnly: false)
             }
             log.name(role, tx.id)
             announce.yield(tx.id)
@@ -165,7 +166,7 @@ struct ReplayContext<Backend: ConformanceBackend>: Sendable {
         log.onStall { task.cancel() }
         var iterator = ids.makeAsyncIterator()
         guard let id = await iterator.next() else {
-            _ = try await task.value             // begin failed: throws its error
+            _ = try await task.value  // begin failed: throws its error
             throw Misbehaviour("\(role) ended before it began")
         }
         return Participant(role: role, id: id, task: task)
@@ -181,8 +182,10 @@ struct ReplayContext<Backend: ConformanceBackend>: Sendable {
         let waiting = try await firstOf(participant) {
             try await backend.waitUntilWaiting(id, on: key, in: store)
         }
-        log.record(waiting ? "\(participant.role) waits for a lock on \(key.plain)"
-                           : "\(participant.role) ended without waiting for a lock on \(key.plain)")
+        log.record(
+            waiting
+                ? "\(participant.role) waits for a lock on \(key.plain)"
+                : "\(participant.role) ended without waiting for a lock on \(key.plain)")
         return waiting
     }
 
@@ -190,16 +193,20 @@ struct ReplayContext<Backend: ConformanceBackend>: Sendable {
     func waitsForSafeSnapshot<Value>(_ participant: Participant<Value>) async throws -> Bool {
         let (backend, store, id) = (self.backend, self.store, participant.id)
         let waiting = try await firstOf(participant) { try await backend.waitUntilDeferred(id, in: store) }
-        log.record(waiting ? "\(participant.role) waits for a safe snapshot"
-                           : "\(participant.role) ended without waiting for a safe snapshot")
+        log.record(
+            waiting
+                ? "\(participant.role) waits for a safe snapshot"
+                : "\(participant.role) ended without waiting for a safe snapshot")
         return waiting
     }
 
     /// True if `observation` returns before `participant` ends, false if the participant ends first; throws what
     /// `observation` throws if it fails first. The loser is left running: the participant always ends (it waits
     /// on locks this replay holds), the observation may never return and is abandoned.
-    private func firstOf<Value>(_ participant: Participant<Value>,
-                                observation: @escaping @Sendable () async throws -> Void) async throws -> Bool {
+    private func firstOf<Value>(
+        _ participant: Participant<Value>,
+        observation: @escaping @Sendable () async throws -> Void
+    ) async throws -> Bool {
         let task = participant.task
         return try await withCheckedThrowingContinuation { (first: CheckedContinuation<Bool, any Error>) in
             let once = Once()
@@ -259,14 +266,17 @@ struct ReplayContext<Backend: ConformanceBackend>: Sendable {
 
     /// After a `55P03`: per ``BackendCapabilities/failedStatementAbortsTransaction``, the transaction either reads
     /// on (and sees `expected` at `key`) or is dead.
-    func expectStatementFailureHandled(_ tx: Transaction, _ role: TransactionRole, reading key: Bytes,
-                                       expected: Bytes?) async throws {
+    func expectStatementFailureHandled(
+        _ tx: Transaction, _ role: TransactionRole, reading key: Bytes,
+        expected: Bytes?
+    ) async throws {
         if capabilities.failedStatementAbortsTransaction {
             try await expectDead(tx, role, reading: key)
         } else {
             let value = try await step(role, "reads \(key.plain) after its 55P03") { try await tx.get(key) }
             if value != expected {
-                throw Misbehaviour("after its 55P03, \(role) read \(key.plain) = \(describe(value)), expected \(describe(expected))")
+                throw Misbehaviour(
+                    "after its 55P03, \(role) read \(key.plain) = \(describe(value)), expected \(describe(expected))")
             }
         }
     }

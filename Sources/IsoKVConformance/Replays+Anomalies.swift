@@ -34,7 +34,8 @@ extension ReplayContext {
         guard try await waitsForLock(t2, on: "x") else {
             try await t1.rollback()
             return try await endedWithoutWaiting(
-                t2, whenSucceeded: "T2 overwrote T1's uncommitted write of x and committed without waiting (a dirty write)")
+                t2,
+                whenSucceeded: "T2 overwrote T1's uncommitted write of x and committed without waiting (a dirty write)")
         }
         let during = try await committed("x")
         guard during == "0" else {
@@ -43,7 +44,8 @@ extension ReplayContext {
         switch end {
         case .commit: try await step(.t1, "commits") { try await t1.commit() }
         case .rollback: try await step(.t1, "rolls back") { try await t1.rollback() }
-        case .rollbackToSavepoint: try await step(.t1, "rolls back to its savepoint") { try await t1.rollback(to: savepoint!) }
+        case .rollbackToSavepoint:
+            try await step(.t1, "rolls back to its savepoint") { try await t1.rollback(to: savepoint!) }
         }
         // With a savepoint, T1 is still open: T2 must get the lock now, not when T1 ends.
         let result = await t2.result
@@ -56,9 +58,10 @@ extension ReplayContext {
             } else {
                 try await expectCommitted(["x": "2"], "after T2 committed")
             }
-            return Finding(.preventedByWaiting(.t2),
-                           "T2 waited for T1's lock on x; T1 \(ended); T2 then wrote x = 2 and committed"
-                               + (end == .rollbackToSavepoint ? " while T1 was still open" : ""))
+            return Finding(
+                .preventedByWaiting(.t2),
+                "T2 waited for T1's lock on x; T1 \(ended); T2 then wrote x = 2 and committed"
+                    + (end == .rollbackToSavepoint ? " while T1 was still open" : ""))
         case .failure(let failure as StepFailure) where failure.resolvesConflict:
             try await expectCommitted(["x": end == .commit ? "1" : "0"], "after T2 failed")
             return prevented(by: failure, afterWaiting: true, "T1 \(ended) while T2 waited")
@@ -91,9 +94,13 @@ extension ReplayContext {
         try await step(.t1, "rolls back") { try await t1.rollback() }
         let second = try await step(.t2, "reads x again") { try await t2.get("x") }
         try await step(.t2, "commits") { try await t2.commit() }
-        guard second == "0" else { throw Misbehaviour("after T1 rolled back, T2 read x = \(describe(second)), expected 0") }
+        guard second == "0" else {
+            throw Misbehaviour("after T1 rolled back, T2 read x = \(describe(second)), expected 0")
+        }
         switch first {
-        case "1": return Finding(.occurred, "T2 read x = 1, written by T1, which then rolled back: T2 saw a value that never existed")
+        case "1":
+            return Finding(
+                .occurred, "T2 read x = 1, written by T1, which then rolled back: T2 saw a value that never existed")
         case "0": return Finding(.preventedBySnapshot, "T2 read x = 0 before and after T1's write and rollback")
         default: throw Misbehaviour("T2 read x = \(describe(first)); only 0 or T1's pending 1 exist")
         }
@@ -105,7 +112,9 @@ extension ReplayContext {
         let t2 = try await begin(.t2)
         let r1 = try await readCounter(t1, .t1)
         let r2 = try await readCounter(t2, .t2)
-        guard r1 == 0, r2 == 0 else { throw Misbehaviour("T1 and T2 read n = \(r1), \(r2) before any write; expected 0") }
+        guard r1 == 0, r2 == 0 else {
+            throw Misbehaviour("T1 and T2 read n = \(r1), \(r2) before any write; expected 0")
+        }
         try await step(.t1, "writes n = 1") { try await t1.put("n", Bytes(r1 + 1)) }
         try await step(.t1, "commits") { try await t1.commit() }
         if let failure = try await attempt({
@@ -133,7 +142,8 @@ extension ReplayContext {
         }
         guard try await waitsForLock(t2, on: "n") else {
             try await t1.rollback()
-            return try await endedWithoutWaiting(t2, whenSucceeded: "T2 wrote n while T1 held an uncommitted write of it (a dirty write)")
+            return try await endedWithoutWaiting(
+                t2, whenSucceeded: "T2 wrote n while T1 held an uncommitted write of it (a dirty write)")
         }
         try await step(.t1, "commits") { try await t1.commit() }
         switch await t2.result {
@@ -146,9 +156,15 @@ extension ReplayContext {
             let final = try await committed("n")
             switch (r2, final) {
             case (0, "1"):
-                return Finding(.occurred, "T2 read n = 0 before T1 committed, waited for T1's lock, then wrote 1 over T1's 1: one increment is lost")
+                return Finding(
+                    .occurred,
+                    "T2 read n = 0 before T1 committed, waited for T1's lock, then wrote 1 over T1's 1: one increment is lost"
+                )
             case (1, "2"):
-                return Finding(.preventedByWaiting(.t2), "T2 read T1's uncommitted n = 1 (a dirty read), waited for T1's lock, then wrote 2: no increment lost, because T1 committed what T2 read")
+                return Finding(
+                    .preventedByWaiting(.t2),
+                    "T2 read T1's uncommitted n = 1 (a dirty read), waited for T1's lock, then wrote 2: no increment lost, because T1 committed what T2 read"
+                )
             default:
                 throw Misbehaviour("T2 read n = \(r2) and the final n is \(describe(final))")
             }
@@ -165,7 +181,8 @@ extension ReplayContext {
         try await step(.t1, "commits") { try await t1.commit() }
         switch second {
         case "1": return Finding(.occurred, "T1 read x = 0, then x = 1 after T2 committed")
-        case "0": return Finding(.preventedBySnapshot, "T1 read x = 0 both times; T2's committed 1 is after T1's snapshot")
+        case "0":
+            return Finding(.preventedBySnapshot, "T1 read x = 0 both times; T2's committed 1 is after T1's snapshot")
         default: throw Misbehaviour("T1 read x = \(describe(second)) the second time; expected 0 or 1")
         }
     }
@@ -178,7 +195,9 @@ extension ReplayContext {
         let y = try await readInteger(t1, .t1, "y")
         try await step(.t1, "commits") { try await t1.commit() }
         switch (x, y) {
-        case (50, 60): return Finding(.occurred, "T1 read x = 50 before and y = 60 after T2's transfer: a total of 110 that never existed")
+        case (50, 60):
+            return Finding(
+                .occurred, "T1 read x = 50 before and y = 60 after T2's transfer: a total of 110 that never existed")
         case (50, 50): return Finding(.preventedBySnapshot, "T1 read x = 50, y = 50: the state before T2's transfer")
         default: throw Misbehaviour("T1 read x = \(x), y = \(y)")
         }
@@ -195,8 +214,10 @@ extension ReplayContext {
         let second = try await step(.t1, "scans emp/ again") { try await t1.scan(prefix: "emp/").map(\.key) }
         try await step(.t1, "commits") { try await t1.commit() }
         switch second {
-        case ["emp/1", "emp/2", "emp/3"]: return Finding(.occurred, "T1's second scan of emp/ returned T2's emp/3, which the first did not")
-        case ["emp/1", "emp/2"]: return Finding(.preventedBySnapshot, "T1's two scans of emp/ returned the same two keys")
+        case ["emp/1", "emp/2", "emp/3"]:
+            return Finding(.occurred, "T1's second scan of emp/ returned T2's emp/3, which the first did not")
+        case ["emp/1", "emp/2"]:
+            return Finding(.preventedBySnapshot, "T1's two scans of emp/ returned the same two keys")
         default: throw Misbehaviour("T1's second scan of emp/ returned \(second)")
         }
     }
@@ -209,7 +230,9 @@ extension ReplayContext {
 
     func readInteger(_ tx: Transaction, _ role: TransactionRole, _ key: Bytes) async throws -> Int64 {
         let value = try await step(role, "reads \(key.plain)") { try await tx.get(key) }
-        guard let number = value?.int64 else { throw Misbehaviour("\(role) read \(key.plain) = \(describe(value)), not a number") }
+        guard let number = value?.int64 else {
+            throw Misbehaviour("\(role) read \(key.plain) = \(describe(value)), not a number")
+        }
         return number
     }
 

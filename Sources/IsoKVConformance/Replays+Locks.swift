@@ -14,7 +14,9 @@ extension ReplayContext {
         if let refused = try await attempt({
             _ = try await step(.t2, "locks x FOR SHARE NOWAIT") { try await t2.lock("x", .forShare, wait: .noWait) }
         }) {
-            throw Misbehaviour("T2's FOR SHARE NOWAIT failed (\(refused.error)) while T1 held only FOR SHARE: share locks must be compatible")
+            throw Misbehaviour(
+                "T2's FOR SHARE NOWAIT failed (\(refused.error)) while T1 held only FOR SHARE: share locks must be compatible"
+            )
         }
         let t3 = try await spawn(.t3) { tx in
             try await step(.t3, "writes x = 1") { try await tx.put("x", "1") }
@@ -23,7 +25,8 @@ extension ReplayContext {
         guard try await waitsForLock(t3, on: "x") else {
             try await t1.rollback()
             try await t2.rollback()
-            return try await endedWithoutWaiting(t3, whenSucceeded: "T3 wrote x while T1 and T2 held FOR SHARE locks on it")
+            return try await endedWithoutWaiting(
+                t3, whenSucceeded: "T3 wrote x while T1 and T2 held FOR SHARE locks on it")
         }
         try await step(.t1, "commits") { try await t1.commit() }
         // T2 still shares the lock: an exclusive request must still be refused.
@@ -34,15 +37,19 @@ extension ReplayContext {
         try await step(.t4, "rolls back") { try await t4.rollback() }
         guard let probe, probe.storeError?.code == .lockNotAvailable else {
             try await t2.rollback()
-            throw Misbehaviour("T4's FOR UPDATE NOWAIT " + (probe.map { "failed with \($0.error)" } ?? "succeeded")
-                + " while T2 still held FOR SHARE; expected 55P03")
+            throw Misbehaviour(
+                "T4's FOR UPDATE NOWAIT " + (probe.map { "failed with \($0.error)" } ?? "succeeded")
+                    + " while T2 still held FOR SHARE; expected 55P03")
         }
         try await expectCommitted(["x": "0"], "while T2 still held FOR SHARE")
         try await step(.t2, "commits") { try await t2.commit() }
         switch await t3.result {
         case .success:
             try await expectCommitted(["x": "1"], "after T3 committed")
-            return Finding(.preventedByWaiting(.t3), "T1 and T2 held FOR SHARE together; T3's write waited until both had ended (T4's FOR UPDATE NOWAIT failed with 55P03 while T2 still held the lock)")
+            return Finding(
+                .preventedByWaiting(.t3),
+                "T1 and T2 held FOR SHARE together; T3's write waited until both had ended (T4's FOR UPDATE NOWAIT failed with 55P03 while T2 still held the lock)"
+            )
         case .failure(let failure as StepFailure) where failure.resolvesConflict:
             return prevented(by: failure, afterWaiting: true)
         case .failure(let error):
@@ -55,9 +62,13 @@ extension ReplayContext {
         let t1 = try await begin(.t1)
         _ = try await step(.t1, "locks x FOR UPDATE") { try await t1.lock("x", .forUpdate, wait: .block) }
         let t2 = try await begin(.t2)
-        guard let failure = try await attempt({
-            _ = try await step(.t2, "locks x FOR UPDATE NOWAIT") { try await t2.lock("x", .forUpdate, wait: .noWait) }
-        }) else {
+        guard
+            let failure = try await attempt({
+                _ = try await step(.t2, "locks x FOR UPDATE NOWAIT") {
+                    try await t2.lock("x", .forUpdate, wait: .noWait)
+                }
+            })
+        else {
             throw Misbehaviour("T2 got FOR UPDATE NOWAIT on x while T1 held FOR UPDATE on it")
         }
         if failure.storeError?.code == .lockNotAvailable {
@@ -65,8 +76,9 @@ extension ReplayContext {
         }
         try await t2.rollback()
         try await step(.t1, "commits") { try await t1.commit() }
-        return prevented(by: failure, afterWaiting: false,
-                         capabilities.failedStatementAbortsTransaction ? "which aborted T2" : "T2 stayed usable")
+        return prevented(
+            by: failure, afterWaiting: false,
+            capabilities.failedStatementAbortsTransaction ? "which aborted T2" : "T2 stayed usable")
     }
 
     func skipLocked() async throws -> Finding {
@@ -76,9 +88,10 @@ extension ReplayContext {
         for number in 1...4 {
             let role = TransactionRole(number)
             let tx = try await begin(role)
-            taken.append(try await step(role, "takes the first unlocked job") {
-                try await tx.scan(.prefix("jobs/"), limit: 1, lock: .forUpdate, wait: .skipLocked).map(\.key)
-            })
+            taken.append(
+                try await step(role, "takes the first unlocked job") {
+                    try await tx.scan(.prefix("jobs/"), limit: 1, lock: .forUpdate, wait: .skipLocked).map(\.key)
+                })
             consumers.append(tx)
         }
         guard taken == [["jobs/1"], ["jobs/2"], ["jobs/3"], []] else {
@@ -90,7 +103,9 @@ extension ReplayContext {
         let late = try await step(.t5, "takes up to 5 unlocked jobs") {
             try await t5.scan(.prefix("jobs/"), limit: 5, lock: .forUpdate, wait: .skipLocked).map(\.key)
         }
-        guard late.isEmpty else { throw Misbehaviour("T5 took \(late) while jobs/2 and jobs/3 were locked and jobs/1 gone") }
+        guard late.isEmpty else {
+            throw Misbehaviour("T5 took \(late) while jobs/2 and jobs/3 were locked and jobs/1 gone")
+        }
         // Without SKIP LOCKED, the same scan fails at once.
         let t6 = try await begin(TransactionRole(6))
         let probe = try await attempt {
@@ -100,8 +115,9 @@ extension ReplayContext {
         }
         try await t6.rollback()
         guard probe?.storeError?.code == .lockNotAvailable else {
-            throw Misbehaviour("a NOWAIT scan over the locked jobs " + (probe.map { "failed with \($0.error)" } ?? "succeeded")
-                + "; expected 55P03")
+            throw Misbehaviour(
+                "a NOWAIT scan over the locked jobs " + (probe.map { "failed with \($0.error)" } ?? "succeeded")
+                    + "; expected 55P03")
         }
         for (index, tx) in consumers.enumerated().dropFirst() {
             try await step(TransactionRole(index + 1), "rolls back") { try await tx.rollback() }
@@ -111,7 +127,10 @@ extension ReplayContext {
         }
         try await step(.t5, "commits") { try await t5.commit() }
         guard freed == ["jobs/2", "jobs/3"] else { throw Misbehaviour("once T2–T4 rolled back, T5 took \(freed)") }
-        return Finding(.skippedLockedRows, "T1–T3 each took a different job and T4 found none unlocked, nobody waiting; T5 found none while T2, T3 held theirs, and took jobs/2, jobs/3 once they rolled back")
+        return Finding(
+            .skippedLockedRows,
+            "T1–T3 each took a different job and T4 found none unlocked, nobody waiting; T5 found none while T2, T3 held theirs, and took jobs/2, jobs/3 once they rolled back"
+        )
     }
 
     /// T2's blocking write must fail with 55P03 once it has waited the store's lock timeout.
@@ -143,8 +162,9 @@ extension ReplayContext {
         try await expectCommitted(["x": "3"], "after T3 committed")
         // A timer may fire a little early on some systems; a failure well before the timeout is not a timeout.
         let afterWaiting = waited >= timeout * 0.9
-        return prevented(by: failure, afterWaiting: afterWaiting,
-                         "after \(milliseconds(waited)) (lock timeout \(milliseconds(timeout)))")
+        return prevented(
+            by: failure, afterWaiting: afterWaiting,
+            "after \(milliseconds(waited)) (lock timeout \(milliseconds(timeout)))")
     }
 
     func deadlockOfTwo() async throws -> Finding {
@@ -158,7 +178,8 @@ extension ReplayContext {
         }
         guard try await waitsForLock(t1, on: "b") else {
             try await t2.rollback()
-            return try await endedWithoutWaiting(t1, whenSucceeded: "T1 wrote b while T2 held an uncommitted write of it")
+            return try await endedWithoutWaiting(
+                t1, whenSucceeded: "T1 wrote b while T2 held an uncommitted write of it")
         }
         if let failure = try await attempt({ try await step(.t2, "writes a = 2") { try await t2.put("a", "2") } }) {
             // T2 closed the cycle and is the victim: T1 proceeds.
@@ -169,8 +190,9 @@ extension ReplayContext {
             return prevented(by: failure, afterWaiting: false, "T1 then committed")
         }
         // T2's request was granted, so T1 must have been chosen while T2 waited.
-        return try await victimWhileWaiting(t1, survivorCommits: { try await step(.t2, "commits") { try await t2.commit() } },
-                                            expected: ["a": "2", "b": "2"])
+        return try await victimWhileWaiting(
+            t1, survivorCommits: { try await step(.t2, "commits") { try await t2.commit() } },
+            expected: ["a": "2", "b": "2"])
     }
 
     func deadlockOfThree() async throws -> Finding {
@@ -216,7 +238,8 @@ extension ReplayContext {
             try await expectCommitted(["a": "3", "b": "0", "c": "2"], "after T3 and T2 committed")
             return prevented(by: failure, afterWaiting: true, "T3 and T2 then committed")
         default:
-            throw Misbehaviour("T3's write of a was granted; then T1 ended with \(r1) and T2 with \(r2): expected one deadlock victim")
+            throw Misbehaviour(
+                "T3's write of a was granted; then T1 ended with \(r1) and T2 with \(r2): expected one deadlock victim")
         }
     }
 
@@ -240,8 +263,9 @@ extension ReplayContext {
             try await expectCommitted(["x": "1"], "after T1 committed")
             return prevented(by: failure, afterWaiting: false, "T1 then upgraded and committed")
         }
-        return try await victimWhileWaiting(t1, survivorCommits: { try await step(.t2, "commits") { try await t2.commit() } },
-                                            expected: ["x": "2"])
+        return try await victimWhileWaiting(
+            t1, survivorCommits: { try await step(.t2, "commits") { try await t2.commit() } },
+            expected: ["x": "2"])
     }
 
     // MARK: Helpers
@@ -255,8 +279,10 @@ extension ReplayContext {
 
     /// The request that would close the cycle was granted: `waiter` (observed waiting) must have failed, the
     /// survivor commits, and the committed state is `expected`.
-    private func victimWhileWaiting<Value>(_ waiter: Participant<Value>, survivorCommits: () async throws -> Void,
-                                           expected: KeyValuePairs<Bytes, Bytes?>) async throws -> Finding {
+    private func victimWhileWaiting<Value>(
+        _ waiter: Participant<Value>, survivorCommits: () async throws -> Void,
+        expected: KeyValuePairs<Bytes, Bytes?>
+    ) async throws -> Finding {
         switch await waiter.result {
         case .failure(let failure as StepFailure) where failure.resolvesConflict:
             try await survivorCommits()

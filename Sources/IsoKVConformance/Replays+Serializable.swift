@@ -13,7 +13,9 @@ extension ReplayContext {
         for (role, tx) in [(TransactionRole.t1, t1), (.t2, t2)] {
             for doctor: Bytes in ["doctor/alice", "doctor/bob"] {
                 let v = try await step(role, "reads \(doctor.plain)") { try await tx.get(doctor) }
-                guard v == "on" else { throw Misbehaviour("\(role) read \(doctor.plain) = \(describe(v)), expected on") }
+                guard v == "on" else {
+                    throw Misbehaviour("\(role) read \(doctor.plain) = \(describe(v)), expected on")
+                }
             }
         }
         if let failure = try await attempt({
@@ -25,7 +27,9 @@ extension ReplayContext {
             try await t1.rollback()
             try await t2.rollback()
             let onCall = [try await committed("doctor/alice"), try await committed("doctor/bob")].filter { $0 == "on" }
-            guard !onCall.isEmpty else { throw Misbehaviour("both doctors are off call although \(failure.role) failed") }
+            guard !onCall.isEmpty else {
+                throw Misbehaviour("both doctors are off call although \(failure.role) failed")
+            }
             return prevented(by: failure, afterWaiting: false, "a doctor stays on call")
         }
         try await expectCommitted(["doctor/alice": "off", "doctor/bob": "off"], "after both committed")
@@ -50,7 +54,9 @@ extension ReplayContext {
             try await t1.rollback()
             try await t2.rollback()
             let bookings = try await bookingsOfRoom101()
-            guard bookings.count <= 1 else { throw Misbehaviour("room 101 has \(bookings) although \(failure.role) failed") }
+            guard bookings.count <= 1 else {
+                throw Misbehaviour("room 101 has \(bookings) although \(failure.role) failed")
+            }
             return prevented(by: failure, afterWaiting: false, "room 101 is booked at most once")
         }
         let bookings = try await bookingsOfRoom101()
@@ -98,9 +104,13 @@ extension ReplayContext {
                 switch await t3.result {
                 case .success((newX, 20)):
                     try await expectCommitted(["x": Bytes(newX), "y": "20"], "after T1, T2 and T3 committed")
-                    return Finding(.preventedByWaiting(.t3), "T3 waited for a safe snapshot until T2 committed, then read x = \(newX), y = 20: the serial order T2, T1, T3")
+                    return Finding(
+                        .preventedByWaiting(.t3),
+                        "T3 waited for a safe snapshot until T2 committed, then read x = \(newX), y = 20: the serial order T2, T1, T3"
+                    )
                 case .success(let (x, y)):
-                    throw Misbehaviour("after waiting for a safe snapshot, T3 read x = \(x), y = \(y); expected \(newX), 20")
+                    throw Misbehaviour(
+                        "after waiting for a safe snapshot, T3 read x = \(x), y = \(y); expected \(newX), 20")
                 case .failure(let failure as StepFailure) where failure.resolvesConflict:
                     return prevented(by: failure, afterWaiting: true, "T3 failed after waiting for a safe snapshot")
                 case .failure(let error):
@@ -132,7 +142,8 @@ extension ReplayContext {
     }
 
     /// T2 withdraws after T3 read (0, 20).
-    private func finishReadOnlyAnomaly(_ t2: Transaction, _ newX: Int64, t3Read: (Int64, Int64)) async throws -> Finding {
+    private func finishReadOnlyAnomaly(_ t2: Transaction, _ newX: Int64, t3Read: (Int64, Int64)) async throws -> Finding
+    {
         guard t3Read == (0, 20) else {
             throw Misbehaviour("T3 read x = \(t3Read.0), y = \(t3Read.1); expected 0 and T1's deposit, 20")
         }
@@ -142,7 +153,10 @@ extension ReplayContext {
             return prevented(by: failure, afterWaiting: false, "read-only T3 committed")
         }
         try await expectCommitted(["x": Bytes(newX), "y": "20"], "after T1, T3 and T2 committed")
-        return Finding(.occurred, "read-only T3 saw T1's deposit (y = 20) but not T2's withdrawal (x = 0), while T2 charged the overdraft penalty as if it ran before the deposit (x = \(newX)): no serial order explains both")
+        return Finding(
+            .occurred,
+            "read-only T3 saw T1's deposit (y = 20) but not T2's withdrawal (x = 0), while T2 charged the overdraft penalty as if it ran before the deposit (x = \(newX)): no serial order explains both"
+        )
     }
 
     /// T1: y += 20, commit.

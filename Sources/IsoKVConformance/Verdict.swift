@@ -80,9 +80,10 @@ extension Verdict: Codable {
         case .preventedBySnapshot: self = .preventedBySnapshot
         case .preventedByWaiting: self = .preventedByWaiting(try c.decode(TransactionRole.self, forKey: .transaction))
         case .preventedByError:
-            self = .preventedByError(IsoKVError.Code(rawValue: try c.decode(String.self, forKey: .code)),
-                                     try c.decode(TransactionRole.self, forKey: .transaction),
-                                     afterWaiting: try c.decode(Bool.self, forKey: .afterWaiting))
+            self = .preventedByError(
+                IsoKVError.Code(rawValue: try c.decode(String.self, forKey: .code)),
+                try c.decode(TransactionRole.self, forKey: .transaction),
+                afterWaiting: try c.decode(Bool.self, forKey: .afterWaiting))
         case .skippedLockedRows: self = .skippedLockedRows
         case .unexpected: self = .unexpected(try c.decode(String.self, forKey: .text))
         }

@@ -84,8 +84,10 @@ public struct IsoKVError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The byte offset of the damage in ``file`` (`XX001`), when known.
     public var offset: Int64?
 
-    public init(_ code: Code, _ message: String, key: Bytes? = nil, otherTransaction: TransactionID? = nil,
-                file: String? = nil, offset: Int64? = nil) {
+    public init(
+        _ code: Code, _ message: String, key: Bytes? = nil, otherTransaction: TransactionID? = nil,
+        file: String? = nil, offset: Int64? = nil
+    ) {
         self.code = code
         self.message = message
         self.key = key
@@ -99,8 +101,11 @@ public struct IsoKVError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         var s = "IsoKVError \(code.rawValue): \(message)"
-        if let key { s += " (key \(key)" + (otherTransaction.map { ", other transaction \($0)" } ?? "") + ")" }
-        else if let otherTransaction { s += " (other transaction \(otherTransaction))" }
+        if let key {
+            s += " (key \(key)" + (otherTransaction.map { ", other transaction \($0)" } ?? "") + ")"
+        } else if let otherTransaction {
+            s += " (other transaction \(otherTransaction))"
+        }
         return s
     }
 }

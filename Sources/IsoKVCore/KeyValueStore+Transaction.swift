@@ -43,7 +43,9 @@ extension KeyValueStore {
     /// try await db.update("profile") { old in Bytes((old?.string ?? "") + "!") }
     /// ```
     @discardableResult
-    nonisolated(nonsending) public func update(_ key: Bytes, maxAttempts: Int = 100, _ transform: (Bytes?) throws -> Bytes?) async throws
+    nonisolated(nonsending) public func update(
+        _ key: Bytes, maxAttempts: Int = 100, _ transform: (Bytes?) throws -> Bytes?
+    ) async throws
         -> Bytes?
     {
         try await update(key, retry: RetryPolicy(maxAttempts: maxAttempts), transform)
@@ -53,8 +55,10 @@ extension KeyValueStore {
     /// observer, called for each lost compare-and-set that is retried (with the `IK412` or `23505` it got).
     /// After `retry.maxAttempts` attempts it throws `IK412`.
     @discardableResult
-    nonisolated(nonsending) public func update(_ key: Bytes, retry policy: RetryPolicy,
-                                               _ transform: (Bytes?) throws -> Bytes?) async throws -> Bytes? {
+    nonisolated(nonsending) public func update(
+        _ key: Bytes, retry policy: RetryPolicy,
+        _ transform: (Bytes?) throws -> Bytes?
+    ) async throws -> Bytes? {
         var attempt = 1
         while true {
             let current = try await get(key)

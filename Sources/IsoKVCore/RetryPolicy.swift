@@ -27,8 +27,10 @@ public struct RetryPolicy: Sendable, Hashable {
     /// retried. Keep it short and non-blocking: it runs inside the retry loop.
     public var onRetry: (@Sendable (RetryEvent) -> Void)?
 
-    public init(maxAttempts: Int = 10, baseDelay: Duration = .microseconds(200), maxDelay: Duration = .milliseconds(50),
-                onRetry: (@Sendable (RetryEvent) -> Void)? = nil) {
+    public init(
+        maxAttempts: Int = 10, baseDelay: Duration = .microseconds(200), maxDelay: Duration = .milliseconds(50),
+        onRetry: (@Sendable (RetryEvent) -> Void)? = nil
+    ) {
         self.maxAttempts = max(1, maxAttempts)
         self.baseDelay = baseDelay
         self.maxDelay = maxDelay

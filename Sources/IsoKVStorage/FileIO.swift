@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Thin, failpoint-aware wrappers over the POSIX calls the log uses. Every failure is a typed ``StorageError``.
@@ -14,8 +14,10 @@ enum FileIO {
     }
 
     /// Writes all `count` bytes at the current offset, retrying short writes and EINTR.
-    static func writeAll(_ fd: Int32, _ base: UnsafeRawPointer, _ count: Int, path: String,
-                         point: FaultPoint, faults: FaultHook?) throws(StorageError) {
+    static func writeAll(
+        _ fd: Int32, _ base: UnsafeRawPointer, _ count: Int, path: String,
+        point: FaultPoint, faults: FaultHook?
+    ) throws(StorageError) {
         var count = count
         var injected: Int32 = 0
         if let faults, let action = faults.decide(point) {
@@ -74,7 +76,9 @@ enum FileIO {
     }
 
     static func unlink(_ path: String) throws(StorageError) {
-        guard Glibc.unlink(path) == 0 || errno == ENOENT else { throw .io(operation: "unlink", file: path, errno: errno) }
+        guard Glibc.unlink(path) == 0 || errno == ENOENT else {
+            throw .io(operation: "unlink", file: path, errno: errno)
+        }
     }
 
     /// Reads a whole file into memory.

@@ -5,7 +5,9 @@ public struct BenchRow: Sendable {
     public var name: String
     public var measure: @Sendable (_ length: RunLength, _ seed: UInt64) async throws -> HarnessResult
 
-    public init(_ name: String, measure: @escaping @Sendable (_ length: RunLength, _ seed: UInt64) async throws -> HarnessResult) {
+    public init(
+        _ name: String, measure: @escaping @Sendable (_ length: RunLength, _ seed: UInt64) async throws -> HarnessResult
+    ) {
         self.name = name
         self.measure = measure
     }
@@ -13,14 +15,18 @@ public struct BenchRow: Sendable {
 
 extension Harness {
     /// A row that runs `workload` on `context` with this harness.
-    public func row<Store: KeyValueStore>(_ name: String, _ workload: Workload<Store>,
-                                          on context: WorkloadContext<Store>) -> BenchRow {
+    public func row<Store: KeyValueStore>(
+        _ name: String, _ workload: Workload<Store>,
+        on context: WorkloadContext<Store>
+    ) -> BenchRow {
         BenchRow(name) { length, seed in try await measure(workload, on: context, length, seed: seed) }
     }
 
     /// Runs `workload` on `context` for `length`.
-    public func measure<Store: KeyValueStore>(_ workload: Workload<Store>, on context: WorkloadContext<Store>,
-                                              _ length: RunLength, seed: UInt64 = 0) async throws -> HarnessResult {
+    public func measure<Store: KeyValueStore>(
+        _ workload: Workload<Store>, on context: WorkloadContext<Store>,
+        _ length: RunLength, seed: UInt64 = 0
+    ) async throws -> HarnessResult {
         let operation = workload.operation
         return try await measure(length, seed: seed) { worker in try await operation(context, &worker) }
     }

@@ -32,8 +32,9 @@ public struct Harness: Sendable {
 
     /// 100 attempts, full-jitter backoff from 80 µs capped at 2 ms: a benchmark retries much harder and sleeps
     /// much less than an application (``RetryPolicy/default``), so that a hot key costs retries, not idle time.
-    public static let benchmarkRetry = RetryPolicy(maxAttempts: 100, baseDelay: .microseconds(80),
-                                                   maxDelay: .milliseconds(2))
+    public static let benchmarkRetry = RetryPolicy(
+        maxAttempts: 100, baseDelay: .microseconds(80),
+        maxDelay: .milliseconds(2))
 
     public init(tasks: Int, sampleEvery: Int = 8, retry: RetryPolicy = Harness.benchmarkRetry) {
         precondition(tasks >= 1 && sampleEvery >= 1)
@@ -50,8 +51,10 @@ public struct Harness: Sendable {
 
     /// Runs `operation` in ``tasks`` tasks for `length`. An error thrown by an operation ends the run and is rethrown
     /// (retryable transaction failures are not errors here: ``Worker/transaction(_:_:readOnly:_:)`` counts them).
-    public func measure(_ length: RunLength, seed: UInt64 = 0,
-                        _ operation: @escaping @Sendable (inout Worker) async throws -> Void) async throws -> HarnessResult {
+    public func measure(
+        _ length: RunLength, seed: UInt64 = 0,
+        _ operation: @escaping @Sendable (inout Worker) async throws -> Void
+    ) async throws -> HarnessResult {
         let start = monotonicNanoseconds()
         let deadline = Self.deadline(start, length)
         let parts = try await withThrowingTaskGroup(of: (Worker, LatencyHistogram).self) { group in
@@ -68,8 +71,10 @@ public struct Harness: Sendable {
     }
 
     /// One task of ``measure(_:seed:_:)``.
-    func runTask(_ task: Int, seed: UInt64, length: RunLength, deadline: UInt64,
-                 _ operation: @Sendable (inout Worker) async throws -> Void) async throws -> (Worker, LatencyHistogram) {
+    func runTask(
+        _ task: Int, seed: UInt64, length: RunLength, deadline: UInt64,
+        _ operation: @Sendable (inout Worker) async throws -> Void
+    ) async throws -> (Worker, LatencyHistogram) {
         var worker = Worker(task: task, seed: Self.taskSeed(seed, task: task), retry: retry)
         var latency = LatencyHistogram()
         let limit: Int
@@ -77,7 +82,7 @@ public struct Harness: Sendable {
         case .duration: limit = .max
         case .operations(let n): limit = n
         }
-        var untilTimed = sampleEvery   // operations left until (and including) the next timed one
+        var untilTimed = sampleEvery  // operations left until (and including) the next timed one
         while worker.completed < limit {
             untilTimed -= 1
             if untilTimed > 0 {
@@ -104,8 +109,10 @@ public struct Harness: Sendable {
     /// Each task occupies a cooperative thread for the whole run, computing (it never waits): use at most as many
     /// tasks as cores, as for any CPU-bound benchmark.
     @inlinable
-    public func measureSynchronous(_ length: RunLength, seed: UInt64 = 0, groupSize: Int = 8,
-                                   _ operation: @escaping @Sendable (inout Worker) -> Void) async -> HarnessResult {
+    public func measureSynchronous(
+        _ length: RunLength, seed: UInt64 = 0, groupSize: Int = 8,
+        _ operation: @escaping @Sendable (inout Worker) -> Void
+    ) async -> HarnessResult {
         precondition(groupSize >= 1)
         let start = monotonicNanoseconds()
         let deadline = Self.deadline(start, length)
@@ -142,7 +149,8 @@ public struct Harness: Sendable {
     static func deadline(_ start: UInt64, _ length: RunLength) -> UInt64 {
         guard case .duration(let d) = length else { return .max }
         let (seconds, attoseconds) = d.components
-        return start &+ UInt64(Swift.max(0, seconds)) &* 1_000_000_000 &+ UInt64(Swift.max(0, attoseconds) / 1_000_000_000)
+        return start &+ UInt64(Swift.max(0, seconds)) &* 1_000_000_000
+            &+ UInt64(Swift.max(0, attoseconds) / 1_000_000_000)
     }
 
     @usableFromInline

@@ -18,8 +18,9 @@ public struct LatencyHistogram: Sendable {
     @usableFromInline var total: Double = 0
 
     public init() {
-        histogram = Histogram(lowestDiscernibleValue: 1, highestTrackableValue: 10_000_000_000,
-                              numberOfSignificantValueDigits: .three)
+        histogram = Histogram(
+            lowestDiscernibleValue: 1, highestTrackableValue: 10_000_000_000,
+            numberOfSignificantValueDigits: .three)
         histogram.autoResize = true
     }
 
@@ -31,7 +32,9 @@ public struct LatencyHistogram: Sendable {
 
     public mutating func record(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
-        record(nanoseconds: UInt64(Swift.max(0, seconds)) &* 1_000_000_000 &+ UInt64(Swift.max(0, attoseconds) / 1_000_000_000))
+        record(
+            nanoseconds: UInt64(Swift.max(0, seconds)) &* 1_000_000_000
+                &+ UInt64(Swift.max(0, attoseconds) / 1_000_000_000))
     }
 
     /// Adds every value of `other`.

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The monotonic clock in nanoseconds (`CLOCK_MONOTONIC`; about 50 ns a read on this project's 2-vCPU VM): what

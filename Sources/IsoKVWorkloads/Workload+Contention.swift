@@ -9,7 +9,8 @@ extension Workload {
     /// unless updates were lost.
     @inlinable
     public static var counter: Workload {
-        Workload(name: "counter", description: "read-modify-write of one hot key (+1 to a decimal counter)") { context, w in
+        Workload(name: "counter", description: "read-modify-write of one hot key (+1 to a decimal counter)") {
+            context, w in
             try await w.transaction(context.store, context.isolation) { tx in
                 let n = try await tx.get(Dataset.counterKey)?.int64 ?? 0
                 try await tx.put(Dataset.counterKey, Bytes(n + 1))
@@ -22,10 +23,14 @@ extension Workload {
     /// the total below `floor` (write skew); at serializable one of them fails with `40001`.
     @inlinable
     public static func writeSkew(floor: Int64 = WriteSkew.defaultFloor) -> Workload {
-        Workload(name: "write-skew",
-                 description: "read both keys of a pair, take 1 from one if the pair's sum stays >= \(floor) (the doctors' shape)") { context, w in
-            let (a, b) = WriteSkew.pair(containing: context.data.chooser.next(using: &w.rng),
-                                        keyCount: context.data.keys.count)
+        Workload(
+            name: "write-skew",
+            description:
+                "read both keys of a pair, take 1 from one if the pair's sum stays >= \(floor) (the doctors' shape)"
+        ) { context, w in
+            let (a, b) = WriteSkew.pair(
+                containing: context.data.chooser.next(using: &w.rng),
+                keyCount: context.data.keys.count)
             let keyA = context.data.keys[a], keyB = context.data.keys[b]
             let mineIsA = w.rng.next() % 2 == 0
             try await w.transaction(context.store, context.isolation) { tx in
@@ -84,7 +89,8 @@ public enum WriteSkew {
 
     /// The pairs whose total is below `floor`, read in one read-only snapshot transaction (so at a consistent
     /// point): empty unless write skew happened.
-    public static func pairsBelowFloor<Store: KeyValueStore>(in store: Store, _ data: Dataset, floor: Int64) async throws
+    public static func pairsBelowFloor<Store: KeyValueStore>(in store: Store, _ data: Dataset, floor: Int64)
+        async throws
         -> [(first: Bytes, second: Bytes, total: Int64)]
     {
         let keys = data.keys

@@ -27,7 +27,8 @@ extension Workload {
     /// E: 95% short scans (1–100 keys from a key chosen by the distribution), 5% inserts of new keys.
     @inlinable
     public static var ycsbE: Workload {
-        Workload(name: "ycsb-e", description: "95% scans of 1-100 keys from a chosen key, 5% inserts of new keys") { context, w in
+        Workload(name: "ycsb-e", description: "95% scans of 1-100 keys from a chosen key, 5% inserts of new keys") {
+            context, w in
             if w.rng.next() % 100 < 95 {
                 let from = context.data.randomKey(using: &w.rng)
                 let length = Int(w.rng.next() % 100) + 1

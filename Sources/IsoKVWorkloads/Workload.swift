@@ -33,8 +33,10 @@ public struct Workload<Store: KeyValueStore>: Sendable {
     public var description: String
     public var operation: @Sendable (_ context: WorkloadContext<Store>, _ worker: inout Worker) async throws -> Void
 
-    public init(name: String, description: String,
-                operation: @escaping @Sendable (_ context: WorkloadContext<Store>, _ worker: inout Worker) async throws -> Void) {
+    public init(
+        name: String, description: String,
+        operation: @escaping @Sendable (_ context: WorkloadContext<Store>, _ worker: inout Worker) async throws -> Void
+    ) {
         self.name = name
         self.description = description
         self.operation = operation

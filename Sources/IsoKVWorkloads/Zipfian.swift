@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Zipfian ranks in `0..<count` (rank 0 the most popular, with probability `1 / ((r+1)^θ · ζ(count, θ))` for rank

@@ -29,7 +29,8 @@ struct BenchEngine: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp(Workload<Database>.all.map(\.name).joined(separator: " | ")))
     var workload: String = "ycsb-b"
-    @Option(help: "read-uncommitted | read-committed | snapshot | serializable") var isolation: IsolationLevel = .snapshot
+    @Option(help: "read-uncommitted | read-committed | snapshot | serializable") var isolation: IsolationLevel =
+        .snapshot
     @Option(help: "Concurrent tasks.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Keys loaded before the run.") var keys: Int = 100_000
     @Option(help: "Seconds per measured row.") var seconds: Double = 2
@@ -42,8 +43,9 @@ struct BenchEngine: AsyncParsableCommand {
 
     func validate() throws {
         guard Workload<Database>.named(workload) != nil else {
-            throw ValidationError("unknown workload '\(workload)'; one of: "
-                                  + Workload<Database>.all.map(\.name).joined(separator: ", "))
+            throw ValidationError(
+                "unknown workload '\(workload)'; one of: "
+                    + Workload<Database>.all.map(\.name).joined(separator: ", "))
         }
         guard threads >= 1, threads <= 1024 else { throw ValidationError("--threads must be in 1...1024") }
         guard keys >= 2, keys <= 50_000_000 else { throw ValidationError("--keys must be in 2...50000000") }
@@ -56,11 +58,11 @@ struct BenchEngine: AsyncParsableCommand {
     static let slices = 5
 
     func run() async throws {
-        let workload = Workload<Database>.named(self.workload)!   // checked by validate()
+        let workload = Workload<Database>.named(self.workload)!  // checked by validate()
         let data = Dataset(keyCount: keys, valueSize: valueSize, distribution: distribution.chooserDistribution)
         let db = map.makeDatabase()
         try await data.load(into: db)
-        for k in data.keys { _ = try await db.get(k) }   // let the directory promote its new keys, as the raw map does
+        for k in data.keys { _ = try await db.get(k) }  // let the directory promote its new keys, as the raw map does
 
         let harness = Harness(tasks: threads)
         let reads = WorkloadContext(store: db, data: data, isolation: .snapshot)
@@ -68,8 +70,9 @@ struct BenchEngine: AsyncParsableCommand {
             map.rawMapRow(harness, data),
             harness.row("db.get", .pointGet, on: reads),
             harness.row("tx get (snapshot, ro)", .readOnlyTransactionGet, on: reads),
-            harness.row("\(workload.name) @ \(isolation.rawValue)", workload,
-                        on: WorkloadContext(store: db, data: data, isolation: isolation)),
+            harness.row(
+                "\(workload.name) @ \(isolation.rawValue)", workload,
+                on: WorkloadContext(store: db, data: data, isolation: isolation))
         ]
         // At `.serializable`, the same workload at `.snapshot` in the same run: what serializability costs.
         if isolation == .serializable {
@@ -78,18 +81,21 @@ struct BenchEngine: AsyncParsableCommand {
 
         var report = Report<EngineBenchRecord>(
             title: "isokv bench engine",
-            parameters: [("workload", workload.name), ("isolation", isolation.rawValue),
-                         ("threads", "\(threads)"), ("keys", "\(keys)"), ("seconds per row", "\(seconds)"),
-                         ("value size", "\(valueSize)"), ("distribution", distribution.rawValue),
-                         ("interleaved slices per row", "\(Self.slices)"), ("warm-up per row", "\(warmup)"),
-                         ("map", map.rawValue)],
+            parameters: [
+                ("workload", workload.name), ("isolation", isolation.rawValue),
+                ("threads", "\(threads)"), ("keys", "\(keys)"), ("seconds per row", "\(seconds)"),
+                ("value size", "\(valueSize)"), ("distribution", distribution.rawValue),
+                ("interleaved slices per row", "\(Self.slices)"), ("warm-up per row", "\(warmup)"),
+                ("map", map.rawValue)
+            ],
             columns: ["operation", "ops/s", "p50", "p99", "vs raw map", "aborts (retries)"])
 
         try await Harness.warmUp(rows, for: .milliseconds(Int64(warmup * 1000)))
         let causesBefore = db.statistics().aborts
         let ssiBefore = db.statistics().serializable
         let counterBefore = try await db.get(Dataset.counterKey)?.value.int64 ?? 0
-        let results = try await Harness.interleave(rows, perRow: .milliseconds(Int64(seconds * 1000)), slices: Self.slices)
+        let results = try await Harness.interleave(
+            rows, perRow: .milliseconds(Int64(seconds * 1000)), slices: Self.slices)
         let causesAfter = db.statistics().aborts
         let ssiAfter = db.statistics().serializable
 
@@ -98,44 +104,57 @@ struct BenchEngine: AsyncParsableCommand {
         for (row, r) in zip(rows, results) {
             let ratio = r.opsPerSecond / rawResult.opsPerSecond
             let counters = r.counters
-            let aborts = counters.aborts.isEmpty ? "-"
+            let aborts =
+                counters.aborts.isEmpty
+                ? "-"
                 : counters.aborts.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ")
                     + " (\(counters.retries))"
-            report.add([row.name, Figure.rate(r.opsPerSecond), Figure.duration(nanoseconds: r.p50),
-                        Figure.duration(nanoseconds: r.p99), Figure.ratio(ratio), aborts],
-                       EngineBenchRecord(operation: row.name, opsPerSecond: r.opsPerSecond, p50Nanoseconds: r.p50,
-                                         p99Nanoseconds: r.p99, p999Nanoseconds: r.p999, ratioToRawMap: ratio,
-                                         aborts: counters.aborts, retries: counters.retries, gaveUp: counters.gaveUp))
+            report.add(
+                [
+                    row.name, Figure.rate(r.opsPerSecond), Figure.duration(nanoseconds: r.p50),
+                    Figure.duration(nanoseconds: r.p99), Figure.ratio(ratio), aborts
+                ],
+                EngineBenchRecord(
+                    operation: row.name, opsPerSecond: r.opsPerSecond, p50Nanoseconds: r.p50,
+                    p99Nanoseconds: r.p99, p999Nanoseconds: r.p999, ratioToRawMap: ratio,
+                    aborts: counters.aborts, retries: counters.retries, gaveUp: counters.gaveUp))
         }
         if isolation == .serializable {
             let baseline = results[4]
             func rate(_ r: HarnessResult) -> String { String(format: "%.2f%%", 100 * r.counters.abortRate) }
-            report.notes.append(String(format: "serializable / snapshot throughput: %.2fx", mixed.opsPerSecond / baseline.opsPerSecond)
-                + "; abort rate (aborted attempts / attempts): snapshot \(rate(baseline)), serializable \(rate(mixed)).")
-            report.notes.append("aborts by cause over the measured slices (both workload rows; the snapshot row can only fail by first updater wins): "
-                + "first updater wins \(causesAfter.firstUpdaterWins - causesBefore.firstUpdaterWins), "
-                + "rw-conflict on read \(causesAfter.rwConflictOnRead - causesBefore.rwConflictOnRead), "
-                + "on write \(causesAfter.rwConflictOnWrite - causesBefore.rwConflictOnWrite), "
-                + "canceled pivots \(causesAfter.canceledPivots - causesBefore.canceledPivots), "
-                + "deadlocks \(causesAfter.deadlocks - causesBefore.deadlocks).")
+            report.notes.append(
+                String(format: "serializable / snapshot throughput: %.2fx", mixed.opsPerSecond / baseline.opsPerSecond)
+                    + "; abort rate (aborted attempts / attempts): snapshot \(rate(baseline)), serializable \(rate(mixed))."
+            )
+            report.notes.append(
+                "aborts by cause over the measured slices (both workload rows; the snapshot row can only fail by first updater wins): "
+                    + "first updater wins \(causesAfter.firstUpdaterWins - causesBefore.firstUpdaterWins), "
+                    + "rw-conflict on read \(causesAfter.rwConflictOnRead - causesBefore.rwConflictOnRead), "
+                    + "on write \(causesAfter.rwConflictOnWrite - causesBefore.rwConflictOnWrite), "
+                    + "canceled pivots \(causesAfter.canceledPivots - causesBefore.canceledPivots), "
+                    + "deadlocks \(causesAfter.deadlocks - causesBefore.deadlocks).")
             let safeAtBegin = ssiAfter.safeReadOnlyAtBegin - ssiBefore.safeReadOnlyAtBegin
             let safeLater = ssiAfter.safeReadOnlyLater - ssiBefore.safeReadOnlyLater
             if safeAtBegin + safeLater > 0 {
-                report.notes.append("read-only serializable transactions: \(safeAtBegin) safe at begin (untracked), "
-                    + "\(safeLater) tracked until a concurrent writer ended, then found safe.")
+                report.notes.append(
+                    "read-only serializable transactions: \(safeAtBegin) safe at begin (untracked), "
+                        + "\(safeLater) tracked until a concurrent writer ended, then found safe.")
             }
         }
-        report.notes.append("vs raw map: throughput / the raw \(map.rawValue) map's point loads on the same keys, same run.")
+        report.notes.append(
+            "vs raw map: throughput / the raw \(map.rawValue) map's point loads on the same keys, same run.")
         if map != .readMostly {
-            report.notes.append("Only the read-mostly directory is specialized in the engine; \(map.rawValue) runs through a "
-                + "generic wrapper there, while the raw map row is specialized: the ratio understates the engine.")
+            report.notes.append(
+                "Only the read-mostly directory is specialized in the engine; \(map.rawValue) runs through a "
+                    + "generic wrapper there, while the raw map row is specialized: the ratio understates the engine.")
         }
         if workload.name == Workload<Database>.counter.name {
             let after = try await db.get(Dataset.counterKey)?.value.int64 ?? 0
             var committed = mixed.counters.committed
             if isolation == .serializable { committed += results[4].counters.committed }
-            report.notes.append("counter: \(committed) increments committed, counter moved by \(after - counterBefore)"
-                + (after - counterBefore < committed ? " (lost updates)" : ""))
+            report.notes.append(
+                "counter: \(committed) increments committed, counter moved by \(after - counterBefore)"
+                    + (after - counterBefore < committed ? " (lost updates)" : ""))
         }
         print(try report.render(format))
     }
@@ -184,7 +203,7 @@ enum DirectoryMap: String, ExpressibleByArgument, CaseIterable, Sendable {
     where M.Key == Bytes, M.Value == Bytes {
         let map = M()
         for k in data.keys { map.store(k, data.value) }
-        for k in data.keys { _ = map.load(k) }   // read-mostly maps promote their dirty part on misses
+        for k in data.keys { _ = map.load(k) }  // read-mostly maps promote their dirty part on misses
         return BenchRow("raw map load") { length, seed in
             await harness.measureSynchronous(length, seed: seed) { w in _ = map.load(data.randomKey(using: &w.rng)) }
         }

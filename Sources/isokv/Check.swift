@@ -1,6 +1,6 @@
 import ArgumentParser
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import IsoKV
 import IsoKVStorage
@@ -23,13 +23,17 @@ struct Check: ParsableCommand {
     func run() throws {
         do {
             let state = try WriteAheadLog.check(directory: directory)
-            print("checkpoint: \(state.checkpointSequence == 0 && state.checkpointEntries.isEmpty ? "none" : "sequence \(state.checkpointSequence), \(state.checkpointEntries.count) entries")")
+            print(
+                "checkpoint: \(state.checkpointSequence == 0 && state.checkpointEntries.isEmpty ? "none" : "sequence \(state.checkpointSequence), \(state.checkpointEntries.count) entries")"
+            )
             for s in state.segments {
                 print("segment \(s.file): \(s.records) records, \(s.bytes) valid bytes, max sequence \(s.maxSequence)")
             }
             print("commits to replay after the checkpoint: \(state.commits.count); last sequence \(state.lastSequence)")
             if let tail = state.truncatedTail {
-                print("torn tail (a crash mid-write; open will cut it): \(tail.file) at offset \(tail.offset), \(tail.droppedBytes) bytes")
+                print(
+                    "torn tail (a crash mid-write; open will cut it): \(tail.file) at offset \(tail.offset), \(tail.droppedBytes) bytes"
+                )
             }
             // The engine's view: what `Database.open` would serve, and its consistency check.
             let (engine, report) = try Database.check(path: directory)

@@ -66,7 +66,8 @@ public enum IsokvExecutable {
     /// The path of the executable next to the test bundle, or `ISOKV_BINARY`.
     public static func path() throws(Failure) -> String {
         if let path = ProcessInfo.processInfo.environment["ISOKV_BINARY"] { return path }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
         for _ in 0..<4 {
             let candidate = dir.appendingPathComponent("isokv").path
@@ -86,15 +87,19 @@ public enum IsokvExecutable {
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self),
-                String(decoding: stderr, as: UTF8.self))
+        return (
+            process.terminationStatus, String(decoding: stdout, as: UTF8.self),
+            String(decoding: stderr, as: UTF8.self)
+        )
     }
 
     /// Starts `isokv arguments…`, waits until it prints `READY`, lets it run `delayMicroseconds`, SIGKILLs it and
     /// returns the whole lines it printed (a last line cut by the kill was never reported, so it is dropped).
     /// Fails if the child exits before `READY` or by itself.
-    public static func runUntilReadyThenKill(_ arguments: [String], delayMicroseconds: UInt32,
-                                             cycle: Int) throws(Failure) -> [Substring] {
+    public static func runUntilReadyThenKill(
+        _ arguments: [String], delayMicroseconds: UInt32,
+        cycle: Int
+    ) throws(Failure) -> [Substring] {
         let process: Process
         do { process = try makeProcess(arguments) } catch { throw Failure("cannot start isokv: \(error)") }
         let pipe = Pipe()
@@ -107,8 +112,9 @@ public enum IsokvExecutable {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n <= 0 {
                 process.waitUntilExit()
-                throw Failure("cycle \(cycle): child exited (status \(process.terminationStatus)) before READY: "
-                              + String(decoding: output, as: UTF8.self))
+                throw Failure(
+                    "cycle \(cycle): child exited (status \(process.terminationStatus)) before READY: "
+                        + String(decoding: output, as: UTF8.self))
             }
             output += chunk[..<n]
         }
@@ -117,10 +123,13 @@ public enum IsokvExecutable {
         process.waitUntilExit()
         output += [UInt8](pipe.fileHandleForReading.readDataToEndOfFile())
         guard process.terminationReason == .uncaughtSignal else {
-            throw Failure("cycle \(cycle): child exited by itself: \(String(decoding: output, as: UTF8.self).suffix(500))")
+            throw Failure(
+                "cycle \(cycle): child exited by itself: \(String(decoding: output, as: UTF8.self).suffix(500))")
         }
         let text = String(decoding: output, as: UTF8.self)
-        let whole = text.hasSuffix("\n") ? text[...]
+        let whole =
+            text.hasSuffix("\n")
+            ? text[...]
             : text[..<(text.lastIndex(of: "\n").map { text.index(after: $0) } ?? text.startIndex)]
         return whole.split(separator: "\n", omittingEmptySubsequences: true)
     }
@@ -152,7 +161,7 @@ public func result<T: Sendable>(of task: Task<T, any Error>, within seconds: Dou
         Task {
             let r = await task.result
             if claimed.claim() { continuation.resume(returning: r) }
-            timer.cancel()      // claimed first, so the woken timer's claim fails
+            timer.cancel()  // claimed first, so the woken timer's claim fails
         }
     }
     return try outcome?.get()
@@ -161,5 +170,7 @@ public func result<T: Sendable>(of task: Task<T, any Error>, within seconds: Dou
 /// True for the first caller of `claim()` only.
 final class OnceFlag: Sendable {
     private let taken = Atomic<Bool>(false)
-    func claim() -> Bool { taken.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged }
+    func claim() -> Bool {
+        taken.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+    }
 }

@@ -60,7 +60,9 @@ struct AnomalyConcurrentTests {
             let db = makeDatabase()
             try await runReplay(replay, at: level, on: db)
             let s = db.statistics()
-            #expect(s.aborts.serializationFailures == 0 && s.aborts.deadlocks == 0 && s.pendingWrites == 0, "\(replay): \(s)")
+            #expect(
+                s.aborts.serializationFailures == 0 && s.aborts.deadlocks == 0 && s.pendingWrites == 0,
+                "\(replay): \(s)")
         }
     }
 

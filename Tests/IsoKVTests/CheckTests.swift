@@ -7,15 +7,19 @@ import IsoKVTestSupport
 /// Asserts that `db.check(mode)` reports exactly `count` findings, all of kind `kind` (about `key` and
 /// `transaction` when given); returns them.
 @discardableResult
-func expectOnly(_ kind: CheckFinding.Kind, _ db: Database, _ mode: Database.CheckMode = .quiescent, count: Int = 1,
-                key: Bytes? = nil, transaction: TransactionID? = nil,
-                sourceLocation: SourceLocation = #_sourceLocation) -> [CheckFinding] {
+func expectOnly(
+    _ kind: CheckFinding.Kind, _ db: Database, _ mode: Database.CheckMode = .quiescent, count: Int = 1,
+    key: Bytes? = nil, transaction: TransactionID? = nil,
+    sourceLocation: SourceLocation = #_sourceLocation
+) -> [CheckFinding] {
     let report = db.check(mode)
-    #expect(report.findings.map(\.kind) == Array(repeating: kind, count: count), "\(report)",
-            sourceLocation: sourceLocation)
+    #expect(
+        report.findings.map(\.kind) == Array(repeating: kind, count: count), "\(report)",
+        sourceLocation: sourceLocation)
     if let key { #expect(report.findings.allSatisfy { $0.key == key }, "\(report)", sourceLocation: sourceLocation) }
     if let transaction {
-        #expect(report.findings.allSatisfy { $0.transaction == transaction }, "\(report)", sourceLocation: sourceLocation)
+        #expect(
+            report.findings.allSatisfy { $0.transaction == transaction }, "\(report)", sourceLocation: sourceLocation)
     }
     return report.findings
 }
@@ -30,7 +34,7 @@ struct CheckTests {
         let db = makeDatabase()
         try await db.put("k", "1")
         let reader = try await db.begin(.snapshot)
-        _ = try await reader.get("k")                 // holds version 1
+        _ = try await reader.get("k")  // holds version 1
         try await db.put("k", "2")
         expectConsistent(db)
         db._testingCorrupt(.reorderVersions(key: "k"))
@@ -104,7 +108,7 @@ struct CheckTests {
 
     @Test func snapshotRegisteredAbovePublished() async throws {
         let db = makeDatabase()
-        let open = try await db.begin(.readCommitted)    // so that the extra registration is not also a leak
+        let open = try await db.begin(.readCommitted)  // so that the extra registration is not also a leak
         expectConsistent(db)
         db._testingCorrupt(.registerSnapshotAheadOfPublished)
         expectOnly(.snapshotRegistry, db)
@@ -114,12 +118,12 @@ struct CheckTests {
     @Test func snapshotThatOutlivedItsTransaction() async throws {
         let db = makeDatabase()
         let reader = try await db.begin(.snapshot)
-        _ = try await reader.get("k")                   // one open transaction, one registered snapshot: fine
+        _ = try await reader.get("k")  // one open transaction, one registered snapshot: fine
         expectConsistent(db)
         try await reader.commit()
         db._testingCorrupt(.registerSnapshotWithoutTransaction)
         expectOnly(.snapshotWithoutTransaction, db)
-        #expect(db.check(.concurrent).isConsistent)     // needs quiescence: not in the concurrent mode
+        #expect(db.check(.concurrent).isConsistent)  // needs quiescence: not in the concurrent mode
     }
 
     // MARK: Directory and scan index
@@ -169,7 +173,7 @@ struct CheckTests {
         try await db.put("k", "1")
         let reader = try await db.begin(.snapshot)
         _ = try await reader.get("k")
-        try await db.put("k", "2")                      // version 1 is kept for the reader: the chain is filed
+        try await db.put("k", "2")  // version 1 is kept for the reader: the chain is filed
         expectConsistent(db)
         db._testingCorrupt(.removeFromGCBacklog(key: "k"))
         expectOnly(.versionsNotFiledForGC, db, key: "k")
@@ -201,7 +205,7 @@ struct CheckTests {
         db._testingCorrupt(.doomWithoutReason(t.id))
         expectOnly(.ssiRecordInconsistent, db, .concurrent, transaction: t.id)
         await expectCode(.serializationFailure) { try await t.get("k") }
-        expectConsistent(db)                            // the abort removed the record
+        expectConsistent(db)  // the abort removed the record
     }
 
     @Test func rangeLockWithoutARecord() async throws {
@@ -256,9 +260,9 @@ struct CheckTests {
         let e = await expectCode(.internalError) { try await db.put("c", "1") }
         #expect(e?.message.contains("versionAfterLastCommit") == true)
         #expect(e?.isRetryable == false)
-        #expect(try await value(db, "c") == "1")          // committed all the same
+        #expect(try await value(db, "c") == "1")  // committed all the same
         await expectCode(.internalError) { try await db.transaction(.snapshot) { tx in try await tx.put("d", "1") } }
-        #expect(try await value(db, "d") == "1")          // and not retried
+        #expect(try await value(db, "d") == "1")  // and not retried
     }
 
     /// `Database.check(path:)`: a store whose files are valid but whose checkpoint holds a version above its own
@@ -284,8 +288,10 @@ struct CheckTests {
 /// A store holding a checkpoint at commit 3 whose entry "late" has version 9 (valid CRCs: recovery accepts it).
 func writeCheckpointWithAFutureVersion(_ path: String) async throws {
     let (log, _) = try await WriteAheadLog.open(directory: path, options: WALOptions(durability: .fsync))
-    let entries = [KeyWrite(key: Array("early".utf8), value: Array("x".utf8), version: 2),
-                   KeyWrite(key: Array("late".utf8), value: Array("y".utf8), version: 9)]
+    let entries = [
+        KeyWrite(key: Array("early".utf8), value: Array("x".utf8), version: 2),
+        KeyWrite(key: Array("late".utf8), value: Array("y".utf8), version: 9)
+    ]
     try await log.checkpoint(sequence: 3, entries: AsyncEntries(entries))
     await log.close()
 }
@@ -303,7 +309,7 @@ struct CheckConcurrentTests {
             try await tx.commit()
         }
         await db.waitUntilWaiting(b.id, on: "k")
-        expectConsistent(db)                            // a waiting transaction is a state the design allows
+        expectConsistent(db)  // a waiting transaction is a state the design allows
         return (a, b)
     }
 
@@ -312,7 +318,7 @@ struct CheckConcurrentTests {
         let (a, b) = try await Self.holderAndWaiter(db)
         db._testingCorrupt(.releaseWithoutGranting(key: "k"))
         expectOnly(.grantableWaiter, db, .concurrent, key: "k", transaction: b.id)
-        try await a.rollback()                          // its release grants the waiter
+        try await a.rollback()  // its release grants the waiter
         try await b.value
         expectConsistent(db)
     }
@@ -350,7 +356,7 @@ struct CheckConcurrentTests {
         let a = accounts[Int(rng.next() % 8)], b = accounts[Int(rng.next() % 8)]
         let retry = RetryPolicy(maxAttempts: 100_000, baseDelay: .microseconds(20), maxDelay: .milliseconds(1))
         switch rng.next() % 10 {
-        case 0, 1:   // transfer with explicit locks in random order: deadlocks (40P01) and 40001, retried
+        case 0, 1:  // transfer with explicit locks in random order: deadlocks (40P01) and 40001, retried
             try await db.transaction(level, retry: retry) { tx in
                 try await tx.lock(a, .forUpdate)
                 await Task.yield()
@@ -361,13 +367,13 @@ struct CheckConcurrentTests {
                     try await tx.put(b, Bytes(y + 1))
                 }
             }
-        case 2:   // read two, write one: write skew (SSI aborts it at .serializable)
+        case 2:  // read two, write one: write skew (SSI aborts it at .serializable)
             try await db.transaction(rng.next() % 2 == 0 ? .serializable : .snapshot, retry: retry) { tx in
                 let x = try await tx.get(a)?.int64 ?? 0, y = try await tx.get(b)?.int64 ?? 0
                 await Task.yield()
                 try await tx.put(a, Bytes(x + (y % 3) - 1))
             }
-        case 3:   // savepoint: later writes and locks undone, earlier ones kept
+        case 3:  // savepoint: later writes and locks undone, earlier ones kept
             try await db.transaction(level, retry: retry) { tx in
                 try await tx.put(a, Bytes((try await tx.get(a)?.int64 ?? 0) + 1))
                 let sp = try await tx.savepoint()
@@ -376,18 +382,18 @@ struct CheckConcurrentTests {
                 try await tx.lock(Bytes("extra/\(n % 5)"), .forShare)
                 try await tx.rollback(to: sp)
             }
-        case 4:   // locking scan with share locks, skipping locked rows
+        case 4:  // locking scan with share locks, skipping locked rows
             try await db.transaction(level, retry: retry) { tx in
                 _ = try await tx.scan(.prefix("acct/"), limit: 3, lock: .forShare, wait: .skipLocked)
                 await Task.yield()
             }
-        case 5:   // no-wait lock, then roll back
+        case 5:  // no-wait lock, then roll back
             let tx = try await db.begin(level)
             do {
                 try await tx.lock(a, .forUpdate, wait: .noWait)
             } catch let e as IsoKVError where e.code == .lockNotAvailable || e.isRetryable {}
             try await tx.rollback()
-        case 6:   // keys created and deleted: GC retires their chains, inserts may find them (23505)
+        case 6:  // keys created and deleted: GC retires their chains, inserts may find them (23505)
             let k = Bytes("churn/\(rng.next() % 4)")
             switch rng.next() % 3 {
             case 0: try await db.put(k, "x")
@@ -398,13 +404,13 @@ struct CheckConcurrentTests {
                     await Task.yield()
                 }
             }
-        case 7:   // single-key operations
+        case 7:  // single-key operations
             if rng.next() % 2 == 0 {
                 _ = try await db.increment("counter", by: 1)
             } else {
                 _ = try await db.update("doc", maxAttempts: 100_000) { old in Bytes((old?.int64 ?? 0) + 1) }
             }
-        case 8:   // read-only serializable (sometimes deferrable: waits for a safe snapshot, never aborts)
+        case 8:  // read-only serializable (sometimes deferrable: waits for a safe snapshot, never aborts)
             if rng.next() % 3 == 0 {
                 let tx = try await db.begin(.serializable, readOnly: true, deferrable: true)
                 _ = try await tx.scan(.prefix("acct/"))
@@ -414,7 +420,7 @@ struct CheckConcurrentTests {
                     try await tx.scan(.prefix("acct/")).count + (try await tx.get(a) == nil ? 0 : 1)
                 }
             }
-        default:   // a reader that holds its snapshot across other tasks' commits, then rolls back
+        default:  // a reader that holds its snapshot across other tasks' commits, then rolls back
             let tx = try await db.begin(rng.next() % 2 == 0 ? .snapshot : .readUncommitted)
             _ = try await tx.get(a)
             await Task.yield()

@@ -35,12 +35,16 @@ struct EmbeddedBackend: ConformanceBackend {
 /// Runs `replay` at `level` on `db` (made with the runner's store options) and expects the verdict of the
 /// embedded engine's table; returns the outcome for the engine-specific checks.
 @discardableResult
-func runReplay(_ replay: Replay, at level: IsolationLevel, on db: Database,
-               sourceLocation: SourceLocation = #_sourceLocation) async throws -> Outcome {
+func runReplay(
+    _ replay: Replay, at level: IsolationLevel, on db: Database,
+    sourceLocation: SourceLocation = #_sourceLocation
+) async throws -> Outcome {
     let outcome = try await ConformanceRunner(backend: EmbeddedBackend()).run(replay, at: level, on: db)
     let expected = replay.expectedOutcome(at: level, on: .embeddedEngine)
-    #expect(outcome.verdict == expected.verdict, "\(replay) at \(level): \(outcome.detail)\n\(outcome.steps.joined(separator: "\n"))",
-            sourceLocation: sourceLocation)
+    #expect(
+        outcome.verdict == expected.verdict,
+        "\(replay) at \(level): \(outcome.detail)\n\(outcome.steps.joined(separator: "\n"))",
+        sourceLocation: sourceLocation)
     return outcome
 }
 

@@ -29,8 +29,9 @@ struct ConformanceConcurrentTests {
     @Test func readUncommittedAsReadCommitted() async {
         var capabilities = BackendCapabilities.embeddedEngine
         capabilities.readUncommitted = .readCommitted
-        let backend = LevelMappingBackend(name: "read uncommitted as read committed",
-                                          mapping: [.readUncommitted: .readCommitted], capabilities: capabilities)
+        let backend = LevelMappingBackend(
+            name: "read uncommitted as read committed",
+            mapping: [.readUncommitted: .readCommitted], capabilities: capabilities)
         let report = await ConformanceRunner(backend: backend).runAll(levels: [.readUncommitted])
         expectConforms(report)
         #expect(report.row(.dirtyRead, at: .readUncommitted)?.actual == .preventedBySnapshot)
@@ -41,8 +42,9 @@ struct ConformanceConcurrentTests {
         var capabilities = BackendCapabilities.embeddedEngine
         capabilities.serializable = .snapshotIsolation
         capabilities.deferrableReadOnly = false
-        let backend = LevelMappingBackend(name: "snapshot isolation as serializable",
-                                          mapping: [.serializable: .snapshot], capabilities: capabilities)
+        let backend = LevelMappingBackend(
+            name: "snapshot isolation as serializable",
+            mapping: [.serializable: .snapshot], capabilities: capabilities)
         let report = await ConformanceRunner(backend: backend).runAll(levels: [.serializable])
         expectConforms(report)
         #expect(report.notRun.map(\.replay) == [.readOnlyAnomalyDeferrable])
@@ -58,7 +60,8 @@ struct ConformanceConcurrentTests {
         let report = await ConformanceRunner(backend: backend).runAll(levels: [.readUncommitted])
         let mismatched = Set(report.mismatches.map(\.replay))
         if mismatched != [.dirtyRead, .abortedRead, .lostUpdateAfterWait] {
-            Issue.record("expected exactly dirty-read, aborted-read, lost-update-after-wait to mismatch:\n\(report.matrix())")
+            Issue.record(
+                "expected exactly dirty-read, aborted-read, lost-update-after-wait to mismatch:\n\(report.matrix())")
         }
         #expect(report.matrix().contains("✗ occurred (expected prevented (snapshot))"))
     }
@@ -146,7 +149,8 @@ struct ConformanceConcurrentTests {
                     }
                 }
                 for group in groups {
-                    let levels = group.levels == replay.levels && replay.levels.count > 1
+                    let levels =
+                        group.levels == replay.levels && replay.levels.count > 1
                         ? "all" : group.levels.map(\.rawValue).joined(separator: ", ")
                     lines.append("| `\(name)` | `\(replay)` | \(levels) | \(group.before) | \(group.after) |")
                 }
@@ -165,7 +169,8 @@ struct ConformanceConcurrentTests {
 /// every cell matched.
 func expectConforms(_ report: ConformanceReport, sourceLocation: SourceLocation = #_sourceLocation) {
     if !report.conforms {
-        Issue.record("\(report.backend) does not match its expected table:\n\(report.matrix())", sourceLocation: sourceLocation)
+        Issue.record(
+            "\(report.backend) does not match its expected table:\n\(report.matrix())", sourceLocation: sourceLocation)
     }
 }
 

@@ -50,7 +50,7 @@ struct CounterStressTests {
         let db = makeDatabase()
         let (final, failures) = try await CounterReplays.readModifyWrite(db, .readCommitted, retry: .none)
         #expect(failures == 0)
-        #expect(final == 1)   // everyone read 0 and wrote 1: 99 updates lost
+        #expect(final == 1)  // everyone read 0 and wrote 1: 99 updates lost
         expectConsistent(db)
     }
 
@@ -66,7 +66,7 @@ struct CounterStressTests {
         let (final, failures) = try await CounterReplays.readModifyWrite(db, .snapshot, retry: .none)
         #expect(db.statistics().aborts.serializationFailures == CounterReplays.n - 1)
         #expect(final == 1)
-        #expect(failures == CounterReplays.n - 1)   // first updater wins, the 99 others get 40001
+        #expect(failures == CounterReplays.n - 1)  // first updater wins, the 99 others get 40001
         expectConsistent(db)
     }
 
@@ -101,7 +101,8 @@ struct CounterStressTests {
         // At snapshot the lock itself can hit first-updater-wins (40001) when the snapshot is older than the last
         // commit: the retry takes care of it.
         let final = try await CounterReplays.concurrently(db) { store in
-            try await store.transaction(level, retry: RetryPolicy(maxAttempts: 1000, maxDelay: .milliseconds(2))) { tx in
+            try await store.transaction(level, retry: RetryPolicy(maxAttempts: 1000, maxDelay: .milliseconds(2))) {
+                tx in
                 let v = try await tx.lock("counter", .forUpdate)!.int64!
                 try await tx.put("counter", Bytes(v + 1))
             }

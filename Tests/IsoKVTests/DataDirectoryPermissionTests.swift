@@ -37,8 +37,10 @@ import Testing
         let destination = parent.file("copy")
         let shell = Process()
         shell.executableURL = URL(fileURLWithPath: "/bin/sh")
-        shell.arguments = ["-c", "umask 000 && exec \"$0\" backup \"$1\" \"$2\"",
-                           try IsokvExecutable.path(), source.path, destination]
+        shell.arguments = [
+            "-c", "umask 000 && exec \"$0\" backup \"$1\" \"$2\"",
+            try IsokvExecutable.path(), source.path, destination
+        ]
         try shell.run()
         shell.waitUntilExit()
         #expect(shell.terminationStatus == 0)
@@ -57,7 +59,7 @@ import Testing
         }
         #expect(error?.file == dir.path)
         #expect(error?.message.contains("chmod 700") == true)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)   // nothing written
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)  // nothing written
         #expect(try Self.mode(dir.path) == 0o777)
     }
 

@@ -104,11 +104,14 @@ import IsoKVTestSupport
     @Test func backgroundCheckpointsKeepTheWALBounded() async throws {
         let dir = TemporaryDirectory("db-bgckpt")
         defer { dir.remove() }
-        var db = try await Database.open(path: dir.path,
-                                         options: durableOptions(.buffered, checkpointWALBytes: 16 << 10, segmentBytes: 4096))
+        var db = try await Database.open(
+            path: dir.path,
+            options: durableOptions(.buffered, checkpointWALBytes: 16 << 10, segmentBytes: 4096))
         for i in 0..<3000 { try await db.put(Bytes("k\(i % 100)"), Bytes("value-\(i)")) }
         // The checkpoint runs in the background: wait (bounded) for one to complete.
-        for _ in 0..<2000 where (db.statistics().wal?.checkpoints ?? 0) == 0 { try await Task.sleep(for: .milliseconds(5)) }
+        for _ in 0..<2000 where (db.statistics().wal?.checkpoints ?? 0) == 0 {
+            try await Task.sleep(for: .milliseconds(5))
+        }
         #expect((db.statistics().wal?.checkpoints ?? 0) > 0)
         #expect((db.statistics().wal?.segmentsDeleted ?? 0) > 0)
         let keys = (0..<100).map { Bytes("k\($0)") }
@@ -122,7 +125,8 @@ import IsoKVTestSupport
     }
 
     @Test func backupOpensAsAConsistentCopy() async throws {
-        let dir = TemporaryDirectory("db-src"), dest = TemporaryDirectory("db-dest"), dest2 = TemporaryDirectory("db-dest2")
+        let dir = TemporaryDirectory("db-src"), dest = TemporaryDirectory("db-dest"),
+            dest2 = TemporaryDirectory("db-dest2")
         defer { dir.remove(); dest.remove(); dest2.remove() }
         let db = try await Database.open(path: dir.path, options: durableOptions(segmentBytes: 4096))
         for i in 0..<100 { try await db.put(Bytes("k\(i % 30)"), Bytes("v\(i)")) }
@@ -208,10 +212,12 @@ import IsoKVTestSupport
         var description: String { "\(point) \(action)" }
     }
 
-    @Test(arguments: [Fault(point: .walSync, action: .fail(errno: EIO)),
-                      Fault(point: .walWrite, action: .fail(errno: ENOSPC)),
-                      Fault(point: .walWrite, action: .partialWrite(bytes: 7, errno: ENOSPC)),
-                      Fault(point: .segmentRotate, action: .fail(errno: EIO))])
+    @Test(arguments: [
+        Fault(point: .walSync, action: .fail(errno: EIO)),
+        Fault(point: .walWrite, action: .fail(errno: ENOSPC)),
+        Fault(point: .walWrite, action: .partialWrite(bytes: 7, errno: ENOSPC)),
+        Fault(point: .segmentRotate, action: .fail(errno: EIO))
+    ])
     func failedWriteOrFsyncFailsTheCommitAndTheStoreRefusesWrites(_ fault: Fault) async throws {
         let dir = TemporaryDirectory("db-fault")
         defer { dir.remove() }
@@ -251,7 +257,7 @@ import IsoKVTestSupport
         #expect(try await db.get("a") == VersionedValue(value: "acknowledged", version: good))
         #expect(try await db.get("b") == nil)
         await db.close()
-        expectConsistent(db)   // the failed commit's versions were taken back out; published < last is allowed
+        expectConsistent(db)  // the failed commit's versions were taken back out; published < last is allowed
 
         armed.store(false, ordering: .relaxed)
         db = try await Database.open(path: dir.path, options: durableOptions())
@@ -303,7 +309,11 @@ import IsoKVTestSupport
             let truncate = round % 2 == 0
             let offset = Int.random(in: 40..<pristine.count, using: &rng)
             try rewriteFile(segment) { bytes in
-                if truncate { bytes.removeLast(bytes.count - offset) } else { bytes[offset] ^= UInt8.random(in: 1...255, using: &rng) }
+                if truncate {
+                    bytes.removeLast(bytes.count - offset)
+                } else {
+                    bytes[offset] ^= UInt8.random(in: 1...255, using: &rng)
+                }
             }
             do {
                 let damaged = try await Database.open(path: dir.path, options: durableOptions())

@@ -47,7 +47,8 @@ import IsoKVTestSupport
         defer { dir.remove() }
         let db = try await Database.open(path: dir.path, options: durableOptions(.fsync))
         let pairs = 2
-        try await seed(db, (0..<pairs).flatMap { p in [(Bytes("a/\(p)/x"), Bytes("50")), (Bytes("a/\(p)/y"), Bytes("50"))] })
+        try await seed(
+            db, (0..<pairs).flatMap { p in [(Bytes("a/\(p)/x"), Bytes("50")), (Bytes("a/\(p)/y"), Bytes("50"))] })
         try await withThrowingTaskGroup(of: Void.self) { group in
             for task in 0..<8 {
                 group.addTask {

@@ -44,11 +44,11 @@ struct GCStressTests {
         for i in 1...300 { try await db.put("hot", Bytes.int(i)) }
         try await db.delete("cold")
         #expect(db.statistics().versions >= 300)
-        #expect(try await reader.get("hot") == "0")      // still readable: held for the reader
+        #expect(try await reader.get("hot") == "0")  // still readable: held for the reader
         #expect(try await reader.get("cold") == "c")
         try await reader.commit()
         let after = db.statistics()
-        #expect(after.versions == 1)                      // "hot"'s newest; "cold"'s tombstone collected
+        #expect(after.versions == 1)  // "hot"'s newest; "cold"'s tombstone collected
         #expect(after.chains == 1)
         #expect(after.indexedKeys == 1)
         #expect(try await value(db, "hot") == "300")
@@ -73,7 +73,7 @@ struct GCStressTests {
 
     /// Concurrent create/delete churn on few keys while readers scan: no lost keys in the index, no leaks.
     @Test func createDeleteChurnKeepsIndexConsistent() async throws {
-        let db = Database.inMemory(Database.Configuration(checkAfterEveryCommit: true))   // strict mode
+        let db = Database.inMemory(Database.Configuration(checkAfterEveryCommit: true))  // strict mode
         try await withThrowingTaskGroup(of: Void.self) { group in
             for t in 0..<4 {
                 group.addTask {
@@ -115,7 +115,8 @@ struct GCStressTests {
                     do {
                         try await db.transaction(.snapshot) { tx in
                             let rows = try await tx.scan(prefix: "ring/")
-                            guard rows.count == 1, let i = Int(String(decoding: rows[0].key.bytes.dropFirst(5), as: UTF8.self))
+                            guard rows.count == 1,
+                                let i = Int(String(decoding: rows[0].key.bytes.dropFirst(5), as: UTF8.self))
                             else { throw IsoKVError(.invalidInput, "ring has \(rows.count) keys") }
                             try await tx.delete(rows[0].key)
                             try await tx.insert(Bytes("ring/\((i + 1) % ring)"), "token")

@@ -61,7 +61,7 @@ enum LockReplays {
                     try await store.transaction(.readCommitted, retry: RetryPolicy(maxAttempts: 5)) { tx in
                         attempt += 1
                         let v1 = try await tx.lock(first, .forUpdate)!.int64!
-                        if attempt == 1 { await barrier.arrive() }   // both hold their first lock
+                        if attempt == 1 { await barrier.arrive() }  // both hold their first lock
                         let v2 = try await tx.lock(second, .forUpdate)!.int64!
                         try await tx.put(first, Bytes(v1 + 1))
                         try await tx.put(second, Bytes(v2 + 1))
@@ -93,8 +93,8 @@ struct LockConcurrentTests {
         let t1 = try await db.begin(.readCommitted)
         try await t1.lock("x", .forShare)
         let t2 = try await db.begin(.readCommitted)
-        #expect(try await t2.lock("x", .forUpdate, wait: .skipLocked) == nil)     // skipped, not locked
-        #expect(try await t2.lock("x", .forShare, wait: .skipLocked) == "0")      // share is compatible
+        #expect(try await t2.lock("x", .forUpdate, wait: .skipLocked) == nil)  // skipped, not locked
+        #expect(try await t2.lock("x", .forShare, wait: .skipLocked) == "0")  // share is compatible
         try await t2.commit()
         try await t1.commit()
     }

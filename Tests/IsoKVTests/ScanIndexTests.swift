@@ -14,10 +14,10 @@ struct ScanIndexTests {
         // What GC does to a collected chain, minus emptying it: retire it, drop it from the directory and index.
         old.state.withLock { $0.retired = true }
         db.remove(retired: old)
-        try await db.put("k", "new")                       // a new chain for the key
+        try await db.put("k", "new")  // a new chain for the key
         let new = try #require(db.directory.load("k"))
         #expect(new !== old)
-        db.index.withLock { $0.insert("k", old) }          // the stale moment, forced
+        db.index.withLock { $0.insert("k", old) }  // the stale moment, forced
         // Read-only, and (read-write) at serializable a tracked scan, which reads through `readNotingWriters`.
         for readOnly in [true, false] {
             let rows = try await db.transaction(level, readOnly: readOnly) { tx in try await tx.scan(prefix: "k") }

@@ -52,9 +52,9 @@ struct SerializableConcurrentTests {
         let u1 = try await db.begin(), u2 = try await db.begin()
         _ = try await u1.get("doctor/bob"); _ = try await u2.get("doctor/bob")
         _ = try await u1.get("doctor/alice")
-        try await u2.put("doctor/alice", "on")      // u1 -rw-> u2
-        try await u1.put("doctor/bob", "off")       // u2 -rw-> u1 (u2 read bob)
-        try await u1.commit()                       // dooms the pivot u2
+        try await u2.put("doctor/alice", "on")  // u1 -rw-> u2
+        try await u1.put("doctor/bob", "off")  // u2 -rw-> u1 (u2 read bob)
+        try await u1.commit()  // dooms the pivot u2
         await expectCode(.serializationFailure) { try await u2.get("doctor/bob") }
     }
 
@@ -72,7 +72,7 @@ struct SerializableConcurrentTests {
         }
         let t1 = try await db.begin()
         let t2 = try await db.begin()
-        #expect(t1.isolation == .serializable)   // the default
+        #expect(t1.isolation == .serializable)  // the default
         #expect(try await withdraw(t1, "acct/alice", 150))
         #expect(try await withdraw(t2, "acct/john", 150))
         try await t1.commit()
@@ -94,7 +94,9 @@ struct SerializableConcurrentTests {
     }
 
     /// G2 with deletes: "someone stays on call" over a scanned set; each scans, sees two, deletes itself.
-    @Test(arguments: [IsolationLevel.snapshot, .serializable]) func deletesFromScannedRange(_ level: IsolationLevel) async throws {
+    @Test(arguments: [IsolationLevel.snapshot, .serializable]) func deletesFromScannedRange(_ level: IsolationLevel)
+        async throws
+    {
         let db = makeDatabase()
         try await seed(db, [("oncall/alice", "1"), ("oncall/bob", "1")])
         let t1 = try await db.begin(level), t2 = try await db.begin(level)
@@ -119,11 +121,13 @@ struct SerializableConcurrentTests {
         try await seed(db, [("x", "0"), ("y", "0"), ("z", "0")])
         let t1 = try await db.begin(), t2 = try await db.begin(), t3 = try await db.begin()
         _ = try await t1.get("x"); _ = try await t2.get("y"); _ = try await t3.get("z")
-        try await t1.put("y", "1")   // t2 -rw-> t1
-        try await t2.put("z", "1")   // t3 -rw-> t2
+        try await t1.put("y", "1")  // t2 -rw-> t1
+        try await t2.put("z", "1")  // t3 -rw-> t2
         try await t1.commit()
         var failures = 0
-        do { try await t3.put("x", "1"); try await t3.commit() } catch IsoKVError.Code.serializationFailure { failures += 1 }
+        do { try await t3.put("x", "1"); try await t3.commit() } catch IsoKVError.Code.serializationFailure {
+            failures += 1
+        }
         do { try await t2.commit() } catch IsoKVError.Code.serializationFailure { failures += 1 }
         #expect(failures == 1)
     }
@@ -134,8 +138,8 @@ struct SerializableConcurrentTests {
         let t1 = try await db.begin(), t2 = try await db.begin()
         #expect(try await t1.scan(prefix: "booking/101/").isEmpty)
         #expect(try await t2.scan(prefix: "booking/102/").isEmpty)
-        try await t1.insert("booking/102/ann", "ann")   // into t2's range: one edge t2 -rw-> t1
-        try await t2.insert("booking/103/bob", "bob")   // outside t1's range: no edge
+        try await t1.insert("booking/102/ann", "ann")  // into t2's range: one edge t2 -rw-> t1
+        try await t2.insert("booking/103/bob", "bob")  // outside t1's range: no edge
         try await t1.commit()
         try await t2.commit()
     }
@@ -145,10 +149,10 @@ struct SerializableConcurrentTests {
         let db = makeDatabase()
         try await seed(db, [("k/a", "1"), ("k/c", "1"), ("k/e", "1")])
         let t1 = try await db.begin(), t2 = try await db.begin()
-        #expect(try await t1.scan(prefix: "k/", limit: 1).map(\.key) == ["k/a"])           // covers [k/, k/a]
-        #expect(try await t2.scan(prefix: "k/", limit: 1, reverse: true).map(\.key) == ["k/e"])   // covers [k/e, k0)
-        try await t1.insert("k/d", "2")   // beyond t2's coverage
-        try await t2.insert("k/b", "2")   // beyond t1's coverage
+        #expect(try await t1.scan(prefix: "k/", limit: 1).map(\.key) == ["k/a"])  // covers [k/, k/a]
+        #expect(try await t2.scan(prefix: "k/", limit: 1, reverse: true).map(\.key) == ["k/e"])  // covers [k/e, k0)
+        try await t1.insert("k/d", "2")  // beyond t2's coverage
+        try await t2.insert("k/b", "2")  // beyond t1's coverage
         try await t1.commit()
         try await t2.commit()
         // The same with unlimited scans is a cycle.
@@ -191,8 +195,12 @@ struct SerializableConcurrentTests {
         try await w.put("x", "1"); try await w.commit()
         try await r1.put("y", "1"); try await r1.commit()
         // Non-overlapping write skew shape: each sees the other's commit.
-        try await db.transaction { tx in _ = try await tx.get("a"); try await tx.put("b", "2") }
-        try await db.transaction { tx in _ = try await tx.get("b"); try await tx.put("a", "2") }
+        try await db.transaction { tx in
+            _ = try await tx.get("a"); try await tx.put("b", "2")
+        }
+        try await db.transaction { tx in
+            _ = try await tx.get("b"); try await tx.put("a", "2")
+        }
         // Read-only readers while the doctors' shape runs among writers that do not form a cycle.
         let ro = try await db.begin(.serializable, readOnly: true)
         let w1 = try await db.begin()
@@ -229,7 +237,7 @@ struct SerializableConcurrentTests {
         try await seed(db, [("x", .int(0)), ("y", .int(0))])
         let t2 = try await db.begin()
         _ = try await t2.get("x"); _ = try await t2.get("y")
-        try await db.transaction { t1 in try await t1.put("y", .int(20)) }   // t2 -rw-> t1, t1 committed
+        try await db.transaction { t1 in try await t1.put("y", .int(20)) }  // t2 -rw-> t1, t1 committed
         return t2
     }
 
@@ -311,8 +319,8 @@ struct SerializableConcurrentTests {
         _ = try await t2.get("k9")
         var s = db.statistics().serializable
         #expect(s.escalations == 1 && s.rangeLocks == 1 && s.pointLocks == 1)
-        try await t2.put("k0", "1")    // t1 -rw-> t2 through the escalated lock
-        try await t1.put("k9", "1")    // t2 -rw-> t1
+        try await t2.put("k0", "1")  // t1 -rw-> t2 through the escalated lock
+        try await t1.put("k9", "1")  // t2 -rw-> t1
         try await t2.commit()
         await expectCode(.serializationFailure) { try await t1.commit() }
         s = db.statistics().serializable
@@ -341,16 +349,16 @@ struct SerializableConcurrentTests {
         let db = makeDatabase()
         try await seed(db, [("k", "0"), ("a", "0")])
         let w = try await db.begin()
-        _ = try await w.get("a")                      // a read-write serializable transaction is active…
+        _ = try await w.get("a")  // a read-write serializable transaction is active…
         let ro = try await db.begin(.serializable, readOnly: true)
-        #expect(try await ro.get("k") == "0")         // …so this read-only one is tracked
+        #expect(try await ro.get("k") == "0")  // …so this read-only one is tracked
         let release = await db.holdSerializableLock()
-        try await ro.commit()                         // returns although the SSI lock is held
+        try await ro.commit()  // returns although the SSI lock is held
         release()
-        var s = db.statistics().serializable           // takes the lock: records the queued commit
+        var s = db.statistics().serializable  // takes the lock: records the queued commit
         #expect(s.queuedReadOnlyCommits == 1, "\(s)")
         #expect(s.retainedCommitted == 1 && s.active == 1 && s.pointLocks == 2, "\(s)")
-        try await w.put("k", "1")                     // ro -rw-> w through the handed-over lock: no structure
+        try await w.put("k", "1")  // ro -rw-> w through the handed-over lock: no structure
         try await w.commit()
         s = db.statistics().serializable
         #expect(s.active == 0 && s.retainedCommitted == 0 && s.pointLocks == 0, "\(s)")
@@ -365,7 +373,7 @@ struct SerializableConcurrentTests {
         let long = try await commitUnderLongTransaction(db, 200)
         var s = db.statistics().serializable
         #expect(s.retainedCommitted == 8 && s.summarized == 192, "\(s)")
-        #expect(s.pointLocks == 9 && s.rangeLocks == 8, "\(s)")          // long's and the retained ones'
+        #expect(s.pointLocks == 9 && s.rangeLocks == 8, "\(s)")  // long's and the retained ones'
         #expect(s.summarizedWriters == 192 && s.summaryLocks == 2 * 192, "\(s)")
         // A write under a summarized reader's lock is an edge into `long`, but one edge is no cycle.
         try await long.put("r5", "1")
@@ -388,7 +396,7 @@ struct SerializableConcurrentTests {
         #expect(db.statistics().serializable.summarized == 1)
         let e = await expectCode(.serializationFailure) { try await t2.put("doctor/bob", "off") }
         #expect(e?.key == "doctor/bob" && e?.otherTransaction == t1.id, "\(String(describing: e))")
-        try await t2.rollback()     // (a no-op after the 40001; keeps a regression from blocking the next steps)
+        try await t2.rollback()  // (a no-op after the 40001; keeps a regression from blocking the next steps)
         try await db.transaction { tx in try await tx.put("doctor/alice", "on") }
         // Summarized writer: u2 took its snapshot before u1 committed and reads Alice only after u1 was summarized.
         let u2 = try await db.begin()
@@ -398,7 +406,7 @@ struct SerializableConcurrentTests {
         try await u1.put("doctor/alice", "off")
         try await u1.commit()
         #expect(db.statistics().serializable.summarizedWriters == 1)
-        #expect(try await u2.get("doctor/alice") == "on")     // u2 -rw-> u1, u1 summarized
+        #expect(try await u2.get("doctor/alice") == "on")  // u2 -rw-> u1, u1 summarized
         let f = await expectCode(.serializationFailure) { try await u2.put("doctor/bob", "off") }
         #expect(f?.key == "doctor/bob" && f?.otherTransaction == u1.id, "\(String(describing: f))")
         #expect(try await value(db, "doctor/bob") == "on")
@@ -424,10 +432,10 @@ struct SerializableConcurrentTests {
         reader.cancel()
         // Returns while t2 is still running (bounded, so that a regression fails instead of hanging).
         let cancelled = try await result(of: reader, within: 20)
-        if cancelled == nil { try await t2.commit() }     // unblock the reader before failing
+        if cancelled == nil { try await t2.commit() }  // unblock the reader before failing
         try #require(cancelled == true)
         var s = db.statistics().serializable
-        #expect(s.deferredWaiting == 0 && s.active == 1, "\(s)")   // only t2
+        #expect(s.deferredWaiting == 0 && s.active == 1, "\(s)")  // only t2
         try await t2.commit()
         s = db.statistics().serializable
         #expect(s.active == 0 && s.pointLocks == 0, "\(s)")

@@ -11,8 +11,10 @@ func makeDatabase(lockTimeout: Duration? = nil, limits: Limits = Limits()) -> Da
 
 /// Asserts that `body` throws an ``IsoKVError`` with `code`; returns it.
 @discardableResult
-func expectCode<R>(_ code: IsoKVError.Code, sourceLocation: SourceLocation = #_sourceLocation,
-                   _ body: () async throws -> R) async -> IsoKVError? {
+func expectCode<R>(
+    _ code: IsoKVError.Code, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws -> R
+) async -> IsoKVError? {
     do {
         _ = try await body()
         Issue.record("expected \(code), nothing thrown", sourceLocation: sourceLocation)
@@ -89,8 +91,10 @@ func seed(_ store: some KeyValueStore, _ pairs: [(Bytes, Bytes)]) async throws {
 }
 
 /// Asserts that `db.check(mode)` finds nothing (printing the findings otherwise).
-func expectConsistent(_ db: Database, _ mode: Database.CheckMode = .quiescent,
-                      sourceLocation: SourceLocation = #_sourceLocation) {
+func expectConsistent(
+    _ db: Database, _ mode: Database.CheckMode = .quiescent,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
     let report = db.check(mode)
     #expect(report.isConsistent, "\(report)", sourceLocation: sourceLocation)
 }

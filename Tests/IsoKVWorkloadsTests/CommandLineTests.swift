@@ -23,8 +23,11 @@ struct BenchEngineCommandLineTests {
     }
 
     func run(_ arguments: [String]) throws -> Document {
-        let result = try IsokvExecutable.run(["bench", "engine", "--format", "json", "--seconds", "0.05", "--warmup", "0.01",
-                                              "--keys", "300", "--threads", "2"] + arguments)
+        let result = try IsokvExecutable.run(
+            [
+                "bench", "engine", "--format", "json", "--seconds", "0.05", "--warmup", "0.01",
+                "--keys", "300", "--threads", "2"
+            ] + arguments)
         #expect(result.status == 0, "\(result.stderr)")
         return try JSONDecoder().decode(Document.self, from: Data(result.stdout.utf8))
     }
@@ -34,7 +37,8 @@ struct BenchEngineCommandLineTests {
         let doc = try run(["--workload", "ycsb-b"])
         #expect(doc.title == "isokv bench engine")
         #expect(doc.parameters["workload"] == "ycsb-b")
-        #expect(doc.results.map(\.operation) == ["raw map load", "db.get", "tx get (snapshot, ro)", "ycsb-b @ snapshot"])
+        #expect(
+            doc.results.map(\.operation) == ["raw map load", "db.get", "tx get (snapshot, ro)", "ycsb-b @ snapshot"])
         #expect(doc.results.first?.ratioToRawMap == 1)
         for r in doc.results {
             #expect(r.opsPerSecond > 0 && r.p50Nanoseconds > 0, "\(r.operation)")
@@ -45,8 +49,11 @@ struct BenchEngineCommandLineTests {
     @Test("smoke: serializable write-skew adds the same workload at snapshot as a fifth row")
     func serializableSmoke() throws {
         let doc = try run(["--workload", "write-skew", "--isolation", "serializable"])
-        #expect(doc.results.map(\.operation) == ["raw map load", "db.get", "tx get (snapshot, ro)",
-                                                 "write-skew @ serializable", "write-skew @ snapshot"])
+        #expect(
+            doc.results.map(\.operation) == [
+                "raw map load", "db.get", "tx get (snapshot, ro)",
+                "write-skew @ serializable", "write-skew @ snapshot"
+            ])
         #expect(doc.results.allSatisfy { $0.opsPerSecond > 0 })
         #expect(doc.results.allSatisfy { $0.retries <= $0.aborts.values.reduce(0, +) })
     }

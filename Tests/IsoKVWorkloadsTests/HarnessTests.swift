@@ -76,7 +76,9 @@ struct HarnessConcurrentTests {
         log.withLock { $0.removeAll() }
         let results = try await Harness.interleave(rows, perRow: .milliseconds(300), slices: 3)
         let slice = RunLength.duration(.milliseconds(100))
-        #expect(log.withLock { $0 } == ["a#1", "b#1", "c#1", "a#2", "b#2", "c#2", "a#3", "b#3", "c#3"].map { "\($0)@\(slice)" })
+        #expect(
+            log.withLock { $0 }
+                == ["a#1", "b#1", "c#1", "a#2", "b#2", "c#2", "a#3", "b#3", "c#3"].map { "\($0)@\(slice)" })
         #expect(results.map(\.operations) == [30, 30, 30])
         #expect(results.map(\.seconds) == [1.5, 1.5, 1.5])
         #expect(results[0].opsPerSecond == 20)

@@ -10,7 +10,9 @@ struct RetryObserverTests {
     func conflictOnFirstAttempt(_ db: Database, retry: RetryPolicy) async throws -> Int {
         let attempts = Locked(0)
         try await db.transaction(.snapshot, retry: retry) { tx in
-            let attempt = attempts.withLock { $0 += 1; return $0 }
+            let attempt = attempts.withLock {
+                $0 += 1; return $0
+            }
             _ = try await tx.get("k")
             if attempt == 1 { try await db.put("k", "theirs") }
             try await tx.put("k", "mine")
@@ -60,11 +62,15 @@ struct RetryObserverTests {
     func workerCounts() async throws {
         let db = Database.inMemory()
         try await db.put("k", "0")
-        for (maxAttempts, expected) in [(3, (committed: 1, retries: 1, gaveUp: 0)), (1, (committed: 0, retries: 0, gaveUp: 1))] {
+        for (maxAttempts, expected) in [
+            (3, (committed: 1, retries: 1, gaveUp: 0)), (1, (committed: 0, retries: 0, gaveUp: 1))
+        ] {
             var worker = Worker(task: 0, seed: 1, retry: RetryPolicy(maxAttempts: maxAttempts, baseDelay: .zero))
             let attempts = Locked(0)
             try await worker.transaction(db, .snapshot) { tx in
-                let attempt = attempts.withLock { $0 += 1; return $0 }
+                let attempt = attempts.withLock {
+                    $0 += 1; return $0
+                }
                 _ = try await tx.get("k")
                 if attempt == 1 { try await db.put("k", "theirs") }
                 try await tx.put("k", "mine")
@@ -92,14 +98,21 @@ struct IntrudedStore: KeyValueStore {
     let db: Database
     let intruded = Locked(false)
 
-    nonisolated(nonsending) func begin(_ isolation: IsolationLevel, readOnly: Bool) async throws -> Database.Transaction {
+    nonisolated(nonsending) func begin(_ isolation: IsolationLevel, readOnly: Bool) async throws -> Database.Transaction
+    {
         try await db.begin(isolation, readOnly: readOnly)
     }
     nonisolated(nonsending) func get(_ key: Bytes) async throws -> VersionedValue? { try await db.get(key) }
     @discardableResult
-    nonisolated(nonsending) func put(_ key: Bytes, _ value: Bytes) async throws -> UInt64 { try await db.put(key, value) }
+    nonisolated(nonsending) func put(_ key: Bytes, _ value: Bytes) async throws -> UInt64 {
+        try await db.put(key, value)
+    }
     nonisolated(nonsending) func put(_ key: Bytes, _ value: Bytes, ifVersion version: UInt64) async throws -> UInt64 {
-        if intruded.withLock({ first in defer { first = true }; return !first }) { try await db.put(key, "100") }
+        if intruded.withLock({ first in
+            defer { first = true }; return !first
+        }) {
+            try await db.put(key, "100")
+        }
         return try await db.put(key, value, ifVersion: version)
     }
     nonisolated(nonsending) func put(_ key: Bytes, _ value: Bytes, ifAbsent: Bool) async throws -> UInt64 {

@@ -42,15 +42,18 @@ struct WorkloadConcurrentTests {
         #expect(Workload<Database>.all.allSatisfy { !$0.description.isEmpty })
     }
 
-    @Test("ycsb-a, b, c, point reads: every operation one transaction (or none), keys and values unchanged",
-          arguments: ["ycsb-a", "ycsb-b", "ycsb-c", "point-get", "tx-get"])
+    @Test(
+        "ycsb-a, b, c, point reads: every operation one transaction (or none), keys and values unchanged",
+        arguments: ["ycsb-a", "ycsb-b", "ycsb-c", "point-get", "tx-get"])
     func readUpdate(_ name: String) async throws {
         let (db, data) = try await setUp(keys: 32)
         let before = try await contents(db)
-        let workload = [Workload<Database>.pointGet, .readOnlyTransactionGet].first { $0.name == name }
+        let workload =
+            [Workload<Database>.pointGet, .readOnlyTransactionGet].first { $0.name == name }
             ?? Workload<Database>.named(name)!
         let result = try await Harness(tasks: Self.tasks).measure(
-            workload, on: WorkloadContext(store: db, data: data, isolation: .snapshot), .operations(perTask: Self.opsPerTask))
+            workload, on: WorkloadContext(store: db, data: data, isolation: .snapshot),
+            .operations(perTask: Self.opsPerTask))
         #expect(result.operations == Self.tasks * Self.opsPerTask)
         if name.hasPrefix("ycsb") {
             #expect(result.counters.committed + result.counters.gaveUp == result.operations)
@@ -65,7 +68,8 @@ struct WorkloadConcurrentTests {
     func ycsbE() async throws {
         let (db, data) = try await setUp(keys: 32)
         let result = try await Harness(tasks: Self.tasks).measure(
-            Workload.ycsbE, on: WorkloadContext(store: db, data: data, isolation: .snapshot), .operations(perTask: Self.opsPerTask))
+            Workload.ycsbE, on: WorkloadContext(store: db, data: data, isolation: .snapshot),
+            .operations(perTask: Self.opsPerTask))
         #expect(result.counters.committed + result.counters.gaveUp == result.operations)
         let inserted = data.insertedKeyCount
         #expect(inserted > 0 && inserted < result.operations / 5, "about 5% inserts: \(inserted)")
@@ -76,9 +80,10 @@ struct WorkloadConcurrentTests {
 
     @Test("ycsb-f: every committed read-modify-write is in the data (no lost update at snapshot)")
     func ycsbF() async throws {
-        let (db, data) = try await setUp(keys: 8)   // few keys: the read-modify-writes conflict
+        let (db, data) = try await setUp(keys: 8)  // few keys: the read-modify-writes conflict
         let result = try await Harness(tasks: Self.tasks).measure(
-            Workload.ycsbF, on: WorkloadContext(store: db, data: data, isolation: .snapshot), .operations(perTask: Self.opsPerTask))
+            Workload.ycsbF, on: WorkloadContext(store: db, data: data, isolation: .snapshot),
+            .operations(perTask: Self.opsPerTask))
         // Replay each task's random stream: which of its operations were read-modify-writes.
         var rmw = 0
         for task in 0..<Self.tasks {
@@ -90,15 +95,18 @@ struct WorkloadConcurrentTests {
         }
         #expect(rmw > 0)
         let increments = try await contents(db).dropFirst().map { Int($0.value.bytes[0] &- UInt8(ascii: "v")) }
-        #expect(increments.reduce(0, +) % 256 == (rmw - result.counters.gaveUp) % 256,
-                "first bytes moved by \(increments.reduce(0, +)), committed read-modify-writes \(rmw - result.counters.gaveUp)")
+        #expect(
+            increments.reduce(0, +) % 256 == (rmw - result.counters.gaveUp) % 256,
+            "first bytes moved by \(increments.reduce(0, +)), committed read-modify-writes \(rmw - result.counters.gaveUp)"
+        )
     }
 
     @Test("counter: the counter equals the committed increments", arguments: [IsolationLevel.snapshot, .serializable])
     func counter(_ level: IsolationLevel) async throws {
         let (db, data) = try await setUp(keys: 4)
         let result = try await Harness(tasks: Self.tasks).measure(
-            Workload.counter, on: WorkloadContext(store: db, data: data, isolation: level), .operations(perTask: Self.opsPerTask))
+            Workload.counter, on: WorkloadContext(store: db, data: data, isolation: level),
+            .operations(perTask: Self.opsPerTask))
         #expect(result.counters.committed + result.counters.gaveUp == result.operations)
         let counter = try await db.get(Dataset.counterKey)?.value.int64
         #expect(counter == Int64(result.counters.committed))
@@ -120,8 +128,9 @@ struct WorkloadConcurrentTests {
         let totals = try await db.transaction(.snapshot, readOnly: true) { tx in
             var totals: [Int64] = []
             for p in 0..<2 {
-                totals.append(WriteSkew.amount(try await tx.get(data.keys[2 * p]))
-                              + WriteSkew.amount(try await tx.get(data.keys[2 * p + 1])))
+                totals.append(
+                    WriteSkew.amount(try await tx.get(data.keys[2 * p]))
+                        + WriteSkew.amount(try await tx.get(data.keys[2 * p + 1])))
             }
             return totals
         }
