@@ -16,10 +16,13 @@ public struct LostUpdateParameters: Hashable, Sendable, Codable {
     public var partitions: Int
     /// Most requests one owner applies in one transaction.
     public var maxBatch: Int
+    /// A simulated client–server round trip paid before each statement (a suspension, `Task.sleep`), in
+    /// microseconds; 0 (the default) runs the statements back to back, as in-process calls.
+    public var statementLatencyMicroseconds: Int
 
     public init(
         operations: Int = 100, seed: UInt64 = 1, budgetMilliseconds: Int = 2_000, serializableMaxAttempts: Int = 1_000,
-        partitions: Int = 4, maxBatch: Int = 64
+        partitions: Int = 4, maxBatch: Int = 64, statementLatencyMicroseconds: Int = 0
     ) {
         self.operations = operations
         self.seed = seed
@@ -27,6 +30,7 @@ public struct LostUpdateParameters: Hashable, Sendable, Codable {
         self.serializableMaxAttempts = serializableMaxAttempts
         self.partitions = partitions
         self.maxBatch = maxBatch
+        self.statementLatencyMicroseconds = statementLatencyMicroseconds
     }
 }
 
@@ -126,9 +130,12 @@ public struct LostUpdateExperiment: Sendable {
         let retries = Tally()
         let writer =
             strategy == .partitionedWriter
-            ? PartitionedWriter(db: db, partitions: parameters.partitions, maxBatch: parameters.maxBatch) : nil
+            ? PartitionedWriter(
+                db: db, partitions: parameters.partitions, maxBatch: parameters.maxBatch,
+                roundTrip: RoundTrip(microseconds: parameters.statementLatencyMicroseconds)) : nil
         let operation = Operation(
-            strategy: strategy, db: db, retries: retries, writer: writer, parameters: parameters)
+            strategy: strategy, db: db, retries: retries, writer: writer, parameters: parameters,
+            roundTrip: RoundTrip(microseconds: parameters.statementLatencyMicroseconds))
 
         let clock = ContinuousClock()
         let start = clock.now
@@ -188,6 +195,7 @@ struct Operation: Sendable {
     let retries: Tally
     let writer: PartitionedWriter?
     let parameters: LostUpdateParameters
+    let roundTrip: RoundTrip
 
     /// Tries seed 003 allows a compare-and-set (`RetryMatchAndSet`, maxRetry = 5).
     static let seedCompareAndSetTries = 5
@@ -202,9 +210,13 @@ struct Operation: Sendable {
                 try await db.transaction(.readCommitted, retry: .none) { tx in try await readModifyWrite(i, tx) }
             case .rowLock:
                 try await db.transaction(.readCommitted, retry: counted(maxAttempts: 1_000)) { tx in
+                    try await roundTrip()
                     let n = try await tx.lock(LostUpdateExperiment.counterKey, .forUpdate)?.int64 ?? 0
+                    try await roundTrip()
                     _ = try await tx.get(LostUpdateExperiment.accountKey(i))
+                    try await roundTrip()
                     try await tx.insert(LostUpdateExperiment.reactionKey(i), "like")
+                    try await roundTrip()
                     try await tx.put(LostUpdateExperiment.counterKey, Bytes(n + 1))
                 }
             case .snapshotRetry:
@@ -225,8 +237,11 @@ struct Operation: Sendable {
             case .compareAndSetBudget:
                 return try await withinBudget(i) { try await compareAndSet(i) }
             case .atomicIncrement:
+                try await roundTrip()
                 _ = try await db.get(LostUpdateExperiment.accountKey(i))
+                try await roundTrip()
                 _ = try await db.put(LostUpdateExperiment.reactionKey(i), "like", ifAbsent: true)
+                try await roundTrip()
                 _ = try await db.increment(LostUpdateExperiment.counterKey)
             case .serializableRetry:
                 try await db.transaction(.serializable, retry: counted(maxAttempts: parameters.serializableMaxAttempts))
@@ -234,7 +249,9 @@ struct Operation: Sendable {
                     tx in try await readModifyWrite(i, tx)
                 }
             case .partitionedWriter:
+                try await roundTrip()
                 _ = try await db.get(LostUpdateExperiment.accountKey(i))
+                try await roundTrip()
                 try await writer!.submit(
                     counter: LostUpdateExperiment.counterKey, reaction: LostUpdateExperiment.reactionKey(i))
             }
@@ -250,24 +267,33 @@ struct Operation: Sendable {
 
     /// Read the counter, read the account, insert the reaction, write counter + 1: what the seed's transactions do.
     private func readModifyWrite(_ i: Int, _ tx: Transaction) async throws {
+        try await roundTrip()
         let n = try await tx.get(LostUpdateExperiment.counterKey)?.int64 ?? 0
+        try await roundTrip()
         _ = try await tx.get(LostUpdateExperiment.accountKey(i))
+        try await roundTrip()
         try await tx.insert(LostUpdateExperiment.reactionKey(i), "like")
+        try await roundTrip()
         try await tx.put(LostUpdateExperiment.counterKey, Bytes(n + 1))
     }
 
     /// One try of the seed's compare-and-set: read the counter and its version, insert the reaction, write
     /// counter + 1 if the version is unchanged; if it changed, delete the reaction and return false.
     private func compareAndSet(_ i: Int) async throws -> Bool {
+        try await roundTrip()
         guard let current = try await db.get(LostUpdateExperiment.counterKey), let n = current.value.int64 else {
             throw IsoKVError(.invalidInput, "the thread counter is missing or not an integer")
         }
+        try await roundTrip()
         _ = try await db.get(LostUpdateExperiment.accountKey(i))
+        try await roundTrip()
         _ = try await db.put(LostUpdateExperiment.reactionKey(i), "like", ifAbsent: true)
         do {
+            try await roundTrip()
             _ = try await db.put(LostUpdateExperiment.counterKey, Bytes(n + 1), ifVersion: current.version)
             return true
         } catch let error as IsoKVError where error.code == .versionMismatch {
+            try await roundTrip()
             _ = try await db.delete(LostUpdateExperiment.reactionKey(i))
             return false
         }
@@ -299,5 +325,15 @@ struct Operation: Sendable {
     ) -> RetryPolicy {
         let retries = self.retries
         return RetryPolicy(maxAttempts: maxAttempts, baseDelay: baseDelay, maxDelay: maxDelay) { _ in retries.add(1) }
+    }
+}
+
+/// The simulated client–server round trip paid before each statement (``LostUpdateParameters/statementLatencyMicroseconds``):
+/// a `Task.sleep`, so the waiting task gives its thread back, as a client waiting on a socket would.
+struct RoundTrip: Sendable {
+    let microseconds: Int
+
+    func callAsFunction() async throws {
+        if microseconds > 0 { try await Task.sleep(for: .microseconds(microseconds)) }
     }
 }

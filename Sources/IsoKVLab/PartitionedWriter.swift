@@ -34,7 +34,7 @@ final class PartitionedWriter: Sendable {
     /// Batches applied, all partitions together.
     let batches = Tally()
 
-    init(db: Database, partitions count: Int, maxBatch: Int) {
+    init(db: Database, partitions count: Int, maxBatch: Int, roundTrip: RoundTrip) {
         precondition(count >= 1 && maxBatch >= 1)
         var partitions: [Partition] = []
         for _ in 0..<count {
@@ -42,7 +42,8 @@ final class PartitionedWriter: Sendable {
             let backlog = Backlog()
             let batches = self.batches
             let owner = Task {
-                await Self.own(stream, backlog: backlog, db: db, maxBatch: maxBatch, batches: batches)
+                await Self.own(
+                    stream, backlog: backlog, db: db, maxBatch: maxBatch, batches: batches, roundTrip: roundTrip)
             }
             partitions.append(Partition(input: input, backlog: backlog, owner: owner))
         }
@@ -72,7 +73,8 @@ final class PartitionedWriter: Sendable {
     /// The owner loop of one partition: take the first queued request, then as many as the backlog says are queued
     /// (at most `maxBatch` in all), apply them in one transaction, resume their submitters.
     private static func own(
-        _ stream: AsyncStream<Request>, backlog: Backlog, db: Database, maxBatch: Int, batches: Tally
+        _ stream: AsyncStream<Request>, backlog: Backlog, db: Database, maxBatch: Int, batches: Tally,
+        roundTrip: RoundTrip
     ) async {
         var requests = stream.makeAsyncIterator()
         while let first = await requests.next() {
@@ -84,7 +86,7 @@ final class PartitionedWriter: Sendable {
             }
             backlog.count.withLock { $0 -= batch.count }
             do {
-                try await apply(batch, to: db)
+                try await apply(batch, to: db, roundTrip: roundTrip)
                 batches.add(1)
                 for request in batch { request.continuation.resume() }
             } catch {
@@ -93,14 +95,18 @@ final class PartitionedWriter: Sendable {
         }
     }
 
-    /// One transaction for the batch: per counter key, its reaction rows and one write of the counter.
-    private static func apply(_ batch: [Request], to db: Database) async throws {
+    /// One transaction for the batch: per counter key, its reaction rows and one write of the counter. With a
+    /// simulated round trip, the read, the rows (one multi-row insert) and the write pay one each.
+    private static func apply(_ batch: [Request], to db: Database, roundTrip: RoundTrip) async throws {
         var byCounter: [Bytes: [Bytes]] = [:]
         for request in batch { byCounter[request.counter, default: []].append(request.reaction) }
         try await db.transaction(.readCommitted, retry: .none) { tx in
             for (counter, reactions) in byCounter {
+                try await roundTrip()
                 let n = try await tx.get(counter)?.int64 ?? 0
+                try await roundTrip()
                 for reaction in reactions { try await tx.insert(reaction, "like") }
+                try await roundTrip()
                 try await tx.put(counter, Bytes(n + Int64(reactions.count)))
             }
         }

@@ -102,21 +102,28 @@ struct LabLostUpdate: AsyncParsableCommand {
     @Option(help: "Fixes the task start order and the backoff jitter.") var seed: UInt64 = 1
     @Option(help: "Time budget per operation of the …-budget strategies, in milliseconds.") var budgetMs: Int = 2_000
     @Option(help: "Owner tasks of the partitioned writer.") var partitions: Int = 4
+    @Option(help: "Simulated client-server round trip before each statement, in microseconds (0: none).")
+    var statementLatencyUs: Int = 0
     @Option(help: "table | json") var format: OutputFormat = .table
 
     func validate() throws {
         guard n >= 1, n <= 100_000 else { throw ValidationError("--n must be in 1...100000") }
         guard budgetMs >= 1, budgetMs <= 600_000 else { throw ValidationError("--budget-ms must be in 1...600000") }
         guard partitions >= 1, partitions <= 1_024 else { throw ValidationError("--partitions must be in 1...1024") }
+        guard statementLatencyUs >= 0, statementLatencyUs <= 1_000_000 else {
+            throw ValidationError("--statement-latency-us must be in 0...1000000")
+        }
     }
 
     func run() async throws {
         let parameters = LostUpdateParameters(
-            operations: n, seed: seed, budgetMilliseconds: budgetMs, partitions: partitions)
+            operations: n, seed: seed, budgetMilliseconds: budgetMs, partitions: partitions,
+            statementLatencyMicroseconds: statementLatencyUs)
         let results = try await LostUpdateExperiment(parameters).run()
         let params: [(String, String)] = [
             ("backend", "embedded (in-memory)"), ("n", "\(n)"), ("seed", "\(seed)"), ("budget-ms", "\(budgetMs)"),
-            ("partitions", "\(partitions)"), ("serializable max attempts", "\(parameters.serializableMaxAttempts)")
+            ("partitions", "\(partitions)"), ("statement-latency-us", "\(statementLatencyUs)"),
+            ("serializable max attempts", "\(parameters.serializableMaxAttempts)")
         ]
         var report = Report<LostUpdateResult>(
             title: "isokv lab lost-update", parameters: params,

@@ -40,9 +40,10 @@ struct LostUpdateConcurrentTests {
 
     @Test("the broken baseline's correctness column tells the truth about this run")
     func baseline() async throws {
-        for seed in UInt64(1)...3 {
-            let result = try await LostUpdateExperiment(LostUpdateParameters(operations: Self.n, seed: seed))
-                .run(.readModifyWrite)
+        for (seed, latency) in [(UInt64(1), 0), (2, 0), (3, 200), (4, 200)] {
+            let parameters = LostUpdateParameters(
+                operations: Self.n, seed: seed, statementLatencyMicroseconds: latency)
+            let result = try await LostUpdateExperiment(parameters).run(.readModifyWrite)
             #expect(!result.claimsToPreventLostUpdates)
             #expect(result.committed == Self.n, "read committed never aborts these transactions: \(result)")
             #expect(result.reactionRows == result.committed, "every committed reaction row is there")
