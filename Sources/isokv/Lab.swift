@@ -98,7 +98,7 @@ struct LabLostUpdate: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Concurrent operations (the seed: 100).") var n: Int = 100
+    @Option(help: "Concurrent operations (seed 003 ran 100).") var n: Int = 100
     @Option(help: "Fixes the task start order and the backoff jitter.") var seed: UInt64 = 1
     @Option(help: "Time budget per operation of the …-budget strategies, in milliseconds.") var budgetMs: Int = 2_000
     @Option(help: "Owner tasks of the partitioned writer.") var partitions: Int = 4

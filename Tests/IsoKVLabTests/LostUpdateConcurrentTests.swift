@@ -11,9 +11,11 @@ struct LostUpdateConcurrentTests {
         "strategies that wait, serialize or retry without a tight bound end with exactly N",
         arguments: [
             LostUpdateStrategy.rowLock, .atomicIncrement, .partitionedWriter, .serializableRetry
-        ])
-    func exact(_ strategy: LostUpdateStrategy) async throws {
-        let result = try await LostUpdateExperiment(LostUpdateParameters(operations: Self.n, seed: 3)).run(strategy)
+        ], [0, 200])
+    func exact(_ strategy: LostUpdateStrategy, statementLatencyMicroseconds: Int) async throws {
+        let parameters = LostUpdateParameters(
+            operations: Self.n, seed: 3, statementLatencyMicroseconds: statementLatencyMicroseconds)
+        let result = try await LostUpdateExperiment(parameters).run(strategy)
         #expect(result.committed == Self.n, "\(result)")
         #expect(result.gaveUp == 0)
         #expect(result.otherErrors.isEmpty)
