@@ -12,7 +12,8 @@
 //   IsoKVWorkloads  YCSB and contention workloads over the store contract, generators, the timed async harness
 //   isokv           the one CLI executable: bench, check, serve, lab...
 //   IsoKVTestSupport  (Tests/IsoKVTestSupport) what the test targets share; not a product
-// Planned: IsoKVPostgres (PostgreSQL backend), IsoKVServer (HTTP), IsoKVLab (anomaly replays, report).
+//   IsoKVLab        the lab's experiments (anomaly matrix beside PostgreSQL's table, lost-update strategies)
+// Planned: IsoKVPostgres (PostgreSQL backend), IsoKVServer (HTTP).
 //
 // ISOKV_FUZZ=1 adds the libFuzzer target for the WAL decoder (see Sources/IsoKVStorage/DESIGN.md); it is not part
 // of the normal build because it only links with -sanitize=fuzzer.
@@ -37,6 +38,7 @@ let package = Package(
         .library(name: "IsoKVHistory", targets: ["IsoKVHistory"]),
         .library(name: "IsoKVWorkloads", targets: ["IsoKVWorkloads"]),
         .library(name: "IsoKVConformance", targets: ["IsoKVConformance"]),
+        .library(name: "IsoKVLab", targets: ["IsoKVLab"]),
         .executable(name: "isokv", targets: ["isokv"]),
     ],
     dependencies: [
@@ -91,6 +93,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "IsoKVLab",
+            dependencies: ["IsoKVCore", "IsoKV", "IsoKVConformance", "IsoKVWorkloads"],
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "MapBenchmarks",
             dependencies: ["ConcurrentMaps", "IsoKVSync"],
             exclude: ["DESIGN.md"],
@@ -105,6 +113,8 @@ let package = Package(
                 "IsoKVStorage",
                 "MapBenchmarks",
                 "IsoKVWorkloads",
+                "IsoKVLab",
+                "IsoKVConformance",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             exclude: ["DESIGN.md"],
@@ -141,6 +151,11 @@ let package = Package(
         .testTarget(
             name: "IsoKVWorkloadsTests",
             dependencies: ["IsoKVWorkloads", "IsoKV", "IsoKVSync", "IsoKVTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IsoKVLabTests",
+            dependencies: ["IsoKVLab", "IsoKV", "IsoKVConformance", "IsoKVTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -12,6 +12,7 @@ ALLOWED = {
     "IsoKV": {"IsoKVCore", "IsoKVSync", "ConcurrentMaps", "IsoKVStorage"},
     "IsoKVConformance": {"IsoKVCore", "IsoKVSync"},
     "IsoKVWorkloads": {"IsoKVCore", "IsoKVSync", "Histogram"},
+    "IsoKVLab": {"IsoKVCore", "IsoKV", "IsoKVConformance", "IsoKVWorkloads"},
     "MapBenchmarks": {"ConcurrentMaps", "IsoKVSync", "IsoKVWorkloads"},
     "IsoKVTestSupport": {"IsoKVCore", "IsoKVWorkloads"},
 }
