@@ -14,6 +14,8 @@ ALLOWED = {
     "IsoKVWorkloads": {"IsoKVCore", "IsoKVSync", "HdrHistogram"},
     "MapBenchmarks": {"ConcurrentMaps", "IsoKVSync", "IsoKVWorkloads"},
     "IsoKVTestSupport": {"IsoKVCore", "IsoKVWorkloads"},
+    "IsoKVServer": {"IsoKV", "IsoKVCore", "IsoKVSync", "Hummingbird", "HTTPTypes", "Logging", "CoreMetrics", "Metrics", "NIOCore",
+                    "Prometheus", "ServiceLifecycle"},
 }
 # Packages whose products must never be in the embedded engine's dependency closure.
 HEAVY = {"Hummingbird", "HummingbirdCore", "AsyncHTTPClient", "PostgresNIO", "NIOCore", "NIOPosix", "ArgumentParser"}
