@@ -157,8 +157,23 @@ struct ServeProcessTests {
         #expect(r.status == 404)
         r = try await curl([server.base + "/healthz"])
         #expect(r.status == 200)
+        // The data directory is private.
+        let mode = (try FileManager.default.attributesOfItem(atPath: dir.file("data"))[.posixPermissions] as? Int) ?? 0
+        #expect(mode & 0o777 == 0o700)
         server.signal(SIGTERM)
         #expect(try await server.waitForExit() == 0)
+    }
+
+    @Test func refusesANonLoopbackAddressWithoutAToken() async throws {
+        let dir = TemporaryDirectory("serve-refuse")
+        defer { dir.remove() }
+        let (status, _) = try await runCommand(try IsokvExecutable.path(),
+                                               ["serve", "--data", dir.file("data"), "--listen", "0.0.0.0:0"])
+        #expect(status != 0)
+        #expect(!FileManager.default.fileExists(atPath: dir.file("data")))
+        let (badMode, _) = try await runCommand(try IsokvExecutable.path(),
+                                                ["serve", "--data", dir.file("data"), "--durability", "sometimes"])
+        #expect(badMode != 0)
     }
 
     /// Concurrent PUTs of distinct keys until `stop`; returns the keys (and values) that got a 2xx, and every

@@ -22,6 +22,9 @@ struct StorageFailureTests {
         let server = try makeServer(db)
         try await server.application.test(.router) { client in
             #expect(try await client.send(.put, "/v1/kv/a", "1").status == .created)
+            let metrics = try await client.send(.get, "/metrics").text
+            #expect(metrics.contains("isokv_wal_fsyncs_total"), "\(metrics)")
+            #expect(metrics.contains("isokv_wal_group_commit_batch_size 1"))
             let id = try await begin(client)
             #expect(try await client.send(.put, "/v1/transactions/\(id)/kv/b", "2").status == .created)
             failing.store(true, ordering: .relaxed)

@@ -78,6 +78,56 @@ struct TransactionRouteConcurrentTests {
         }
     }
 
+    @Test func singleKeyRoutesInsideATransaction() async throws {
+        try await withRouter { client, db, _ in
+            _ = try await db.put("gone", "1")
+            let id = try await begin(client, #"{"isolation": "read_committed"}"#)
+            var r = try await client.send(.delete, "/v1/transactions/\(id)/kv/gone")
+            #expect(r.status == .noContent)
+            expectProblem(try await client.send(.delete, "/v1/transactions/\(id)/kv/never"), .notFound, "02000")
+            r = try await client.send(.put, "/v1/transactions/\(id)/kv/new", "v", headers: [("If-None-Match", "*")])
+            #expect(r.status == .created, "\(r.text)")
+            // `*` sees the transaction's own write.
+            expectProblem(try await client.send(.put, "/v1/transactions/\(id)/kv/new", "w", headers: [("If-None-Match", "*")]),
+                          .preconditionFailed, "IK412")
+            #expect(try await db.get("gone")?.value == "1")
+            #expect(try await client.send(.post, "/v1/transactions/\(id)/rollback").status == .noContent)
+            #expect(try await db.get("gone")?.value == "1")
+            #expect(try await db.get("new") == nil)
+        }
+    }
+
+    @Test func writeCapsOfOneTransactionAre413() async throws {
+        try await withRouter({ $0.limits.maxTransactionWrites = 2; $0.limits.maxTransactionWriteBytes = 10 }) { client, db, _ in
+            let id = try await begin(client)
+            var r = try await client.send(.post, "/v1/transactions/\(id)/ops", """
+                {"ops": [{"op": "put", "key": "a", "value": "1"}, {"op": "put", "key": "b", "value": "2"},
+                         {"op": "put", "key": "a", "value": "3"}, {"op": "put", "key": "c", "value": "4"}]}
+                """)
+            var p = expectProblem(r, .contentTooLarge, "54000")
+            #expect(p["op_index"] as? Int == 3)
+            #expect(p["limit"] as? Int == 2)
+            expectProblem(try await client.send(.post, "/v1/transactions/\(id)/commit"), .conflict, "25P02")
+            let other = try await begin(client)
+            r = try await client.send(.put, "/v1/transactions/\(other)/kv/big", "12345678901")
+            p = expectProblem(r, .contentTooLarge, "54000")
+            #expect(p["limit"] as? Int == 10)
+            #expect(try await contents(db).isEmpty)
+        }
+    }
+
+    @Test func opsOnOpenTransactionsWhileDrainingAre503() async throws {
+        try await withRouter { client, db, server in
+            let id = try await begin(client)
+            _ = try await client.send(.put, "/v1/transactions/\(id)/kv/k", "v")
+            server.state.registry.beginDraining()
+            let r = try await client.send(.post, "/v1/transactions/\(id)/commit")
+            #expect(expectProblem(r, .serviceUnavailable, "57P01")["outcome"] as? String == "rolled_back")
+            #expect(r.header("Connection") == "close")
+            #expect(try await db.get("k") == nil)
+        }
+    }
+
     @Test func snapshotFirstUpdaterWinsIs40001() async throws {
         try await withRouter { client, db, _ in
             _ = try await db.put("c", "0")
