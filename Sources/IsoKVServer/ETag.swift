@@ -11,8 +11,9 @@ enum ETag {
     enum Member: Equatable {
         case any
         case strong(UInt64)
-        /// `W/"…"`: a weak tag never matches under strong comparison (If-Match), and IsoKV issues none.
-        case weak
+        /// `W/"N"`: IsoKV issues no weak tags; a weak tag never matches `If-Match` (strong comparison) and matches
+        /// `If-None-Match` by its number (weak comparison, RFC 9110 13.1.2). Nil: not a version number.
+        case weak(UInt64?)
     }
 
     /// Parses a header value: `*`, or a comma list of `"N"`, unquoted `N`, or `W/"…"`. Anything else (an empty
@@ -28,7 +29,7 @@ enum ETag {
                 guard tag.count >= 2, tag.first == "\"", tag.last == "\"" else {
                     throw .invalid("\(header): malformed weak entity tag \(part)")
                 }
-                members.append(.weak)
+                members.append(.weak(UInt64(tag.dropFirst().dropLast())))
                 continue
             }
             if tag.count >= 2, tag.first == "\"", tag.last == "\"" { tag = tag.dropFirst().dropLast() }
@@ -66,18 +67,19 @@ enum ETag {
                 let ok = ifMatch.contains { m in m == .any || m == .strong(current) }
                 if !ok { return false }
             }
-            if let ifNoneMatch {
-                if let current {
-                    if ifNoneMatch.contains(where: { m in m == .any || m == .strong(current) }) { return false }
-                }
-            }
+            if let ifNoneMatch, let current, Self.weakMatch(ifNoneMatch, current) { return false }
             return true
         }
 
         /// For GET: true when `If-None-Match` matches the current version (→ 304 Not Modified).
         func notModified(current: UInt64?) -> Bool {
             guard let ifNoneMatch, let current else { return false }
-            return ifNoneMatch.contains { m in m == .any || m == .strong(current) }
+            return Self.weakMatch(ifNoneMatch, current)
+        }
+
+        /// `*`, or a member with the same number, weak or strong.
+        private static func weakMatch(_ members: [Member], _ current: UInt64) -> Bool {
+            members.contains { m in m == .any || m == .strong(current) || m == .weak(current) }
         }
 
         /// A readable form for a 412 message.
@@ -92,7 +94,7 @@ enum ETag {
             switch m {
             case .any: "*"
             case .strong(let v): ETag.format(v)
-            case .weak: "W/…"
+            case .weak(let v): "W/\"\(v.map(String.init) ?? "?")\""
             }
         }
     }

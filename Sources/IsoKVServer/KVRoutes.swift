@@ -24,12 +24,15 @@ struct KVRoutes {
     func get(_ request: Request) async throws -> Response {
         let key = try RequestReader.pathKey(request, after: "/v1/kv/", limits: limits)
         let preconditions = try ETag.Preconditions(headers: request.headers)
-        if preconditions.ifMatch != nil { throw ServerError.invalid("If-Match applies to writes; use If-None-Match on GET") }
         let query = try RequestReader.query(request)
         let current = try await state.db.get(key)
         state.observe(current?.version)
         var headers = HTTPFields()
         headers[.isokvRevision] = String(state.revision)
+        if preconditions.ifMatch != nil, !ETag.Preconditions(ifMatch: preconditions.ifMatch).allows(current: current?.version) {
+            throw ServerError.preconditionFailed("If-Match did not match; current version: \(current.map { ETag.format($0.version) } ?? "none (absent)")",
+                                                 key: key, current: current?.version)
+        }
         guard let current else { throw ServerError.notFound(key) }
         headers[.eTag] = ETag.format(current.version)
         if preconditions.notModified(current: current.version) {

@@ -223,7 +223,17 @@ final class TransactionRegistry: Sendable {
     @discardableResult
     private func release(_ id: String, endWith: Outcome?) -> Outcome? {
         let ended: Outcome? = state.withLock { s in
-            guard var e = s.entries[id] else { return nil }
+            guard var e = s.entries[id] else {
+                // Ended while the command ran (a rollback or the reaper won the race). If the command committed
+                // (or its commit's fate is unknown), that is the truth the tombstone must replay.
+                if let endWith, s.tombstones[id] != nil {
+                    switch endWith {
+                    case .committed, .unknown: s.tombstones[id]?.outcome = endWith
+                    case .rolledBack: break
+                    }
+                }
+                return nil
+            }
             e.busy = false
             e.lastUsed = .now
             s.entries[id] = e

@@ -71,7 +71,7 @@ let badInputs: [BadInput] = [
     BadInput("malformed weak tag", .put, "/v1/kv/a", "1", headers: [("If-Match", "W/1")], .badRequest, "22023"),
     BadInput("weak If-Match never matches", .put, "/v1/kv/a", "1", headers: [("If-Match", "W/\"1\"")], .preconditionFailed, "IK412"),
     BadInput("stale If-Match on delete", .delete, "/v1/kv/a", headers: [("If-Match", "\"999999\"")], .preconditionFailed, "IK412"),
-    BadInput("If-Match on GET", .get, "/v1/kv/a", headers: [("If-Match", "\"1\"")], .badRequest, "22023"),
+    BadInput("stale If-Match on GET", .get, "/v1/kv/a", headers: [("If-Match", "\"999999\"")], .preconditionFailed, "IK412"),
     BadInput("incr with bad JSON", .post, "/v1/incr/n", #"{"delta": "one"}"#, .badRequest, "22P02"),
     BadInput("unknown isolation", .post, "/v1/transactions", #"{"isolation": "chaos"}"#, .badRequest, "22023"),
     BadInput("deferrable read-write", .post, "/v1/transactions", #"{"isolation": "serializable", "deferrable": true}"#, .badRequest, "22023"),
