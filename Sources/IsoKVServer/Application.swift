@@ -87,7 +87,8 @@ struct StoreService: Service {
 }
 
 /// The first step of a shutdown (it is the last service, so the group signals it first): readiness turns 503, new
-/// transactions and ops on open ones get `503 57P01`, idle transactions are rolled back at once.
+/// transactions and ops on open ones get `503 57P01`, idle transactions are rolled back at once; then, for
+/// `drainDelay`, the server keeps answering before the HTTP server stops accepting connections.
 struct DrainService: Service {
     let state: ServerState
     let logger: Logger
@@ -96,6 +97,11 @@ struct DrainService: Service {
         try? await gracefulShutdown()
         logger.info("draining: readiness 503, new transactions refused")
         state.registry.beginDraining()
+        let delay = state.configuration.drainDelay
+        if delay > .zero {
+            // Still serving one-shot requests (with readiness 503) while load balancers take the server out.
+            try? await Task.sleep(for: delay)
+        }
     }
 }
 

@@ -11,6 +11,9 @@ public struct ServerConfiguration: Sendable {
     public var limits = ServerLimits()
     /// Name in the `Server` header and logs.
     public var serverName = "isokv"
+    /// How long the server keeps serving after SIGTERM with `/readyz` already 503 before it stops accepting
+    /// connections, so that a load balancer notices first (default 0: stop at once).
+    public var drainDelay: Duration = .zero
 
     public init(host: String = "127.0.0.1", port: Int = 7070, token: String? = nil, limits: ServerLimits = ServerLimits()) {
         self.host = host

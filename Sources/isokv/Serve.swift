@@ -29,6 +29,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Largest request body in bytes (suffixes K, M accepted).")
     var maxBody = "2M"
 
+    @Option(help: "After SIGTERM, keep serving this many milliseconds with /readyz answering 503 before stopping.")
+    var drainDelayMs = 0
+
     @Flag(help: "Allow a non-loopback address without a token.")
     var insecure = false
 
@@ -68,7 +71,9 @@ struct Serve: AsyncParsableCommand {
         var engine = Database.Configuration()
         engine.limits.maxWritesPerTransaction = limits.maxTransactionWrites
         let db = try await Database.open(path: path, options: .init(durability: mode, configuration: engine))
-        let config = ServerConfiguration(host: host, port: port, token: token, limits: limits)
+        guard (0...60_000).contains(drainDelayMs) else { throw ValidationError("--drain-delay-ms must be in 0...60000") }
+        var config = ServerConfiguration(host: host, port: port, token: token, limits: limits)
+        config.drainDelay = .milliseconds(drainDelayMs)
         let auth = token == nil ? "none" : "bearer token"
         let server = try IsoKVServer(configuration: config, database: db, logger: logger) { bound in
             let shown = host.contains(":") ? "[\(host)]" : host

@@ -229,20 +229,29 @@ struct ServeProcessTests {
     @Test func sigtermDuringLoadLosesNothingAcknowledged() async throws {
         let dir = TemporaryDirectory("serve-term")
         defer { dir.remove() }
-        let server = try await ServeProcess.start(data: dir.file("data"))
+        let server = try await ServeProcess.start(data: dir.file("data"), extra: ["--drain-delay-ms", "600"])
         defer { server.signal(SIGKILL) }
         let stopAt = ContinuousClock.now + .seconds(3)
-        let signalled = Atomic<Bool>(false)
         async let loaded = load(server.base, writers: 8) { ContinuousClock.now > stopAt }
         try await Task.sleep(for: .milliseconds(400))
+        var r = try await curl(["-X", "POST", "--data", "{}", server.base + "/v1/transactions"])
+        #expect(r.status == 201)
         server.signal(SIGTERM)
-        signalled.store(true, ordering: .relaxed)
+        // During the drain delay: not ready, no new transactions, one-shot writes still served.
+        try await Task.sleep(for: .milliseconds(150))
+        r = try await curl([server.base + "/readyz"])
+        #expect(r.status == 503, "\(r.body)")
+        r = try await curl(["-X", "POST", "--data", "{}", server.base + "/v1/transactions"])
+        #expect(r.status == 503)
+        #expect(r.body.contains("57P01"))
+        r = try await curl(["-X", "PUT", "--data-binary", "during drain", server.base + "/v1/kv/drain"])
+        #expect(r.status == 201)
         let (acked, statuses) = try await loaded
         #expect(try await server.waitForExit() == 0)
         #expect(acked.count > 0)
         #expect(statuses.allSatisfy { (200..<300).contains($0) || $0 == 503 }, "\(Set(statuses))")
         #expect(server.output.withLock { $0 }.contains("stopped"))
-        try await verify(acked, in: dir.file("data"))
+        try await verify(acked.merging(["drain": "during drain"]) { a, _ in a }, in: dir.file("data"))
         // The restarted server serves them too.
         let again = try await ServeProcess.start(data: dir.file("data"))
         defer { again.signal(SIGKILL) }
