@@ -9,9 +9,10 @@
 //   IsoKVHistory    history recorder and checker (Adya's DSG: G0, G1a/b/c, G-single, G2-item, G2)
 //   MapBenchmarks   the workloads and thread harness of `isokv bench maps` (a library so tests can run them)
 //   IsoKVServer     the HTTP server (Hummingbird 2): `isokv serve`, the only place errors become HTTP
+//   IsoKVClient     the store contract over HTTP (AsyncHTTPClient): `IsoKVRemote`, one more backend
 //   isokv           the one CLI executable: bench, check, serve, lab...
 //   IsoKVTestSupport  (Tests/IsoKVTestSupport) what the test targets share; not a product
-// Planned: IsoKVPostgres (PostgreSQL backend), IsoKVClient (HTTP client), IsoKVLab (anomaly replays, report).
+// Planned: IsoKVPostgres (PostgreSQL backend), IsoKVLab (anomaly replays, report).
 //
 // ISOKV_FUZZ=1 adds the libFuzzer target for the WAL decoder (see Sources/IsoKVStorage/DESIGN.md); it is not part
 // of the normal build because it only links with -sanitize=fuzzer.
@@ -35,6 +36,7 @@ let package = Package(
         .library(name: "IsoKVStorage", targets: ["IsoKVStorage"]),
         .library(name: "IsoKVHistory", targets: ["IsoKVHistory"]),
         .library(name: "IsoKVServer", targets: ["IsoKVServer"]),
+        .library(name: "IsoKVClient", targets: ["IsoKVClient"]),
         .executable(name: "isokv", targets: ["isokv"]),
     ],
     dependencies: [
@@ -108,6 +110,16 @@ let package = Package(
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
+        .target(
+            name: "IsoKVClient",
+            dependencies: [
+                "IsoKVCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "isokv",
             dependencies: [
@@ -157,6 +169,14 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IsoKVClientTests",
+            dependencies: [
+                "IsoKVClient", "IsoKVServer", "IsoKV", "IsoKVCore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: strict
         ),

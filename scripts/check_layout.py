@@ -14,6 +14,7 @@ ALLOWED = {
     "IsoKVWorkloads": {"IsoKVCore", "IsoKVSync", "HdrHistogram"},
     "MapBenchmarks": {"ConcurrentMaps", "IsoKVSync", "IsoKVWorkloads"},
     "IsoKVTestSupport": {"IsoKVCore", "IsoKVWorkloads"},
+    "IsoKVClient": {"IsoKVCore", "AsyncHTTPClient", "NIOCore", "NIOHTTP1"},
     "IsoKVServer": {"IsoKV", "IsoKVCore", "IsoKVSync", "Hummingbird", "HTTPTypes", "Logging", "CoreMetrics", "Metrics", "NIOCore",
                     "Prometheus", "ServiceLifecycle"},
 }
