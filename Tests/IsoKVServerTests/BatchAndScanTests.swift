@@ -77,7 +77,7 @@ struct BatchAndScanTests {
     }
 
     @Test func scansPageThroughOneSnapshot() async throws {
-        try await withRouter({ $0.limits.cursorIdleTimeout = .milliseconds(300) }) { client, db, _ in
+        try await withRouter({ $0.limits.cursorIdleTimeout = .seconds(2) }) { client, db, _ in
             for i in 0..<25 { _ = try await db.put(Bytes("s/\(String(format: "%02d", i))"), Bytes("v\(i)")) }
             _ = try await db.put("t/other", "x")
             var r = try await client.send(.get, "/v1/kv?prefix=s/&limit=10")
@@ -113,7 +113,7 @@ struct BatchAndScanTests {
             let c3 = try #require(r.json["next_cursor"] as? String)
             expectProblem(try await client.send(.get, "/v1/kv?prefix=t/&cursor=\(c3)"), .badRequest, "22023")
             // An idle cursor expires: 410 (each use would renew it, so wait past the idle timeout first).
-            try await Task.sleep(for: .milliseconds(800))
+            try await Task.sleep(for: .milliseconds(2600))
             let expired = try await client.send(.get, "/v1/kv?prefix=s/&limit=3&cursor=\(c3)")
             #expect(expectProblem(expired, .gone, "72000")["retryable"] as? Bool == true)
             // Ranges, reverse, keys_only, base64 output.

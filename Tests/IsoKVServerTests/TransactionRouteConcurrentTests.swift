@@ -210,7 +210,7 @@ struct TransactionRouteConcurrentTests {
 
     @Test func idleTimeoutAndLifetimeCapLeaveTombstones() async throws {
         try await withRouter({ $0.limits.reaperInterval = .milliseconds(20) }) { client, db, _ in
-            let idle = try await begin(client, #"{"idle_timeout_ms": 100}"#)
+            let idle = try await begin(client, #"{"idle_timeout_ms": 300}"#)
             _ = try await client.send(.put, "/v1/transactions/\(idle)/kv/i", "1")
             let expired = try await eventually { try await client.send(.get, "/v1/transactions/\(idle)").json["state"] as? String == "rolled_back" }
             #expect(expired)
@@ -219,7 +219,7 @@ struct TransactionRouteConcurrentTests {
             expectProblem(try await client.send(.post, "/v1/transactions/\(idle)/commit"), .gone, "25P03")
             #expect(try await db.get("i") == nil)
 
-            let capped = try await begin(client, #"{"timeout_ms": 150, "idle_timeout_ms": 60000}"#)
+            let capped = try await begin(client, #"{"timeout_ms": 400, "idle_timeout_ms": 60000}"#)
             _ = try await client.send(.put, "/v1/transactions/\(capped)/kv/j", "1")
             let ended = try await eventually {
                 try await client.send(.post, "/v1/transactions/\(capped)/ops", #"{"ops": []}"#).json["code"] as? String == "25P04"
