@@ -181,7 +181,6 @@ struct BatchRoutes {
                 e.failedCompares = failed
                 e.opIndex = failed[0]
                 e.currentVersion = try await db.get(compares[failed[0]].key)?.version
-                e.hasCurrentVersion = true
                 throw e
             }
             // 3. The branch.

@@ -75,13 +75,12 @@ struct KVRoutes {
     func delete(_ request: Request) async throws -> Response {
         let key = try RequestReader.pathKey(request, after: "/v1/kv/", limits: limits)
         let preconditions = try ETag.Preconditions(headers: request.headers)
-        let outcome = try await SingleKeyWrite(state: state).write(key, preconditions: preconditions) { current in
+        _ = try await SingleKeyWrite(state: state).write(key, preconditions: preconditions) { current in
             guard current != nil else { throw ServerError.notFound(key) }
             return .delete
         }
         var headers = HTTPFields()
         headers[.isokvRevision] = String(state.revision)
-        _ = outcome
         return Response(status: .noContent, headers: headers)
     }
 
@@ -113,8 +112,8 @@ struct KVRoutes {
 
 /// A one-shot write of one key: a short read-committed transaction that takes the row's exclusive lock, reads the
 /// current version (exact under the lock), evaluates the preconditions there — inside the transaction, so no
-/// other write can slip in between the check and the write — writes and commits. Retries `40001`/`40P01` a
-/// bounded number of times (it holds a single lock, so they can only come from the engine's checks).
+/// other write can slip in between the check and the write — writes and commits. `40001`/`40P01` are retried a
+/// bounded number of times (`internalRetries`), though one row lock at read committed should meet neither.
 struct SingleKeyWrite {
     let state: ServerState
 

@@ -38,10 +38,8 @@ extension IsoKVError.Code {
 /// into a problem response through ``ErrorMapping``, the only place where codes become HTTP statuses.
 public struct ServerError: Error, Sendable, CustomStringConvertible {
     public var error: IsoKVError
-    /// The key's current version for `IK412` (nil: the key is absent; the member is then `null`).
+    /// The key's current version for `IK412` (nil: the key is absent, or it does not apply; the member is `null`).
     public var currentVersion: UInt64?
-    /// Whether `current_version` applies (a precondition failure) even when it is nil.
-    public var hasCurrentVersion = false
     /// Index of the failing op or compare in a batch.
     public var opIndex: Int?
     /// The interactive transaction id.
@@ -89,7 +87,6 @@ public struct ServerError: Error, Sendable, CustomStringConvertible {
     static func preconditionFailed(_ message: String, key: Bytes, current: UInt64?) -> ServerError {
         var e = ServerError(.versionMismatch, message, key: key)
         e.currentVersion = current
-        e.hasCurrentVersion = true
         return e
     }
 
