@@ -118,6 +118,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
+            exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
         .executableTarget(
