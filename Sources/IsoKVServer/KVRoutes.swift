@@ -59,9 +59,7 @@ struct KVRoutes {
     func put(_ request: Request) async throws -> Response {
         let key = try RequestReader.pathKey(request, after: "/v1/kv/", limits: limits)
         let preconditions = try ETag.Preconditions(headers: request.headers)
-        let body = try await RequestReader.body(request, limit: min(limits.maxBodyBytes, limits.maxValueBytes + 1))
-        let value = Bytes(body)
-        try RequestReader.check(value: value, key: key, limits: limits)
+        let value = try await RequestReader.value(request, key: key, limits: limits)
         let outcome = try await SingleKeyWrite(state: state).write(key, preconditions: preconditions) { _ in .put(value) }
         var headers = HTTPFields()
         headers[.eTag] = ETag.format(outcome.version)

@@ -21,6 +21,16 @@ enum RequestReader {
         return out
     }
 
+    /// A raw value body (PUT): at most the value limit (and the body limit), `54000` naming the one exceeded.
+    static func value(_ request: Request, key: Bytes, limits: ServerLimits) async throws -> Bytes {
+        guard limits.maxValueBytes < limits.maxBodyBytes else { return Bytes(try await body(request, limit: limits.maxBodyBytes)) }
+        do {
+            return Bytes(try await body(request, limit: limits.maxValueBytes))
+        } catch let e as ServerError where e.code == .limitExceeded {
+            throw ServerError.tooLarge("value", limit: limits.maxValueBytes, actual: e.actual ?? limits.maxValueBytes + 1, key: key)
+        }
+    }
+
     /// Decodes a JSON body: `22P02` (400) when it is not JSON or not of the expected shape, naming the field.
     static func json<T: Decodable>(_ type: T.Type, from bytes: [UInt8], allowEmpty: Bool = false) throws -> T? {
         if bytes.isEmpty || bytes.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {

@@ -210,8 +210,7 @@ struct TransactionRoutes {
     func kvPut(_ request: Request, id: String) async throws -> Response {
         let key = try RequestReader.pathKey(request, after: "/v1/transactions/\(id)/kv/", limits: limits)
         let preconditions = try ETag.Preconditions(headers: request.headers)
-        let value = Bytes(try await RequestReader.body(request, limit: min(limits.maxBodyBytes, limits.maxValueBytes + 1)))
-        try RequestReader.check(value: value, key: key, limits: limits)
+        let value = try await RequestReader.value(request, key: key, limits: limits)
         let executor = OpExecutor(db: state.db, limits: limits)
         let existed = try await inTransaction(id) { tx, owner in
             let before = try await Self.checkPreconditions(preconditions, key: key, tx: tx, owner: owner, executor: executor)
