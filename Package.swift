@@ -10,10 +10,12 @@
 //   IsoKVConformance  the anomaly and row-lock replays every backend runs, expected outcomes from capabilities
 //   MapBenchmarks   the workloads and thread harness of `isokv bench maps` (a library so tests can run them)
 //   IsoKVWorkloads  YCSB and contention workloads over the store contract, generators, the timed async harness
+//   IsoKVLab        the lab's experiments (anomaly matrix beside PostgreSQL's table, lost-update strategies)
+//   IsoKVServer     the HTTP server (Hummingbird 2): `isokv serve`, the only place errors become HTTP
+//   IsoKVClient     the store contract over HTTP (AsyncHTTPClient): `IsoKVRemote`, one more backend
 //   isokv           the one CLI executable: bench, check, serve, lab...
 //   IsoKVTestSupport  (Tests/IsoKVTestSupport) what the test targets share; not a product
-//   IsoKVLab        the lab's experiments (anomaly matrix beside PostgreSQL's table, lost-update strategies)
-// Planned: IsoKVPostgres (PostgreSQL backend), IsoKVServer (HTTP).
+// Planned: IsoKVPostgres (PostgreSQL backend).
 //
 // ISOKV_FUZZ=1 adds the libFuzzer target for the WAL decoder (see Sources/IsoKVStorage/DESIGN.md); it is not part
 // of the normal build because it only links with -sanitize=fuzzer.
@@ -39,11 +41,22 @@ let package = Package(
         .library(name: "IsoKVWorkloads", targets: ["IsoKVWorkloads"]),
         .library(name: "IsoKVConformance", targets: ["IsoKVConformance"]),
         .library(name: "IsoKVLab", targets: ["IsoKVLab"]),
+        .library(name: "IsoKVServer", targets: ["IsoKVServer"]),
+        .library(name: "IsoKVClient", targets: ["IsoKVClient"]),
         .executable(name: "isokv", targets: ["isokv"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        // The HTTP server (IsoKVServer) and its tests only; the embedded engine never depends on these.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         // Documentation only (`swift package generate-documentation`): a plugin, never linked into a product.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -104,6 +117,35 @@ let package = Package(
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
+        .target(
+            name: "IsoKVServer",
+            dependencies: [
+                "IsoKV",
+                "IsoKVCore",
+                "IsoKVSync",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "IsoKVClient",
+            dependencies: [
+                "IsoKVCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "isokv",
             dependencies: [
@@ -111,11 +153,13 @@ let package = Package(
                 "IsoKVSync",
                 "IsoKV",
                 "IsoKVStorage",
+                "IsoKVServer",
                 "MapBenchmarks",
                 "IsoKVWorkloads",
                 "IsoKVLab",
                 "IsoKVConformance",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["DESIGN.md"],
             swiftSettings: strict
@@ -156,6 +200,25 @@ let package = Package(
         .testTarget(
             name: "IsoKVLabTests",
             dependencies: ["IsoKVLab", "IsoKV", "IsoKVConformance", "IsoKVTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IsoKVServerTests",
+            dependencies: [
+                "IsoKVServer", "IsoKV", "IsoKVCore", "IsoKVSync", "IsoKVStorage", "IsoKVTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IsoKVClientTests",
+            dependencies: [
+                "IsoKVClient", "IsoKVServer", "IsoKV", "IsoKVCore",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -15,6 +15,9 @@ ALLOWED = {
     "IsoKVLab": {"IsoKVCore", "IsoKV", "IsoKVConformance", "IsoKVWorkloads"},
     "MapBenchmarks": {"ConcurrentMaps", "IsoKVSync", "IsoKVWorkloads"},
     "IsoKVTestSupport": {"IsoKVCore", "IsoKVWorkloads"},
+    "IsoKVClient": {"IsoKVCore", "AsyncHTTPClient", "NIOCore", "NIOHTTP1"},
+    "IsoKVServer": {"IsoKV", "IsoKVCore", "IsoKVSync", "Hummingbird", "HTTPTypes", "Logging", "CoreMetrics", "Metrics", "NIOCore",
+                    "Prometheus", "ServiceLifecycle"},
 }
 # Packages whose products must never be in the embedded engine's dependency closure.
 HEAVY = {"Hummingbird", "HummingbirdCore", "AsyncHTTPClient", "PostgresNIO", "NIOCore", "NIOPosix", "ArgumentParser"}

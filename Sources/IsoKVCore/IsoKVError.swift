@@ -56,8 +56,9 @@ public struct IsoKVError: Error, Sendable, Hashable, CustomStringConvertible {
         /// commit after which `Database.check` found a broken invariant; that commit has taken effect. Not retryable.
         public static let internalError = IsoKVError.Code(rawValue: "XX000")
 
-        /// `55006`: the data directory is held by another open store (this process or another): its `LOCK` file is
-        /// locked. Returned by `Database.open`.
+        /// `55006` object_in_use: the data directory is held by another open store (this process or another: its
+        /// `LOCK` file is locked; `Database.open`), or, over HTTP, another request is running on the same
+        /// interactive transaction or scan cursor (requests to one transaction are not queued).
         public static let objectInUse = IsoKVError.Code(rawValue: "55006")
         /// `XX001`: stored data is damaged anywhere but a torn tail (a bad record followed by a valid one, a bad
         /// header, a damaged checkpoint, a missing WAL segment); ``IsoKVError/file`` and ``IsoKVError/offset`` say
@@ -69,6 +70,30 @@ public struct IsoKVError: Error, Sendable, Hashable, CustomStringConvertible {
         /// background checkpoint is being written (try again later), or a data directory that other users can
         /// write (fix its permissions: `chmod 700`).
         public static let objectNotInPrerequisiteState = IsoKVError.Code(rawValue: "55000")
+
+        // Codes of the HTTP API (the server returns them; the client maps them back to `IsoKVError`).
+        /// `02000` no_data: the key (or job) is absent.
+        public static let noData = IsoKVError.Code(rawValue: "02000")
+        /// `22P02`: the request body is not valid JSON of the expected shape, or a field is not valid base64.
+        public static let invalidTextRepresentation = IsoKVError.Code(rawValue: "22P02")
+        /// `42804` datatype_mismatch: `incr` on a stored value that is not a decimal 64-bit integer.
+        public static let datatypeMismatch = IsoKVError.Code(rawValue: "42804")
+        /// `25P03`: the interactive transaction was rolled back after its idle timeout.
+        public static let idleTimeout = IsoKVError.Code(rawValue: "25P03")
+        /// `25P04`: the interactive transaction was rolled back at its lifetime cap.
+        public static let transactionTimeout = IsoKVError.Code(rawValue: "25P04")
+        /// `72000` snapshot_too_old: a scan cursor whose snapshot is gone (expired, finished, or the server restarted).
+        public static let snapshotTooOld = IsoKVError.Code(rawValue: "72000")
+        /// `53300`: too many open interactive transactions (or scan cursors).
+        public static let tooManyTransactions = IsoKVError.Code(rawValue: "53300")
+        /// `28000`: the bearer token is missing or wrong.
+        public static let invalidAuthorization = IsoKVError.Code(rawValue: "28000")
+        /// `IK414`: the request URL (a key in the path) is longer than the key limit.
+        public static let uriTooLong = IsoKVError.Code(rawValue: "IK414")
+        /// `IK404`: no such route.
+        public static let noSuchRoute = IsoKVError.Code(rawValue: "IK404")
+        /// `IK405`: the route exists but not with this method.
+        public static let methodNotAllowed = IsoKVError.Code(rawValue: "IK405")
 
         public var description: String { rawValue }
     }

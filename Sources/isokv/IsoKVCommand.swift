@@ -6,7 +6,7 @@ struct IsoKVCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "isokv",
         abstract: "IsoKV: a transactional key-value store and a concurrency lab.",
-        subcommands: [Bench.self, Lab.self, Check.self, Backup.self, CrashChild.self]
+        subcommands: [Serve.self, Bench.self, Lab.self, Check.self, Backup.self, CrashChild.self]
     )
 }
 

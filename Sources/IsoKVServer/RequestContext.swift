@@ -1,0 +1,116 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+
+/// The request context of every IsoKV route: Hummingbird's core storage plus the request id (from `X-Request-Id`
+/// when the client sent a sane one, else generated), which is echoed in the response and becomes a problem's
+/// `instance`.
+public struct IsoKVRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var requestID: String
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+        self.requestID = ""
+    }
+
+    /// Hummingbird's own limit for its body helpers; IsoKV collects bodies itself against `ServerLimits`.
+    public var maxUploadSize: Int { 2 << 20 }
+}
+
+/// The outermost middleware: assigns the request id, turns every error into a problem response (the only exit for
+/// errors, through ``ErrorMapping``), adds `X-Request-Id`, and records the request metric by route template.
+struct ProblemMiddleware: RouterMiddleware {
+    typealias Context = IsoKVRequestContext
+    let metrics: ServerMetrics
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        let start = ContinuousClock.now
+        var context = context
+        context.requestID = Self.requestID(from: request.headers)
+        context.logger[metadataKey: "request_id"] = .string(context.requestID)
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            let problem = ErrorMapping.serverError(from: error)
+            if problem.code == .internalError {
+                context.logger.error("unexpected error", metadata: ["error": .string(String(describing: error))])
+            }
+            response = ErrorMapping.response(for: problem, requestID: context.requestID)
+        }
+        response.headers[.xRequestID] = context.requestID
+        let route = Self.routeTemplate(context.endpointPath)
+        let elapsed = ContinuousClock.now - start
+        metrics.recordRequest(
+            route: route, method: request.method.rawValue, status: Int(response.status.code),
+            nanoseconds: UInt64(max(0, elapsed.components.seconds)) * 1_000_000_000
+                + UInt64(max(0, elapsed.components.attoseconds / 1_000_000_000)))
+        return response
+    }
+
+    /// Catch-all captures are reported with the name they stand for, so keys never become label values.
+    static func routeTemplate(_ endpoint: String?) -> String {
+        guard let endpoint else { return "unmatched" }
+        if endpoint == "NotFound" { return "unmatched" }
+        return endpoint.replacingOccurrences(of: "**", with: "{key}")
+    }
+
+    /// The client's request id when it is 1–128 visible ASCII characters, else a fresh random one.
+    static func requestID(from headers: HTTPFields) -> String {
+        if let given = headers[.xRequestID] ?? headers[.requestID], (1...128).contains(given.utf8.count),
+            given.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
+        {
+            return given
+        }
+        return "req-" + TransactionRegistry.newID()
+    }
+}
+
+/// Bearer token authentication for every route but `/healthz` and `/readyz`. The comparison takes the same time
+/// whatever the token's content (it depends on lengths only). Missing or wrong: 401 `28000` with
+/// `WWW-Authenticate: Bearer`.
+struct BearerAuthMiddleware: RouterMiddleware {
+    typealias Context = IsoKVRequestContext
+    let token: [UInt8]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        let path = request.uri.path
+        if path == "/healthz" || path == "/readyz" { return try await next(request, context) }
+        guard let header = request.headers[.authorization] else {
+            throw ServerError(.invalidAuthorization, "missing Authorization: Bearer token")
+        }
+        let prefix = "bearer "
+        guard header.count > prefix.count, header.prefix(prefix.count).lowercased() == prefix else {
+            throw ServerError(.invalidAuthorization, "the Authorization header is not a Bearer token")
+        }
+        let given = Array(header.utf8.dropFirst(prefix.utf8.count))
+        guard Self.constantTimeEqual(given, token) else {
+            throw ServerError(.invalidAuthorization, "invalid bearer token")
+        }
+        return try await next(request, context)
+    }
+
+    /// Equal contents and lengths, comparing every byte of the longer input whatever differs first.
+    static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        var diff = UInt8(truncatingIfNeeded: a.count ^ b.count) | (a.count == b.count ? 0 : 1)
+        let n = max(a.count, b.count)
+        for i in 0..<n {
+            let x = i < a.count ? a[i] : 0
+            let y = i < b.count ? b[i] : 0
+            diff |= x ^ y
+        }
+        return diff == 0
+    }
+}
+
+extension HTTPField.Name {
+    static let xRequestID = HTTPField.Name("X-Request-Id")!
+    static let requestID = HTTPField.Name("Request-Id")!
+    static let isokvRevision = HTTPField.Name("IsoKV-Revision")!
+    static let xContentTypeOptions = HTTPField.Name("X-Content-Type-Options")!
+}

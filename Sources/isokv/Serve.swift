@@ -1,0 +1,166 @@
+import ArgumentParser
+import Foundation
+import IsoKV
+import IsoKVServer
+import Logging
+
+/// `isokv serve`: the store over HTTP (the API is in Sources/IsoKVServer/DESIGN.md).
+///
+/// Opens (creating it, mode 0700) the durable store in `--data`, listens on `--listen` (loopback by default), and
+/// runs until SIGTERM/SIGINT, then shuts down in order: readiness 503 → in-flight requests drain → open
+/// transactions roll back → the store is flushed and closed. Nothing acknowledged is lost.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the store over HTTP (GET/PUT with ETags, batches, transactions, queues, metrics)."
+    )
+
+    @Option(help: "The data directory (created if missing, mode 0700).")
+    var data = "./isokv-data"
+
+    @Option(help: "Address and port to listen on (host:port; [v6]:port).")
+    var listen = "127.0.0.1:7070"
+
+    @Option(
+        help: "When a write is acknowledged: fsync (on stable storage), buffered (in the page cache), unsafe-no-sync.")
+    var durability = "fsync"
+
+    @Option(help: "A file holding the bearer token clients must send (Authorization: Bearer …).")
+    var tokenFile: String?
+
+    @Option(help: "Largest request body in bytes (suffixes K, M accepted).")
+    var maxBody = "2M"
+
+    @Option(help: "After SIGTERM, keep serving this many milliseconds with /readyz answering 503 before stopping.")
+    var drainDelayMs = 0
+
+    @Flag(help: "Allow a non-loopback address without a token.")
+    var insecure = false
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "isokv")
+        let (host, port) = try Self.parseListen(listen)
+        let mode: Database.Durability =
+            switch durability {
+            case "fsync": .fsync
+            case "buffered": .buffered
+            case "unsafe-no-sync": .unsafeNoSync
+            default: throw ValidationError("--durability must be fsync, buffered or unsafe-no-sync")
+            }
+        guard let bodyLimit = Self.parseSize(maxBody), bodyLimit >= 1024 else {
+            throw ValidationError("--max-body must be a size of at least 1024 bytes (e.g. 2M)")
+        }
+        var token: String?
+        if let tokenFile {
+            token = try Self.readToken(tokenFile, logger: logger)
+        }
+        if token == nil && !Self.isLoopback(host) && !insecure {
+            throw ValidationError("refusing to listen on \(host) without --token-file (add --insecure to allow it)")
+        }
+        let path = URL(fileURLWithPath: data).standardizedFileURL.path
+        try Self.prepareDataDirectory(path)
+        var limits = ServerLimits()
+        limits.maxBodyBytes = bodyLimit
+        limits.maxValueBytes = min(limits.maxValueBytes, bodyLimit)
+        var engine = Database.Configuration()
+        engine.limits.maxWritesPerTransaction = limits.maxTransactionWrites
+        let db = try await Database.open(path: path, options: .init(durability: mode, configuration: engine))
+        guard (0...60_000).contains(drainDelayMs) else {
+            throw ValidationError("--drain-delay-ms must be in 0...60000")
+        }
+        var config = ServerConfiguration(host: host, port: port, token: token, limits: limits)
+        config.drainDelay = .milliseconds(drainDelayMs)
+        let auth = token == nil ? "none" : "bearer token"
+        let server = try IsoKVServer(configuration: config, database: db, logger: logger) { bound in
+            let shown = host.contains(":") ? "[\(host)]" : host
+            Self.say("isokv: listening on http://\(shown):\(bound) (data: \(path), durability: \(mode), auth: \(auth))")
+        }
+        try await server.run()
+        Self.say("isokv: stopped; store closed")
+    }
+
+    /// A line on standard output, written at once (a test or a supervisor may be waiting for it).
+    static func say(_ line: String) {
+        let bytes = Array((line + "\n").utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(1, $0.baseAddress!, $0.count) }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+
+    static func parseListen(_ s: String) throws -> (String, Int) {
+        var host: Substring, portText: Substring
+        if s.hasPrefix("[") {
+            guard let close = s.firstIndex(of: "]"), s[s.index(after: close)...].hasPrefix(":") else {
+                throw ValidationError("--listen must be host:port or [v6-address]:port")
+            }
+            host = s[s.index(after: s.startIndex)..<close]
+            portText = s[s.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = s.lastIndex(of: ":") else { throw ValidationError("--listen must be host:port") }
+            host = s[..<colon]
+            portText = s[s.index(after: colon)...]
+        }
+        guard !host.isEmpty, let port = Int(portText), (0...65535).contains(port) else {
+            throw ValidationError("--listen must be host:port with a port in 0...65535")
+        }
+        return (String(host), port)
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    static func parseSize(_ s: String) -> Int? {
+        let multipliers: [Character: Int] = ["K": 1 << 10, "k": 1 << 10, "M": 1 << 20, "m": 1 << 20]
+        if let last = s.last, let m = multipliers[last] { return Int(s.dropLast()).map { $0 * m } }
+        return Int(s)
+    }
+
+    static func readToken(_ file: String, logger: Logger) throws -> String {
+        guard let contents = FileManager.default.contents(atPath: file),
+            let text = String(data: contents, encoding: .utf8)
+        else {
+            throw ValidationError("cannot read the token file \(file)")
+        }
+        let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw ValidationError("the token file \(file) is empty") }
+        if let attributes = try? FileManager.default.attributesOfItem(atPath: file),
+            let permissions = attributes[.posixPermissions] as? Int, permissions & 0o077 != 0
+        {
+            logger.warning(
+                "the token file is readable by other users; chmod 600 it",
+                metadata: ["file": .string(file), "mode": .string(String(permissions, radix: 8))])
+        }
+        return token
+    }
+
+    /// Creates the data directory with mode 0700 if it does not exist; refuses one that other users can write.
+    static func prepareDataDirectory(_ path: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else { throw ValidationError("\(path) exists and is not a directory") }
+            if let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+                let permissions = attributes[.posixPermissions] as? Int, permissions & 0o022 != 0
+            {
+                throw ValidationError(
+                    "the data directory \(path) is writable by other users (mode \(String(permissions, radix: 8))); chmod 700 it"
+                )
+            }
+        } else {
+            try FileManager.default.createDirectory(
+                atPath: path, withIntermediateDirectories: true,
+                attributes: [.posixPermissions: 0o700])
+        }
+    }
+}
