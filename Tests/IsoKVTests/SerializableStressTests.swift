@@ -191,7 +191,6 @@ struct SerializableStressTests {
         let t0 = clock.now
         let (db, history, outcome) = try await Self.run(.serializable, transactions: Self.count)
         let t1 = clock.now
-        #expect(outcome.committed + outcome.aborted >= Self.count - Self.tasks)
         #expect(outcome.committed > outcome.aborted)
         #expect(outcome.auditViolations == 0)
         #expect(try await Self.finalViolations(db) == 0)
@@ -204,6 +203,9 @@ struct SerializableStressTests {
         expectConsistent(db)
         let a = db.statistics().aborts
         #expect(a.serializationFailures == outcome.aborted - a.deadlocks)
+        // SSI itself (not only first-updater-wins) aborted transactions: the run produced dangerous structures
+        // and the engine broke them, which is what the acyclic history above is evidence of.
+        #expect(a.rwConflictOnRead + a.rwConflictOnWrite + a.canceledPivots > 0, "\(a)")
         print("serializable: \(outcome.committed) committed, \(outcome.aborted) aborted; \(a)")
     }
 
