@@ -38,7 +38,8 @@ import IsoKVTestSupport
                         // Hot accounts: 40001/40P01 are frequent (more so under TSan); retry until it commits.
                         try await db.transaction(.snapshot, retry: RetryPolicy(maxAttempts: 10_000)) { tx in
                             let a = Bytes("acct\(from)"), b = Bytes("acct\(to)")
-                            let na = try await tx.get(a)!.int64! - 1, nb = try await tx.get(b)!.int64! + 1
+                            let na = try #require(try await tx.get(a)?.int64) - 1
+                            let nb = try #require(try await tx.get(b)?.int64) + 1
                             try await tx.put(a, Bytes(na))
                             try await tx.put(b, Bytes(nb))
                         }
