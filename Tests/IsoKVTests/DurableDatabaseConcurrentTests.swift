@@ -46,7 +46,7 @@ import IsoKVTestSupport
         await db.close()
         db = try await Database.open(path: dir.path, options: durableOptions())
         #expect(try await db.get("a")?.value == "cas")
-        #expect(try await db.get("a")!.version > v2)
+        #expect(try #require(try await db.get("a")).version > v2)
         await db.close()
     }
 
@@ -65,7 +65,7 @@ import IsoKVTestSupport
         }
         let keys = (0..<37).map { Bytes("k\($0)") }
         let before = try await contents(db, keys)
-        let rotations = db.statistics().wal!.segmentsCreated
+        let rotations = try #require(db.statistics().wal).segmentsCreated
         await db.close()
         #expect(dir.segments().count > 1)
         // Rotation by size: a committer in `.fsync`/`.buffered` waits for its write, so batches stay small and the
@@ -173,7 +173,7 @@ import IsoKVTestSupport
         for i in 0..<10 { try await db.put(Bytes("k\(i)"), Bytes("v\(i)")) }
         await db.close()
         let segment = dir.file(dir.segments()[0])
-        let size = (try FileManager.default.attributesOfItem(atPath: segment)[.size] as? NSNumber)!.intValue
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: segment)[.size] as? NSNumber).intValue
 
         // A torn tail (the last record cut in the middle) is a crash, not corruption: the last commit is dropped.
         try rewriteFile(segment) { $0.removeLast(7) }

@@ -60,9 +60,9 @@ enum LockReplays {
                     var attempt = 0
                     try await store.transaction(.readCommitted, retry: RetryPolicy(maxAttempts: 5)) { tx in
                         attempt += 1
-                        let v1 = try await tx.lock(first, .forUpdate)!.int64!
+                        let v1 = try #require(try await tx.lock(first, .forUpdate)?.int64)
                         if attempt == 1 { await barrier.arrive() }  // both hold their first lock
-                        let v2 = try await tx.lock(second, .forUpdate)!.int64!
+                        let v2 = try #require(try await tx.lock(second, .forUpdate)?.int64)
                         try await tx.put(first, Bytes(v1 + 1))
                         try await tx.put(second, Bytes(v2 + 1))
                     }
