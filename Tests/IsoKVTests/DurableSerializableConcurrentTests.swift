@@ -1,6 +1,7 @@
 import Testing
 import Foundation
 @testable import IsoKV
+import IsoKVStorage
 import IsoKVSync
 import IsoKVTestSupport
 
@@ -33,6 +34,57 @@ import IsoKVTestSupport
             expectConsistent(db)
         }
         let db = try await Database.open(path: dir.path, options: durableOptions(mode))
+        #expect(try await value(db, "doctor/alice") == "off")
+        #expect(try await value(db, "doctor/bob") == "on")
+        await db.close()
+    }
+
+    /// The durable SSI window: T1 (serializable) has passed its pre-commit check and is prepared, its fsync held
+    /// by a failpoint. T2, concurrent with it, read both doctors and now writes the other one, closing the dangerous
+    /// structure with the prepared T1. The documented rule (SSI DESIGN, "Durable databases"): a prepared
+    /// transaction can no longer be a victim, so T2 fails with 40001, while T1 is still held; released, T1
+    /// commits, and a reopen shows exactly T1's write.
+    @Test(.timeLimit(.minutes(1))) func heldPreparedCommitterWinsAndCommitsWhenReleased() async throws {
+        let dir = TemporaryDirectory("ssi-held")
+        defer { dir.remove() }
+        let gate = SyncGate()
+        let hook = FaultHook { p in
+            if p == .walSync { gate.pass() }  // on the log's flusher thread, which may block
+            return nil
+        }
+        do {
+            let db = try await Database.open(path: dir.path, options: durableOptions(.fsync, faults: hook))
+            try await seed(db, [("doctor/alice", "on"), ("doctor/bob", "on")])
+            let t2 = try await db.begin(.serializable)
+            #expect(try await t2.get("doctor/alice") == "on")
+            #expect(try await t2.get("doctor/bob") == "on")
+            gate.close()
+            let t1 = Task {
+                let t1 = try await db.begin(.serializable)
+                #expect(try await t1.get("doctor/alice") == "on")
+                #expect(try await t1.get("doctor/bob") == "on")
+                try await t1.put("doctor/alice", "off")
+                try await t1.commit()
+            }
+            while !gate.hasWaiter { try await Task.sleep(for: .milliseconds(1)) }  // T1's fsync is held
+            #expect(try await db.get("doctor/alice")?.value == "on")  // not visible while held
+            var failure: IsoKVError?
+            do {
+                try await t2.put("doctor/bob", "off")
+                try await t2.commit()
+            } catch let e as IsoKVError { failure = e }
+            #expect(failure?.code == .serializationFailure, "\(String(describing: failure))")
+            print("held prepared: T2 failed with \(String(describing: failure))")
+            #expect(gate.hasWaiter, "T1 must still be held when T2 fails")
+            try? await t2.rollback()  // already ended by the 40001
+            gate.open()
+            try await t1.value
+            #expect(try await db.get("doctor/alice")?.value == "off")
+            #expect(try await db.get("doctor/bob")?.value == "on")
+            await db.close()
+            expectConsistent(db)
+        }
+        let db = try await Database.open(path: dir.path, options: durableOptions(.fsync))
         #expect(try await value(db, "doctor/alice") == "off")
         #expect(try await value(db, "doctor/bob") == "on")
         await db.close()
