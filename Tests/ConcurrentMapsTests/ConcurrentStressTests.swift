@@ -48,20 +48,25 @@ import IsoKVTestSupport
 
     /// Compare-and-swap is linearizable per key: increments by CAS loops from many threads add up exactly.
     @Test(arguments: Implementations.names)
-    func compareAndSwapCounters(implementation: String) {
+    func compareAndSwapCounters(implementation: String) throws {
         let map = Implementations.make(implementation)
         let keys = 8, perThread = 3_000
         for k in 0..<keys { map.store(k, 0) }
+        let lost = Atomic<Int>(0)  // loads that found no value: counted, so one test fails instead of the process
         onThreads(Self.threads) { t in
             for i in 0..<perThread {
                 let k = (i + t) % keys
                 while true {
-                    let v = map.load(k)!
+                    guard let v = map.load(k) else {
+                        lost.add(1, ordering: .relaxed)
+                        break
+                    }
                     if map.compareAndSwap(k, old: v, new: v + 1) { break }
                 }
             }
         }
-        let total = (0..<keys).reduce(0) { $0 + map.load($1)! }
+        #expect(lost.load(ordering: .relaxed) == 0, "\(implementation)")
+        let total = try (0..<keys).reduce(0) { $0 + (try #require(map.load($1))) }
         #expect(total == Self.threads * perThread, "\(implementation)")
     }
 

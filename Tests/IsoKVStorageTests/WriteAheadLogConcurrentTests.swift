@@ -96,7 +96,7 @@ import IsoKVTestSupport
         // A crash mid-write: half of a valid next frame at the end of the last segment.
         var frame: [UInt8] = []
         try WALFormat.appendFrame(randomRecord(sequence: 21, rng: &rng), to: &frame)
-        let last = dir.file(dir.segments().last!)
+        let last = dir.file(try #require(dir.segments().last))
         let size = fileSize(last)
         try rewriteFile(last) { $0.append(contentsOf: frame[..<(frame.count / 2)]) }
 
@@ -177,7 +177,7 @@ import IsoKVTestSupport
         let (log, _) = try await WriteAheadLog.open(directory: dir.path)
         for i in 1...5 { try await log.append(randomRecord(sequence: UInt64(i), rng: &rng)) }
         await log.close()
-        let last = dir.file(dir.segments().last!)
+        let last = dir.file(try #require(dir.segments().last))
         try rewriteFile(last) { $0.append(contentsOf: [0x49, 0x4B, 0x56]) }
         let size = fileSize(last)
         let report = try WriteAheadLog.check(directory: dir.path)

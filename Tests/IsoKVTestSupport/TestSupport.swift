@@ -174,3 +174,23 @@ final class OnceFlag: Sendable {
         taken.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
     }
 }
+
+/// The seed of a randomized test: `ISOKV_SEED` (decimal or `0x` hex) if set, otherwise a fresh random one. Printed
+/// with the test's label, so that a failing run is replayed exactly with
+/// `ISOKV_SEED=<seed> swift test --filter <test>`.
+///
+/// ```swift
+/// var rng = SplitMix64(seed: testSeed("model test"))
+/// ```
+public func testSeed(_ label: String) -> UInt64 {
+    let seed: UInt64
+    if let s = ProcessInfo.processInfo.environment["ISOKV_SEED"],
+        let n = s.hasPrefix("0x") ? UInt64(s.dropFirst(2), radix: 16) : UInt64(s)
+    {
+        seed = n
+    } else {
+        seed = UInt64.random(in: 0...UInt64.max)
+    }
+    print("\(label): seed \(seed) (rerun with ISOKV_SEED=\(seed))")
+    return seed
+}

@@ -16,14 +16,14 @@ enum AnomalyReplays {
                 try await store.transaction(.readCommitted) { tx in
                     let a = Bytes("acct/\(1000 + (i * 7) % 200)"), b = Bytes("acct/\(1000 + (i * 13 + 5) % 200)")
                     guard a != b else { return }
-                    try await tx.put(a, Bytes(try await tx.get(a)!.int64! - 1))
-                    try await tx.put(b, Bytes(try await tx.get(b)!.int64! + 1))
+                    try await tx.put(a, Bytes(try #require(try await tx.get(a)?.int64) - 1))
+                    try await tx.put(b, Bytes(try #require(try await tx.get(b)?.int64) + 1))
                 }
             }
         }
         let t = try await store.begin(level)
         for _ in 0..<20 {
-            let total = try await t.scan(prefix: "acct/").reduce(Int64(0)) { $0 + $1.value.int64! }
+            let total = try await t.scan(prefix: "acct/").reduce(Int64(0)) { $0 + (try #require($1.value.int64)) }
             #expect(total == 2000)
         }
         try await t.commit()

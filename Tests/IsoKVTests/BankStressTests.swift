@@ -20,12 +20,14 @@ enum BankStress {
                         if to == from { to = (to + 1) % accounts }
                         let amount = Int64(rng.next() % 20)
                         let seen = try await store.transaction(.snapshot, retry: policy) { tx in
-                            let a = try await tx.get(key(from))!.int64!
-                            let b = try await tx.get(key(to))!.int64!
+                            let a = try #require(try await tx.get(key(from))?.int64)
+                            let b = try #require(try await tx.get(key(to))?.int64)
                             try await tx.put(key(from), Bytes(a - amount))
                             try await tx.put(key(to), Bytes(b + amount))
                             // Reads of the whole table in the same transaction (own writes included).
-                            return try await tx.scan(prefix: "acct/").reduce(Int64(0)) { $0 + $1.value.int64! }
+                            return try await tx.scan(prefix: "acct/").reduce(Int64(0)) {
+                                $0 + (try #require($1.value.int64))
+                            }
                         }
                         #expect(seen == total)
                     }
@@ -36,7 +38,7 @@ enum BankStress {
                     for _ in 0..<transfersPerWorker / 2 {
                         let seen = try await store.transaction(.snapshot, readOnly: true) { tx in
                             var sum: Int64 = 0
-                            for i in 0..<accounts { sum += try await tx.get(key(i))!.int64! }
+                            for i in 0..<accounts { sum += try #require(try await tx.get(key(i))?.int64) }
                             return sum
                         }
                         #expect(seen == total)
@@ -46,7 +48,7 @@ enum BankStress {
             try await group.waitForAll()
         }
         let final = try await store.transaction(.snapshot) { tx in
-            try await tx.scan(prefix: "acct/").reduce(Int64(0)) { $0 + $1.value.int64! }
+            try await tx.scan(prefix: "acct/").reduce(Int64(0)) { $0 + (try #require($1.value.int64)) }
         }
         #expect(final == total)
     }

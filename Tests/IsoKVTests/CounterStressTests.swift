@@ -18,7 +18,7 @@ enum CounterReplays {
                     var first = true
                     do {
                         try await store.transaction(level, retry: retry) { tx in
-                            let v = try await tx.get("counter")!.int64!
+                            let v = try #require(try await tx.get("counter")?.int64)
                             if first { first = false; await barrier.arrive() }
                             try await tx.put("counter", Bytes(v + 1))
                         }
@@ -30,7 +30,7 @@ enum CounterReplays {
             }
             return try await group.reduce(0, +)
         }
-        return (try await value(store, "counter")!.int64!, failures)
+        return (try #require(try await value(store, "counter")?.int64), failures)
     }
 
     static func concurrently<S: TestableStore>(_ store: S, _ op: @escaping @Sendable (S) async throws -> Void)
@@ -40,7 +40,7 @@ enum CounterReplays {
             for _ in 0..<n { group.addTask { try await op(store) } }
             try await group.waitForAll()
         }
-        return try await value(store, "counter")!.int64!
+        return try #require(try await value(store, "counter")?.int64)
     }
 }
 
@@ -103,7 +103,7 @@ struct CounterStressTests {
         let final = try await CounterReplays.concurrently(db) { store in
             try await store.transaction(level, retry: RetryPolicy(maxAttempts: 1000, maxDelay: .milliseconds(2))) {
                 tx in
-                let v = try await tx.lock("counter", .forUpdate)!.int64!
+                let v = try #require(try await tx.lock("counter", .forUpdate)?.int64)
                 try await tx.put("counter", Bytes(v + 1))
             }
         }

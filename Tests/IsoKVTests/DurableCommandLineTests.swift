@@ -51,7 +51,8 @@ import IsoKVTestSupport
         #expect(!check.stdout.split(separator: "\n").contains("ok"))
     }
 
-    @Test func benchDurabilityThroughTheEngineReportsEveryMode() throws {
+    /// A smoke test: the command runs and reports every mode with figures > 0; it does not judge the figures.
+    @Test func smokeBenchDurabilityThroughTheEngineReportsEveryMode() throws {
         let dir = TemporaryDirectory("cli-bench")
         defer { dir.remove() }
         let result = try IsokvExecutable.run([

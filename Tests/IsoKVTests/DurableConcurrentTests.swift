@@ -1,12 +1,13 @@
 import Foundation
 import IsoKV
+import IsoKVSync
 import IsoKVStorage
 import Testing
 import IsoKVTestSupport
 
 /// Concurrent committers on a durable database: group commit, publication in commit order, background
 /// checkpoints and an online backup while writers run.
-@Suite struct DurableConcurrentTests {
+@Suite(.timeLimit(.minutes(5))) struct DurableConcurrentTests {
     static let accounts = 12
     static let initial: Int64 = 500
 
@@ -19,23 +20,30 @@ import IsoKVTestSupport
         try await db.transaction(.snapshot) { tx in
             for a in 0..<Self.accounts { try await tx.put(Bytes("acct\(a)"), Bytes(Self.initial)) }
         }
+        let seeded = db.statistics().lastCommit
         let writers = 8, perWriter = 40
+        // The backups run while writers run, and strictly inside the run: they start once every writer has
+        // committed 10 transfers, and writers commit their last 10 only once both backups are done.
+        let backupsMayStart = Barrier(writers + 2), backupsDone = Barrier(writers + 2)
+        let windows = Locked<[(start: UInt64, end: UInt64)]>([])
         let committed = try await withThrowingTaskGroup(of: Int.self) { group in
             for w in 0..<writers {
                 group.addTask {
-                    var rng = SystemRandomNumberGenerator()
-                    for _ in 0..<perWriter {
+                    var rng = SplitMix64(seed: UInt64(w) &+ 1)
+                    for i in 0..<perWriter {
+                        if i == 10 { await backupsMayStart.arrive() }
+                        if i == perWriter - 10 { await backupsDone.arrive() }
                         let from = Int.random(in: 0..<Self.accounts, using: &rng)
                         let to = (from + Int.random(in: 1..<Self.accounts, using: &rng)) % Self.accounts
                         // Hot accounts: 40001/40P01 are frequent (more so under TSan); retry until it commits.
                         try await db.transaction(.snapshot, retry: RetryPolicy(maxAttempts: 10_000)) { tx in
                             let a = Bytes("acct\(from)"), b = Bytes("acct\(to)")
-                            let na = try await tx.get(a)!.int64! - 1, nb = try await tx.get(b)!.int64! + 1
+                            let na = try #require(try await tx.get(a)?.int64) - 1
+                            let nb = try #require(try await tx.get(b)?.int64) + 1
                             try await tx.put(a, Bytes(na))
                             try await tx.put(b, Bytes(nb))
                         }
                     }
-                    _ = w
                     return perWriter
                 }
             }
@@ -54,15 +62,21 @@ import IsoKVTestSupport
             }
             // An online backup in the middle of the run.
             group.addTask {
-                try await Task.sleep(for: .milliseconds(5))
+                await backupsMayStart.arrive()
+                let start = db.statistics().lastCommit
                 try await db.backup(to: backup.path)
+                windows.withLock { $0.append((start, db.statistics().lastCommit)) }
+                await backupsDone.arrive()
                 return 0
             }
             // And one from the files, as `isokv backup` takes it from another process, while segments rotate and
             // background checkpoints delete them.
             group.addTask {
-                try await Task.sleep(for: .milliseconds(10))
+                await backupsMayStart.arrive()
+                let start = db.statistics().lastCommit
                 _ = try await Database.backup(directory: dir.path, to: fileBackup.path)
+                windows.withLock { $0.append((start, db.statistics().lastCommit)) }
+                await backupsDone.arrive()
                 return 0
             }
             return try await group.reduce(0, +)
@@ -86,12 +100,22 @@ import IsoKVTestSupport
         let copied = try await contents(copy, keys)
         #expect(copied.count == Self.accounts)
         #expect(copied.values.reduce(Int64(0)) { $0 + ($1.value.int64 ?? 0) } == Int64(Self.accounts) * Self.initial)
-        #expect(copy.statistics().lastCommit <= last)
+        // Each backup's last commit lies inside its own window, which lies strictly inside the run: after the seed
+        // and the first 80 transfers, before the last 80.
+        let window = (
+            start: windows.withLock { $0.map(\.start).min() ?? 0 }, end: windows.withLock { $0.map(\.end).max() ?? 0 }
+        )
+        #expect(windows.withLock { $0.count } == 2)
+        #expect(window.start >= seeded + UInt64(writers * 10) && window.end + UInt64(writers * 10) <= last, "\(window)")
+        let copyLast = copy.statistics().lastCommit
+        #expect(copyLast >= window.start && copyLast <= window.end, "backup at \(copyLast), window \(window)")
         await copy.close()
         let fileCopy = try await Database.open(path: fileBackup.path, options: durableOptions())
         let fromFiles = try await contents(fileCopy, keys)
         #expect(fromFiles.count == Self.accounts)
         #expect(fromFiles.values.reduce(Int64(0)) { $0 + ($1.value.int64 ?? 0) } == Int64(Self.accounts) * Self.initial)
+        let fileLast = fileCopy.statistics().lastCommit
+        #expect(fileLast >= window.start && fileLast <= window.end, "file backup at \(fileLast), window \(window)")
         await fileCopy.close()
     }
 

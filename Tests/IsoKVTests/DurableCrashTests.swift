@@ -34,8 +34,10 @@ import IsoKVTestSupport
         var recoveredLast: UInt64 = 0
         var totalAcked = 0
         var checkpoints = Set<UInt64>()
+        // The kill delays come from a seed (printed; `ISOKV_SEED` replays the same schedule of delays).
+        var rng = SplitMix64(seed: testSeed("DurableCrashTests"))
         for cycle in 0..<cycles {
-            let delay = UInt32.random(in: 2_000...80_000)
+            let delay = UInt32.random(in: 2_000...80_000, using: &rng)
             // Spawning, reading the pipe and waitpid block: run them on a thread of our own.
             let output: Result<[Substring], IsokvExecutable.Failure> = await withCheckedContinuation { continuation in
                 Thread {

@@ -1,6 +1,8 @@
 import Testing
 import Foundation
 @testable import IsoKV
+import IsoKVStorage
+import IsoKVSync
 import IsoKVTestSupport
 
 /// SERIALIZABLE on a durable database: the SSI pre-commit check runs before the WAL record is enqueued, the
@@ -37,47 +39,116 @@ import IsoKVTestSupport
         await db.close()
     }
 
+    /// The durable SSI window: T1 (serializable) has passed its pre-commit check and is prepared, its fsync held
+    /// by a failpoint. T2, concurrent with it, read both doctors and now writes the other one, closing the dangerous
+    /// structure with the prepared T1. The documented rule (SSI DESIGN, "Durable databases"): a prepared
+    /// transaction can no longer be a victim, so T2 fails with 40001, while T1 is still held; released, T1
+    /// commits, and a reopen shows exactly T1's write.
+    @Test(.timeLimit(.minutes(1))) func heldPreparedCommitterWinsAndCommitsWhenReleased() async throws {
+        let dir = TemporaryDirectory("ssi-held")
+        defer { dir.remove() }
+        let gate = SyncGate()
+        let hook = FaultHook { p in
+            if p == .walSync { gate.pass() }  // on the log's flusher thread, which may block
+            return nil
+        }
+        do {
+            let db = try await Database.open(path: dir.path, options: durableOptions(.fsync, faults: hook))
+            try await seed(db, [("doctor/alice", "on"), ("doctor/bob", "on")])
+            let t2 = try await db.begin(.serializable)
+            #expect(try await t2.get("doctor/alice") == "on")
+            #expect(try await t2.get("doctor/bob") == "on")
+            gate.close()
+            let t1 = Task {
+                let t1 = try await db.begin(.serializable)
+                #expect(try await t1.get("doctor/alice") == "on")
+                #expect(try await t1.get("doctor/bob") == "on")
+                try await t1.put("doctor/alice", "off")
+                try await t1.commit()
+            }
+            while !gate.hasWaiter { try await Task.sleep(for: .milliseconds(1)) }  // T1's fsync is held
+            #expect(try await db.get("doctor/alice")?.value == "on")  // not visible while held
+            var failure: IsoKVError?
+            do {
+                try await t2.put("doctor/bob", "off")
+                try await t2.commit()
+            } catch let e as IsoKVError { failure = e }
+            #expect(failure?.code == .serializationFailure, "\(String(describing: failure))")
+            print("held prepared: T2 failed with \(String(describing: failure))")
+            #expect(gate.hasWaiter, "T1 must still be held when T2 fails")
+            try? await t2.rollback()  // already ended by the 40001
+            gate.open()
+            try await t1.value
+            #expect(try await db.get("doctor/alice")?.value == "off")
+            #expect(try await db.get("doctor/bob")?.value == "on")
+            await db.close()
+            expectConsistent(db)
+        }
+        let db = try await Database.open(path: dir.path, options: durableOptions(.fsync))
+        #expect(try await value(db, "doctor/alice") == "off")
+        #expect(try await value(db, "doctor/bob") == "on")
+        await db.close()
+    }
+
     /// Write skew under load: pairs of accounts whose sum must stay ≥ 0, each transaction reading both and
-    /// withdrawing from one. Concurrent serializable transactions with retries on a durable database never break
-    /// the rule while commits wait for their fsync (prepared) and others read and write around them. (Here the
-    /// conflicts are mostly caught at read/write time; `doctorsOnCall` is the deterministic case that only the
-    /// prepare-time check catches.)
+    /// withdrawing from one (or, when the pair is low, depositing). Concurrent serializable transactions with
+    /// retries on a durable database never break the rule while commits wait for their fsync (prepared) and others
+    /// read and write around them. The rule is checked in the view of every committed transaction (the sum it read
+    /// is returned by its committed attempt), so a deposit cannot hide an earlier violation, and at the end; and
+    /// 40001s must have happened (otherwise the run proves nothing). (Here the conflicts are mostly caught at
+    /// read/write time; `doctorsOnCall` is the deterministic case that only the prepare-time check catches.)
     @Test func writeSkewGuardHoldsOnDurableDatabase() async throws {
         let dir = TemporaryDirectory("ssi-skew")
         defer { dir.remove() }
+        let runSeed = testSeed("writeSkewGuardHoldsOnDurableDatabase")
         let db = try await Database.open(path: dir.path, options: durableOptions(.fsync))
         let pairs = 2
         try await seed(
             db, (0..<pairs).flatMap { p in [(Bytes("a/\(p)/x"), Bytes("50")), (Bytes("a/\(p)/y"), Bytes("50"))] })
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        let retried = Locked<[IsoKVError.Code: Int]>([:])
+        var policy = RetryPolicy(maxAttempts: 1_000)
+        policy.onRetry = { event in retried.withLock { $0[event.error.code, default: 0] += 1 } }
+        let views = try await withThrowingTaskGroup(of: [(pair: Int, x: Int, y: Int)].self) { group in
             for task in 0..<8 {
-                group.addTask {
-                    var rng = SystemRandomNumberGenerator()
+                group.addTask { [policy] in
+                    var rng = SplitMix64(seed: runSeed &+ UInt64(task))
+                    var seen: [(pair: Int, x: Int, y: Int)] = []
                     for i in 0..<40 {
                         let p = (task + i) % pairs
                         let side = Bool.random(using: &rng) ? "x" : "y"
-                        try await db.transaction(.serializable, retry: RetryPolicy(maxAttempts: 1_000)) { tx in
-                            let x = Int(String(decoding: try await tx.get(Bytes("a/\(p)/x"))!.bytes, as: UTF8.self))!
-                            let y = Int(String(decoding: try await tx.get(Bytes("a/\(p)/y"))!.bytes, as: UTF8.self))!
+                        let view = try await db.transaction(.serializable, retry: policy) { tx in
+                            let x = try #require(Int(try await tx.get(Bytes("a/\(p)/x"))?.string ?? ""))
+                            let y = try #require(Int(try await tx.get(Bytes("a/\(p)/y"))?.string ?? ""))
                             if x + y >= 30 {
-                                let key = Bytes("a/\(p)/\(side)")
                                 let current = side == "x" ? x : y
-                                try await tx.put(key, Bytes("\(current - 30)"))
+                                try await tx.put(Bytes("a/\(p)/\(side)"), Bytes("\(current - 30)"))
                             } else {
                                 // Top the pair up so that the run keeps producing conflicts.
                                 try await tx.put(Bytes("a/\(p)/x"), Bytes("\(x + 60)"))
                             }
+                            return (pair: p, x: x, y: y)
                         }
+                        seen.append(view)
                     }
+                    return seen
                 }
             }
-            try await group.waitForAll()
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        #expect(views.count == 8 * 40)
+        for v in views where v.x + v.y < 0 {
+            Issue.record("a committed transaction saw pair \(v.pair) at \(v.x) + \(v.y) < 0")
         }
         for p in 0..<pairs {
-            let x = Int(String(decoding: try await value(db, Bytes("a/\(p)/x"))!.bytes, as: UTF8.self))!
-            let y = Int(String(decoding: try await value(db, Bytes("a/\(p)/y"))!.bytes, as: UTF8.self))!
+            let x = try #require(Int(try await value(db, Bytes("a/\(p)/x"))?.string ?? ""))
+            let y = try #require(Int(try await value(db, Bytes("a/\(p)/y"))?.string ?? ""))
             #expect(x + y >= 0, "pair \(p): \(x) + \(y)")
         }
+        let aborts = db.statistics().aborts
+        let retries = retried.withLock { $0 }
+        #expect(aborts.serializationFailures > 0, "\(aborts)")
+        #expect((retries[.serializationFailure] ?? 0) > 0, "\(retries)")
+        print("write skew, durable: \(aborts); retried \(retries)")
         await db.close()
         expectConsistent(db)
     }

@@ -60,9 +60,9 @@ enum LockReplays {
                     var attempt = 0
                     try await store.transaction(.readCommitted, retry: RetryPolicy(maxAttempts: 5)) { tx in
                         attempt += 1
-                        let v1 = try await tx.lock(first, .forUpdate)!.int64!
+                        let v1 = try #require(try await tx.lock(first, .forUpdate)?.int64)
                         if attempt == 1 { await barrier.arrive() }  // both hold their first lock
-                        let v2 = try await tx.lock(second, .forUpdate)!.int64!
+                        let v2 = try #require(try await tx.lock(second, .forUpdate)?.int64)
                         try await tx.put(first, Bytes(v1 + 1))
                         try await tx.put(second, Bytes(v2 + 1))
                     }
@@ -130,6 +130,52 @@ struct LockConcurrentTests {
         #expect(db.statistics().aborts.lockNotAvailable == 1)
     }
 
+    /// A lock timeout is a wait that ends: the request is queued first (observed), fails with `55P03` no earlier
+    /// than the timeout, and leaves the queue — once the holder commits, the lock goes to the next requester, not to
+    /// the timed-out transaction, which is still open and usable.
+    @Test func lockTimeoutWaitsThenFailsAndLeavesTheQueue() async throws {
+        // Long enough that the observer below is registered well before the timeout even on a loaded machine (a
+        // request that never queues leaves `waitUntilWaiting` waiting: the suite's time limit fails the test).
+        let timeout = Duration.milliseconds(400)
+        let db = makeDatabase(lockTimeout: timeout)
+        try await seed(db, [("x", "0")])
+        let t1 = try await db.begin(.readCommitted)
+        try await t1.put("x", "1")
+        let (timedOut, timedOutCont) = AsyncStream.makeStream(of: (IsoKVError?, Duration).self)
+        let (proceed, proceedCont) = AsyncStream.makeStream(of: Void.self)
+        let t2 = try await spawn(db, .readCommitted) { tx -> IsoKVError? in
+            let clock = ContinuousClock()
+            let start = clock.now
+            var failure: IsoKVError?
+            do { try await tx.put("x", "2") } catch let e as IsoKVError { failure = e }
+            timedOutCont.yield((failure, clock.now - start))
+            timedOutCont.finish()
+            for await _ in proceed { break }
+            // Still usable after the timeout; the lock is now t3's.
+            var second: IsoKVError?
+            do { try await tx.lock("x", .forUpdate, wait: .noWait) } catch let e as IsoKVError { second = e }
+            try await tx.rollback()
+            return second
+        }
+        await db.waitUntilWaiting(t2.id, on: "x")  // it waits before it fails
+        var it = timedOut.makeAsyncIterator()
+        let (failure, elapsed) = try #require(await it.next())
+        #expect(failure?.code == .lockNotAvailable, "\(String(describing: failure))")
+        #expect(failure?.key == "x")
+        #expect(elapsed >= timeout, "failed after \(elapsed), lock timeout \(timeout)")
+        try await t1.commit()
+        // Had t2's request stayed queued, t1's release would have granted it x, and this no-wait request would fail.
+        let t3 = try await db.begin(.readCommitted)
+        #expect(try await t3.lock("x", .forUpdate, wait: .noWait) == "1")
+        proceedCont.yield()
+        proceedCont.finish()
+        let second = try await t2.value
+        #expect(second?.code == .lockNotAvailable, "t2 got x after timing out: \(String(describing: second))")
+        try await t3.commit()
+        #expect(db.statistics().aborts.lockNotAvailable == 2)
+        expectConsistent(db)
+    }
+
     /// The victim's `40P01` names the key it asked for and the transaction it would have waited for (T1 in each
     /// replay), is retryable, and is counted once.
     @Test(arguments: IsolationLevel.allCases) func deadlockVictimNamesTheCycle(_ level: IsolationLevel) async throws {
@@ -178,9 +224,12 @@ struct LockConcurrentTests {
         try await t1.lock("x", .forUpdate)
         try await t1.put("x", "1")
         for level in IsolationLevel.allCases {
+            // Only read uncommitted sees t1's uncommitted write; every level reads without waiting for its lock.
+            let expected: Bytes = level == .readUncommitted ? "1" : "0"
             let t = try await db.begin(level)
-            _ = try await t.get("x")
-            _ = try await t.scan()
+            #expect(try await t.get("x") == expected, "\(level)")
+            let rows = try await t.scan()
+            #expect(rows.map(\.key) == ["x"] && rows.map(\.value) == [expected], "\(level): \(rows)")
             try await t.commit()
         }
         #expect(try await db.get("x")?.value == "0")

@@ -6,14 +6,25 @@ import IsoKVTestSupport
 /// working copy and a stack of savepoint copies.
 @Suite("Model-based random operations")
 struct ModelTests {
+    /// Fixed seeds (reproducible in CI) and, below, one fresh seed per run (printed; `ISOKV_SEED` replays it).
     @Test(arguments: [1, 2, 3, 4] as [UInt64])
     func randomSequencesMatchTheModel(seed: UInt64) async throws {
+        try await Self.run(seed: seed)
+    }
+
+    @Test func randomSequenceWithAFreshSeedMatchesTheModel() async throws {
+        try await Self.run(seed: testSeed("randomSequenceWithAFreshSeedMatchesTheModel"))
+    }
+
+    static func run(seed: UInt64) async throws {
         var rng = SplitMix64(seed: seed)
         let db = makeDatabase()
+        var levels = Set<IsolationLevel>()
         var committed: [Bytes: Bytes] = [:]
         let keys = (0..<12).map { Bytes("m/\($0)") }
         for _ in 0..<60 {
-            let level = IsolationLevel.allCases[Int(rng.next() % 3)]
+            let level = IsolationLevel.allCases[Int(rng.next() % UInt64(IsolationLevel.allCases.count))]
+            levels.insert(level)
             let tx = try await db.begin(level)
             var work = committed
             var saved: [(Savepoint, [Bytes: Bytes])] = []
@@ -67,6 +78,7 @@ struct ModelTests {
             }
             for k in keys { #expect(try await db.get(k)?.value == committed[k]) }
         }
+        #expect(levels == Set(IsolationLevel.allCases), "seed \(seed): levels \(levels)")
         let s = db.statistics()
         #expect(s.chains == committed.count)
         #expect(s.versions == committed.count)

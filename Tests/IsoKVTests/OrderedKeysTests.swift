@@ -1,4 +1,5 @@
 @testable import IsoKV
+import IsoKVTestSupport
 import Testing
 
 @Suite("Ordered key index")
@@ -6,7 +7,7 @@ struct OrderedKeysTests {
     @Test func matchesASortedReference() {
         var idx = OrderedKeys()
         var reference = Set<Bytes>()
-        var rng = SystemRandomNumberGenerator()
+        var rng = SplitMix64(seed: testSeed("OrderedKeysTests.matchesASortedReference"))
         for _ in 0..<5000 {
             let k = Bytes("key\(Int.random(in: 0..<1500, using: &rng))")
             if Bool.random(using: &rng) {

@@ -1,8 +1,10 @@
 @_spi(Testing) import IsoKV
 import Testing
 
-@Suite("Savepoints")
-struct SavepointTests {
+/// "Concurrent" in the type name: `rollbackToWakesAWaiter` runs a waiter in another task, so scripts/test runs this
+/// suite under ThreadSanitizer (it selects suites by `Concurrent|Stress`).
+@Suite("Savepoints (Concurrent)")
+struct SavepointConcurrentTests {
     @Test(arguments: IsolationLevel.allCases) func rollbackToUndoesLaterWrites(_ level: IsolationLevel) async throws {
         let db = makeDatabase()
         try await seed(db, [("a", "0"), ("c", "0")])

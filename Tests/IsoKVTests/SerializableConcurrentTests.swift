@@ -19,7 +19,8 @@ struct SerializableConcurrentTests {
         let e = try #require(outcome.error)
         #expect(outcome.otherRole == .t1)
         #expect(e.key == "doctor/alice")
-        #expect(e.message.contains("pivot tx\(outcome.transactions[.t2]!.rawValue)"), "\(e)")
+        let pivot = try #require(outcome.transactions[.t2])
+        #expect(e.message.contains("pivot tx\(pivot.rawValue)"), "\(e)")
         #expect(db.statistics().aborts.canceledPivots == 1)
         // Immediate retry of the victim: it now sees Alice off call and stays on.
         let retry = try await db.begin(.serializable)
@@ -64,7 +65,8 @@ struct SerializableConcurrentTests {
         let db = makeDatabase()
         try await seed(db, [("acct/alice", .int(100)), ("acct/john", .int(100))])
         func withdraw(_ tx: Transaction, _ me: Bytes, _ amount: Int64) async throws -> Bool {
-            let a = try await tx.get("acct/alice")!.int64!, j = try await tx.get("acct/john")!.int64!
+            let a = try #require(try await tx.get("acct/alice")?.int64)
+            let j = try #require(try await tx.get("acct/john")?.int64)
             guard a + j - amount >= 0 else { return false }
             let mine = me == "acct/alice" ? a : j
             try await tx.put(me, Bytes(mine - amount))
@@ -79,7 +81,8 @@ struct SerializableConcurrentTests {
         await expectCode(.serializationFailure) { try await t2.commit() }
         let again = try await db.transaction { tx in try await withdraw(tx, "acct/john", 150) }
         #expect(again == false)
-        let a = try await value(db, "acct/alice")!.int64!, j = try await value(db, "acct/john")!.int64!
+        let a = try #require(try await value(db, "acct/alice")?.int64)
+        let j = try #require(try await value(db, "acct/john")?.int64)
         #expect(a + j >= 0)
     }
 
@@ -173,10 +176,11 @@ struct SerializableConcurrentTests {
         #expect(db.statistics().aborts.rwConflictOnWrite == 1)
         let withdrawal: Int64 = 10
         try await db.transaction { t2 in
-            let x = try await t2.get("x")!.int64!, y = try await t2.get("y")!.int64!
+            let x = try #require(try await t2.get("x")?.int64)
+            let y = try #require(try await t2.get("y")?.int64)
             try await t2.put("x", Bytes(x - withdrawal - (x + y - withdrawal < 0 ? 1 : 0)))
         }
-        #expect(try await value(db, "x")!.int64! == -10)
+        #expect(try await value(db, "x")?.int64 == -10)
     }
 
     /// Cases PostgreSQL commits both: disjoint keys, one rw edge only, non-overlapping transactions, read-only
@@ -267,7 +271,7 @@ struct SerializableConcurrentTests {
             return v
         }
         var it = started.stream.makeAsyncIterator()
-        await db.waitUntilDeferred(await it.next()!)
+        await db.waitUntilDeferred(try #require(await it.next()))
         try await w.rollback()
         #expect(try await reader.value == "0")
         #expect(db.statistics().serializable.safeReadOnlyLater == 1)
@@ -428,7 +432,7 @@ struct SerializableConcurrentTests {
             return cancelled
         }
         var it = started.stream.makeAsyncIterator()
-        await db.waitUntilDeferred(await it.next()!)
+        await db.waitUntilDeferred(try #require(await it.next()))
         reader.cancel()
         // Returns while t2 is still running (bounded, so that a regression fails instead of hanging).
         let cancelled = try await result(of: reader, within: 20)

@@ -30,9 +30,10 @@ struct SerializableStressTests {
 
     /// Values carry their writer: "balance:txid" (so that every read names the version it saw).
     static func encode(_ balance: Int64, _ writer: TransactionID) -> Bytes { Bytes("\(balance):\(writer.rawValue)") }
-    static func decode(_ v: Bytes) -> (balance: Int64, writer: UInt64) {
-        let parts = v.string!.split(separator: ":")
-        return (Int64(parts[0])!, UInt64(parts[1])!)
+    static func decode(_ v: Bytes) throws -> (balance: Int64, writer: UInt64) {
+        let parts = try #require(v.string?.split(separator: ":"))
+        try #require(parts.count == 2, "\(v)")
+        return (try #require(Int64(parts[0])), try #require(UInt64(parts[1])))
     }
 
     struct Outcome: Sendable {
@@ -56,7 +57,7 @@ struct SerializableStressTests {
         func get(_ key: Bytes) async throws -> Int64? {
             let v = try await tx.get(key)
             guard let v else { rec.read(HistoryKey(bytes: key.bytes), .initial); return nil }
-            let d = decode(v)
+            let d = try decode(v)
             rec.read(HistoryKey(bytes: key.bytes), .writer(d.writer))
             return d.balance
         }
@@ -69,8 +70,8 @@ struct SerializableStressTests {
             let rows = try await tx.scan(prefix: Bytes(prefix))
             rec.scan(
                 IsoKVHistory.KeyRange(prefix: HistoryKey(prefix)),
-                results: rows.map {
-                    ScanEntry(HistoryKey(bytes: $0.key.bytes), .writer(decode($0.value).writer))
+                results: try rows.map {
+                    ScanEntry(HistoryKey(bytes: $0.key.bytes), .writer(try decode($0.value).writer))
                 })
             return rows
         }
@@ -81,8 +82,8 @@ struct SerializableStressTests {
                 let p = Int(rng.next() % UInt64(pairs)), side = Int(rng.next() % 2)
                 let q = Int(rng.next() % UInt64(pairs)), qs = Int(rng.next() % 2)
                 let from = account(p, side), partner = account(p, 1 - side), to = account(q, qs)
-                let f = try await get(from)!, pa = try await get(partner)!
-                let t = from == to ? f : try await get(to)!
+                let f = try #require(try await get(from)), pa = try #require(try await get(partner))
+                let t = from == to ? f : try #require(try await get(to))
                 await Task.yield()
                 if from != to && f + pa - amount >= 0 {
                     try await put(from, f - amount)
@@ -90,12 +91,13 @@ struct SerializableStressTests {
                 }
             case 40..<65:  // withdrawal from one side, guarded by the pair's sum: write skew prone
                 let p = Int(rng.next() % UInt64(pairs)), side = Int(rng.next() % 2)
-                let mine = try await get(account(p, side))!, other = try await get(account(p, 1 - side))!
+                let mine = try #require(try await get(account(p, side)))
+                let other = try #require(try await get(account(p, 1 - side)))
                 await Task.yield()
                 if mine + other - amount >= 0 { try await put(account(p, side), mine - amount) }
             case 65..<78:  // deposit
                 let p = Int(rng.next() % UInt64(pairs)), side = Int(rng.next() % 2)
-                let b = try await get(account(p, side))!
+                let b = try #require(try await get(account(p, side)))
                 await Task.yield()
                 try await put(account(p, side), b + amount)
             case 78..<90:  // book a room if free (scan + insert), or cancel its booking
@@ -115,9 +117,11 @@ struct SerializableStressTests {
             default:  // read-only audit of two pairs' rule (one by a scan) and of one room
                 let p = Int(rng.next() % UInt64(pairs))
                 let rows = try await scan("acct/\(p)/")
-                if rows.map({ decode($0.value).balance }).reduce(0, +) < 0 { outcome.auditViolations += 1 }
+                if try rows.map({ try decode($0.value).balance }).reduce(0, +) < 0 { outcome.auditViolations += 1 }
                 let q = Int(rng.next() % UInt64(pairs))
-                if try await get(account(q, 0))! + (try await get(account(q, 1))!) < 0 { outcome.auditViolations += 1 }
+                if try #require(try await get(account(q, 0))) + (try #require(try await get(account(q, 1)))) < 0 {
+                    outcome.auditViolations += 1
+                }
                 if try await scan("room/\(Int(rng.next() % UInt64(rooms)))/").count > 1 { outcome.auditViolations += 1 }
             }
             let version = try await tx.commitReturningCommitVersion()
@@ -151,7 +155,7 @@ struct SerializableStressTests {
                 seedRec.write(HistoryKey(bytes: account(p, s).bytes))
             }
         }
-        let v = Int(try await seedTx.commitReturningCommitVersion()!)
+        let v = Int(try #require(try await seedTx.commitReturningCommitVersion()))
         seedRec.commit(order: v, installed: Dictionary(uniqueKeysWithValues: seedRec.writtenKeys.map { ($0, v) }))
         try recorder.record(seedRec)
         let per = max(1, transactions / tasks)
@@ -177,8 +181,8 @@ struct SerializableStressTests {
         try await db.transaction(.serializable, readOnly: true) { tx in
             var bad = 0
             for p in 0..<pairs {
-                let a = decode(try await tx.get(account(p, 0))!).balance,
-                    b = decode(try await tx.get(account(p, 1))!).balance
+                let a = try decode(try #require(try await tx.get(account(p, 0)))).balance,
+                    b = try decode(try #require(try await tx.get(account(p, 1)))).balance
                 if a + b < 0 { bad += 1 }
             }
             for r in 0..<rooms where try await tx.scan(prefix: Bytes("room/\(r)/")).count > 1 { bad += 1 }
@@ -191,7 +195,6 @@ struct SerializableStressTests {
         let t0 = clock.now
         let (db, history, outcome) = try await Self.run(.serializable, transactions: Self.count)
         let t1 = clock.now
-        #expect(outcome.committed + outcome.aborted >= Self.count - Self.tasks)
         #expect(outcome.committed > outcome.aborted)
         #expect(outcome.auditViolations == 0)
         #expect(try await Self.finalViolations(db) == 0)
@@ -204,6 +207,9 @@ struct SerializableStressTests {
         expectConsistent(db)
         let a = db.statistics().aborts
         #expect(a.serializationFailures == outcome.aborted - a.deadlocks)
+        // SSI itself (not only first-updater-wins) aborted transactions: the run produced dangerous structures
+        // and the engine broke them, which is what the acyclic history above is evidence of.
+        #expect(a.rwConflictOnRead + a.rwConflictOnWrite + a.canceledPivots > 0, "\(a)")
         print("serializable: \(outcome.committed) committed, \(outcome.aborted) aborted; \(a)")
     }
 

@@ -4,7 +4,9 @@ import Synchronization
 import ConcurrentMaps
 import IsoKVTestSupport
 
-@Suite struct AdaptiveMapTests {
+/// "Concurrent" in the name: the migration test runs writers on OS threads across a switch, so scripts/test runs
+/// this suite under ThreadSanitizer (it selects suites by `Concurrent|Stress`).
+@Suite struct AdaptiveMapConcurrentTests {
     static func smallWindow() -> AdaptiveMap<Int, Int>.Policy {
         var p = AdaptiveMap<Int, Int>.Policy()
         p.window = 4_096
