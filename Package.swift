@@ -7,10 +7,11 @@
 //   IsoKV           the embedded MVCC engine and the store protocol
 //   IsoKVStorage    write-ahead log with group commit, checkpoints, recovery (the engine's durability layer)
 //   IsoKVHistory    history recorder and checker (Adya's DSG: G0, G1a/b/c, G-single, G2-item, G2)
+//   IsoKVPostgres   the store contract over PostgreSQL (postgres-nio's PostgresClient and its pool)
 //   MapBenchmarks   the workloads and thread harness of `isokv bench maps` (a library so tests can run them)
 //   isokv           the one CLI executable: bench, check, serve, lab...
 //   IsoKVTestSupport  (Tests/IsoKVTestSupport) what the test targets share; not a product
-// Planned: IsoKVPostgres (PostgreSQL backend), IsoKVServer (HTTP), IsoKVLab (anomaly replays, report).
+// Planned: IsoKVServer (HTTP), IsoKVLab (anomaly replays, report).
 //
 // ISOKV_FUZZ=1 adds the libFuzzer target for the WAL decoder (see Sources/IsoKVStorage/DESIGN.md); it is not part
 // of the normal build because it only links with -sanitize=fuzzer.
@@ -33,10 +34,13 @@ let package = Package(
         .library(name: "IsoKV", targets: ["IsoKV"]),
         .library(name: "IsoKVStorage", targets: ["IsoKVStorage"]),
         .library(name: "IsoKVHistory", targets: ["IsoKVHistory"]),
+        .library(name: "IsoKVPostgres", targets: ["IsoKVPostgres"]),
         .executable(name: "isokv", targets: ["isokv"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // The PostgreSQL backend only (IsoKVPostgres); the embedded engine never depends on it.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         // Documentation only (`swift package generate-documentation`): a plugin, never linked into a product.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -70,6 +74,12 @@ let package = Package(
         .target(
             name: "IsoKVHistory",
             dependencies: ["IsoKVSync"],
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "IsoKVPostgres",
+            dependencies: ["IsoKVCore", "IsoKVSync", .product(name: "PostgresNIO", package: "postgres-nio")],
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
@@ -116,6 +126,12 @@ let package = Package(
         .testTarget(
             name: "IsoKVHistoryTests",
             dependencies: ["IsoKVHistory", "IsoKVSync", "IsoKVTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IsoKVPostgresTests",
+            dependencies: ["IsoKVPostgres", "IsoKVCore", "IsoKVTestSupport",
+                           .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: strict
         ),
         .testTarget(

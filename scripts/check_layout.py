@@ -12,6 +12,7 @@ ALLOWED = {
     "IsoKV": {"IsoKVCore", "IsoKVSync", "ConcurrentMaps", "IsoKVStorage"},
     "IsoKVConformance": {"IsoKVCore", "IsoKVSync"},
     "IsoKVWorkloads": {"IsoKVCore", "IsoKVSync", "HdrHistogram"},
+    "IsoKVPostgres": {"IsoKVCore", "IsoKVSync", "PostgresNIO"},
     "MapBenchmarks": {"ConcurrentMaps", "IsoKVSync", "IsoKVWorkloads"},
     "IsoKVTestSupport": {"IsoKVCore", "IsoKVWorkloads"},
 }
