@@ -230,6 +230,23 @@ struct PostgresStoreTests {
         try await PostgresTestEnvironment.dropSchema(config.schema)
     }
 
+    @Test("shutdown with a transaction still open returns; the transaction then fails and rolls back")
+    func shutdownWithOpenTransaction() async throws {
+        let config = try PostgresTestEnvironment.configuration()
+        let store = try await PostgresStore(configuration: config)
+        _ = try await store.put("k", "v")
+        let tx = try await store.begin(.readCommitted)
+        try await tx.put("k", "uncommitted")
+        await store.shutdown()
+        let e = await isoKVError { try await tx.put("k", "again") }
+        #expect(e?.code == .connectionFailure || e?.code == .databaseClosed)
+        #expect(await isoKVError { try await tx.commit() }?.code == .transactionAborted)
+        try await tx.rollback()
+        let after = try await PostgresStore.withStore(configuration: config) { try await $0.get("k") }
+        #expect(after?.value == "v")
+        try await PostgresTestEnvironment.dropSchema(config.schema)
+    }
+
     @Test("an unreachable server is 08006 within the connection timeout")
     func unreachable() async throws {
         var config = try PostgresStore.Configuration(url: "postgres://postgres@127.0.0.1:1/postgres")

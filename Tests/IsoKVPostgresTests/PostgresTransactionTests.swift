@@ -207,6 +207,29 @@ struct PostgresTransactionTests {
         }
     }
 
+    @Test("a deferrable reader waits for a safe snapshot while a serializable writer that could make it unsafe runs")
+    func deferrableWaits() async throws {
+        try await PostgresTestEnvironment.withStore { store in
+            _ = try await store.put("a", "1")
+            _ = try await store.put("b", "1")
+            let writer = try await store.begin(.serializable)
+            #expect(try await writer.get("a") == "1")
+            try await writer.put("b", "2")
+            let reader = try await store.begin(.serializable, readOnly: true, deferrable: true)
+            let readerID = reader.id
+            let reading = Task { () -> [Bytes] in
+                let values = try await reader.scan().map(\.value)
+                try await reader.commit()
+                return values
+            }
+            await store.waitUntilDeferred(readerID)
+            try await writer.commit()
+            // The snapshot taken when it began waiting proved safe (the writer had no conflict out to a committed
+            // transaction), so PostgreSQL keeps it: the writer's change is not seen, and no 40001 can ever come.
+            #expect(try await reading.value == ["1", "1"])
+        }
+    }
+
     @Test("a handle dropped without commit is rolled back and its connection reused")
     func droppedHandle() async throws {
         try await PostgresTestEnvironment.withStore({ $0.client.options.maximumConnections = 1 }) { store in
