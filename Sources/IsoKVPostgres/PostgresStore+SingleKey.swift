@@ -24,6 +24,10 @@ extension PostgresStore {
     }
 
     /// Stores `value` (one upsert); returns the new version.
+    ///
+    /// ```swift
+    /// let version = try await store.put("greeting", "hello")
+    /// ```
     @discardableResult
     nonisolated(nonsending) public func put(_ key: Bytes, _ value: Bytes) async throws -> UInt64 {
         try configuration.limits.check(key: key)
@@ -51,6 +55,10 @@ extension PostgresStore {
     }
 
     /// With `ifAbsent`, `INSERT … ON CONFLICT DO NOTHING` (`23505` if the key exists); otherwise ``put(_:_:)``.
+    ///
+    /// ```swift
+    /// try await store.put("user/ada", profile, ifAbsent: true)     // 23505 if someone took the name
+    /// ```
     @discardableResult
     nonisolated(nonsending) public func put(_ key: Bytes, _ value: Bytes, ifAbsent: Bool) async throws -> UInt64 {
         guard ifAbsent else { return try await put(key, value) }
@@ -61,6 +69,11 @@ extension PostgresStore {
         return UInt64(new)
     }
 
+    /// Deletes `key` (one `DELETE`); returns whether it was present.
+    ///
+    /// ```swift
+    /// if try await store.delete("session/42") { print("logged out") }
+    /// ```
     @discardableResult
     nonisolated(nonsending) public func delete(_ key: Bytes) async throws -> Bool {
         try configuration.limits.check(key: key)
@@ -68,6 +81,11 @@ extension PostgresStore {
     }
 
     /// `DELETE … WHERE k = $1 AND version = $2`; `IK412` if no row matched.
+    ///
+    /// ```swift
+    /// let v = try await store.get("lease")!
+    /// try await store.delete("lease", ifVersion: v.version)   // IK412 if it was renewed meanwhile
+    /// ```
     nonisolated(nonsending) public func delete(_ key: Bytes, ifVersion version: UInt64) async throws {
         try configuration.limits.check(key: key)
         guard let v = postgresVersion(version) else { throw Self.mismatch(key, version) }

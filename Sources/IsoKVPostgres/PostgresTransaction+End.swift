@@ -9,6 +9,11 @@ extension PostgresTransaction {
     /// 3. If PostgreSQL answers `ROLLBACK` (its reply to COMMIT in an aborted transaction), `25P02` is thrown.
     /// 4. A lost connection during COMMIT is `08006` with an unknown outcome.
     /// In every case the handle is ended and its connection released.
+    ///
+    /// ```swift
+    /// do { try await tx.commit() }
+    /// catch let e as IsoKVError where e.isRetryable { /* 40001 at serializable: run the transaction again */ }
+    /// ```
     nonisolated(nonsending) public func commit() async throws {
         if case .failed(let cause, _) = state {
             try await rollback()
@@ -38,6 +43,11 @@ extension PostgresTransaction {
     }
 
     /// Rolls back and releases the connection. Always succeeds; calling it again does nothing.
+    ///
+    /// ```swift
+    /// do { try await work(tx); try await tx.commit() }
+    /// catch { try await tx.rollback(); throw error }      // store.transaction { } does this for you
+    /// ```
     nonisolated(nonsending) public func rollback() async throws {
         guard let held else {
             if case .active = state { state = .rolledBack }

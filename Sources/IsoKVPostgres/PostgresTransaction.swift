@@ -117,6 +117,10 @@ public final class PostgresTransaction: StoreTransaction {
     /// The value of `key` as this transaction sees it: its own writes, then its snapshot (`.snapshot`,
     /// `.serializable`) or the newest committed value (`.readCommitted`, and `.readUncommitted`, which PostgreSQL runs
     /// as read committed). Never waits for locks.
+    ///
+    /// ```swift
+    /// let balance = try await tx.get("acct/alice")?.int64 ?? 0
+    /// ```
     nonisolated(nonsending) public func get(_ key: Bytes) async throws -> Bytes? {
         try checkActive()
         try store.configuration.limits.check(key: key)
@@ -129,6 +133,10 @@ public final class PostgresTransaction: StoreTransaction {
     /// Writes `value` at `key` (an upsert with a fresh version), waiting for the row lock if another transaction
     /// holds it (`55P03` after the lock timeout; `40001` at `.snapshot`/`.serializable` if the row changed after the
     /// snapshot).
+    ///
+    /// ```swift
+    /// try await tx.put("acct/alice", Bytes(balance - 10))
+    /// ```
     nonisolated(nonsending) public func put(_ key: Bytes, _ value: Bytes) async throws {
         try checkWritable()
         try store.configuration.limits.check(key: key)
@@ -140,6 +148,11 @@ public final class PostgresTransaction: StoreTransaction {
     /// Writes `value` at `key` unless a row exists there: `23505` for a row visible to this transaction or committed
     /// by another one (after waiting for it); the transaction stays usable. At `.snapshot`/`.serializable`, a row
     /// committed after the snapshot is `40001` instead (PostgreSQL's `ON CONFLICT` rule); the retry then sees it.
+    ///
+    /// ```swift
+    /// do { try await tx.insert("user/ada", profile) }
+    /// catch IsoKVError.Code.uniqueViolation { /* taken; the transaction goes on */ }
+    /// ```
     nonisolated(nonsending) public func insert(_ key: Bytes, _ value: Bytes) async throws {
         try checkWritable()
         try store.configuration.limits.check(key: key)
@@ -149,6 +162,11 @@ public final class PostgresTransaction: StoreTransaction {
         if rows.isEmpty { throw IsoKVError(.uniqueViolation, "duplicate key", key: key) }
     }
 
+    /// Deletes `key` (waiting for its row lock); returns whether a row was visible.
+    ///
+    /// ```swift
+    /// let existed = try await tx.delete("jobs/17")
+    /// ```
     @discardableResult
     nonisolated(nonsending) public func delete(_ key: Bytes) async throws -> Bool {
         try checkWritable()
@@ -161,6 +179,11 @@ public final class PostgresTransaction: StoreTransaction {
     /// value. An absent key has no row, so nothing is locked and nil is returned (the engine locks absent keys; use
     /// `insert` or `.serializable` to guard a key's creation). `.noWait` fails with `55P03`; `.skipLocked` returns
     /// nil without locking if another transaction holds the lock.
+    ///
+    /// ```swift
+    /// let n = try await tx.lock("counter", .forUpdate)?.int64 ?? 0     // others wait until we end
+    /// try await tx.put("counter", Bytes(n + 1))
+    /// ```
     @discardableResult
     nonisolated(nonsending) public func lock(_ key: Bytes, _ mode: RowLockMode, wait: LockWait) async throws -> Bytes? {
         try checkWritable()

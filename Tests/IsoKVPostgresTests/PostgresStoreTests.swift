@@ -182,7 +182,7 @@ struct PostgresStoreTests {
     }
 
     @Test("two stores starting at once on one new schema both succeed")
-    func concurrentSchemaCreation() async throws {
+    func parallelSchemaCreation() async throws {
         let config = try PostgresTestEnvironment.configuration()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for i in 0..<4 {
