@@ -130,7 +130,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IsoKVPostgresTests",
-            dependencies: ["IsoKVPostgres", "IsoKVCore", "IsoKVTestSupport",
+            dependencies: ["IsoKVPostgres", "IsoKVCore", "IsoKVHistory", "IsoKVTestSupport",
                            .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: strict
         ),

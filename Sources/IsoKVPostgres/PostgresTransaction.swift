@@ -138,11 +138,17 @@ public final class PostgresTransaction: StoreTransaction {
     /// try await tx.put("acct/alice", Bytes(balance - 10))
     /// ```
     nonisolated(nonsending) public func put(_ key: Bytes, _ value: Bytes) async throws {
+        _ = try await putReturningVersion(key, value)
+    }
+
+    /// ``put(_:_:)``, returning the version the row has if this transaction commits (history recording in tests).
+    @_spi(Testing)
+    nonisolated(nonsending) public func putReturningVersion(_ key: Bytes, _ value: Bytes) async throws -> UInt64 {
         try checkWritable()
         try store.configuration.limits.check(key: key)
         try store.configuration.limits.check(value: value, key: key)
         try noteWrite(key)
-        _ = try await run(key: key) { try await $0.rows(PutStatement(key: key, value: value)) }
+        return UInt64(try await run(key: key) { try await $0.rows(PutStatement(key: key, value: value)) }[0])
     }
 
     /// Writes `value` at `key` unless a row exists there: `23505` for a row visible to this transaction or committed
@@ -154,12 +160,19 @@ public final class PostgresTransaction: StoreTransaction {
     /// catch IsoKVError.Code.uniqueViolation { /* taken; the transaction goes on */ }
     /// ```
     nonisolated(nonsending) public func insert(_ key: Bytes, _ value: Bytes) async throws {
+        _ = try await insertReturningVersion(key, value)
+    }
+
+    /// ``insert(_:_:)``, returning the version the row has if this transaction commits (history recording in tests).
+    @_spi(Testing)
+    nonisolated(nonsending) public func insertReturningVersion(_ key: Bytes, _ value: Bytes) async throws -> UInt64 {
         try checkWritable()
         try store.configuration.limits.check(key: key)
         try store.configuration.limits.check(value: value, key: key)
         try noteWrite(key)
         let rows = try await run(key: key) { try await $0.rows(InsertStatement(key: key, value: value)) }
-        if rows.isEmpty { throw IsoKVError(.uniqueViolation, "duplicate key", key: key) }
+        guard let version = rows.first else { throw IsoKVError(.uniqueViolation, "duplicate key", key: key) }
+        return UInt64(version)
     }
 
     /// Deletes `key` (waiting for its row lock); returns whether a row was visible.
@@ -169,10 +182,17 @@ public final class PostgresTransaction: StoreTransaction {
     /// ```
     @discardableResult
     nonisolated(nonsending) public func delete(_ key: Bytes) async throws -> Bool {
+        try await deleteReturningVersion(key) != nil
+    }
+
+    /// ``delete(_:)``, returning the deletion's own version (its tombstone, a fresh number from the version
+    /// sequence taken with the row lock held) if a row was deleted, or nil (history recording in tests).
+    @_spi(Testing)
+    nonisolated(nonsending) public func deleteReturningVersion(_ key: Bytes) async throws -> UInt64? {
         try checkWritable()
         try store.configuration.limits.check(key: key)
         try noteWrite(key)
-        return try await !run(key: key) { try await $0.rows(DeleteStatement(key: key)) }.isEmpty
+        return try await run(key: key) { try await $0.rows(DeleteStatement(key: key)) }.first.map { UInt64($0) }
     }
 
     /// Locks `key`'s row in `mode` (`SELECT … FOR UPDATE|FOR SHARE [NOWAIT|SKIP LOCKED]`) and returns its newest

@@ -75,9 +75,10 @@ struct InsertStatement: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Int64.self) }
 }
 
-/// `delete`: one row returned if the key was present.
+/// `delete`: one row returned if the key was present, with the deletion's own version (a tombstone number, taken
+/// with the row lock held, so it orders the delete among the key's writes).
 struct DeleteStatement: PostgresPreparedStatement {
-    static let sql = "DELETE FROM isokv_kv WHERE k = $1 RETURNING version"
+    static let sql = "DELETE FROM isokv_kv WHERE k = $1 RETURNING nextval('isokv_version')"
     static let bindingDataTypes: [PostgresDataType] = [.bytea]
     typealias Row = Int64
     let key: Bytes
