@@ -8,7 +8,9 @@
 //   IsoKVStorage    write-ahead log with group commit, checkpoints, recovery (the engine's durability layer)
 //   IsoKVHistory    history recorder and checker (Adya's DSG: G0, G1a/b/c, G-single, G2-item, G2)
 //   IsoKVPostgres   the store contract over PostgreSQL (postgres-nio's PostgresClient and its pool)
+//   IsoKVConformance  the anomaly and row-lock replays every backend runs, expected outcomes from capabilities
 //   MapBenchmarks   the workloads and thread harness of `isokv bench maps` (a library so tests can run them)
+//   IsoKVWorkloads  YCSB and contention workloads over the store contract, generators, the timed async harness
 //   isokv           the one CLI executable: bench, check, serve, lab...
 //   IsoKVTestSupport  (Tests/IsoKVTestSupport) what the test targets share; not a product
 // Planned: IsoKVServer (HTTP), IsoKVLab (anomaly replays, report).
@@ -35,12 +37,15 @@ let package = Package(
         .library(name: "IsoKVStorage", targets: ["IsoKVStorage"]),
         .library(name: "IsoKVHistory", targets: ["IsoKVHistory"]),
         .library(name: "IsoKVPostgres", targets: ["IsoKVPostgres"]),
+        .library(name: "IsoKVWorkloads", targets: ["IsoKVWorkloads"]),
+        .library(name: "IsoKVConformance", targets: ["IsoKVConformance"]),
         .executable(name: "isokv", targets: ["isokv"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // The PostgreSQL backend only (IsoKVPostgres); the embedded engine never depends on it.
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         // Documentation only (`swift package generate-documentation`): a plugin, never linked into a product.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -72,6 +77,12 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "IsoKVConformance",
+            dependencies: ["IsoKVCore", "IsoKVSync"],
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "IsoKVHistory",
             dependencies: ["IsoKVSync"],
             exclude: ["DESIGN.md"],
@@ -80,6 +91,12 @@ let package = Package(
         .target(
             name: "IsoKVPostgres",
             dependencies: ["IsoKVCore", "IsoKVSync", .product(name: "PostgresNIO", package: "postgres-nio")],
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "IsoKVWorkloads",
+            dependencies: ["IsoKVCore", "IsoKVSync", .product(name: "Histogram", package: "hdrhistogram-swift")],
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
@@ -97,6 +114,7 @@ let package = Package(
                 "IsoKV",
                 "IsoKVStorage",
                 "MapBenchmarks",
+                "IsoKVWorkloads",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             exclude: ["DESIGN.md"],
@@ -110,12 +128,14 @@ let package = Package(
         // Helpers shared by test targets (temporary directories, running the isokv executable); not a product.
         .target(
             name: "IsoKVTestSupport",
+            dependencies: ["IsoKVWorkloads"],
             path: "Tests/IsoKVTestSupport",
             swiftSettings: strict
         ),
         .testTarget(
             name: "IsoKVTests",
-            dependencies: ["IsoKV", "IsoKVSync", "ConcurrentMaps", "IsoKVStorage", "IsoKVHistory", "IsoKVTestSupport"],
+            dependencies: ["IsoKV", "IsoKVSync", "ConcurrentMaps", "IsoKVStorage", "IsoKVHistory", "IsoKVTestSupport",
+                           "IsoKVConformance"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -130,8 +150,13 @@ let package = Package(
         ),
         .testTarget(
             name: "IsoKVPostgresTests",
-            dependencies: ["IsoKVPostgres", "IsoKVCore", "IsoKVHistory", "IsoKVTestSupport",
+            dependencies: ["IsoKVPostgres", "IsoKVCore", "IsoKVConformance", "IsoKVHistory", "IsoKVTestSupport",
                            .product(name: "PostgresNIO", package: "postgres-nio")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IsoKVWorkloadsTests",
+            dependencies: ["IsoKVWorkloads", "IsoKV", "IsoKVSync", "IsoKVTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

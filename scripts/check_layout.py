@@ -11,7 +11,7 @@ ALLOWED = {
     "IsoKVHistory": {"IsoKVSync"},
     "IsoKV": {"IsoKVCore", "IsoKVSync", "ConcurrentMaps", "IsoKVStorage"},
     "IsoKVConformance": {"IsoKVCore", "IsoKVSync"},
-    "IsoKVWorkloads": {"IsoKVCore", "IsoKVSync", "HdrHistogram"},
+    "IsoKVWorkloads": {"IsoKVCore", "IsoKVSync", "Histogram"},
     "IsoKVPostgres": {"IsoKVCore", "IsoKVSync", "PostgresNIO"},
     "MapBenchmarks": {"ConcurrentMaps", "IsoKVSync", "IsoKVWorkloads"},
     "IsoKVTestSupport": {"IsoKVCore", "IsoKVWorkloads"},

@@ -1,8 +1,8 @@
 import IsoKVSync
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 import Synchronization
 
@@ -203,7 +203,8 @@ public final class AdaptiveMap<Key: Hashable & Sendable, Value: Sendable>: Concu
             if now == .readMostly, churnFraction >= c.policy.churnToSwitch {
                 target = c.policy.churnStrategy
             } else if now != .readMostly, churnFraction <= c.policy.churnToReturn,
-                      readFraction >= c.policy.readsToReturn {
+                readFraction >= c.policy.readsToReturn
+            {
                 target = .readMostly
             }
         }
@@ -225,7 +226,9 @@ public final class AdaptiveMap<Key: Hashable & Sendable, Value: Sendable>: Concu
             // 3. Copy: nothing writes to `old` any more.
             let next = Generation(s, stripes: mask + 1)
             let target = next.impl.map
-            old.impl.map.forEach { k, v in target.store(k, v); return true }
+            old.impl.map.forEach { k, v in
+                target.store(k, v); return true
+            }
             // 4. Publish, and retire the old generation once no reader can still be using it.
             let retired = current.exchange(Unmanaged.passRetained(next), ordering: .sequentiallyConsistent)
             reclaimer.retire(retired.toOpaque(), kind: 0)
@@ -259,7 +262,7 @@ public final class AdaptiveMap<Key: Hashable & Sendable, Value: Sendable>: Concu
             }
             reclaimer.exit(g)
             if let result { return result }
-            sched_yield()   // a migration is copying; wait for the next generation
+            sched_yield()  // a migration is copying; wait for the next generation
         }
     }
 
@@ -359,7 +362,9 @@ public final class AdaptiveMap<Key: Hashable & Sendable, Value: Sendable>: Concu
     }
 
     public func clear() {
-        _ = write { impl -> Bool in impl.map.clear(); return true }
+        _ = write { impl -> Bool in
+            impl.map.clear(); return true
+        }
     }
 
     public var count: Int { read { $0.map.count } }

@@ -67,7 +67,9 @@ extension ConcurrentMap {
     /// All entries, collected by ``forEach(_:)`` (not a snapshot under concurrent writes).
     public func entries() -> [(key: Key, value: Value)] {
         var out: [(key: Key, value: Value)] = []
-        forEach { out.append(($0, $1)); return true }
+        forEach {
+            out.append(($0, $1)); return true
+        }
         return out
     }
 }

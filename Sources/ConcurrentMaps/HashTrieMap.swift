@@ -47,7 +47,7 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
         let freeNode: EpochReclaimer.Deleter = { raw in _HTNode(bits: UInt(bitPattern: raw)).free() }
         self.freeEntry = freeEntry
         self.freeNode = freeNode
-        reclaimer = EpochReclaimer(deleters: [freeEntry, freeNode])   // kinds 0 and 1
+        reclaimer = EpochReclaimer(deleters: [freeEntry, freeNode])  // kinds 0 and 1
     }
 
     deinit {
@@ -58,8 +58,11 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
         for i in 0..<_HTNode.fanout {
             let w = node.child(i).pointee.load(ordering: .sequentiallyConsistent)
             if w == 0 { continue }
-            if w & 1 != 0 { forEachInChain(w) { freeEntry(UnsafeMutableRawPointer($0)) } }
-            else { freeTree(_HTNode(bits: w)) }
+            if w & 1 != 0 {
+                forEachInChain(w) { freeEntry(UnsafeMutableRawPointer($0)) }
+            } else {
+                freeTree(_HTNode(bits: w))
+            }
         }
         node.free()
     }
@@ -121,7 +124,9 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
     /// O(n).
     public var count: Int {
         var n = 0
-        forEach { _, _ in n += 1; return true }
+        forEach { _, _ in
+            n += 1; return true
+        }
         return n
     }
 
@@ -175,7 +180,8 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
     /// Finds `key` in the chain of a locked slot: the entry and its predecessor (nil if it is the head).
     @inlinable
     func findLocked(_ s: LockedSlot, _ hash: UInt, _ key: Key)
-        -> (previous: UnsafeMutablePointer<Entry>?, entry: UnsafeMutablePointer<Entry>)? {
+        -> (previous: UnsafeMutablePointer<Entry>?, entry: UnsafeMutablePointer<Entry>)?
+    {
         var previous: UnsafeMutablePointer<Entry>? = nil
         var w = s.word & ~1
         while w != 0 {
@@ -199,11 +205,14 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
 
     /// Replaces entry `old` (found by `findLocked`) by a new entry for the same key with `value`.
     @inlinable
-    func replaceLocked(_ s: LockedSlot, _ found: (previous: UnsafeMutablePointer<Entry>?, entry: UnsafeMutablePointer<Entry>),
-                       _ value: Value) {
+    func replaceLocked(
+        _ s: LockedSlot, _ found: (previous: UnsafeMutablePointer<Entry>?, entry: UnsafeMutablePointer<Entry>),
+        _ value: Value
+    ) {
         let old = found.entry
-        let new = makeEntry(old.pointee.hash, old.pointee.key, value,
-                            overflow: old.pointee.overflow.load(ordering: .sequentiallyConsistent))
+        let new = makeEntry(
+            old.pointee.hash, old.pointee.key, value,
+            overflow: old.pointee.overflow.load(ordering: .sequentiallyConsistent))
         if let previous = found.previous {
             previous.pointee.overflow.store(UInt(bitPattern: new), ordering: .sequentiallyConsistent)
         } else {
@@ -214,8 +223,10 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
 
     /// Unlinks a found entry; prunes empty nodes upward; unlocks the slot's node (and every node it locks).
     @inlinable
-    func deleteLockedAndUnlock(_ s: LockedSlot, _ hash: UInt,
-                               _ found: (previous: UnsafeMutablePointer<Entry>?, entry: UnsafeMutablePointer<Entry>)) {
+    func deleteLockedAndUnlock(
+        _ s: LockedSlot, _ hash: UInt,
+        _ found: (previous: UnsafeMutablePointer<Entry>?, entry: UnsafeMutablePointer<Entry>)
+    ) {
         let next = found.entry.pointee.overflow.load(ordering: .sequentiallyConsistent)
         if let previous = found.previous {
             previous.pointee.overflow.store(next, ordering: .sequentiallyConsistent)
@@ -298,7 +309,7 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
 
     @inlinable
     public func loadOrStore(_ key: Key, _ value: Value) -> (actual: Value, loaded: Bool) {
-        if let existing = load(key) { return (existing, true) }   // lock-free fast path
+        if let existing = load(key) { return (existing, true) }  // lock-free fast path
         let g = reclaimer.enter()
         defer { reclaimer.exit(g) }
         let hash = Self.hash(key)
@@ -315,7 +326,7 @@ public final class HashTrieMap<Key: Hashable & Sendable, Value: Sendable>: Concu
         let g = reclaimer.enter()
         defer { reclaimer.exit(g) }
         let hash = Self.hash(key)
-        if !containsLockFree(hash, key) { return nil }   // absent: no lock
+        if !containsLockFree(hash, key) { return nil }  // absent: no lock
         let s = lockSlot(hash)
         guard let found = findLocked(s, hash, key) else { s.node.lock.unlock(); return nil }
         let value = found.entry.pointee.value

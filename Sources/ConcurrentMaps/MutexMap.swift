@@ -25,7 +25,9 @@ public final class MutexMap<Key: Hashable & Sendable, Value: Sendable>: Concurre
 
     @inlinable public func loadAndDelete(_ key: Key) -> Value? { storage.withLock { $0.removeValue(forKey: key) } }
 
-    @inlinable public func swap(_ key: Key, _ value: Value) -> Value? { storage.withLock { $0.updateValue(value, forKey: key) } }
+    @inlinable public func swap(_ key: Key, _ value: Value) -> Value? {
+        storage.withLock { $0.updateValue(value, forKey: key) }
+    }
 
     @inlinable public func compareAndSwap(_ key: Key, where matches: (Value) -> Bool, new: Value) -> Bool {
         storage.withLock { $0.compareAndSwapLocked(key, where: matches, new: new) }

@@ -92,9 +92,9 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
         self.freeCell = freeCell
         self.freeEntry = freeEntry
         self.reclaimer = EpochReclaimer(deleters: [
-            freeCell,                                                   // Kind.cell
-            freeEntry,                                                  // Kind.entry
-            { Unmanaged<ReadOnly>.fromOpaque($0).release() },           // Kind.view
+            freeCell,  // Kind.cell
+            freeEntry,  // Kind.entry
+            { Unmanaged<ReadOnly>.fromOpaque($0).release() }  // Kind.view
         ])
     }
 
@@ -166,7 +166,9 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
     /// O(n): counts the present values with ``forEach(_:)``.
     public var count: Int {
         var n = 0
-        forEach { _, _ in n += 1; return true }
+        forEach { _, _ in
+            n += 1; return true
+        }
         return n
     }
 
@@ -182,7 +184,8 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
         defer { reclaimer.exit(g) }
         let cell = makeCell(value)
         if let e = read.load(ordering: .sequentiallyConsistent)._withUnsafeGuaranteedRef({ $0.m[key] }),
-           let previous = e.trySwap(cell) {
+            let previous = e.trySwap(cell)
+        {
             return takeValue(of: previous)
         }
         return takeValue(of: swapSlow(key, cell))
@@ -210,7 +213,8 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
         let g = reclaimer.enter()
         defer { reclaimer.exit(g) }
         if let e = read.load(ordering: .sequentiallyConsistent)._withUnsafeGuaranteedRef({ $0.m[key] }),
-           let result = tryLoadOrStore(e, value) {
+            let result = tryLoadOrStore(e, value)
+        {
             return result
         }
         return loadOrStoreSlow(key, value)
@@ -304,7 +308,9 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
         while true {
             let p = e.word.pointee.load(ordering: .sequentiallyConsistent)
             guard p > Entry.expunged, matches(Entry.cell(p, Value.self).pointee) else { return false }
-            if e.word.pointee.compareExchange(expected: p, desired: Entry.nilWord, ordering: .sequentiallyConsistent).exchanged {
+            if e.word.pointee.compareExchange(expected: p, desired: Entry.nilWord, ordering: .sequentiallyConsistent)
+                .exchanged
+            {
                 retireCell(p)
                 return true
             }
@@ -378,7 +384,7 @@ public final class ReadMostlyMap<Key: Hashable & Sendable, Value: Sendable>: Con
     @inlinable
     func addUnexpungedLocked(_ state: inout State, _ key: Key, _ e: Entry) {
         state.expunged.remove(e)
-        state.dirty![key] = e   // expunged ⇒ dirty exists (expunging happens only while building it)
+        state.dirty![key] = e  // expunged ⇒ dirty exists (expunging happens only while building it)
     }
 
     /// Adds a key that is in neither map. The first such key after a promotion builds `dirty` and marks the view
@@ -542,7 +548,8 @@ struct _RMEntry: Hashable {
     /// expunged → nil. Mutex held. True if it was expunged (the caller must add the entry to `dirty`).
     @inlinable
     func unexpungeLocked() -> Bool {
-        word.pointee.compareExchange(expected: Self.expunged, desired: Self.nilWord, ordering: .sequentiallyConsistent).exchanged
+        word.pointee.compareExchange(expected: Self.expunged, desired: Self.nilWord, ordering: .sequentiallyConsistent)
+            .exchanged
     }
 
     /// Unconditional exchange; the entry must not be expunged. Mutex held.
@@ -578,8 +585,9 @@ extension ReadMostlyMap {
     func debugState() -> DebugState {
         mu.withLock { state in
             let view = read.load(ordering: .sequentiallyConsistent).takeUnretainedValue()
-            return DebugState(readCount: view.m.count, amended: view.amended, dirtyCount: state.dirty?.count,
-                              expungedCount: state.expunged.count, misses: state.misses)
+            return DebugState(
+                readCount: view.m.count, amended: view.amended, dirtyCount: state.dirty?.count,
+                expungedCount: state.expunged.count, misses: state.misses)
         }
     }
 }

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A `Dictionary` behind a reader-writer lock (`pthread_rwlock_t`): reads share the lock, writes exclude.
@@ -59,7 +59,9 @@ public final class ReadWriteLockMap<Key: Hashable & Sendable, Value: Sendable>: 
 
     @inlinable public func loadAndDelete(_ key: Key) -> Value? { writing { storage.removeValue(forKey: key) } }
 
-    @inlinable public func swap(_ key: Key, _ value: Value) -> Value? { writing { storage.updateValue(value, forKey: key) } }
+    @inlinable public func swap(_ key: Key, _ value: Value) -> Value? {
+        writing { storage.updateValue(value, forKey: key) }
+    }
 
     @inlinable public func compareAndSwap(_ key: Key, where matches: (Value) -> Bool, new: Value) -> Bool {
         writing { storage.compareAndSwapLocked(key, where: matches, new: new) }

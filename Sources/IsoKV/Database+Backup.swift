@@ -19,8 +19,9 @@ extension Database {
         let (snapshot, chains) = registerSnapshotForCopy()
         defer { releaseSnapshotForCopy(snapshot) }
         try await mappingStorageErrors {
-            try await Self.writeBackup(destination, sequence: snapshot,
-                                       entries: SnapshotEntries(chains: chains, snapshot: snapshot))
+            try await Self.writeBackup(
+                destination, sequence: snapshot,
+                entries: SnapshotEntries(chains: chains, snapshot: snapshot))
         }
         return snapshot
     }
@@ -77,9 +78,10 @@ extension Database {
         while true {
             let result: Result<RecoveredState, StorageError> = await withCheckedContinuation { continuation in
                 DispatchQueue.global().async {
-                    continuation.resume(returning: Result { () throws(StorageError) in
-                        try WriteAheadLog.check(directory: directory)
-                    })
+                    continuation.resume(
+                        returning: Result { () throws(StorageError) in
+                            try WriteAheadLog.check(directory: directory)
+                        })
                 }
             }
             switch result {
@@ -103,7 +105,8 @@ extension Database {
         async throws where Entries.Element == KeyWrite
     {
         if let existing = try? FileManager.default.contentsOfDirectory(atPath: destination),
-           existing.contains(where: { $0 == DataDirectory.checkpointName || $0.hasPrefix("wal-") }) {
+            existing.contains(where: { $0 == DataDirectory.checkpointName || $0.hasPrefix("wal-") })
+        {
             throw StorageError.io(operation: "backup", file: destination, errno: 17)  // EEXIST
         }
         let (log, _) = try await WriteAheadLog.open(directory: destination, options: WALOptions(durability: .fsync))

@@ -33,8 +33,9 @@ extension Database {
     /// this build cannot read), `58030` (a system call failed). A torn tail left by a crash is cut silently, as it holds no acknowledged commit.
     /// Call ``close()`` when done: the log's threads and the directory lock live until then.
     public static func open(path: String, options: OpenOptions = OpenOptions()) async throws -> Database {
-        let walOptions = WALOptions(durability: options.durability, segmentBytes: options.segmentBytes,
-                                    faults: options.faults)
+        let walOptions = WALOptions(
+            durability: options.durability, segmentBytes: options.segmentBytes,
+            faults: options.faults)
         let (log, recovered) = try await mappingStorageErrors {
             try await WriteAheadLog.open(directory: path, options: walOptions)
         }

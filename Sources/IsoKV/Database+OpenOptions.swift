@@ -20,8 +20,10 @@ extension Database {
         /// ```swift
         /// let db = try await Database.open(path: "data", options: .init(durability: .buffered))
         /// ```
-        public init(durability: Durability = .fsync, checkpointWALBytes: Int64? = 64 << 20,
-                    segmentBytes: Int = 64 << 20, configuration: Configuration = Configuration()) {
+        public init(
+            durability: Durability = .fsync, checkpointWALBytes: Int64? = 64 << 20,
+            segmentBytes: Int = 64 << 20, configuration: Configuration = Configuration()
+        ) {
             self.durability = durability
             self.checkpointWALBytes = checkpointWALBytes
             self.segmentBytes = segmentBytes

@@ -30,12 +30,15 @@ extension Database {
     /// try await db.put("doc", "edited", ifVersion: v.version)   // IK412 if someone else wrote it since
     /// ```
     @discardableResult
-    nonisolated(nonsending) public func put(_ key: Bytes, _ value: Bytes, ifVersion version: UInt64) async throws -> UInt64 {
+    nonisolated(nonsending) public func put(_ key: Bytes, _ value: Bytes, ifVersion version: UInt64) async throws
+        -> UInt64
+    {
         try await writeOne(key, value) { current in
             guard let current, current.value != nil, current.commitTS == version else {
-                throw IsoKVError(.versionMismatch,
-                                 "expected version \(version), found \(current.map { "\($0.commitTS)" } ?? "none")",
-                                 key: key)
+                throw IsoKVError(
+                    .versionMismatch,
+                    "expected version \(version), found \(current.map { "\($0.commitTS)" } ?? "none")",
+                    key: key)
             }
             return .some(value)
         }
@@ -64,9 +67,10 @@ extension Database {
     nonisolated(nonsending) public func delete(_ key: Bytes, ifVersion version: UInt64) async throws {
         _ = try await writeOne(key, nil) { current in
             guard let current, current.value != nil, current.commitTS == version else {
-                throw IsoKVError(.versionMismatch,
-                                 "expected version \(version), found \(current.map { "\($0.commitTS)" } ?? "none")",
-                                 key: key)
+                throw IsoKVError(
+                    .versionMismatch,
+                    "expected version \(version), found \(current.map { "\($0.commitTS)" } ?? "none")",
+                    key: key)
             }
             return .some(nil)
         }
@@ -97,8 +101,10 @@ extension Database {
     /// One single-key transaction: take the row's exclusive lock (waiting if needed), give `decide` the newest
     /// committed version, write what it returns (`.some(nil)` deletes, nil writes nothing) and commit. Returns the
     /// commit sequence number (the new version), or the current version if nothing was written.
-    nonisolated(nonsending) func writeOne(_ key: Bytes, _ value: Bytes?,
-                  _ decide: (CommittedVersion?) throws -> Bytes??) async throws -> UInt64 {
+    nonisolated(nonsending) func writeOne(
+        _ key: Bytes, _ value: Bytes?,
+        _ decide: (CommittedVersion?) throws -> Bytes??
+    ) async throws -> UInt64 {
         try limits.check(key: key)
         if let value { try limits.check(value: value, key: key) }
         let tx = Transaction(database: self, isolation: .readCommitted, readOnly: false)

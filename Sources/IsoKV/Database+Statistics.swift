@@ -61,7 +61,8 @@ extension Database {
         a.rwConflictOnRead = ssi.counters.rwOnRead.load(ordering: .relaxed)
         a.rwConflictOnWrite = ssi.counters.rwOnWrite.load(ordering: .relaxed)
         a.canceledPivots = ssi.counters.doomedPivots.load(ordering: .relaxed)
-        a.firstUpdaterWins = max(0, a.serializationFailures - a.rwConflictOnRead - a.rwConflictOnWrite - a.canceledPivots)
+        a.firstUpdaterWins = max(
+            0, a.serializationFailures - a.rwConflictOnRead - a.rwConflictOnWrite - a.canceledPivots)
         a.deadlocks = failureCounts.deadlock.load(ordering: .relaxed)
         a.lockNotAvailable = failureCounts.lockNotAvailable.load(ordering: .relaxed)
         return a

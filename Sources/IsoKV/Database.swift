@@ -17,7 +17,7 @@ import Synchronization
 ///
 /// Entry points: ``begin(_:readOnly:)`` and `transaction {}` (from `KeyValueStore`); the single-key operations
 /// ``get(_:)``, ``put(_:_:ifVersion:)``, ``put(_:_:ifAbsent:)``, ``delete(_:ifVersion:)``, ``increment(_:by:)``
-/// (and `update`, from `KeyValueStore`); ``statistics()``.
+/// (and `update`, from `KeyValueStore`); ``statistics()``; ``check(_:)`` (the consistency checker).
 ///
 /// Locks: the engine's one lock order is in DESIGN.md ("Lock order").
 ///
@@ -35,12 +35,20 @@ public final class Database: KeyValueStore, Sendable {
         public var lockTimeout: Duration?
         /// SSI memory bounds for `.serializable` transactions (escalation thresholds).
         public var serializable = SerializableLimits()
+        /// Strict mode, for tests (bbolt's `StrictMode`): after every successful commit, run ``Database/check(_:)``
+        /// in `.concurrent` mode (a walk of every chain and the SSI state: O(keys + locks + SSI records) per
+        /// commit — slow); if it finds anything, that commit throws `XX000` (`IsoKVError.Code.internalError`)
+        /// listing the findings. The commit itself has taken effect. Default false.
+        public var checkAfterEveryCommit = false
 
-        public init(limits: Limits = Limits(), lockTimeout: Duration? = nil,
-                    serializable: SerializableLimits = SerializableLimits()) {
+        public init(
+            limits: Limits = Limits(), lockTimeout: Duration? = nil,
+            serializable: SerializableLimits = SerializableLimits(), checkAfterEveryCommit: Bool = false
+        ) {
             self.limits = limits
             self.lockTimeout = lockTimeout
             self.serializable = serializable
+            self.checkAfterEveryCommit = checkAfterEveryCommit
         }
     }
 
@@ -52,9 +60,10 @@ public final class Database: KeyValueStore, Sendable {
     /// Key → chain. Point reads go straight here without any global lock; a chain is stored once per key lifetime
     /// and removed only by garbage collection after it was marked retired.
     let directory: any KeyDirectory
-    /// Sorted keys for scans, each with its chain. Invariant: every key with a chain in `directory` is here
-    /// (inserted right after the chain is stored; removed only by GC after the chain left the directory, re-checked
-    /// under this lock). The chain stored with a key may be an older, retired one for a moment (a new chain for the
+    /// Sorted keys for scans, each with its chain. Invariant: every key with a chain in `directory` is here, as
+    /// seen by anyone holding this lock (a new chain is stored in the directory and inserted here in one critical
+    /// section of this lock, ``chainForWriting(_:)``; removed only by GC after the chain left the directory,
+    /// re-checked under this lock). The chain stored with a key may be an older, retired one for a moment (a new chain for the
     /// key replaces it when it is indexed): a chain that is not retired is always the directory's chain for its
     /// key, because a key gets a new chain only after the old one was retired and removed.
     let index = Locked(OrderedIndex<KeyChain>())
@@ -67,6 +76,8 @@ public final class Database: KeyValueStore, Sendable {
     let durable: DurableStore?
     /// Serializable snapshot isolation state (SSI/).
     let ssi: SSIManager
+    /// Transactions that have not ended, for ``check(_:)`` (LiveTransactions.swift).
+    let live = LiveTransactions()
 
     /// An empty in-memory database.
     public static func inMemory(_ configuration: Configuration = Configuration()) -> Database {
@@ -74,8 +85,10 @@ public final class Database: KeyValueStore, Sendable {
     }
 
     /// An in-memory database over a chosen key directory, for the benchmarks.
-    package init(configuration: Configuration = Configuration(), directory: any KeyDirectory,
-                 durable: DurableStore? = nil) {
+    package init(
+        configuration: Configuration = Configuration(), directory: any KeyDirectory,
+        durable: DurableStore? = nil
+    ) {
         self.configuration = configuration
         self.directory = directory
         self.durable = durable
@@ -99,7 +112,8 @@ public final class Database: KeyValueStore, Sendable {
     /// let rows = try await report.scan(prefix: "orders/")   // may wait for concurrent writers first
     /// try await report.commit()
     /// ```
-    nonisolated(nonsending) public func begin(_ isolation: IsolationLevel, readOnly: Bool, deferrable: Bool) async throws
+    nonisolated(nonsending) public func begin(_ isolation: IsolationLevel, readOnly: Bool, deferrable: Bool)
+        async throws
         -> Transaction
     {
         Transaction(database: self, isolation: isolation, readOnly: readOnly, deferrable: deferrable)
@@ -108,12 +122,25 @@ public final class Database: KeyValueStore, Sendable {
     // MARK: Chains
 
     /// The chain of `key`, creating (and indexing) it if absent.
+    ///
+    /// A new chain is stored in the directory and inserted in the scan index inside one critical section of the
+    /// index lock. Why: once stored, another writer finds the chain with a lock-free load and may write and commit
+    /// the key at once; a scan whose snapshot includes that commit must find the key in the index. Scans read the
+    /// index under its lock, so they see either neither the chain nor any commit on it (the commit came after the
+    /// scan's snapshot), or both. (Storing first and indexing afterwards left a window where a committed key was
+    /// missing from a scan.) Lock order: index lock → the directory map's lock (DESIGN.md).
     func chainForWriting(_ key: Bytes) -> KeyChain {
         if let c = directory.load(key) { return c }
-        let (chain, loaded) = directory.loadOrStore(key, KeyChain(key: key))
-        if !loaded { index.withLock { $0.insert(key, chain) } }
-        return chain
+        return index.withLock { idx in
+            let (chain, loaded) = directory.loadOrStore(key, KeyChain(key: key))
+            if !loaded { idx.insert(key, chain) }
+            return chain
+        }
     }
+
+    /// Whether the scan index's lock is held right now, by any thread. For the regression test of
+    /// ``chainForWriting(_:)``'s critical section (a directory probe asks it while the chain is being stored).
+    package var scanIndexIsLockedForTesting: Bool { index.withLockIfAvailable { _ in false } ?? true }
 
     /// What transaction `txid` reads at `key`; see `ChainState.read`. `snapshot` nil means "the newest published
     /// commit, read under the chain's lock". `chain`: the key's chain as the scan index had it (a hint that saves
@@ -169,17 +196,11 @@ final class FailureCounters: Sendable {
     }
 }
 
+/// The lock-wait hook of ``LockWaitObservable`` (declared in IsoKVCore, so that backend-independent code such as
+/// `IsoKVConformance` can use it): tests wait for a transaction to be queued on a row lock instead of sleeping.
 @_spi(Testing)
 extension Database: LockWaitObservable {
     nonisolated(nonsending) public func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes) async {
         await lockManager.waitUntilWaiting(transaction.rawValue, on: key)
     }
-}
-
-/// Test hook shared by every backend's conformance tests: lets a test wait, without sleeping, until a transaction
-/// is suspended on a row lock.
-@_spi(Testing)
-public protocol LockWaitObservable {
-    /// Returns once transaction `transaction` waits for a row lock on `key` (immediately if it already does).
-    nonisolated(nonsending) func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes) async
 }

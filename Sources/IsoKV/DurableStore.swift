@@ -48,9 +48,13 @@ package final class DurableStore: Sendable {
             s.task = Task.detached(priority: .utility) { [self] in
                 do {
                     try await self.writeCheckpoint(db)
-                    self.state.withLock { $0.lastError = nil; $0.running = false }
+                    self.state.withLock {
+                        $0.lastError = nil; $0.running = false
+                    }
                 } catch {
-                    self.state.withLock { $0.lastError = "\(error)"; $0.running = false }
+                    self.state.withLock {
+                        $0.lastError = "\(error)"; $0.running = false
+                    }
                 }
             }
         }

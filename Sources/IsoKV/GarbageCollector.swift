@@ -46,7 +46,11 @@ final class GarbageCollector: Sendable {
 
     /// Prunes every backlog chain at the current horizon; the clean ones leave the backlog.
     func sweep(_ db: Database) {
-        guard sweeping.withLock({ busy in defer { busy = true }; return !busy }) else { return }
+        guard
+            sweeping.withLock({ busy in
+                defer { busy = true }; return !busy
+            })
+        else { return }
         defer { sweeping.withLock { $0 = false } }
         let chains = backlog.withLock { Array($0.values) }
         guard !chains.isEmpty else { return }

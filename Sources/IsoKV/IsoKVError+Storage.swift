@@ -13,7 +13,7 @@ extension IsoKVError {
     /// | `unsupportedFormat` | `0A000` ``Code/unsupportedFormat`` |
     /// | `io`, `logFailed` | `58030` ``Code/storageFailure`` |
     /// | `closed` | `57P01` ``Code/databaseClosed`` |
-    /// | `checkpointInProgress` | `55000` ``Code/operationInProgress`` |
+    /// | `checkpointInProgress`, `unsafePermissions` | `55000` ``Code/objectNotInPrerequisiteState`` |
     /// | `recordTooLarge`, `keyTooLarge` | `54000` ``Code/limitExceeded`` |
     package init(_ error: StorageError) {
         let message = error.description
@@ -33,7 +33,9 @@ extension IsoKVError {
         case .closed:
             self.init(.databaseClosed, "the database is closed")
         case .checkpointInProgress:
-            self.init(.operationInProgress, message)
+            self.init(.objectNotInPrerequisiteState, message)
+        case .unsafePermissions(let path, _):
+            self.init(.objectNotInPrerequisiteState, message, file: path)
         case .recordTooLarge, .keyTooLarge:
             self.init(.limitExceeded, message)
         }

@@ -33,7 +33,9 @@ final class LockManager: Sendable {
     /// detection and, if its wait closes a cycle, leaves the queue and throws `40P01` (the requester is the victim,
     /// as in PostgreSQL where the backend that finds the cycle aborts itself). A timeout throws `55P03`; task
     /// cancellation throws `CancellationError`.
-    nonisolated(nonsending) func acquire(_ chain: KeyChain, txid: UInt64, mode: RowLockMode, wait: LockWait, timeout: Duration?)
+    nonisolated(nonsending) func acquire(
+        _ chain: KeyChain, txid: UInt64, mode: RowLockMode, wait: LockWait, timeout: Duration?
+    )
         async throws -> Acquired
     {
         enum Fast { case retired, held, granted(RowLockMode?), conflict(UInt64, RowLockMode?) }
@@ -53,21 +55,25 @@ final class LockManager: Sendable {
         case .conflict(let blocker, let held):
             switch wait {
             case .noWait:
-                throw IsoKVError(.lockNotAvailable, "could not obtain \(mode.rawValue) lock on row (no-wait)",
-                                 key: chain.key, otherTransaction: TransactionID(rawValue: blocker))
+                throw IsoKVError(
+                    .lockNotAvailable, "could not obtain \(mode.rawValue) lock on row (no-wait)",
+                    key: chain.key, otherTransaction: TransactionID(rawValue: blocker))
             case .skipLocked:
                 return .skipped
             case .block:
                 previous = held
             }
         }
-        let granted = try await waitForLock(chain, txid: txid, mode: mode, upgrade: previous == .forShare,
-                                            timeout: timeout)
+        let granted = try await waitForLock(
+            chain, txid: txid, mode: mode, upgrade: previous == .forShare,
+            timeout: timeout)
         return granted ? .granted(previous: previous) : .retired
     }
 
     /// Returns true once granted, false if the chain turned out to be retired.
-    nonisolated(nonsending) private func waitForLock(_ chain: KeyChain, txid: UInt64, mode: RowLockMode, upgrade: Bool, timeout: Duration?)
+    nonisolated(nonsending) private func waitForLock(
+        _ chain: KeyChain, txid: UInt64, mode: RowLockMode, upgrade: Bool, timeout: Duration?
+    )
         async throws -> Bool
     {
         let ticket = nextTicket.wrappingAdd(1, ordering: .relaxed).oldValue
@@ -87,8 +93,10 @@ final class LockManager: Sendable {
                         case .held, .granted: return .grantedNow
                         case .conflict: break
                         }
-                        s.enqueueLocked(LockWaiter(txid: txid, mode: mode, ticket: ticket, isUpgrade: upgrade,
-                                                   continuation: continuation))
+                        s.enqueueLocked(
+                            LockWaiter(
+                                txid: txid, mode: mode, ticket: ticket, isUpgrade: upgrade,
+                                continuation: continuation))
                         return .queued
                     }
                     switch outcome {
@@ -113,9 +121,11 @@ final class LockManager: Sendable {
                         timeoutTask = Task {
                             try? await Task.sleep(for: timeout)
                             if Task.isCancelled { return }
-                            Self.cancelWait(chain, ticket: ticket, error: IsoKVError(
-                                .lockNotAvailable, "lock timeout (\(timeout)) waiting for \(mode.rawValue) lock",
-                                key: chain.key))
+                            Self.cancelWait(
+                                chain, ticket: ticket,
+                                error: IsoKVError(
+                                    .lockNotAvailable, "lock timeout (\(timeout)) waiting for \(mode.rawValue) lock",
+                                    key: chain.key))
                         }
                     }
                 }
@@ -169,7 +179,8 @@ struct WaitGraph {
 
     /// Records the wait, then looks for a cycle through `txid`. Returns the cycle (starting at `txid`, each member
     /// waiting for the next, the last waiting for `txid`) or nil, and the observers to resume if there is no cycle.
-    mutating func beginWaitLocked(_ txid: UInt64, on chain: KeyChain) -> ([UInt64]?, [CheckedContinuation<Void, Never>]) {
+    mutating func beginWaitLocked(_ txid: UInt64, on chain: KeyChain) -> ([UInt64]?, [CheckedContinuation<Void, Never>])
+    {
         waitingOn[txid] = chain
         if let cycle = findCycleLocked(from: txid) {
             waitingOn[txid] = nil

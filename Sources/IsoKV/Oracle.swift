@@ -71,6 +71,8 @@ struct SnapshotRegistry {
     private(set) var oldest: UInt64?
 
     var liveCount: Int { counts.values.reduce(0, +) }
+    /// Snapshot → number of live readers (for the consistency checker).
+    var registered: [UInt64: Int] { counts }
 
     mutating func registerLocked(_ s: UInt64) -> UInt64 {
         counts[s, default: 0] += 1

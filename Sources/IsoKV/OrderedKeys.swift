@@ -44,8 +44,9 @@ struct OrderedIndex<Value> {
         let entry = Entry(key: key, value: value)
         if chunks.isEmpty { chunks = [[entry]]; return }
         var p = position(of: key, strict: false)
-        if p.chunk == chunks.count { p = Position(chunk: chunks.count - 1, offset: chunks[chunks.count - 1].count) }
-        else if p.offset < chunks[p.chunk].count && chunks[p.chunk][p.offset].key == key {
+        if p.chunk == chunks.count {
+            p = Position(chunk: chunks.count - 1, offset: chunks[chunks.count - 1].count)
+        } else if p.offset < chunks[p.chunk].count && chunks[p.chunk][p.offset].key == key {
             chunks[p.chunk][p.offset].value = value
             return
         }
@@ -81,9 +82,13 @@ struct OrderedIndex<Value> {
         var out: [Entry] = []
         if !reverse {
             var p: Position
-            if let cursor { p = position(of: cursor, strict: true) }
-            else if let lower = range.lower { p = position(of: lower, strict: false) }
-            else { p = Position(chunk: 0, offset: 0) }
+            if let cursor {
+                p = position(of: cursor, strict: true)
+            } else if let lower = range.lower {
+                p = position(of: lower, strict: false)
+            } else {
+                p = Position(chunk: 0, offset: 0)
+            }
             // Chunk by chunk: one access to `chunks` per chunk, not per entry.
             outer: while p.chunk < chunks.count && out.count < max {
                 let chunk = chunks[p.chunk]
@@ -97,9 +102,13 @@ struct OrderedIndex<Value> {
         } else {
             // Start just before the first key >= bound.
             var p: Position
-            if let cursor { p = position(of: cursor, strict: false) }
-            else if let upper = range.upper { p = position(of: upper, strict: false) }
-            else { p = Position(chunk: chunks.count, offset: 0) }
+            if let cursor {
+                p = position(of: cursor, strict: false)
+            } else if let upper = range.upper {
+                p = position(of: upper, strict: false)
+            } else {
+                p = Position(chunk: chunks.count, offset: 0)
+            }
             while out.count < max {
                 if p.offset == 0 {
                     if p.chunk == 0 { break }

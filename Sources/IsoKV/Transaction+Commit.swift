@@ -28,10 +28,12 @@ extension Transaction {
     /// was written.
     @discardableResult
     nonisolated(nonsending) package func commitReturningVersion() async throws -> UInt64? {
-        try checkActive()                                                       // 1
+        // Strict mode (`Configuration.checkAfterEveryCommit`, Database+Check.swift): this commit, then `check()`.
+        if db.configuration.checkAfterEveryCommit && !inStrictCommit { return try await commitThenCheck() }
+        try checkActive()  // 1
         let ssiXact = serializableCommitHandle()
         let pointKeys = ssiXact == nil ? [] : (serializable?.pointKeys ?? [])
-        guard !writeOrder.isEmpty else {                                        // 2
+        guard !writeOrder.isEmpty else {  // 2
             if let ssiXact, isReadOnly {
                 try checkNotDoomed(ssiXact)
                 db.ssi.finishReadOnly(ssiXact, pointKeys: pointKeys)
@@ -44,12 +46,12 @@ extension Transaction {
         }
         let version: UInt64?
         if let durable = db.durable {
-            if let ssiXact, let failure = db.ssi.prepare(ssiXact) { throw abort(failure) }      // 3
+            if let ssiXact, let failure = db.ssi.prepare(ssiXact) { throw abort(failure) }  // 3
             version = try await commitDurably(durable, ssi: ssiXact, pointKeys: pointKeys)  // 4, 5
         } else {
-            version = try commitInMemory(ssi: ssiXact, pointKeys: pointKeys)                // 3, 4
+            version = try commitInMemory(ssi: ssiXact, pointKeys: pointKeys)  // 3, 4
         }
-        endTransaction(.committed)                                              // 6
+        endTransaction(.committed)  // 6
         db.durable?.afterCommit(db)
         return version
     }
@@ -77,8 +79,10 @@ extension Transaction {
     /// Steps 4–5 on a durable database: the record is enqueued in the log under the commit lock, in `ts` order,
     /// and awaited outside it. The pending writes are stable meanwhile: this transaction holds their exclusive row
     /// locks until step 6.
-    nonisolated(nonsending) private func commitDurably(_ durable: DurableStore, ssi: SerializableXactHandle?,
-                                                       pointKeys: [Bytes]) async throws -> UInt64? {
+    nonisolated(nonsending) private func commitDurably(
+        _ durable: DurableStore, ssi: SerializableXactHandle?,
+        pointKeys: [Bytes]
+    ) async throws -> UInt64? {
         let writes = pendingWrites()
         // Every write was undone by rollbacks to savepoints: nothing to log or publish.
         if writes.isEmpty {
@@ -88,14 +92,16 @@ extension Transaction {
         let oracle = db.oracle
         let log = durable.log
         let enqueued = oracle.commitLock.withLock { last -> Result<(UInt64, DurabilityTicket), StorageError> in
-            let record = CommitRecord(sequence: last + 1, writes: writes.map {
-                KeyWrite(key: $0.key, value: $0.value, version: last + 1)
-            })
+            let record = CommitRecord(
+                sequence: last + 1,
+                writes: writes.map {
+                    KeyWrite(key: $0.key, value: $0.value, version: last + 1)
+                })
             let ticket: DurabilityTicket
             do throws(StorageError) {
                 ticket = try log.enqueue(record)
             } catch {
-                return .failure(error)   // nothing installed
+                return .failure(error)  // nothing installed
             }
             return .success((installLocked(last: &last), ticket))
         }
@@ -184,7 +190,7 @@ extension Transaction {
         if serializable != nil { serializableEnd(committed: { if case .committed = final { true } else { false } }()) }
         var touched: [KeyChain] = []
         touched.reserveCapacity(locks.count)
-        let txid = assignedID   // nonzero whenever `locks` is not empty
+        let txid = assignedID  // nonzero whenever `locks` is not empty
         for (_, entry) in locks {
             let granted = entry.chain.state.withLock { $0.releaseLocked(txid) }
             for c in granted { c.resume() }

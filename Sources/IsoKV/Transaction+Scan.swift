@@ -10,7 +10,9 @@ extension Transaction {
     /// `55P03`, `.skipLocked` leaves the row out. After a wait, `.snapshot` applies first updater wins (`40001`),
     /// and the weaker levels re-read the newest committed version and leave the row out if it was deleted (as
     /// PostgreSQL re-checks a row it waited for).
-    nonisolated(nonsending) public func scan(_ range: KeyRange, limit: Int?, reverse: Bool, lock: RowLockMode?, wait: LockWait) async throws
+    nonisolated(nonsending) public func scan(
+        _ range: KeyRange, limit: Int?, reverse: Bool, lock: RowLockMode?, wait: LockWait
+    ) async throws
         -> [KeyValue]
     {
         if lock != nil { try checkWritable() } else { try checkActive() }
@@ -47,9 +49,12 @@ extension Transaction {
             for entry in batch {
                 let key = entry.key
                 cursor = key
-                guard var value = serial
-                    ? try serializableRead(key, snapshot: snap!, pointLock: false, scanned: range, chain: entry.value)
-                    : db.read(key, txid: assignedID, snapshot: snap, dirty: dirty, chain: entry.value) else { continue }
+                guard
+                    var value = serial
+                        ? try serializableRead(
+                            key, snapshot: snap!, pointLock: false, scanned: range, chain: entry.value)
+                        : db.read(key, txid: assignedID, snapshot: snap, dirty: dirty, chain: entry.value)
+                else { continue }
                 if let lock {
                     try checkActive()
                     guard let chain = try await acquireRow(key, lock, wait: wait) else { continue }

@@ -44,8 +44,10 @@ extension Transaction {
     /// A serializable read of `key`: SIREAD lock first (a point lock, unless a scan's range lock covers it), then
     /// the snapshot read, noting versions written by others after the snapshot or still pending — each an
     /// rw-antidependency from this transaction to their writer.
-    func serializableRead(_ key: Bytes, snapshot: UInt64, pointLock: Bool, scanned: KeyRange?,
-                          chain: KeyChain? = nil) throws -> Bytes? {
+    func serializableRead(
+        _ key: Bytes, snapshot: UInt64, pointLock: Bool, scanned: KeyRange?,
+        chain: KeyChain? = nil
+    ) throws -> Bytes? {
         guard let h = trackedHandle else {
             return db.read(key, txid: assignedID, snapshot: snapshot, dirty: false, chain: chain)
         }
@@ -105,7 +107,9 @@ extension Transaction {
     /// A scan stopped by its limit after `lastKey` read nothing beyond it: its lock covers only up to `lastKey`.
     func serializableNarrowScan(_ id: UInt64, _ range: KeyRange, reverse: Bool, lastKey: Bytes) {
         guard let h = trackedHandle else { return }
-        let narrower = reverse ? PredicateRange(lower: lastKey, upper: range.upper)
+        let narrower =
+            reverse
+            ? PredicateRange(lower: lastKey, upper: range.upper)
             : PredicateRange(lower: range.lower, upper: lastKey, upperInclusive: true)
         db.ssi.narrowRange(h, id: id, to: narrower)
     }

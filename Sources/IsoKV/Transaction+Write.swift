@@ -40,9 +40,10 @@ extension Transaction {
         let id = ObjectIdentifier(chain)
         let firstWrite = !written.contains(id)
         if firstWrite && written.count >= db.limits.maxWritesPerTransaction {
-            throw IsoKVError(.limitExceeded,
-                             "more than maxWritesPerTransaction (\(db.limits.maxWritesPerTransaction)) keys written",
-                             key: key)
+            throw IsoKVError(
+                .limitExceeded,
+                "more than maxWritesPerTransaction (\(db.limits.maxWritesPerTransaction)) keys written",
+                key: key)
         }
         let recordUndo = !savepoints.isEmpty
         let txid = self.txid
@@ -71,13 +72,15 @@ extension Transaction {
     ///
     /// Errors: `40P01` and `40001` kill the transaction (undo and unlock everything at once); `55P03` and
     /// cancellation fail only this call.
-    nonisolated(nonsending) func acquireRow(_ key: Bytes, _ mode: RowLockMode, wait: LockWait) async throws -> KeyChain? {
+    nonisolated(nonsending) func acquireRow(_ key: Bytes, _ mode: RowLockMode, wait: LockWait) async throws -> KeyChain?
+    {
         while true {
             let chain = db.chainForWriting(key)
             let acquired: LockManager.Acquired
             do {
-                acquired = try await db.lockManager.acquire(chain, txid: txid, mode: mode, wait: wait,
-                                                             timeout: db.configuration.lockTimeout)
+                acquired = try await db.lockManager.acquire(
+                    chain, txid: txid, mode: mode, wait: wait,
+                    timeout: db.configuration.lockTimeout)
             } catch let e as IsoKVError {
                 if e.isRetryable { throw abort(e) }
                 db.failureCounts.count(e.code)
@@ -96,10 +99,13 @@ extension Transaction {
                 // First updater wins: a version committed after our snapshot means a concurrent transaction
                 // changed the row first (directly, or while we waited for it).
                 if let snap = snapshot,
-                   let newest = chain.state.withLock({ $0.versions.last }), newest.commitTS > snap {
-                    throw abort(IsoKVError(.serializationFailure,
-                                           "could not serialize access due to concurrent update",
-                                           key: key, otherTransaction: TransactionID(rawValue: newest.creator)))
+                    let newest = chain.state.withLock({ $0.versions.last }), newest.commitTS > snap
+                {
+                    throw abort(
+                        IsoKVError(
+                            .serializationFailure,
+                            "could not serialize access due to concurrent update",
+                            key: key, otherTransaction: TransactionID(rawValue: newest.creator)))
                 }
                 return chain
             }

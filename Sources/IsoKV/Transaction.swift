@@ -23,7 +23,11 @@ public final class Transaction: StoreTransaction {
     private(set) var assignedID: UInt64 = 0
     /// This transaction's id (the owner id in chains' locks and pending writes), assigned if needed.
     var txid: UInt64 {
-        if assignedID == 0 { assignedID = db.oracle.newTransactionID() }
+        if assignedID == 0 {
+            assignedID = db.oracle.newTransactionID()
+            // Live for the consistency checker until `state` leaves `.active` (LiveTransactions.swift).
+            if case .active = state { db.live.assigned(assignedID) }
+        }
         return assignedID
     }
     public var id: TransactionID { TransactionID(rawValue: txid) }
@@ -46,7 +50,15 @@ public final class Transaction: StoreTransaction {
         case committed
         case rolledBack
     }
-    var state: State = .active
+    var state: State = .active {
+        didSet {
+            // Leaving `.active` ends the transaction for the consistency checker (LiveTransactions.swift).
+            if case .active = oldValue, !isActive { db.live.ended(txid: assignedID, stripe: snapshotStripe) }
+        }
+    }
+    var isActive: Bool { if case .active = state { true } else { false } }
+    /// Set while strict mode's commit runs the real commit (see `commitThenCheck`, Database+Check.swift).
+    var inStrictCommit = false
 
     /// The registered snapshot of a `.snapshot` transaction, taken at its first operation; nil before that and at
     /// the other levels. Unregistered when the transaction ends.
@@ -75,6 +87,7 @@ public final class Transaction: StoreTransaction {
         self.isolation = isolation
         self.isReadOnly = readOnly
         self.isDeferrable = deferrable && readOnly && isolation == .serializable
+        database.live.began(stripe: snapshotStripe)
     }
 
     deinit {
@@ -87,9 +100,10 @@ public final class Transaction: StoreTransaction {
         switch state {
         case .active: return
         case .failed(let e):
-            throw IsoKVError(.transactionAborted,
-                             "current transaction is aborted (\(e.code.rawValue): \(e.message)); roll back",
-                             key: e.key, otherTransaction: e.otherTransaction)
+            throw IsoKVError(
+                .transactionAborted,
+                "current transaction is aborted (\(e.code.rawValue): \(e.message)); roll back",
+                key: e.key, otherTransaction: e.otherTransaction)
         case .committed, .rolledBack:
             throw IsoKVError(.noActiveTransaction, "transaction \(id) has already ended")
         }
@@ -121,7 +135,9 @@ public final class Transaction: StoreTransaction {
         try db.limits.check(key: key)
         if isDeferrable && snapshot == nil { try await waitForSafeSnapshot() }
         let snap = ensureSnapshot()
-        if isolation == .serializable { return try serializableRead(key, snapshot: snap!, pointLock: true, scanned: nil) }
+        if isolation == .serializable {
+            return try serializableRead(key, snapshot: snap!, pointLock: true, scanned: nil)
+        }
         return db.read(key, txid: assignedID, snapshot: snap, dirty: isolation == .readUncommitted)
     }
 }

@@ -51,6 +51,10 @@ public struct IsoKVError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let storageFailure = IsoKVError.Code(rawValue: "58030")
         /// `57P01`: the database was closed; commits are refused (PostgreSQL's `admin_shutdown`).
         public static let databaseClosed = IsoKVError.Code(rawValue: "57P01")
+        /// `XX000`: an internal consistency check failed — a bug in IsoKV, not in the caller (PostgreSQL's
+        /// `internal_error`). Thrown only in strict mode (`Database.Configuration.checkAfterEveryCommit`), by the
+        /// commit after which `Database.check` found a broken invariant; that commit has taken effect. Not retryable.
+        public static let internalError = IsoKVError.Code(rawValue: "XX000")
 
         /// `55006`: the data directory is held by another open store (this process or another): its `LOCK` file is
         /// locked. Returned by `Database.open`.
@@ -61,9 +65,10 @@ public struct IsoKVError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let dataCorrupted = IsoKVError.Code(rawValue: "XX001")
         /// `0A000`: a file was written by a format version this build cannot read.
         public static let unsupportedFormat = IsoKVError.Code(rawValue: "0A000")
-        /// `55000`: the operation cannot run now because a conflicting one is in progress (a checkpoint requested
-        /// while the background checkpoint is being written). Try again later.
-        public static let operationInProgress = IsoKVError.Code(rawValue: "55000")
+        /// `55000`: the object is not in a state that allows the operation: a checkpoint requested while the
+        /// background checkpoint is being written (try again later), or a data directory that other users can
+        /// write (fix its permissions: `chmod 700`).
+        public static let objectNotInPrerequisiteState = IsoKVError.Code(rawValue: "55000")
 
         public var description: String { rawValue }
     }
@@ -79,8 +84,10 @@ public struct IsoKVError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The byte offset of the damage in ``file`` (`XX001`), when known.
     public var offset: Int64?
 
-    public init(_ code: Code, _ message: String, key: Bytes? = nil, otherTransaction: TransactionID? = nil,
-                file: String? = nil, offset: Int64? = nil) {
+    public init(
+        _ code: Code, _ message: String, key: Bytes? = nil, otherTransaction: TransactionID? = nil,
+        file: String? = nil, offset: Int64? = nil
+    ) {
         self.code = code
         self.message = message
         self.key = key
@@ -94,8 +101,11 @@ public struct IsoKVError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         var s = "IsoKVError \(code.rawValue): \(message)"
-        if let key { s += " (key \(key)" + (otherTransaction.map { ", other transaction \($0)" } ?? "") + ")" }
-        else if let otherTransaction { s += " (other transaction \(otherTransaction))" }
+        if let key {
+            s += " (key \(key)" + (otherTransaction.map { ", other transaction \($0)" } ?? "") + ")"
+        } else if let otherTransaction {
+            s += " (other transaction \(otherTransaction))"
+        }
         return s
     }
 }

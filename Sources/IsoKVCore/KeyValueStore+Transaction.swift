@@ -10,7 +10,8 @@ extension KeyValueStore {
     ///     try await tx.put("b", Bytes((try await tx.get("b")?.int64 ?? 0) + 10))
     /// }
     /// ```
-    /// `body` must be safe to run more than once (no side effects outside the transaction).
+    /// `body` must be safe to run more than once (no side effects outside the transaction). Each retry is reported
+    /// to `retry.onRetry` (``RetryPolicy/onRetry``) before its backoff.
     @inlinable
     nonisolated(nonsending) public func transaction<R>(
         _ isolation: IsolationLevel = .default,
@@ -28,7 +29,7 @@ extension KeyValueStore {
             } catch {
                 try? await tx.rollback()
                 guard let e = error as? IsoKVError, e.isRetryable, attempt < retry.maxAttempts else { throw error }
-                try await retry.backoff(after: attempt)
+                try await retry.retrying(after: attempt, e)
                 attempt += 1
             }
         }
@@ -42,10 +43,22 @@ extension KeyValueStore {
     /// try await db.update("profile") { old in Bytes((old?.string ?? "") + "!") }
     /// ```
     @discardableResult
-    nonisolated(nonsending) public func update(_ key: Bytes, maxAttempts: Int = 100, _ transform: (Bytes?) throws -> Bytes?) async throws
+    nonisolated(nonsending) public func update(
+        _ key: Bytes, maxAttempts: Int = 100, _ transform: (Bytes?) throws -> Bytes?
+    ) async throws
         -> Bytes?
     {
-        let policy = RetryPolicy(maxAttempts: maxAttempts)
+        try await update(key, retry: RetryPolicy(maxAttempts: maxAttempts), transform)
+    }
+
+    /// ``update(_:maxAttempts:_:)`` with a whole ``RetryPolicy``: its schedule, and its ``RetryPolicy/onRetry``
+    /// observer, called for each lost compare-and-set that is retried (with the `IK412` or `23505` it got).
+    /// After `retry.maxAttempts` attempts it throws `IK412`.
+    @discardableResult
+    nonisolated(nonsending) public func update(
+        _ key: Bytes, retry policy: RetryPolicy,
+        _ transform: (Bytes?) throws -> Bytes?
+    ) async throws -> Bytes? {
         var attempt = 1
         while true {
             let current = try await get(key)
@@ -62,7 +75,7 @@ extension KeyValueStore {
                 guard attempt < policy.maxAttempts else {
                     throw IsoKVError(.versionMismatch, "update gave up after \(attempt) attempts", key: key)
                 }
-                try await policy.backoff(after: attempt)
+                try await policy.retrying(after: attempt, e)
                 attempt += 1
             }
         }

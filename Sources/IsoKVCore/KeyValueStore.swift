@@ -63,5 +63,7 @@ extension KeyValueStore {
 
     /// Adds one: `try await db.increment("visits")`.
     @discardableResult
-    nonisolated(nonsending) public func increment(_ key: Bytes) async throws -> Int64 { try await increment(key, by: 1) }
+    nonisolated(nonsending) public func increment(_ key: Bytes) async throws -> Int64 {
+        try await increment(key, by: 1)
+    }
 }

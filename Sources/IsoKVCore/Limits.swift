@@ -20,16 +20,18 @@ public struct Limits: Sendable, Hashable {
     public func check(key: Bytes) throws(IsoKVError) {
         if key.isEmpty { throw IsoKVError(.invalidInput, "key must not be empty") }
         if key.count > maxKeySize {
-            throw IsoKVError(.limitExceeded, "key of \(key.count) bytes exceeds maxKeySize \(maxKeySize)",
-                             key: Bytes(key.bytes.prefix(64)))
+            throw IsoKVError(
+                .limitExceeded, "key of \(key.count) bytes exceeds maxKeySize \(maxKeySize)",
+                key: Bytes(key.bytes.prefix(64)))
         }
     }
 
     /// Throws `54000` for a value longer than ``maxValueSize``.
     public func check(value: Bytes, key: Bytes) throws(IsoKVError) {
         if value.count > maxValueSize {
-            throw IsoKVError(.limitExceeded, "value of \(value.count) bytes exceeds maxValueSize \(maxValueSize)",
-                             key: key)
+            throw IsoKVError(
+                .limitExceeded, "value of \(value.count) bytes exceeds maxValueSize \(maxValueSize)",
+                key: key)
         }
     }
 }

@@ -25,7 +25,8 @@ public protocol StoreTransaction: AnyObject {
     /// The visible key-value pairs in `range`, in key order (descending when `reverse`), at most `limit`.
     /// With `lock`, each returned row is locked in that mode; `wait: .skipLocked` leaves out rows locked by
     /// other transactions (queue consumers), `.noWait` fails with `55P03`, `.block` waits.
-    nonisolated(nonsending) func scan(_ range: KeyRange, limit: Int?, reverse: Bool, lock: RowLockMode?, wait: LockWait) async throws
+    nonisolated(nonsending) func scan(_ range: KeyRange, limit: Int?, reverse: Bool, lock: RowLockMode?, wait: LockWait)
+        async throws
         -> [KeyValue]
 
     /// Locks the row of `key` (present or not) in `mode` and returns its current value.
@@ -53,18 +54,24 @@ public protocol StoreTransaction: AnyObject {
 
 extension StoreTransaction {
     /// ``scan(_:limit:reverse:lock:wait:)`` without locks.
-    nonisolated(nonsending) public func scan(_ range: KeyRange = .all, limit: Int? = nil, reverse: Bool = false) async throws -> [KeyValue] {
+    nonisolated(nonsending) public func scan(_ range: KeyRange = .all, limit: Int? = nil, reverse: Bool = false)
+        async throws -> [KeyValue]
+    {
         try await scan(range, limit: limit, reverse: reverse, lock: nil, wait: .block)
     }
 
     /// ``scan(_:limit:reverse:lock:wait:)`` over the keys starting with `prefix`.
-    nonisolated(nonsending) public func scan(prefix: Bytes, limit: Int? = nil, reverse: Bool = false) async throws -> [KeyValue] {
+    nonisolated(nonsending) public func scan(prefix: Bytes, limit: Int? = nil, reverse: Bool = false) async throws
+        -> [KeyValue]
+    {
         try await scan(.prefix(prefix), limit: limit, reverse: reverse, lock: nil, wait: .block)
     }
 
     /// Locking scan: `try await tx.scan(.prefix("jobs/"), limit: 1, lock: .forUpdate, wait: .skipLocked)`.
-    nonisolated(nonsending) public func scan(_ range: KeyRange, limit: Int? = nil, reverse: Bool = false, lock: RowLockMode,
-                     wait: LockWait = .block) async throws -> [KeyValue] {
+    nonisolated(nonsending) public func scan(
+        _ range: KeyRange, limit: Int? = nil, reverse: Bool = false, lock: RowLockMode,
+        wait: LockWait = .block
+    ) async throws -> [KeyValue] {
         try await scan(range, limit: limit, reverse: reverse, lock: Optional(lock), wait: wait)
     }
 

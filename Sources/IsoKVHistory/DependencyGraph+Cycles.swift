@@ -157,8 +157,10 @@ extension DependencyGraph {
     /// there is none. Not limited by the budget: one search costs at most the component's edges.
     func cycle(closing edge: Int32, mask: UInt8, comp: [Int32], scratch: inout Scratch) -> [Int32]? {
         let e = edges[Int(edge)]
-        guard search(from: e.to, to: e.from, mask: mask, comp: comp, c: comp[Int(e.from)], limited: false,
-                     scratch: &scratch)
+        guard
+            search(
+                from: e.to, to: e.from, mask: mask, comp: comp, c: comp[Int(e.from)], limited: false,
+                scratch: &scratch)
         else { return nil }
         return [edge] + path(to: e.from, scratch: scratch)
     }
@@ -174,8 +176,9 @@ extension DependencyGraph {
             byHead[v, default: []].append(ei)
         }
         for v in heads {
-            _ = search(from: v, to: nil, mask: Mask.wwwr, comp: comp, c: comp[Int(v)], limited: true,
-                       scratch: &scratch)
+            _ = search(
+                from: v, to: nil, mask: Mask.wwwr, comp: comp, c: comp[Int(v)], limited: true,
+                scratch: &scratch)
             if scratch.exhausted { return nil }
             for ei in byHead[v]! where visited(edges[Int(ei)].from, scratch) {
                 return [ei] + path(to: edges[Int(ei)].from, scratch: scratch)
@@ -188,8 +191,9 @@ extension DependencyGraph {
     func steps(_ cycle: [Int32]) -> [CycleStep] {
         cycle.map { ei in
             let e = edges[Int(ei)]
-            return CycleStep(from: ids[Int(e.from)], to: ids[Int(e.to)], kind: e.kind, key: keys[Int(e.key)],
-                             range: e.range >= 0 ? ranges[Int(e.range)] : nil)
+            return CycleStep(
+                from: ids[Int(e.from)], to: ids[Int(e.to)], kind: e.kind, key: keys[Int(e.key)],
+                range: e.range >= 0 ? ranges[Int(e.range)] : nil)
         }
     }
 
@@ -203,7 +207,8 @@ extension DependencyGraph {
         let ww = components(mask: Mask.ww)
         for members in ww.cyclic {
             guard let first = internalEdges(of: members, comp: ww.comp, mask: Mask.ww).first,
-                  let c = cycle(closing: first, mask: Mask.ww, comp: ww.comp, scratch: &scratch) else { continue }
+                let c = cycle(closing: first, mask: Mask.ww, comp: ww.comp, scratch: &scratch)
+            else { continue }
             found.append(Anomaly(phenomenon: .g0, cycle: steps(c)))
         }
 
@@ -211,13 +216,16 @@ extension DependencyGraph {
         let wwwr = components(mask: Mask.wwwr)
         for members in wwwr.cyclic {
             guard let first = internalEdges(of: members, comp: wwwr.comp, mask: DependencyKind.wr.bit).first,
-                  let c = cycle(closing: first, mask: Mask.wwwr, comp: wwwr.comp, scratch: &scratch) else { continue }
+                let c = cycle(closing: first, mask: Mask.wwwr, comp: wwwr.comp, scratch: &scratch)
+            else { continue }
             found.append(Anomaly(phenomenon: .g1c, cycle: steps(c)))
         }
 
         // Anti-dependency phases: item rw (G-single, else G2-item), then predicate rw (G-single, else G2).
-        for (mask, anti, wider) in [(Mask.item, DependencyKind.rw.bit, Phenomenon.g2Item),
-                                    (Mask.all, DependencyKind.rwPredicate.bit, Phenomenon.g2)] {
+        for (mask, anti, wider) in [
+            (Mask.item, DependencyKind.rw.bit, Phenomenon.g2Item),
+            (Mask.all, DependencyKind.rwPredicate.bit, Phenomenon.g2)
+        ] {
             let graph = components(mask: mask)
             if mask == Mask.all { stats.cyclicComponents = graph.cyclic.count }
             for members in graph.cyclic {

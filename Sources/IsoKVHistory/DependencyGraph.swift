@@ -155,8 +155,10 @@ struct DependencyGraph {
                 if let v = w.installed, v <= 0 {
                     throw .invalidValue(txn: t.id, "installed version \(v) of \(keys[Int(w.key)]) is not positive")
                 }
-                chains[Int(w.key)].append(Version(order: w.installed ?? order ?? Int.min, version: w.installed,
-                                                  node: node, kind: w.kind))
+                chains[Int(w.key)].append(
+                    Version(
+                        order: w.installed ?? order ?? Int.min, version: w.installed,
+                        node: node, kind: w.kind))
                 finalWrites[Int(node)].append(FinalWrite(key: w.key, count: w.count))
             }
         }
@@ -177,9 +179,10 @@ struct DependencyGraph {
                 if let version = v.version {
                     if let other = positionOfVersion[k][version] {
                         let a = ids[Int(chains[k][other].node)], b = ids[Int(v.node)]
-                        findings.append(Anomaly(
-                            phenomenon: .duplicateVersion, transactions: [a, b],
-                            explanation: "T\(a) and T\(b) both installed version \(version) of \(keys[k])"))
+                        findings.append(
+                            Anomaly(
+                                phenomenon: .duplicateVersion, transactions: [a, b],
+                                explanation: "T\(a) and T\(b) both installed version \(version) of \(keys[k])"))
                     } else {
                         positionOfVersion[k][version] = p
                     }
@@ -221,8 +224,10 @@ struct DependencyGraph {
         let readerID = ids[Int(reader)]
         let keyName = keys[Int(key)]
         func garbage(_ why: String) -> Resolution {
-            findings.append(Anomaly(phenomenon: .garbageRead, transactions: [readerID],
-                                    explanation: "T\(readerID) read \(keyName): \(why)"))
+            findings.append(
+                Anomaly(
+                    phenomenon: .garbageRead, transactions: [readerID],
+                    explanation: "T\(readerID) read \(keyName): \(why)"))
             return .rejected
         }
         switch observed {
@@ -254,17 +259,19 @@ struct DependencyGraph {
             }
             guard let node = nodeOfID[w], let fw = finalWrite(of: node, key: key) else {
                 let code = if case .aborted(let c) = writer.outcome { c } else { "?" }
-                findings.append(Anomaly(
-                    phenomenon: .g1a, transactions: [readerID, w],
-                    explanation: "T\(readerID) read \(keyName) written by T\(w), which aborted (\(code))"))
+                findings.append(
+                    Anomaly(
+                        phenomenon: .g1a, transactions: [readerID, w],
+                        explanation: "T\(readerID) read \(keyName) written by T\(w), which aborted (\(code))"))
                 return .rejected
             }
             let intermediate = index.map { $0 < count } ?? false
             if intermediate {
-                findings.append(Anomaly(
-                    phenomenon: .g1b, transactions: [readerID, w],
-                    explanation: "T\(readerID) read write #\(index!) of \(keyName) by T\(w), "
-                        + "which wrote it \(count) times (intermediate read)"))
+                findings.append(
+                    Anomaly(
+                        phenomenon: .g1b, transactions: [readerID, w],
+                        explanation: "T\(readerID) read write #\(index!) of \(keyName) by T\(w), "
+                            + "which wrote it \(count) times (intermediate read)"))
             }
             return .position(fw.position, intermediate: intermediate)
         }
@@ -298,8 +305,9 @@ struct DependencyGraph {
                     addItemRead(key: k, position: p, observed: observed, reader: node)
                 }
             case .scan(let range, let limit, let reverse, let results, let absent):
-                addScan(range: effectiveRange(range, limit: limit, reverse: reverse, results: results),
-                        results: results, absent: absent, reader: node, wroteBefore: wroteBefore, txns: txns)
+                addScan(
+                    range: effectiveRange(range, limit: limit, reverse: reverse, results: results),
+                    results: results, absent: absent, reader: node, wroteBefore: wroteBefore, txns: txns)
             }
         }
     }
@@ -396,18 +404,20 @@ struct DependencyGraph {
                 for r in readers where !unique.contains(r) { unique.append(r) }
                 guard unique.count >= 2 else { continue }
                 let chain = chains[Int(k)]
-                let version = if p >= 0 {
-                    chain[p].version.map { "version \($0)" } ?? "the version of T\(ids[Int(chain[p].node)])"
-                } else if p == -1 {
-                    "the initial version"
-                } else {
-                    "version \(-1 - p)"
-                }
+                let version =
+                    if p >= 0 {
+                        chain[p].version.map { "version \($0)" } ?? "the version of T\(ids[Int(chain[p].node)])"
+                    } else if p == -1 {
+                        "the initial version"
+                    } else {
+                        "version \(-1 - p)"
+                    }
                 let txnIDs = unique.map { ids[Int($0)] }
-                findings.append(Anomaly(
-                    phenomenon: .lostUpdate, transactions: txnIDs,
-                    explanation: txnIDs.map { "T\($0)" }.joined(separator: ", ")
-                        + " all read \(version) of \(keys[Int(k)]) and all wrote it"))
+                findings.append(
+                    Anomaly(
+                        phenomenon: .lostUpdate, transactions: txnIDs,
+                        explanation: txnIDs.map { "T\($0)" }.joined(separator: ", ")
+                            + " all read \(version) of \(keys[Int(k)]) and all wrote it"))
             }
         }
     }

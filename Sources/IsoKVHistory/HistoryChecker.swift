@@ -50,18 +50,21 @@ public struct HistoryChecker: Sendable {
         let analysis = try HistoryChecker().analyze(history)
         var levelOf: [TxnID: HistoryIsolation] = [:]
         for t in history.transactions { levelOf[t.id] = t.level }
-        let strongest = history.transactions.filter { $0.outcome?.isCommitted == true }.map(\.level).max()
+        let strongest =
+            history.transactions.filter { $0.outcome?.isCommitted == true }.map(\.level).max()
             ?? .serializable
         func forbidden(_ a: Anomaly) -> Bool {
-            let owners: ArraySlice<TxnID> = switch a.phenomenon {
-            case .g1a, .g1b: a.transactions.prefix(1)
-            default: a.transactions[...]
-            }
+            let owners: ArraySlice<TxnID> =
+                switch a.phenomenon {
+                case .g1a, .g1b: a.transactions.prefix(1)
+                default: a.transactions[...]
+                }
             let level = owners.compactMap { levelOf[$0] }.min() ?? strongest
             return a.phenomenon.isForbidden(at: level)
         }
-        return CheckResult(level: strongest, violations: analysis.anomalies.filter(forbidden),
-                           allowed: analysis.anomalies.filter { !forbidden($0) }, stats: analysis.stats)
+        return CheckResult(
+            level: strongest, violations: analysis.anomalies.filter(forbidden),
+            allowed: analysis.anomalies.filter { !forbidden($0) }, stats: analysis.stats)
     }
 }
 
@@ -78,10 +81,11 @@ public struct HistoryAnalysis: Hashable, Sendable, Codable {
 
     /// The findings split into what `level` forbids and what it allows.
     public func result(at level: HistoryIsolation) -> CheckResult {
-        CheckResult(level: level,
-                    violations: anomalies.filter { $0.phenomenon.isForbidden(at: level) },
-                    allowed: anomalies.filter { !$0.phenomenon.isForbidden(at: level) },
-                    stats: stats)
+        CheckResult(
+            level: level,
+            violations: anomalies.filter { $0.phenomenon.isForbidden(at: level) },
+            allowed: anomalies.filter { !$0.phenomenon.isForbidden(at: level) },
+            stats: stats)
     }
 }
 
@@ -109,16 +113,19 @@ public struct CheckResult: Hashable, Sendable, Codable, CustomStringConvertible 
         var forbidden: [String: Int] = [:]
         for a in violations { forbidden[a.phenomenon.rawValue, default: 0] += 1 }
         let rows = Phenomenon.allCases.map {
-            PhenomenonCount(phenomenon: $0.rawValue, found: found[$0.rawValue, default: 0],
-                            forbidden: $0.isForbidden(at: level))
+            PhenomenonCount(
+                phenomenon: $0.rawValue, found: found[$0.rawValue, default: 0],
+                forbidden: $0.isForbidden(at: level))
         }
-        return HistorySummary(level: level, valid: isValid, stats: stats, found: found, violations: forbidden,
-                              firstViolations: violations.prefix(max(0, maxCycles)).map(\.description), rows: rows)
+        return HistorySummary(
+            level: level, valid: isValid, stats: stats, found: found, violations: forbidden,
+            firstViolations: violations.prefix(max(0, maxCycles)).map(\.description), rows: rows)
     }
 
     /// `"serializable: 2 violation(s)"` then one line per violation.
     public var description: String {
-        var out = "\(level): \(violations.count) violation(s) in \(stats.committed) committed / "
+        var out =
+            "\(level): \(violations.count) violation(s) in \(stats.committed) committed / "
             + "\(stats.aborted) aborted transactions"
         if !allowed.isEmpty { out += " (\(allowed.count) allowed finding(s))" }
         for v in violations.prefix(20) { out += "\n  \(v)" }

@@ -27,14 +27,15 @@ public struct HistoryKey: Hashable, Comparable, Sendable, Codable, ExpressibleBy
     /// `"x"` for printable UTF-8 keys, `0x…` otherwise.
     public var description: String {
         if let s = String(validating: bytes, as: UTF8.self),
-           s.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F && $0 != "\"" && $0 != "\\" })
+            s.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7F && $0 != "\"" && $0 != "\\" })
         {
             return "\"\(s)\""
         }
-        return "0x" + bytes.map { b in
-            let h = String(b, radix: 16)
-            return h.count == 1 ? "0" + h : h
-        }.joined()
+        return "0x"
+            + bytes.map { b in
+                let h = String(b, radix: 16)
+                return h.count == 1 ? "0" + h : h
+            }.joined()
     }
 
     // Encoded as a plain string when the bytes are UTF-8, as {"hex": "..."} otherwise, so JSON stays readable.
@@ -69,10 +70,11 @@ public struct HistoryKey: Hashable, Comparable, Sendable, Codable, ExpressibleBy
             try c.encode(s)
         } else {
             var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(bytes.map { b in
-                let h = String(b, radix: 16)
-                return h.count == 1 ? "0" + h : h
-            }.joined(), forKey: .hex)
+            try c.encode(
+                bytes.map { b in
+                    let h = String(b, radix: 16)
+                    return h.count == 1 ? "0" + h : h
+                }.joined(), forKey: .hex)
         }
     }
 }

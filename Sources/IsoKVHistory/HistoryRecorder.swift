@@ -67,7 +67,8 @@ public final class HistoryRecorder: Sendable {
 
     /// Edits a recorded transaction in place (to fill installed versions known only after it was recorded).
     /// - Throws: ``HistoryError/unknownTransaction(_:)``, or what `body` throws.
-    public func update(_ id: TxnID, _ body: (inout TransactionRecord) throws(HistoryError) -> Void) throws(HistoryError) {
+    public func update(_ id: TxnID, _ body: (inout TransactionRecord) throws(HistoryError) -> Void) throws(HistoryError)
+    {
         let result = state.withLock { s in
             Result { () throws(HistoryError) in
                 guard let i = s.index[id] else { throw .unknownTransaction(id) }

@@ -66,7 +66,7 @@ final class HeldConnection: Sendable {
         let handoff = Handoff()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (caller: CheckedContinuation<HeldConnection, any Error>) in
-                guard handoff.start(caller) else { return }    // cancelled before it began
+                guard handoff.start(caller) else { return }  // cancelled before it began
                 let leaseTask = Task {
                     do {
                         try await client.withConnection { connection in
@@ -85,8 +85,10 @@ final class HeldConnection: Sendable {
                 let timer = Task {
                     try? await Task.sleep(for: timeout)
                     if !Task.isCancelled {
-                        handoff.fail(IsoKVError(.connectionFailure,
-                                                "no PostgreSQL connection within \(timeout) (server unreachable or pool exhausted)"))
+                        handoff.fail(
+                            IsoKVError(
+                                .connectionFailure,
+                                "no PostgreSQL connection within \(timeout) (server unreachable or pool exhausted)"))
                     }
                 }
                 handoff.attach(leaseTask: leaseTask, timer: timer)

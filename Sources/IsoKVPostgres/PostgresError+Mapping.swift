@@ -7,14 +7,14 @@ enum PostgresErrorMapping {
     /// SQLSTATEs whose IsoKV code differs from the SQLSTATE itself. Every other SQLSTATE is passed through as the code
     /// (IsoKV's codes are SQLSTATEs where PostgreSQL has one).
     static let renamed: [String: IsoKVError.Code] = [
-        "22P02": .invalidInput,          // invalid_text_representation
-        "54001": .limitExceeded,         // statement_too_complex
-        "57P01": .connectionFailure,     // admin_shutdown: the server is stopping
-        "57P02": .connectionFailure,     // crash_shutdown
-        "57P03": .connectionFailure,     // cannot_connect_now: the server is starting or in recovery
-        "53300": .connectionFailure,     // too_many_connections
+        "22P02": .invalidInput,  // invalid_text_representation
+        "54001": .limitExceeded,  // statement_too_complex
+        "57P01": .connectionFailure,  // admin_shutdown: the server is stopping
+        "57P02": .connectionFailure,  // crash_shutdown
+        "57P03": .connectionFailure,  // cannot_connect_now: the server is starting or in recovery
+        "53300": .connectionFailure,  // too_many_connections
         "08000": .connectionFailure, "08001": .connectionFailure, "08003": .connectionFailure,
-        "08004": .connectionFailure, "08P01": .connectionFailure,
+        "08004": .connectionFailure, "08P01": .connectionFailure
     ]
 
     /// The IsoKV error for `error` thrown by a statement about `key` (nil when it is not about one key).
@@ -23,7 +23,8 @@ enum PostgresErrorMapping {
         if error is IsoKVError || error is CancellationError { return error }
         if let psql = error as? PSQLError {
             if psql.code == .server, let state = psql.serverInfo?[.sqlState] {
-                return server(state: state, message: psql.serverInfo?[.message], detail: psql.serverInfo?[.detail], key: key)
+                return server(
+                    state: state, message: psql.serverInfo?[.message], detail: psql.serverInfo?[.detail], key: key)
             }
             switch psql.code {
             case .poolClosed, .clientClosedConnection:

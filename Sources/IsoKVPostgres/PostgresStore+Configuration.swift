@@ -53,8 +53,8 @@ extension PostgresStore {
         /// ```
         public init(url: String) throws {
             guard let components = URLComponents(string: url),
-                  let scheme = components.scheme, scheme == "postgres" || scheme == "postgresql",
-                  let host = components.host, !host.isEmpty
+                let scheme = components.scheme, scheme == "postgres" || scheme == "postgresql",
+                let host = components.host, !host.isEmpty
             else {
                 throw IsoKVError(.invalidInput, "not a postgres:// URL with a host: \(url)")
             }
@@ -76,9 +76,11 @@ extension PostgresStore {
                     throw IsoKVError(.invalidInput, "unknown parameter \(name) in the PostgreSQL URL")
                 }
             }
-            self.init(client: PostgresClient.Configuration(host: host, port: components.port ?? 5432, username: user,
-                                                           password: password, database: database, tls: tls),
-                      schema: schema)
+            self.init(
+                client: PostgresClient.Configuration(
+                    host: host, port: components.port ?? 5432, username: user,
+                    password: password, database: database, tls: tls),
+                schema: schema)
         }
 
         /// Throws `22023` if the schema name is not a plain lowercase identifier or a duration is negative.
@@ -86,7 +88,9 @@ extension PostgresStore {
             let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789_")
             guard let first = schema.first, !first.isNumber, schema.count <= 63, schema.allSatisfy(allowed.contains)
             else {
-                throw IsoKVError(.invalidInput, "schema name \"\(schema)\" is not a lowercase identifier ([a-z_][a-z0-9_]*, at most 63)")
+                throw IsoKVError(
+                    .invalidInput,
+                    "schema name \"\(schema)\" is not a lowercase identifier ([a-z_][a-z0-9_]*, at most 63)")
             }
             if let lockTimeout, lockTimeout < .zero {
                 throw IsoKVError(.invalidInput, "lockTimeout must not be negative")

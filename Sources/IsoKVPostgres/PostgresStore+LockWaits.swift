@@ -31,14 +31,17 @@ extension PostgresStore {
 
     /// Polls `pg_stat_activity` for the backend of `transaction` until `condition` holds or the task is cancelled.
     private func poll(_ transaction: TransactionID, _ condition: String) async {
-        let query = PostgresQuery(unsafeSQL: "SELECT coalesce(\(condition), false) FROM pg_stat_activity WHERE pid = $1")
+        let query = PostgresQuery(
+            unsafeSQL: "SELECT coalesce(\(condition), false) FROM pg_stat_activity WHERE pid = $1")
         while !Task.isCancelled {
             if let pid = state.withLock({ $0.openTransactions[transaction.rawValue] }) {
                 var q = query
                 q.binds.append(pid)
                 let holds = try? await withConnection { c in
                     var holds = false
-                    for try await row in try await c.query(q, logger: HeldConnection.logger) { holds = try row.decode(Bool.self) }
+                    for try await row in try await c.query(q, logger: HeldConnection.logger) {
+                        holds = try row.decode(Bool.self)
+                    }
                     return holds
                 }
                 if holds == true { return }
@@ -47,3 +50,7 @@ extension PostgresStore {
         }
     }
 }
+
+/// The lock-wait hook of IsoKVCore, so that backend-independent code (the conformance replays) can order a step
+/// after another transaction's lock wait on PostgreSQL too.
+extension PostgresStore: LockWaitObservable {}

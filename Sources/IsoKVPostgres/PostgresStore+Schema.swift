@@ -33,7 +33,7 @@ extension PostgresStore {
                 RETURN t::bigint;
             END $f$
             """,
-            "INSERT INTO \(s).isokv_meta (name, value) VALUES ('schema_version', \(schemaVersion)) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO \(s).isokv_meta (name, value) VALUES ('schema_version', \(schemaVersion)) ON CONFLICT (name) DO NOTHING"
         ]
     }
 
@@ -47,17 +47,21 @@ extension PostgresStore {
         let c = held.connection
         do {
             try await c.query("BEGIN", logger: HeldConnection.logger)
-            try await c.query("SELECT pg_advisory_xact_lock(hashtext('isokv schema ' || \(schema)))",
-                              logger: HeldConnection.logger)
-            var found: Int64?? = .none                 // .none: no meta table; .some(nil): no version row
+            try await c.query(
+                "SELECT pg_advisory_xact_lock(hashtext('isokv schema ' || \(schema)))",
+                logger: HeldConnection.logger)
+            var found: Int64?? = .none  // .none: no meta table; .some(nil): no version row
             var metaExists = false
-            for try await row in try await c.query("SELECT to_regclass(\(schema) || '.isokv_meta') IS NOT NULL",
-                                                   logger: HeldConnection.logger) {
+            for try await row in try await c.query(
+                "SELECT to_regclass(\(schema) || '.isokv_meta') IS NOT NULL",
+                logger: HeldConnection.logger)
+            {
                 metaExists = try row.decode(Bool.self)
             }
             if metaExists {
                 found = .some(nil)
-                let q = PostgresQuery(unsafeSQL: "SELECT value FROM \"\(schema)\".isokv_meta WHERE name = 'schema_version'")
+                let q = PostgresQuery(
+                    unsafeSQL: "SELECT value FROM \"\(schema)\".isokv_meta WHERE name = 'schema_version'")
                 for try await row in try await c.query(q, logger: HeldConnection.logger) {
                     found = .some(try row.decode(Int64.self))
                 }
@@ -65,8 +69,9 @@ extension PostgresStore {
             switch found {
             case .none:
                 guard configuration.createSchema else {
-                    throw IsoKVError(.init(rawValue: "42P01"),
-                                     "schema \"\(schema)\" has no IsoKV tables and createSchema is false")
+                    throw IsoKVError(
+                        .init(rawValue: "42P01"),
+                        "schema \"\(schema)\" has no IsoKV tables and createSchema is false")
                 }
                 for statement in Self.schemaDDL(schema) {
                     try await c.query(PostgresQuery(unsafeSQL: statement), logger: HeldConnection.logger)
@@ -74,9 +79,10 @@ extension PostgresStore {
             case .some(let version?) where version == Self.schemaVersion:
                 break
             case .some(let version):
-                throw IsoKVError(.unsupportedFormat,
-                                 "schema \"\(schema)\" has IsoKV schema version \(version.map(String.init) ?? "none"); "
-                                 + "this build knows version \(Self.schemaVersion) only")
+                throw IsoKVError(
+                    .unsupportedFormat,
+                    "schema \"\(schema)\" has IsoKV schema version \(version.map(String.init) ?? "none"); "
+                        + "this build knows version \(Self.schemaVersion) only")
             }
             try await c.query("COMMIT", logger: HeldConnection.logger)
             how = .clean

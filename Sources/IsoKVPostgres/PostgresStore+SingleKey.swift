@@ -43,7 +43,9 @@ extension PostgresStore {
     /// try await store.put("doc", "edited", ifVersion: v.version)   // IK412 if someone else wrote it since
     /// ```
     @discardableResult
-    nonisolated(nonsending) public func put(_ key: Bytes, _ value: Bytes, ifVersion version: UInt64) async throws -> UInt64 {
+    nonisolated(nonsending) public func put(_ key: Bytes, _ value: Bytes, ifVersion version: UInt64) async throws
+        -> UInt64
+    {
         try configuration.limits.check(key: key)
         try configuration.limits.check(value: value, key: key)
         guard let v = postgresVersion(version) else { throw Self.mismatch(key, version) }
@@ -89,7 +91,9 @@ extension PostgresStore {
     nonisolated(nonsending) public func delete(_ key: Bytes, ifVersion version: UInt64) async throws {
         try configuration.limits.check(key: key)
         guard let v = postgresVersion(version) else { throw Self.mismatch(key, version) }
-        let rows = try await withConnection(key: key) { try await $0.rows(DeleteIfVersionStatement(key: key, version: v)) }
+        let rows = try await withConnection(key: key) {
+            try await $0.rows(DeleteIfVersionStatement(key: key, version: v))
+        }
         if rows.isEmpty { throw Self.mismatch(key, version) }
     }
 

@@ -3,7 +3,9 @@ import PostgresNIO
 
 extension PostgresStore {
     /// Begins a transaction at `isolation` (see ``begin(_:readOnly:deferrable:lockTimeout:)``).
-    nonisolated(nonsending) public func begin(_ isolation: IsolationLevel, readOnly: Bool) async throws -> PostgresTransaction {
+    nonisolated(nonsending) public func begin(_ isolation: IsolationLevel, readOnly: Bool) async throws
+        -> PostgresTransaction
+    {
         try await begin(isolation, readOnly: readOnly, deferrable: false, lockTimeout: nil)
     }
 
@@ -26,8 +28,10 @@ extension PostgresStore {
     /// let rows = try await report.scan(prefix: "acct/")
     /// try await report.commit()
     /// ```
-    nonisolated(nonsending) public func begin(_ isolation: IsolationLevel, readOnly: Bool, deferrable: Bool,
-                                              lockTimeout: Duration? = nil) async throws -> PostgresTransaction {
+    nonisolated(nonsending) public func begin(
+        _ isolation: IsolationLevel, readOnly: Bool, deferrable: Bool,
+        lockTimeout: Duration? = nil
+    ) async throws -> PostgresTransaction {
         if let lockTimeout, lockTimeout < .zero { throw IsoKVError(.invalidInput, "lockTimeout must not be negative") }
         let held = try await lease()
         let id = newTransactionID()

@@ -104,8 +104,10 @@ public final class PostgresStore: KeyValueStore, Sendable {
     ///     try await store.put("greeting", "hello")
     /// }
     /// ```
-    public static func withStore<R>(configuration: Configuration,
-                                    _ body: (PostgresStore) async throws -> sending R) async throws -> sending R {
+    public static func withStore<R>(
+        configuration: Configuration,
+        _ body: (PostgresStore) async throws -> sending R
+    ) async throws -> sending R {
         let store = try await PostgresStore(configuration: configuration)
         do {
             let result = try await body(store)
@@ -153,12 +155,15 @@ public final class PostgresStore: KeyValueStore, Sendable {
         }
         let id = connection.id
         state.withLock { $0.backendPIDs[id] = pid }
-        connection.closeFuture.whenComplete { [state] _ in state.withLock { _ = $0.backendPIDs.removeValue(forKey: id) } }
+        connection.closeFuture.whenComplete { [state] _ in state.withLock { _ = $0.backendPIDs.removeValue(forKey: id) }
+        }
         return pid
     }
 
     func newTransactionID() -> UInt64 {
-        state.withLock { s in s.lastTransactionID += 1; return s.lastTransactionID }
+        state.withLock { s in
+            s.lastTransactionID += 1; return s.lastTransactionID
+        }
     }
 
     func transactionEnded(_ id: UInt64) {

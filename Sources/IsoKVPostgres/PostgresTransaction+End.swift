@@ -76,7 +76,7 @@ extension PostgresTransaction {
         if e.code == .connectionFailure || e.code == .databaseClosed {
             state = .failed(e, recoverable: false)
             if let held {
-                held.release(.rollback)     // rolled back by the server already, if the connection is gone
+                held.release(.rollback)  // rolled back by the server already, if the connection is gone
                 self.held = nil
                 store.transactionEnded(id.rawValue)
             }

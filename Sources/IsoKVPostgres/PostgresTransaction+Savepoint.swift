@@ -12,7 +12,9 @@ extension PostgresTransaction {
     nonisolated(nonsending) public func savepoint() async throws -> Savepoint {
         try checkActive()
         let sp = Savepoint(transaction: id, id: nextSavepointID)
-        _ = try await run { try await $0.query(PostgresQuery(unsafeSQL: "SAVEPOINT s\(sp.id)"), logger: HeldConnection.logger) }
+        _ = try await run {
+            try await $0.query(PostgresQuery(unsafeSQL: "SAVEPOINT s\(sp.id)"), logger: HeldConnection.logger)
+        }
         nextSavepointID += 1
         savepoints.append((sp.id, writtenKeys.count))
         return sp
@@ -27,8 +29,11 @@ extension PostgresTransaction {
         default: try checkActive()
         }
         let index = try position(of: savepoint)
-        _ = try await run { try await $0.query(PostgresQuery(unsafeSQL: "ROLLBACK TO SAVEPOINT s\(savepoint.id)"),
-                                           logger: HeldConnection.logger) }
+        _ = try await run {
+            try await $0.query(
+                PostgresQuery(unsafeSQL: "ROLLBACK TO SAVEPOINT s\(savepoint.id)"),
+                logger: HeldConnection.logger)
+        }
         if case .failed = state { state = .active }
         for key in writtenKeys[savepoints[index].writtenMark...] { writtenSet.remove(key) }
         writtenKeys.removeSubrange(savepoints[index].writtenMark...)
@@ -39,8 +44,11 @@ extension PostgresTransaction {
     nonisolated(nonsending) public func release(_ savepoint: Savepoint) async throws {
         try checkActive()
         let index = try position(of: savepoint)
-        _ = try await run { try await $0.query(PostgresQuery(unsafeSQL: "RELEASE SAVEPOINT s\(savepoint.id)"),
-                                           logger: HeldConnection.logger) }
+        _ = try await run {
+            try await $0.query(
+                PostgresQuery(unsafeSQL: "RELEASE SAVEPOINT s\(savepoint.id)"),
+                logger: HeldConnection.logger)
+        }
         savepoints.removeSubrange(index...)
     }
 

@@ -13,8 +13,10 @@ extension PostgresTransaction {
     /// (the transaction's at `.snapshot`/`.serializable`, a fresh one at the weaker levels). With a lock, PostgreSQL
     /// locks each row before the limit counts it, so `limit: 1, lock: .forUpdate, wait: .skipLocked` claims the first
     /// free row (a queue consumer); at read committed a row changed while waiting is re-checked against the range.
-    nonisolated(nonsending) public func scan(_ range: KeyRange, limit: Int?, reverse: Bool, lock: RowLockMode?,
-                                             wait: LockWait) async throws -> [KeyValue] {
+    nonisolated(nonsending) public func scan(
+        _ range: KeyRange, limit: Int?, reverse: Bool, lock: RowLockMode?,
+        wait: LockWait
+    ) async throws -> [KeyValue] {
         if lock != nil { try checkWritable() } else { try checkActive() }
         let limits = store.configuration.limits
         if let limit, limit < 0 || limit > limits.maxScanLimit {
@@ -36,8 +38,10 @@ extension PostgresTransaction {
         }
     }
 
-    static func scanQuery(_ range: KeyRange, limit: Int, reverse: Bool, lock: RowLockMode?,
-                          wait: LockWait) -> PostgresQuery {
+    static func scanQuery(
+        _ range: KeyRange, limit: Int, reverse: Bool, lock: RowLockMode?,
+        wait: LockWait
+    ) -> PostgresQuery {
         var binds = PostgresBindings(capacity: 3)
         var conditions: [String] = []
         if let lower = range.lower {

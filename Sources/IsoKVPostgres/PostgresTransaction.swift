@@ -78,8 +78,9 @@ public final class PostgresTransaction: StoreTransaction {
 
     /// The `25P02` for an operation after `cause` failed the transaction.
     static func aborted(by cause: IsoKVError) -> IsoKVError {
-        IsoKVError(.transactionAborted, "current transaction is aborted (\(cause.code.rawValue): \(cause.message)); roll back",
-                   key: cause.key, otherTransaction: cause.otherTransaction)
+        IsoKVError(
+            .transactionAborted, "current transaction is aborted (\(cause.code.rawValue): \(cause.message)); roll back",
+            key: cause.key, otherTransaction: cause.otherTransaction)
     }
 
     func checkWritable() throws {
@@ -100,7 +101,9 @@ public final class PostgresTransaction: StoreTransaction {
 
     /// Runs `body` on the transaction's connection; a failure is mapped and, when it came from the server or the
     /// connection, fails the transaction (see the type's life cycle).
-    nonisolated(nonsending) func run<R>(key: Bytes? = nil, _ body: nonisolated(nonsending) (PostgresConnection) async throws -> R) async throws -> R {
+    nonisolated(nonsending) func run<R>(
+        key: Bytes? = nil, _ body: nonisolated(nonsending) (PostgresConnection) async throws -> R
+    ) async throws -> R {
         guard let held else { throw IsoKVError(.noActiveTransaction, "transaction \(id) has already ended") }
         do {
             try held.checkOpen()

@@ -7,39 +7,39 @@
 // (swiftlang/swift#57803). The checked variant keeps that hand-off inside the runtime.
 
 #if TSAN
-typealias CommitContinuation = CheckedContinuation<Void, any Error>
-typealias PlainContinuation = CheckedContinuation<Void, Never>
+    typealias CommitContinuation = CheckedContinuation<Void, any Error>
+    typealias PlainContinuation = CheckedContinuation<Void, Never>
 
-@inline(__always)
-func suspendCommitter(_ body: (CommitContinuation) -> Void) async throws {
-    try await withCheckedThrowingContinuation(body)
-}
+    @inline(__always)
+    func suspendCommitter(_ body: (CommitContinuation) -> Void) async throws {
+        try await withCheckedThrowingContinuation(body)
+    }
 
-@inline(__always)
-func suspendPlain(_ body: (PlainContinuation) -> Void) async {
-    await withCheckedContinuation(body)
-}
+    @inline(__always)
+    func suspendPlain(_ body: (PlainContinuation) -> Void) async {
+        await withCheckedContinuation(body)
+    }
 
-@inline(__always)
-func suspendReturning<T>(_ body: (CheckedContinuation<T, Never>) -> Void) async -> T {
-    await withCheckedContinuation(body)
-}
+    @inline(__always)
+    func suspendReturning<T>(_ body: (CheckedContinuation<T, Never>) -> Void) async -> T {
+        await withCheckedContinuation(body)
+    }
 #else
-typealias CommitContinuation = UnsafeContinuation<Void, any Error>
-typealias PlainContinuation = UnsafeContinuation<Void, Never>
+    typealias CommitContinuation = UnsafeContinuation<Void, any Error>
+    typealias PlainContinuation = UnsafeContinuation<Void, Never>
 
-@inline(__always)
-func suspendCommitter(_ body: (CommitContinuation) -> Void) async throws {
-    try await withUnsafeThrowingContinuation(body)
-}
+    @inline(__always)
+    func suspendCommitter(_ body: (CommitContinuation) -> Void) async throws {
+        try await withUnsafeThrowingContinuation(body)
+    }
 
-@inline(__always)
-func suspendPlain(_ body: (PlainContinuation) -> Void) async {
-    await withUnsafeContinuation(body)
-}
+    @inline(__always)
+    func suspendPlain(_ body: (PlainContinuation) -> Void) async {
+        await withUnsafeContinuation(body)
+    }
 
-@inline(__always)
-func suspendReturning<T>(_ body: (UnsafeContinuation<T, Never>) -> Void) async -> T {
-    await withUnsafeContinuation(body)
-}
+    @inline(__always)
+    func suspendReturning<T>(_ body: (UnsafeContinuation<T, Never>) -> Void) async -> T {
+        await withUnsafeContinuation(body)
+    }
 #endif

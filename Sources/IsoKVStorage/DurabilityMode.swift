@@ -35,8 +35,10 @@ public struct WALOptions: Sendable {
     /// Failpoints for tests; `nil` (the default) costs one branch per system call.
     public var faults: FaultHook?
 
-    public init(durability: DurabilityMode = .fsync, segmentBytes: Int = 64 << 20, maxQueuedBytes: Int = 16 << 20,
-                faults: FaultHook? = nil) {
+    public init(
+        durability: DurabilityMode = .fsync, segmentBytes: Int = 64 << 20, maxQueuedBytes: Int = 16 << 20,
+        faults: FaultHook? = nil
+    ) {
         self.durability = durability
         self.segmentBytes = max(4096, segmentBytes)
         self.maxQueuedBytes = max(4096, maxQueuedBytes)

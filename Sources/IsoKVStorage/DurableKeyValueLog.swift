@@ -46,8 +46,10 @@ public final class DurableKeyValueLog: Sendable {
     }
 
     /// Opens the directory and rebuilds the map: checkpoint entries, then the commits after it.
-    public static func open(directory: String, options: WALOptions = WALOptions(),
-                            checkpointEveryWALBytes: Int64? = nil) async throws -> DurableKeyValueLog {
+    public static func open(
+        directory: String, options: WALOptions = WALOptions(),
+        checkpointEveryWALBytes: Int64? = nil
+    ) async throws -> DurableKeyValueLog {
         let (log, recovered) = try await WriteAheadLog.open(directory: directory, options: options)
         var s = MapState()
         for e in recovered.checkpointEntries {
@@ -118,7 +120,9 @@ public final class DurableKeyValueLog: Sendable {
 extension DurableKeyValueLog.MapState {
     mutating func applyLocked(_ record: CommitRecord) {
         for w in record.writes {
-            if let v = w.value { map[w.key] = DurableKeyValueLog.Entry(value: v, version: w.version) } else {
+            if let v = w.value {
+                map[w.key] = DurableKeyValueLog.Entry(value: v, version: w.version)
+            } else {
                 map[w.key] = nil
             }
         }

@@ -1,20 +1,23 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Thin, failpoint-aware wrappers over the POSIX calls the log uses. Every failure is a typed ``StorageError``.
 enum FileIO {
-    static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0o644) throws(StorageError) -> Int32 {
+    /// Files are created `0600` (owner only), whatever the umask: a umask can only remove bits.
+    static func open(_ path: String, _ flags: Int32, _ mode: mode_t = 0o600) throws(StorageError) -> Int32 {
         let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
         guard fd >= 0 else { throw .io(operation: "open", file: path, errno: errno) }
         return fd
     }
 
     /// Writes all `count` bytes at the current offset, retrying short writes and EINTR.
-    static func writeAll(_ fd: Int32, _ base: UnsafeRawPointer, _ count: Int, path: String,
-                         point: FaultPoint, faults: FaultHook?) throws(StorageError) {
+    static func writeAll(
+        _ fd: Int32, _ base: UnsafeRawPointer, _ count: Int, path: String,
+        point: FaultPoint, faults: FaultHook?
+    ) throws(StorageError) {
         var count = count
         var injected: Int32 = 0
         if let faults, let action = faults.decide(point) {
@@ -73,7 +76,9 @@ enum FileIO {
     }
 
     static func unlink(_ path: String) throws(StorageError) {
-        guard Glibc.unlink(path) == 0 || errno == ENOENT else { throw .io(operation: "unlink", file: path, errno: errno) }
+        guard Glibc.unlink(path) == 0 || errno == ENOENT else {
+            throw .io(operation: "unlink", file: path, errno: errno)
+        }
     }
 
     /// Reads a whole file into memory.
@@ -113,8 +118,19 @@ enum FileIO {
         return names
     }
 
+    /// Creates the data directory `0700` (owner only) if it is missing. An existing one that other users can write
+    /// is refused (``StorageError/unsafePermissions(path:mode:)``), as PostgreSQL refuses such a data directory;
+    /// one that others can only read or search (`0755`, as directories created before this rule) is tightened to
+    /// `0700`, so that the log and checkpoint are private from here on.
     static func makeDirectory(_ path: String) throws(StorageError) {
-        if mkdir(path, 0o755) != 0 && errno != EEXIST { throw .io(operation: "mkdir", file: path, errno: errno) }
+        if mkdir(path, 0o700) != 0 && errno != EEXIST { throw .io(operation: "mkdir", file: path, errno: errno) }
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw .io(operation: "stat", file: path, errno: errno) }
+        let mode = UInt32(st.st_mode) & 0o7777
+        if mode & 0o022 != 0 { throw .unsafePermissions(path: path, mode: mode) }
+        if mode & 0o077 != 0, chmod(path, mode_t(mode & 0o700)) != 0 {
+            throw .io(operation: "chmod", file: path, errno: errno)
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What recovery found in a data directory: the checkpoint, then the commits to replay after it.
@@ -84,7 +84,8 @@ enum Recovery {
             case .complete(let summary):
                 state.segments.append(summary)
             case .tornTail(let summary, let offset):
-                state.truncatedTail = TailTruncation(file: path, offset: offset, droppedBytes: Int64(bytes.count) - offset)
+                state.truncatedTail = TailTruncation(
+                    file: path, offset: offset, droppedBytes: Int64(bytes.count) - offset)
                 state.segments.append(summary)
                 if repair {
                     let fd = try FileIO.open(path, O_WRONLY)
@@ -103,8 +104,9 @@ enum Recovery {
         }
         // A closed segment cut exactly at a record boundary scans clean: its successor's header says how long it was.
         for (older, newer) in zip(state.segments, state.segments.dropFirst()) where newer.previousBytes != older.bytes {
-            throw .corruptSegment(file: older.file, offset: older.bytes,
-                                  reason: "segment ends at \(older.bytes) but \(newer.file) records it had \(newer.previousBytes) bytes")
+            throw .corruptSegment(
+                file: older.file, offset: older.bytes,
+                reason: "segment ends at \(older.bytes) but \(newer.file) records it had \(newer.previousBytes) bytes")
         }
         // Segments before the first are deleted only after a checkpoint covering them was made durable.
         if let first = state.segments.first, first.number > 1, !names.contains(DataDirectory.checkpointName) {
@@ -120,16 +122,21 @@ enum Recovery {
         case tornHeader
     }
 
-    static func scanSegment(_ buf: UnsafeRawBufferPointer, path: String, number: UInt64, isLast: Bool,
-                            state: inout RecoveredState) throws(StorageError) -> SegmentOutcome {
+    static func scanSegment(
+        _ buf: UnsafeRawBufferPointer, path: String, number: UInt64, isLast: Bool,
+        state: inout RecoveredState
+    ) throws(StorageError) -> SegmentOutcome {
         var previousBytes: Int64 = 0
-        switch WALFormat.parseHeader(buf, magic: WALFormat.segmentMagic, size: WALFormat.segmentHeaderBytes,
-                                     numberOffset: 16) {
+        switch WALFormat.parseHeader(
+            buf, magic: WALFormat.segmentMagic, size: WALFormat.segmentHeaderBytes,
+            numberOffset: 16)
+        {
         case .success(let n):
             guard n == number else {
                 throw .corruptSegment(file: path, offset: 16, reason: "header names segment \(n), file name \(number)")
             }
-            previousBytes = Int64(bitPattern: UInt64(littleEndian: buf.loadUnaligned(fromByteOffset: 24, as: UInt64.self)))
+            previousBytes = Int64(
+                bitPattern: UInt64(littleEndian: buf.loadUnaligned(fromByteOffset: 24, as: UInt64.self)))
         case .failure(.version(let v)):
             throw .unsupportedFormat(file: path, version: v)
         case .failure(let problem):
@@ -139,8 +146,9 @@ enum Recovery {
             if case .invalid(let r) = problem { reason = r } else { reason = "file shorter than its header" }
             throw .corruptSegment(file: path, offset: 0, reason: reason)
         }
-        var summary = SegmentSummary(number: number, file: path, bytes: Int64(WALFormat.segmentHeaderBytes),
-                                     records: 0, maxSequence: 0, previousBytes: previousBytes)
+        var summary = SegmentSummary(
+            number: number, file: path, bytes: Int64(WALFormat.segmentHeaderBytes),
+            records: 0, maxSequence: 0, previousBytes: previousBytes)
         var offset = WALFormat.segmentHeaderBytes
         while offset < buf.count {
             switch WALFormat.probeFrame(buf, at: offset) {
@@ -159,12 +167,15 @@ enum Recovery {
                 summary.bytes = Int64(offset)
             case .truncated, .invalid:
                 let reason: String
-                if case .invalid(let r) = WALFormat.probeFrame(buf, at: offset) { reason = r } else {
+                if case .invalid(let r) = WALFormat.probeFrame(buf, at: offset) {
+                    reason = r
+                } else {
                     reason = "record cut short by the end of the file"
                 }
                 if isLast, let next = firstValidFrame(buf, from: offset + 1) {
-                    throw .corruptSegment(file: path, offset: Int64(offset),
-                                          reason: "\(reason), followed by a valid record at offset \(next)")
+                    throw .corruptSegment(
+                        file: path, offset: Int64(offset),
+                        reason: "\(reason), followed by a valid record at offset \(next)")
                 }
                 guard isLast else { throw .corruptSegment(file: path, offset: Int64(offset), reason: reason) }
                 return .tornTail(summary, offset: Int64(offset))
@@ -190,12 +201,15 @@ enum Recovery {
         let bytes = try FileIO.readAll(path)
         try bytes.withRawBytes { buf throws(StorageError) in
             let sequence: UInt64
-            switch WALFormat.parseHeader(buf, magic: WALFormat.checkpointMagic, size: WALFormat.checkpointHeaderBytes,
-                                         numberOffset: 16) {
+            switch WALFormat.parseHeader(
+                buf, magic: WALFormat.checkpointMagic, size: WALFormat.checkpointHeaderBytes,
+                numberOffset: 16)
+            {
             case .success(let s): sequence = s
             case .failure(.version(let v)): throw .unsupportedFormat(file: path, version: v)
             case .failure(.invalid(let r)): throw .corruptCheckpoint(file: path, offset: 0, reason: r)
-            case .failure(.short): throw .corruptCheckpoint(file: path, offset: 0, reason: "file shorter than its header")
+            case .failure(.short):
+                throw .corruptCheckpoint(file: path, offset: 0, reason: "file shorter than its header")
             }
             var entries: [KeyWrite] = []
             var offset = WALFormat.checkpointHeaderBytes
@@ -213,7 +227,9 @@ enum Recovery {
                     let kind = try r.u8()
                     if kind == WALFormat.kindCheckpointEntry {
                         entries.append(try WALFormat.decodeWrite(&r))
-                        guard r.remaining == 0 else { throw RecordDecodeError(reason: "trailing bytes", offset: r.offset) }
+                        guard r.remaining == 0 else {
+                            throw RecordDecodeError(reason: "trailing bytes", offset: r.offset)
+                        }
                         offset = payload.upperBound
                         continue
                     }
@@ -225,11 +241,13 @@ enum Recovery {
                     guard r.remaining == 0 else { throw RecordDecodeError(reason: "trailing bytes", offset: r.offset) }
                     guard count == UInt64(entries.count), footerSequence == sequence else {
                         throw RecordDecodeError(
-                            reason: "footer says \(count) entries at sequence \(footerSequence), found \(entries.count) at \(sequence)",
+                            reason:
+                                "footer says \(count) entries at sequence \(footerSequence), found \(entries.count) at \(sequence)",
                             offset: 0)
                     }
                     guard payload.upperBound == buf.count else {
-                        throw RecordDecodeError(reason: "\(buf.count - payload.upperBound) bytes after the footer", offset: 0)
+                        throw RecordDecodeError(
+                            reason: "\(buf.count - payload.upperBound) bytes after the footer", offset: 0)
                     }
                 } catch {
                     throw .corruptCheckpoint(file: path, offset: Int64(offset), reason: error.reason)

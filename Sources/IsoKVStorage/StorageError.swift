@@ -1,12 +1,12 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Every error the durability layer throws, grouped by when it happens.
 ///
-/// Opening: ``directoryLocked(path:)``, ``unsupportedFormat(file:version:)``, ``corruptSegment(file:offset:reason:)``,
+/// Opening: ``directoryLocked(path:)``, ``unsafePermissions(path:mode:)``, ``unsupportedFormat(file:version:)``, ``corruptSegment(file:offset:reason:)``,
 /// ``corruptCheckpoint(file:offset:reason:)``, ``missingSegment(file:)``.
 /// Committing: ``logFailed(cause:)`` (the log hit an I/O error earlier and refuses every later commit),
 /// ``closed``, ``recordTooLarge(bytes:limit:)``, ``keyTooLarge(bytes:limit:)``.
@@ -14,6 +14,9 @@ import Darwin
 public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Returned by open when another open log (this process or another) holds the directory's `LOCK` file.
     case directoryLocked(path: String)
+    /// Returned by open when the data directory can be written by users other than its owner (group or other write
+    /// bit): anyone could then replace the log. `mode` is the directory's permission bits.
+    case unsafePermissions(path: String, mode: UInt32)
     /// Returned by open when a segment or checkpoint was written by a format version this build cannot read.
     case unsupportedFormat(file: String, version: UInt32)
     /// Returned by open and `check` when a WAL segment is damaged anywhere but its torn tail: a bad record followed
@@ -42,6 +45,9 @@ public enum StorageError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .directoryLocked(let path):
             return "data directory \(path) is locked by another open store (flock on \(path)/LOCK)"
+        case .unsafePermissions(let path, let mode):
+            return "data directory \(path) is writable by other users (mode \(String(mode, radix: 8))); "
+                + "allow its owner only (chmod 700 \(path))"
         case .unsupportedFormat(let file, let version):
             return "\(file): unsupported format version \(version) (this build reads version \(WALFormat.version))"
         case .corruptSegment(let file, let offset, let reason):

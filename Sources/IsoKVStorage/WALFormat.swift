@@ -59,10 +59,13 @@ public enum WALFormat {
     }
 
     /// Decodes a commit payload. Never traps: any malformed input is a ``RecordDecodeError``.
-    public static func decodeCommitPayload(_ payload: UnsafeRawBufferPointer) throws(RecordDecodeError) -> CommitRecord {
+    public static func decodeCommitPayload(_ payload: UnsafeRawBufferPointer) throws(RecordDecodeError) -> CommitRecord
+    {
         var r = ByteReader(payload)
         let kind = try r.u8()
-        guard kind == kindCommit else { throw RecordDecodeError(reason: "payload kind \(kind) is not a commit", offset: 0) }
+        guard kind == kindCommit else {
+            throw RecordDecodeError(reason: "payload kind \(kind) is not a commit", offset: 0)
+        }
         let sequence = try r.u64()
         let count = try r.u32()
         // Each write takes at least 13 bytes: bound the count before reserving memory for it.

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 extension WriteAheadLog {
@@ -23,8 +23,7 @@ extension WriteAheadLog {
     /// try await log.checkpoint(sequence: snapshot.sequence, entries: AsyncEntries(snapshot.entries))
     /// ```
     public func checkpoint<Entries: AsyncSequence>(sequence: UInt64, entries: Entries) async throws
-        where Entries.Element == KeyWrite
-    {
+    where Entries.Element == KeyWrite {
         let refusal = shared.withLock { s -> StorageError? in
             if let failure = s.failure { return failure }
             if s.closing { return .closed }
@@ -127,7 +126,8 @@ extension WriteAheadLog {
     }
 
     /// Runs a throwing blocking call on the I/O queue.
-    func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(StorageError) -> T) async throws(StorageError) -> T {
+    func blocking<T: Sendable>(_ body: @escaping @Sendable () throws(StorageError) -> T) async throws(StorageError) -> T
+    {
         let result = await WriteAheadLog.runBlocking(on: io) { () -> Result<T, StorageError> in
             Result { () throws(StorageError) -> T in try body() }
         }

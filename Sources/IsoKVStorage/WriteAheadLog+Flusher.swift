@@ -1,8 +1,8 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What only the flusher thread touches: the current segment's descriptor and size.
@@ -32,15 +32,18 @@ final class FlusherContext: @unchecked Sendable {
 
     /// Creates segment `number`: header written, then (unless `.unsafeNoSync`) fdatasync of the file and fsync of
     /// the directory, so that no record is acknowledged in a segment whose directory entry could vanish.
-    static func create(directory: String, number: UInt64, previousBytes: Int64,
-                       options: WALOptions) throws(StorageError) -> FlusherContext {
+    static func create(
+        directory: String, number: UInt64, previousBytes: Int64,
+        options: WALOptions
+    ) throws(StorageError) -> FlusherContext {
         let path = DataDirectory.join(directory, DataDirectory.segmentName(number))
         let fd = try FileIO.open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND)
         do throws(StorageError) {
             let header = WALFormat.segmentHeader(number: number, previousBytes: previousBytes)
             try header.withRawBytes { buf throws(StorageError) in
-                try FileIO.writeAll(fd, buf.baseAddress!, buf.count, path: path, point: .segmentRotate,
-                                    faults: options.faults)
+                try FileIO.writeAll(
+                    fd, buf.baseAddress!, buf.count, path: path, point: .segmentRotate,
+                    faults: options.faults)
             }
             if options.durability != .unsafeNoSync {
                 try FileIO.datasync(fd, path: path, point: .walSync, faults: options.faults)
@@ -119,8 +122,9 @@ extension WriteAheadLog {
             do throws(StorageError) {
                 if context.bytes >= Int64(options.segmentBytes) { try rotate(context) }
                 try batch.withRawBytes { buf throws(StorageError) in
-                    try FileIO.writeAll(context.fd, buf.baseAddress!, buf.count, path: context.path,
-                                        point: .walWrite, faults: faults)
+                    try FileIO.writeAll(
+                        context.fd, buf.baseAddress!, buf.count, path: context.path,
+                        point: .walWrite, faults: faults)
                 }
                 if mode == .fsync {
                     let t0 = DispatchTime.now().uptimeNanoseconds
@@ -135,7 +139,11 @@ extension WriteAheadLog {
             context.maxSequence = max(context.maxSequence, batchMaxSequence)
             let written = UInt64(batch.count)
             // Keep the buffer for reuse unless a burst made it huge.
-            if batch.capacity > 4 * options.maxQueuedBytes { batch = [] } else { batch.removeAll(keepingCapacity: true) }
+            if batch.capacity > 4 * options.maxQueuedBytes {
+                batch = []
+            } else {
+                batch.removeAll(keepingCapacity: true)
+            }
             let ready = shared.withLock { s -> [Waiter] in
                 s.writtenLSN = batchEnd
                 if mode == .fsync {
@@ -150,7 +158,8 @@ extension WriteAheadLog {
             }
             // Gather only when syncs are slow enough for it to pay: wait at most half the last sync.
             gatherTimeout = min(Self.gatherNanoseconds, syncNanoseconds / 2)
-            gather = mode == .fsync && ready.count > Notifier.directResumeLimit && gatherTimeout >= 5_000 ? ready.count : 0
+            gather =
+                mode == .fsync && ready.count > Notifier.directResumeLimit && gatherTimeout >= 5_000 ? ready.count : 0
             if ready.count <= Notifier.directResumeLimit {
                 for w in ready { w.continuation.resume() }
             } else {
@@ -159,7 +168,9 @@ extension WriteAheadLog {
         }
         // Clean exit: make the tail durable as the mode promises for close.
         if exitError == nil && mode == .buffered {
-            do throws(StorageError) { try FileIO.datasync(context.fd, path: context.path, point: .walSync, faults: faults) } catch {
+            do throws(StorageError) {
+                try FileIO.datasync(context.fd, path: context.path, point: .walSync, faults: faults)
+            } catch {
                 exitError = error
             }
         }
@@ -191,15 +202,17 @@ extension WriteAheadLog {
         if options.durability == .buffered {
             try FileIO.datasync(context.fd, path: context.path, point: .walSync, faults: options.faults)
         }
-        let next = try FlusherContext.create(directory: directory, number: context.number + 1,
-                                             previousBytes: context.bytes, options: options)
+        let next = try FlusherContext.create(
+            directory: directory, number: context.number + 1,
+            previousBytes: context.bytes, options: options)
         Glibc.close(context.fd)
         let closed = ClosedSegment(number: context.number, maxSequence: context.maxSequence, bytes: context.bytes)
-        let syncs: UInt64 = switch options.durability {
-        case .fsync: 1
-        case .buffered: 2
-        case .unsafeNoSync: 0
-        }
+        let syncs: UInt64 =
+            switch options.durability {
+            case .fsync: 1
+            case .buffered: 2
+            case .unsafeNoSync: 0
+            }
         context.fd = next.fd
         context.number = next.number
         context.path = next.path

@@ -1,9 +1,9 @@
 import IsoKVSync
 import Dispatch
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The write-ahead log of a data directory: one record per committed transaction, group-committed by one flusher
@@ -68,16 +68,21 @@ public final class WriteAheadLog: Sendable {
         return try result.get()
     }
 
-    static func openBlocking(directory: String, options: WALOptions) throws(StorageError) -> (WriteAheadLog, RecoveredState) {
+    static func openBlocking(directory: String, options: WALOptions) throws(StorageError) -> (
+        WriteAheadLog, RecoveredState
+    ) {
         try FileIO.makeDirectory(directory)
         let lock = try DirectoryLock(directory: directory)
         do throws(StorageError) {
             let recovered = try Recovery.scan(directory: directory, repair: true, faults: options.faults)
             let number = (recovered.segments.last?.number ?? 0) + 1
-            let context = try FlusherContext.create(directory: directory, number: number,
-                                                    previousBytes: recovered.segments.last?.bytes ?? 0, options: options)
+            let context = try FlusherContext.create(
+                directory: directory, number: number,
+                previousBytes: recovered.segments.last?.bytes ?? 0, options: options)
             var state = LogState()
-            state.closedSegments = recovered.segments.map { ClosedSegment(number: $0.number, maxSequence: $0.maxSequence, bytes: $0.bytes) }
+            state.closedSegments = recovered.segments.map {
+                ClosedSegment(number: $0.number, maxSequence: $0.maxSequence, bytes: $0.bytes)
+            }
             state.currentSegment = number
             state.stats.segmentsCreated = 1
             if options.durability != .unsafeNoSync { state.stats.syncs = 1 }
@@ -211,7 +216,9 @@ public final class WriteAheadLog: Sendable {
     }
 
     /// Runs blocking work on a dispatch thread and suspends the caller until it is done.
-    static func runBlocking<T: Sendable>(on queue: DispatchQueue = .global(), _ body: @escaping @Sendable () -> T) async -> T {
+    static func runBlocking<T: Sendable>(on queue: DispatchQueue = .global(), _ body: @escaping @Sendable () -> T) async
+        -> T
+    {
         await suspendReturning { continuation in
             queue.async { continuation.resume(returning: body()) }
         }

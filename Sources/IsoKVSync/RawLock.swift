@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A bare adaptive mutex for memory the caller allocates itself (the nodes of ``HashTrieMap``).
@@ -52,8 +52,8 @@ public struct RawLock: @unchecked Sendable {
         var attr = pthread_mutexattr_t()
         pthread_mutexattr_init(&attr)
         #if canImport(Glibc)
-        // Spin a little before parking: critical sections in IsoKV are a few hundred nanoseconds at most.
-        pthread_mutexattr_settype(&attr, Int32(PTHREAD_MUTEX_ADAPTIVE_NP))
+            // Spin a little before parking: critical sections in IsoKV are a few hundred nanoseconds at most.
+            pthread_mutexattr_settype(&attr, Int32(PTHREAD_MUTEX_ADAPTIVE_NP))
         #endif
         let rc = pthread_mutex_init(m, &attr)
         pthread_mutexattr_destroy(&attr)

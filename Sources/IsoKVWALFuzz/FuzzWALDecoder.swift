@@ -24,7 +24,9 @@ public func fuzzWALDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         precondition(payload.lowerBound == offset + WALFormat.frameHeaderBytes && payload.upperBound <= size)
         if let record = try? WALFormat.decodeCommitPayload(UnsafeRawBufferPointer(rebasing: input[payload])) {
             var frame: [UInt8] = []
-            do { try WALFormat.appendFrame(record, to: &frame) } catch { preconditionFailure("re-framing failed: \(error)") }
+            do { try WALFormat.appendFrame(record, to: &frame) } catch {
+                preconditionFailure("re-framing failed: \(error)")
+            }
             precondition(frame.elementsEqual(input[offset..<payload.upperBound]), "frame does not re-frame identically")
         }
         offset = payload.upperBound

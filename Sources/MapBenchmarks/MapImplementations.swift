@@ -30,6 +30,6 @@ public struct MapImplementation: Sendable {
         .of("ReadWriteLockMap", ReadWriteLockMap<Int, Int>.self),
         .of("ShardedMap", ShardedMap<Int, Int>.self),
         .of("HashTrieMap", HashTrieMap<Int, Int>.self),
-        .of("AdaptiveMap", AdaptiveMap<Int, Int>.self),
+        .of("AdaptiveMap", AdaptiveMap<Int, Int>.self)
     ]
 }

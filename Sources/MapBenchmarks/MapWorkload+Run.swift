@@ -20,7 +20,7 @@ extension MapWorkload {
         case .loadMostlyMisses, .swapMostlyMisses, .compareAndSwapMostlyMisses: preload(hits: 1)
         case .loadOrStoreBalanced, .loadAndDeleteBalanced: preload(hits: 128)
         case .loadOrStoreCollision, .loadAndDeleteCollision, .swapCollision, .compareAndSwapCollision,
-             .deleteCollision:
+            .deleteCollision:
             _ = m.loadOrStore(0, 0)
         case .range, .adversarialDelete:
             for k in 0..<1024 { m.store(k, k) }
@@ -41,7 +41,9 @@ extension MapWorkload {
         let ops: Int
         switch self {
         case .loadMostlyHits, .loadMostlyMisses:
-            ops = drive(control, limit) { sink &+= m.load(i % 1024) ?? 0; i &+= 1 }
+            ops = drive(control, limit) {
+                sink &+= m.load(i % 1024) ?? 0; i &+= 1
+            }
         case .loadOrStoreBalanced:
             ops = drive(control, limit) {
                 let j = i % 256
@@ -49,7 +51,9 @@ extension MapWorkload {
                 i &+= 1
             }
         case .loadOrStoreUnique:
-            ops = drive(control, limit) { sink &+= m.loadOrStore(i, i).actual; i &+= 1 }
+            ops = drive(control, limit) {
+                sink &+= m.loadOrStore(i, i).actual; i &+= 1
+            }
         case .loadOrStoreCollision:
             ops = drive(control, limit) { sink &+= m.loadOrStore(0, 0).actual }
         case .loadAndDeleteBalanced:
@@ -59,7 +63,9 @@ extension MapWorkload {
                 i &+= 1
             }
         case .loadAndDeleteUnique:
-            ops = drive(control, limit) { sink &+= m.loadAndDelete(i) ?? 0; i &+= 1 }
+            ops = drive(control, limit) {
+                sink &+= m.loadAndDelete(i) ?? 0; i &+= 1
+            }
         case .loadAndDeleteCollision:
             ops = drive(control, limit) { if m.loadAndDelete(0) != nil { m.store(0, 0); sink &+= 1 } }
         case .swapCollision:
@@ -90,7 +96,11 @@ extension MapWorkload {
                 i &+= 1
             }
         case .range:
-            ops = drive(control, limit) { m.forEach { _, v in sink &+= v; return true } }
+            ops = drive(control, limit) {
+                m.forEach { _, v in
+                    sink &+= v; return true
+                }
+            }
         case .adversarialAlloc:
             var stores = 0, loadsSinceStore = 0
             ops = drive(control, limit) {
@@ -107,7 +117,9 @@ extension MapWorkload {
             ops = drive(control, limit) {
                 sink &+= m.load(i) ?? 0
                 if i % 1024 == 0 {
-                    m.forEach { k, _ in m.delete(k); return false }
+                    m.forEach { k, _ in
+                        m.delete(k); return false
+                    }
                     m.store(i, i)
                 }
                 i &+= 1

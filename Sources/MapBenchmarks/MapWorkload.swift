@@ -63,7 +63,8 @@ public enum MapWorkload: String, CaseIterable, Sendable, Codable {
     public var needsSwapOrCAS: Bool {
         switch self {
         case .swapCollision, .swapMostlyHits, .swapMostlyMisses,
-             .compareAndSwapCollision, .compareAndSwapMostlyHits, .compareAndSwapMostlyMisses: true
+            .compareAndSwapCollision, .compareAndSwapMostlyHits, .compareAndSwapMostlyMisses:
+            true
         default: false
         }
     }

@@ -22,7 +22,9 @@ struct Backup: AsyncParsableCommand {
     func run() async throws {
         do {
             let summary = try await Database.backup(directory: directory, to: destination)
-            print("backup of \(directory) into \(destination): \(summary.liveKeys) live keys, last commit \(summary.lastCommit)")
+            print(
+                "backup of \(directory) into \(destination): \(summary.liveKeys) live keys, last commit \(summary.lastCommit)"
+            )
         } catch {
             printError("backup failed: \(error)")
             throw ExitCode(1)

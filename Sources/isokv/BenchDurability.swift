@@ -2,8 +2,9 @@ import ArgumentParser
 import IsoKVSync
 import Foundation
 import IsoKVStorage
+import IsoKVWorkloads
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `isokv bench durability`: group-commit throughput and latency of the WAL in each durability mode, beside the
@@ -55,51 +56,74 @@ struct BenchDurability: AsyncParsableCommand {
         for m in mode.map({ [$0] }) ?? [.unsafeNoSync, .buffered, .fsync] {
             if m == .fsync { rawBeforeFsync = try await Self.rawFsync(path: base + "/raw", seconds: min(seconds, 1.0)) }
             if engine {
-                results.append((m, try await Self.measureEngine(m, writers, seconds, valueBytes, base + "/" + m.rawValue)))
+                results.append(
+                    (m, try await Self.measureEngine(m, writers, seconds, valueBytes, base + "/" + m.rawValue)))
                 continue
             }
-            results.append((m, try await Self.measure(mode: m, writers: writers, seconds: seconds, valueBytes: valueBytes,
-                                                      directory: base + "/" + m.rawValue)))
+            results.append(
+                (
+                    m,
+                    try await Self.measure(
+                        mode: m, writers: writers, seconds: seconds, valueBytes: valueBytes,
+                        directory: base + "/" + m.rawValue)
+                ))
         }
         let baseline: Measurement
-        if let rawBeforeFsync { baseline = rawBeforeFsync } else { baseline = try await Self.rawFsync(path: base + "/raw", seconds: min(seconds, 1.0)) }
+        if let rawBeforeFsync {
+            baseline = rawBeforeFsync
+        } else {
+            baseline = try await Self.rawFsync(path: base + "/raw", seconds: min(seconds, 1.0))
+        }
         let rawMeasurement = baseline
         let unsafeRate = results.first { $0.0 == .unsafeNoSync }?.1.commitsPerSecond
 
         var report = Report<Row>(
             title: "isokv bench durability",
-            parameters: [("writers", "\(writers)"), ("seconds", "\(seconds)"), ("value bytes", "\(valueBytes)"),
-                         ("directory", directory), ("through", engine ? "engine (Database.open, db.put)" : "WAL append")],
-            columns: ["run", "commits/s", "fsyncs/s", "commits/fsync", "p50", "p99", "mean sync", "vs unsafeNoSync",
-                      "p50 vs raw"])
+            parameters: [
+                ("writers", "\(writers)"), ("seconds", "\(seconds)"), ("value bytes", "\(valueBytes)"),
+                ("directory", directory), ("through", engine ? "engine (Database.open, db.put)" : "WAL append")
+            ],
+            columns: [
+                "run", "commits/s", "fsyncs/s", "commits/fsync", "p50", "p99", "mean sync", "vs unsafeNoSync",
+                "p50 vs raw"
+            ])
         let raw = rawMeasurement
-        report.add(["raw 4KiB write+fdatasync (1 thread)", Figure.rate(raw.commitsPerSecond), Figure.rate(raw.syncsPerSecond),
-                    "1.00", Figure.duration(nanoseconds: raw.p50), Figure.duration(nanoseconds: raw.p99),
-                    Figure.duration(nanoseconds: raw.meanSync), "-", "1.00x"],
-                   Row(name: "raw", writers: 1, commitsPerSecond: raw.commitsPerSecond, fsyncsPerSecond: raw.syncsPerSecond,
-                       commitsPerFsync: 1, p50Nanoseconds: raw.p50, p99Nanoseconds: raw.p99,
-                       meanSyncNanoseconds: raw.meanSync, throughputVsUnsafeNoSync: nil, p50VsRawFsync: 1))
+        report.add(
+            [
+                "raw 4KiB write+fdatasync (1 thread)", Figure.rate(raw.commitsPerSecond),
+                Figure.rate(raw.syncsPerSecond),
+                "1.00", Figure.duration(nanoseconds: raw.p50), Figure.duration(nanoseconds: raw.p99),
+                Figure.duration(nanoseconds: raw.meanSync), "-", "1.00x"
+            ],
+            Row(
+                name: "raw", writers: 1, commitsPerSecond: raw.commitsPerSecond, fsyncsPerSecond: raw.syncsPerSecond,
+                commitsPerFsync: 1, p50Nanoseconds: raw.p50, p99Nanoseconds: raw.p99,
+                meanSyncNanoseconds: raw.meanSync, throughputVsUnsafeNoSync: nil, p50VsRawFsync: 1))
         for (m, r) in results {
             let perSync = r.syncsPerSecond > 0 ? r.commitsPerSecond / r.syncsPerSecond : .infinity
             let vsUnsafe = unsafeRate.map { r.commitsPerSecond / $0 }
             let vsRaw = r.p50 / raw.p50
-            report.add(["\(engine ? "engine" : "WAL") \(m.rawValue)", Figure.rate(r.commitsPerSecond), Figure.rate(r.syncsPerSecond),
-                        perSync.isFinite ? String(format: "%.1f", perSync) : "-",
-                        Figure.duration(nanoseconds: r.p50), Figure.duration(nanoseconds: r.p99),
-                        r.meanSync > 0 ? Figure.duration(nanoseconds: r.meanSync) : "-",
-                        vsUnsafe.map(Figure.ratio) ?? "-", Figure.ratio(vsRaw)],
-                       Row(name: m.rawValue, writers: writers, commitsPerSecond: r.commitsPerSecond,
-                           fsyncsPerSecond: r.syncsPerSecond, commitsPerFsync: perSync.isFinite ? perSync : 0,
-                           p50Nanoseconds: r.p50, p99Nanoseconds: r.p99, meanSyncNanoseconds: r.meanSync,
-                           throughputVsUnsafeNoSync: vsUnsafe,
-                           p50VsRawFsync: vsRaw))
+            report.add(
+                [
+                    "\(engine ? "engine" : "WAL") \(m.rawValue)", Figure.rate(r.commitsPerSecond),
+                    Figure.rate(r.syncsPerSecond),
+                    perSync.isFinite ? String(format: "%.1f", perSync) : "-",
+                    Figure.duration(nanoseconds: r.p50), Figure.duration(nanoseconds: r.p99),
+                    r.meanSync > 0 ? Figure.duration(nanoseconds: r.meanSync) : "-",
+                    vsUnsafe.map(Figure.ratio) ?? "-", Figure.ratio(vsRaw)
+                ],
+                Row(
+                    name: m.rawValue, writers: writers, commitsPerSecond: r.commitsPerSecond,
+                    fsyncsPerSecond: r.syncsPerSecond, commitsPerFsync: perSync.isFinite ? perSync : 0,
+                    p50Nanoseconds: r.p50, p99Nanoseconds: r.p99, meanSyncNanoseconds: r.meanSync,
+                    throughputVsUnsafeNoSync: vsUnsafe,
+                    p50VsRawFsync: vsRaw))
         }
         report.notes = [
             "Each commit appends one record (1 key, \(valueBytes)-byte value) and waits until durable under the mode.",
-            "Bars (issue 5): 64 writers: fsync ≥ 0.50x unsafeNoSync throughput; 1 writer: fsync p50 ≤ 1.30x raw.",
             "fsyncs/s counts fdatasync calls on WAL segments (batches + rotations); buffered syncs only at rotation.",
             "mean sync: mean fdatasync latency (raw loop; WAL batch syncs); compare it with the raw one to see the",
-            "disk's weather during the run (on a shared disk it drifts from ~70µs to several ms).",
+            "disk's weather during the run (on a shared disk it drifts from ~70µs to several ms)."
         ]
         print(try report.render(format))
     }
@@ -123,90 +147,70 @@ struct BenchDurability: AsyncParsableCommand {
                 }
                 defer { close(fd); unlink(path) }
                 let block = [UInt8](repeating: 0x5A, count: 4096)
-                var latencies: [Double] = []
-                let start = DispatchTime.now().uptimeNanoseconds
+                var latencies = LatencyHistogram()
+                let start = monotonicNanoseconds()
                 let end = start + UInt64(seconds * 1e9)
                 var now = start
                 while now < end {
                     let t0 = now
                     _ = block.withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
                     fdatasync(fd)
-                    now = DispatchTime.now().uptimeNanoseconds
-                    latencies.append(Double(now - t0))
+                    now = monotonicNanoseconds()
+                    latencies.record(nanoseconds: now - t0)
                 }
                 let elapsed = Double(now - start) / 1e9
-                latencies.sort()
                 let rate = Double(latencies.count) / elapsed
-                let mean = latencies.reduce(0, +) / Double(max(1, latencies.count))
-                continuation.resume(returning: Measurement(commitsPerSecond: rate, syncsPerSecond: rate,
-                                                           p50: percentile(latencies, 0.50), p99: percentile(latencies, 0.99),
-                                                           meanSync: mean))
+                continuation.resume(
+                    returning: Measurement(
+                        commitsPerSecond: rate, syncsPerSecond: rate,
+                        p50: latencies.p50, p99: latencies.p99,
+                        meanSync: latencies.mean))
             }
             thread.start()
         }
     }
 
-    static func measure(mode: DurabilityMode, writers: Int, seconds: Double, valueBytes: Int,
-                        directory: String) async throws -> Measurement {
+    static func measure(
+        mode: DurabilityMode, writers: Int, seconds: Double, valueBytes: Int,
+        directory: String
+    ) async throws -> Measurement {
         let (log, _) = try await WriteAheadLog.open(directory: directory, options: WALOptions(durability: mode))
         let value = [UInt8](repeating: 0xA5, count: valueBytes)
         let startStats = log.statistics
-        let (latencies, elapsed) = try await runWriters(writers, seconds) { w, i in
-            try await log.append(CommitRecord(sequence: UInt64(w) << 40 | i,
-                                              writes: [KeyWrite(key: Array("key\(w)".utf8), value: value, version: i)]))
+        let run = try await runWriters(writers, seconds) { w, i in
+            try await log.append(
+                CommitRecord(
+                    sequence: UInt64(w) << 40 | i,
+                    writes: [KeyWrite(key: Array("key\(w)".utf8), value: value, version: i)]))
         }
         let stats = log.statistics
         await log.close()
-        return Measurement(sortedLatencies: latencies, elapsed: elapsed, syncs: stats.syncs - startStats.syncs,
-                           syncNanoseconds: stats.batchSyncNanoseconds - startStats.batchSyncNanoseconds)
+        return Measurement(
+            run, syncs: stats.syncs - startStats.syncs,
+            syncNanoseconds: stats.batchSyncNanoseconds - startStats.batchSyncNanoseconds)
     }
 
-    /// Runs `writers` tasks that each call `commit(writer, i)` for i = 1, 2, … until `seconds` have passed; returns
-    /// every commit's latency in nanoseconds, sorted, and the elapsed seconds. Shared by the log and engine runs.
-    static func runWriters(_ writers: Int, _ seconds: Double,
-                           _ commit: @escaping @Sendable (Int, UInt64) async throws -> Void) async throws
-        -> (latencies: [Double], elapsed: Double) {
-        let start = DispatchTime.now().uptimeNanoseconds
-        let deadline = start + UInt64(seconds * 1e9)
-        let perWriter = try await withThrowingTaskGroup(of: [Double].self) { group in
-            for w in 0..<writers {
-                group.addTask {
-                    var latencies: [Double] = []
-                    latencies.reserveCapacity(1 << 16)
-                    var i: UInt64 = 0
-                    var now = DispatchTime.now().uptimeNanoseconds
-                    while now < deadline {
-                        i += 1
-                        let t0 = now
-                        try await commit(w, i)
-                        now = DispatchTime.now().uptimeNanoseconds
-                        latencies.append(Double(now - t0))
-                    }
-                    return latencies
-                }
-            }
-            var all: [[Double]] = []
-            for try await l in group { all.append(l) }
-            return all
+    /// Runs `writers` tasks that each call `commit(writer, i)` for i = 1, 2, … until `seconds` have passed, every
+    /// commit timed (the library's harness with `sampleEvery: 1`). Shared by the log and engine runs.
+    static func runWriters(
+        _ writers: Int, _ seconds: Double,
+        _ commit: @escaping @Sendable (Int, UInt64) async throws -> Void
+    ) async throws -> HarnessResult {
+        try await Harness(tasks: writers, sampleEvery: 1).measure(.duration(.nanoseconds(Int64(seconds * 1e9)))) { w in
+            try await commit(w.task, UInt64(w.completed + 1))
         }
-        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        return (perWriter.flatMap { $0 }.sorted(), elapsed)
-    }
-
-    static func percentile(_ sorted: [Double], _ p: Double) -> Double {
-        guard !sorted.isEmpty else { return 0 }
-        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
     }
 }
 
 extension DurabilityMode: ExpressibleByArgument {}
 
 extension BenchDurability.Measurement {
-    /// A run's figures from its sorted commit latencies (ns), its length (s) and the WAL's sync counters.
-    init(sortedLatencies latencies: [Double], elapsed: Double, syncs: UInt64, syncNanoseconds: UInt64) {
-        self.init(commitsPerSecond: Double(latencies.count) / elapsed,
-                  syncsPerSecond: Double(syncs) / elapsed,
-                  p50: BenchDurability.percentile(latencies, 0.50), p99: BenchDurability.percentile(latencies, 0.99),
-                  meanSync: Double(syncNanoseconds) / Double(max(1, syncs)))
+    /// A run's figures from its commits (count, time, latency histogram) and the WAL's sync counters.
+    init(_ run: HarnessResult, syncs: UInt64, syncNanoseconds: UInt64) {
+        self.init(
+            commitsPerSecond: run.opsPerSecond,
+            syncsPerSecond: Double(syncs) / run.seconds,
+            p50: run.p50, p99: run.p99,
+            meanSync: Double(syncNanoseconds) / Double(max(1, syncs)))
     }
 }

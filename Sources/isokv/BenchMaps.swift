@@ -93,7 +93,10 @@ struct BenchMaps: ParsableCommand {
                 ("duration_s", String(duration)),
                 ("warmup_s", String(warmup)),
                 ("cores", String(ProcessInfo.processInfo.activeProcessorCount)),
-                ("peers", peers.isEmpty ? "none" : peers.map { $0.parameters["source"] ?? $0.title }.joined(separator: ",")),
+                (
+                    "peers",
+                    peers.isEmpty ? "none" : peers.map { $0.parameters["source"] ?? $0.title }.joined(separator: ",")
+                )
             ],
             columns: Self.columns(threadCounts))
         report.records = ours + theirs
@@ -107,7 +110,7 @@ struct BenchMaps: ParsableCommand {
         }
         report.notes = [
             "ops/s: loop iterations per second over all threads; ×mutex: ratio to MutexMap at the same thread count;",
-            "1→N: ops/s at N threads ÷ ops/s at 1 thread. Peer rows (go:…) are divided by our MutexMap too.",
+            "1→N: ops/s at N threads ÷ ops/s at 1 thread. Peer rows (go:…) are divided by our MutexMap too."
         ]
         print(try report.render(format))
     }
@@ -156,7 +159,8 @@ struct BenchMaps: ParsableCommand {
 
     func parsedImplementations() throws -> [MapImplementation] {
         guard let implementation else { return MapImplementation.all }
-        let names = try Self.list(implementation, option: "--implementation", choices: MapImplementation.all.map(\.name))
+        let names = try Self.list(
+            implementation, option: "--implementation", choices: MapImplementation.all.map(\.name))
         return MapImplementation.all.filter { names.contains($0.name) }
     }
 

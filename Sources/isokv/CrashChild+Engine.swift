@@ -4,8 +4,9 @@ import IsoKVStorage
 extension CrashChild {
     /// `crash-child --engine`: bank transfers through `Database.open` (see the type's doc comment).
     func runEngine() async throws {
-        let options = Database.OpenOptions(durability: .fsync, checkpointWALBytes: checkpointBytes,
-                                           segmentBytes: segmentBytes)
+        let options = Database.OpenOptions(
+            durability: .fsync, checkpointWALBytes: checkpointBytes,
+            segmentBytes: segmentBytes)
         let db = try await Database.open(path: directory, options: options)
         let accounts = self.accounts, initial = self.initialBalance
         if db.statistics().lastCommit == 0 {

@@ -2,7 +2,7 @@ import ArgumentParser
 import IsoKV
 import IsoKVStorage
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// `isokv crash-child <dir>` (hidden): the victim of the crash test.
@@ -40,7 +40,8 @@ struct CrashChild: AsyncParsableCommand {
             checkpointEveryWALBytes: checkpointBytes)
         let accounts = self.accounts, initial = self.initialBalance
         if kv.snapshot().sequence == 0 {
-            let seq = try await kv.commit { _ in (0..<accounts).map { (CrashChild.key($0), CrashChild.encode(initial)) } }
+            let seq = try await kv.commit { _ in (0..<accounts).map { (CrashChild.key($0), CrashChild.encode(initial)) }
+            }
             emit("INIT \(seq)\n")
         }
         emit("READY \(kv.snapshot().sequence)\n")
@@ -59,8 +60,10 @@ struct CrashChild: AsyncParsableCommand {
 
     /// `writers` tasks doing random transfers between `accounts` accounts forever (until the parent kills the
     /// process), each printing `ACK <line>` once `transfer` returns, i.e. once the commit is acknowledged.
-    static func runTransfers(writers: Int, accounts: Int,
-                             _ transfer: @escaping @Sendable (Int, Int, Int64) async throws -> String) async throws {
+    static func runTransfers(
+        writers: Int, accounts: Int,
+        _ transfer: @escaping @Sendable (Int, Int, Int64) async throws -> String
+    ) async throws {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<writers {
                 group.addTask {

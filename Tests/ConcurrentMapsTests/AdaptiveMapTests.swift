@@ -20,11 +20,11 @@ import IsoKVTestSupport
         policy.churnStrategy = churnStrategy
         let m = AdaptiveMap<Int, Int>(strategy: .readMostly, policy: policy)
         #expect(m.strategy == .readMostly)
-        for k in 0..<50_000 { m.store(k, k) }            // 100% churn
+        for k in 0..<50_000 { m.store(k, k) }  // 100% churn
         #expect(m.strategy == churnStrategy)
         let afterChurn = m.switchCount
         #expect(afterChurn >= 1)
-        for i in 0..<200_000 { #expect(m.load(i % 50_000) == i % 50_000) }   // 100% reads of existing keys
+        for i in 0..<200_000 { #expect(m.load(i % 50_000) == i % 50_000) }  // 100% reads of existing keys
         #expect(m.strategy == .readMostly)
         #expect(m.switchCount == afterChurn + 1)
         #expect(m.count == 50_000)
@@ -37,7 +37,7 @@ import IsoKVTestSupport
         // 50 creations in the first 4096-operation window are 1.2% churn, under the 2% threshold.
         for k in 0..<50 { m.store(k, 0) }
         let before = m.switchCount
-        for i in 0..<100_000 { m.store(i % 50, i) }       // updates, not churn
+        for i in 0..<100_000 { m.store(i % 50, i) }  // updates, not churn
         #expect(m.strategy == .readMostly)
         #expect(m.switchCount == before)
     }

@@ -14,7 +14,7 @@ import IsoKVTestSupport
     @Test(arguments: Implementations.names)
     func disjointOwnersAndSharedReaders(implementation: String) {
         let map = Implementations.make(implementation)
-        for k in 0..<256 { map.store(-1 - k, k) }   // shared, never written again
+        for k in 0..<256 { map.store(-1 - k, k) }  // shared, never written again
         let failures = Atomic<Int>(0)
         onThreads(Self.threads) { t in
             var rng = SplitMix64(seed: UInt64(t + 1))

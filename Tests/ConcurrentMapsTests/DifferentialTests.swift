@@ -24,8 +24,11 @@ import IsoKVTestSupport
                 map.store(k, v); reference[k] = v
             case ..<50:
                 let r = map.loadOrStore(k, v)
-                if let old = reference[k] { #expect(r.actual == old && r.loaded, context) }
-                else { #expect(r.actual == v && !r.loaded, context); reference[k] = v }
+                if let old = reference[k] {
+                    #expect(r.actual == old && r.loaded, context)
+                } else {
+                    #expect(r.actual == v && !r.loaded, context); reference[k] = v
+                }
             case ..<58:
                 #expect(map.loadAndDelete(k) == reference.removeValue(forKey: k), context)
             case ..<62:
@@ -57,7 +60,9 @@ import IsoKVTestSupport
                 // forEach that stops early visits exactly as many entries as it asked for.
                 var visits = 0
                 let limit = max(1, reference.count / 2)
-                map.forEach { _, _ in visits += 1; return visits < limit }
+                map.forEach { _, _ in
+                    visits += 1; return visits < limit
+                }
                 #expect(visits == min(limit, reference.count), context)
             }
         }

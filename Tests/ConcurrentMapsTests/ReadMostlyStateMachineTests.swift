@@ -34,7 +34,7 @@ import Testing
         // A new key rebuilds dirty from the view: key 1 (nil) is expunged and not copied.
         m.store(100, 1000)
         #expect(m.debugState() == S(readCount: 4, amended: true, dirtyCount: 4, expungedCount: 1, misses: 0))
-        #expect(m.load(1) == nil)   // found (expunged) in the view: no miss
+        #expect(m.load(1) == nil)  // found (expunged) in the view: no miss
         #expect(m.debugState().misses == 0)
 
         // Storing to the expunged key un-expunges it into dirty.
@@ -43,15 +43,16 @@ import Testing
         #expect(m.load(1) == 11)
 
         // Expunge key 3 in a fresh generation and check that promotion drops it.
-        for _ in 0..<5 { _ = m.load(100) }   // promote (5 misses ≥ 5 dirty)
+        for _ in 0..<5 { _ = m.load(100) }  // promote (5 misses ≥ 5 dirty)
         #expect(m.debugState() == S(readCount: 5, amended: false, dirtyCount: nil, expungedCount: 0, misses: 0))
         m.delete(3)
-        m.store(200, 2000)                    // rebuild dirty: 3 expunged
+        m.store(200, 2000)  // rebuild dirty: 3 expunged
         #expect(m.debugState() == S(readCount: 5, amended: true, dirtyCount: 5, expungedCount: 1, misses: 0))
-        for _ in 0..<5 { _ = m.load(200) }   // promote: entry of 3 dropped
+        for _ in 0..<5 { _ = m.load(200) }  // promote: entry of 3 dropped
         #expect(m.debugState() == S(readCount: 5, amended: false, dirtyCount: nil, expungedCount: 0, misses: 0))
         #expect(m.load(3) == nil)
-        #expect(Dictionary(uniqueKeysWithValues: m.entries().map { ($0.key, $0.value) })
+        #expect(
+            Dictionary(uniqueKeysWithValues: m.entries().map { ($0.key, $0.value) })
                 == [0: 0, 1: 11, 2: 21, 100: 1000, 200: 2000])
     }
 
@@ -66,10 +67,10 @@ import Testing
     @Test func deleteOfDirtyOnlyKeyRemovesIt() {
         let m = ReadMostlyMap<Int, Int>()
         for k in 1...4 { m.store(k, k) }
-        #expect(m.loadAndDelete(2) == 2)     // dirty-only: removed from dirty, entry retired, one miss
+        #expect(m.loadAndDelete(2) == 2)  // dirty-only: removed from dirty, entry retired, one miss
         #expect(m.debugState() == S(readCount: 0, amended: true, dirtyCount: 3, expungedCount: 0, misses: 1))
-        #expect(m.load(2) == nil)            // second miss
-        #expect(m.loadAndDelete(3) == 3)     // third miss reaches dirty.count (2): promotion
+        #expect(m.load(2) == nil)  // second miss
+        #expect(m.loadAndDelete(3) == 3)  // third miss reaches dirty.count (2): promotion
         #expect(m.debugState() == S(readCount: 2, amended: false, dirtyCount: nil, expungedCount: 0, misses: 0))
         #expect(m.load(2) == nil && m.load(3) == nil && m.load(4) == 4)
     }
@@ -77,7 +78,7 @@ import Testing
     @Test func retiredMemoryIsReclaimed() {
         let m = ReadMostlyMap<Int, Int>()
         for k in 0..<100 { m.store(k, k) }
-        _ = m.count   // promote
+        _ = m.count  // promote
         for round in 0..<50 { for k in 0..<100 { m.store(k, k + round) } }
         // With no reader inside, everything retired can be freed after two epoch advances.
         #expect(m.collectGarbage() == 0)

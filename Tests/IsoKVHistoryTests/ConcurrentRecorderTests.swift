@@ -29,7 +29,8 @@ import IsoKVTestSupport
                         case .delete(let k): s.write(id, s.keys[k], .delete)
                         case .scan(let from, let count):
                             let to = from + count
-                            s.scan(id, KeyRange(from: s.keys[from], to: to < s.keys.count ? s.keys[to] : nil), rng: &rng)
+                            s.scan(
+                                id, KeyRange(from: s.keys[from], to: to < s.keys.count ? s.keys[to] : nil), rng: &rng)
                         }
                     }
                     return Bool.random(using: &rng) && Bool.random(using: &rng) ? s.rollback(id) : s.commit(id)

@@ -249,7 +249,8 @@ struct Workload {
             let (id, steps, next) = running[i]
             guard next < steps.count, !store.failed.contains(id) else {
                 running.remove(at: i)
-                let finished = Double.random(in: 0..<1, using: &rng) < rollbackRate
+                let finished =
+                    Double.random(in: 0..<1, using: &rng) < rollbackRate
                     ? store.rollback(id) : store.commit(id)
                 try recorder.record(finished)
                 continue

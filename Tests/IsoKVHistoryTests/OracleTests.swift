@@ -43,9 +43,10 @@ import Testing
 
         return committed.map { t in
             var cs: [Constraint] = []
-            let writes = Set(t.operations.compactMap { op -> HistoryKey? in
-                if case .write(let k, _, _) = op { return k } else { return nil }
-            })
+            let writes = Set(
+                t.operations.compactMap { op -> HistoryKey? in
+                    if case .write(let k, _, _) = op { return k } else { return nil }
+                })
             for (k, c) in chain {
                 if let i = c.firstIndex(where: { $0.txn == t.id }) { cs.append(Constraint(key: k, low: i, high: i)) }
             }
@@ -117,7 +118,9 @@ import Testing
             #expect(hasCycle == !serial, "seed \(seed): checker \(analysis.anomalies), oracle serial=\(serial)")
             // G0/G1c are exactly the cycles of ww and wr edges alone.
             let hasG1Cycle = analysis.phenomena.contains(.g0) || analysis.phenomena.contains(.g1c)
-            #expect(hasG1Cycle == !Self.hasSerialOrder(history, antiDependencies: false), "seed \(seed): \(analysis.anomalies)")
+            #expect(
+                hasG1Cycle == !Self.hasSerialOrder(history, antiDependencies: false),
+                "seed \(seed): \(analysis.anomalies)")
             if hasG1Cycle { g1Cycles += 1 }
             if hasCycle { cyclic += 1 } else { acyclic += 1 }
             if hasCycle == serial { break }  // one counterexample is enough to read

@@ -29,8 +29,10 @@ import IsoKVTestSupport
                 default:
                     let upper = min(k + 3, keyCount - 1)
                     let range = KeyRange(from: keys[k], to: keys[upper])
-                    t.scan(range, results: (k..<upper).filter { version[$0] > 0 && !written.contains($0) }
-                        .map { ScanEntry(keys[$0], .version(version[$0])) })
+                    t.scan(
+                        range,
+                        results: (k..<upper).filter { version[$0] > 0 && !written.contains($0) }
+                            .map { ScanEntry(keys[$0], .version(version[$0])) })
                 }
             }
             var installed: [HistoryKey: Int] = [:]

@@ -7,21 +7,30 @@ import Testing
     @Test func dirtyWriteIsG0() throws {
         // T1 and T2 both write x and y, their versions interleaved: x goes T1 → T2, y goes T2 → T1.
         let h = History([
-            txn(1) { $0.write("x"); $0.write("y"); $0.commit(installed: ["x": 1, "y": 2]) },
-            txn(2) { $0.write("x"); $0.write("y"); $0.commit(installed: ["x": 2, "y": 1]) },
+            txn(1) {
+                $0.write("x"); $0.write("y"); $0.commit(installed: ["x": 1, "y": 2])
+            },
+            txn(2) {
+                $0.write("x"); $0.write("y"); $0.commit(installed: ["x": 2, "y": 1])
+            }
         ])
         let a = try expectExactly([.g0], in: h)
         let cycle = try #require(a.anomalies.first)
         #expect(Set(cycle.transactions) == [1, 2])
         #expect(cycle.cycle.allSatisfy { $0.kind == .ww })
-        #expect(["T1 -ww(k=\"x\")-> T2 -ww(k=\"y\")-> T1", "T2 -ww(k=\"y\")-> T1 -ww(k=\"x\")-> T2"]
-            .contains(cycle.explanation), "\(cycle.explanation)")
+        #expect(
+            ["T1 -ww(k=\"x\")-> T2 -ww(k=\"y\")-> T1", "T2 -ww(k=\"y\")-> T1 -ww(k=\"x\")-> T2"]
+                .contains(cycle.explanation), "\(cycle.explanation)")
     }
 
     @Test func abortedReadIsG1a() throws {
         let h = History([
-            txn(1) { $0.write("x"); $0.abort(code: "40001") },
-            txn(2) { $0.read("x", .writer(1)); $0.commit() },
+            txn(1) {
+                $0.write("x"); $0.abort(code: "40001")
+            },
+            txn(2) {
+                $0.read("x", .writer(1)); $0.commit()
+            }
         ])
         let a = try expectExactly([.g1a], in: h)
         #expect(a.anomalies.first?.explanation == "T2 read \"x\" written by T1, which aborted (40001)")
@@ -35,18 +44,29 @@ import Testing
                 $0.write("x")
                 $0.commit(installed: ["x": 1])
             },
-            txn(2) { $0.read("x", .writer(1, write: 1)); $0.commit() },
+            txn(2) {
+                $0.read("x", .writer(1, write: 1)); $0.commit()
+            }
         ])
         _ = try expectExactly([.g1b], in: h)
         // Reading T1's last write of x instead is an ordinary read.
-        let fine = History([h.transactions[0], txn(2) { $0.read("x", .writer(1, write: 2)); $0.commit() }])
+        let fine = History([
+            h.transactions[0],
+            txn(2) {
+                $0.read("x", .writer(1, write: 2)); $0.commit()
+            }
+        ])
         _ = try expectExactly([], in: fine)
     }
 
     @Test func circularInformationFlowIsG1c() throws {
         let h = History([
-            txn(1) { $0.write("x"); $0.read("y", .version(1)); $0.commit(installed: ["x": 1]) },
-            txn(2) { $0.write("y"); $0.read("x", .version(1)); $0.commit(installed: ["y": 1]) },
+            txn(1) {
+                $0.write("x"); $0.read("y", .version(1)); $0.commit(installed: ["x": 1])
+            },
+            txn(2) {
+                $0.write("y"); $0.read("x", .version(1)); $0.commit(installed: ["y": 1])
+            }
         ])
         let a = try expectExactly([.g1c], in: h)
         #expect(a.anomalies[0].cycle.map(\.kind) == [.wr, .wr])
@@ -55,8 +75,12 @@ import Testing
     @Test func lostUpdateIsGSingleAndLostUpdate() throws {
         // Both read counter at version 4 (written before the recorded history) and both write it.
         let h = History([
-            txn(1, .readCommitted) { $0.read("counter", .version(4)); $0.write("counter"); $0.commit(installed: ["counter": 5]) },
-            txn(2, .readCommitted) { $0.read("counter", .version(4)); $0.write("counter"); $0.commit(installed: ["counter": 6]) },
+            txn(1, .readCommitted) {
+                $0.read("counter", .version(4)); $0.write("counter"); $0.commit(installed: ["counter": 5])
+            },
+            txn(2, .readCommitted) {
+                $0.read("counter", .version(4)); $0.write("counter"); $0.commit(installed: ["counter": 6])
+            }
         ])
         let a = try expectExactly([.gSingle, .lostUpdate], in: h)
         let single = try #require(a.anomalies.first { $0.phenomenon == .gSingle })
@@ -72,11 +96,14 @@ import Testing
                 $0.read("x", .version(1)); $0.read("y", .version(1)); $0.write("x"); $0.write("y")
                 $0.commit(installed: ["x": 2, "y": 2])
             },
-            txn(1) { $0.read("x", .version(1)); $0.read("y", .version(2)); $0.commit() },
+            txn(1) {
+                $0.read("x", .version(1)); $0.read("y", .version(2)); $0.commit()
+            }
         ])
         let a = try expectExactly([.gSingle], in: h)
-        #expect(["T1 -rw(k=\"x\")-> T2 -wr(k=\"y\")-> T1", "T2 -wr(k=\"y\")-> T1 -rw(k=\"x\")-> T2"]
-            .contains(a.anomalies[0].explanation), "\(a.anomalies[0].explanation)")
+        #expect(
+            ["T1 -rw(k=\"x\")-> T2 -wr(k=\"y\")-> T1", "T2 -wr(k=\"y\")-> T1 -rw(k=\"x\")-> T2"]
+                .contains(a.anomalies[0].explanation), "\(a.anomalies[0].explanation)")
     }
 
     @Test func writeSkewOfTwoDoctorsIsG2Item() throws {
@@ -89,19 +116,26 @@ import Testing
             txn(2, .snapshot) {
                 $0.read("alice", .version(1)); $0.read("bob", .version(1)); $0.write("bob")
                 $0.commit(installed: ["bob": 2])
-            },
+            }
         ])
         let a = try expectExactly([.g2Item], in: h)
-        #expect(["T1 -rw(k=\"bob\")-> T2 -rw(k=\"alice\")-> T1", "T2 -rw(k=\"alice\")-> T1 -rw(k=\"bob\")-> T2"]
-            .contains(a.anomalies[0].explanation), "\(a.anomalies[0].explanation)")
+        #expect(
+            ["T1 -rw(k=\"bob\")-> T2 -rw(k=\"alice\")-> T1", "T2 -rw(k=\"alice\")-> T1 -rw(k=\"bob\")-> T2"]
+                .contains(a.anomalies[0].explanation), "\(a.anomalies[0].explanation)")
     }
 
     @Test func phantomViaScanAndInsertIsG2() throws {
         // Hotel double booking: each scans room 1's bookings, finds none, inserts its own.
         let room = KeyRange(prefix: "booking/room1/")
         let h = History([
-            txn(1) { $0.scan(room, results: []); $0.write("booking/room1/alice"); $0.commit(installed: ["booking/room1/alice": 1]) },
-            txn(2) { $0.scan(room, results: []); $0.write("booking/room1/bob"); $0.commit(installed: ["booking/room1/bob": 1]) },
+            txn(1) {
+                $0.scan(room, results: []); $0.write("booking/room1/alice");
+                $0.commit(installed: ["booking/room1/alice": 1])
+            },
+            txn(2) {
+                $0.scan(room, results: []); $0.write("booking/room1/bob");
+                $0.commit(installed: ["booking/room1/bob": 1])
+            }
         ])
         let a = try expectExactly([.g2], in: h)
         #expect(a.anomalies[0].cycle.allSatisfy { $0.kind == .rwPredicate && $0.range == room })
@@ -109,7 +143,10 @@ import Testing
         // An insert outside the scanned range is no phantom.
         let outside = History([
             h.transactions[0],
-            txn(2) { $0.scan(room, results: []); $0.write("booking/room2/bob"); $0.commit(installed: ["booking/room2/bob": 1]) },
+            txn(2) {
+                $0.scan(room, results: []); $0.write("booking/room2/bob");
+                $0.commit(installed: ["booking/room2/bob": 1])
+            }
         ])
         _ = try expectExactly([], in: outside)
     }
@@ -118,10 +155,15 @@ import Testing
         // Checking x and savings y, both 0 at version 1. T3 deposits 20 into x and commits; T1 (read-only) then
         // sees x = 20, y = 0; T2, which started before T3 committed, withdraws 10 from y with an overdraft penalty.
         let t2 = txn(2, .snapshot) {
-            $0.read("x", .version(1)); $0.read("y", .version(1)); $0.write("y"); $0.commit(order: 3, installed: ["y": 2])
+            $0.read("x", .version(1)); $0.read("y", .version(1)); $0.write("y");
+            $0.commit(order: 3, installed: ["y": 2])
         }
-        let t3 = txn(3, .snapshot) { $0.read("x", .version(1)); $0.write("x"); $0.commit(order: 1, installed: ["x": 2]) }
-        let t1 = txn(1, .snapshot) { $0.read("x", .version(2)); $0.read("y", .version(1)); $0.commit(order: 2) }
+        let t3 = txn(3, .snapshot) {
+            $0.read("x", .version(1)); $0.write("x"); $0.commit(order: 1, installed: ["x": 2])
+        }
+        let t1 = txn(1, .snapshot) {
+            $0.read("x", .version(2)); $0.read("y", .version(1)); $0.commit(order: 2)
+        }
         let a = try expectExactly([.g2Item], in: History([t2, t3, t1]))
         #expect(Set(a.anomalies[0].transactions) == [1, 2, 3])
         #expect(a.anomalies[0].cycle.map(\.kind).filter { $0 == .rw }.count == 2)
@@ -131,16 +173,27 @@ import Testing
 
     @Test func serialHistoryHasNoFindings() throws {
         let h = History([
-            txn(1) { $0.read("x", .initial); $0.write("x"); $0.write("y"); $0.commit(installed: ["x": 1, "y": 1]) },
-            txn(2) { $0.read("x", .version(1)); $0.read("y", .writer(1)); $0.write("y"); $0.commit(installed: ["y": 2]) },
-            txn(3) { $0.scan(.all, results: [ScanEntry("x", .version(1)), ScanEntry("y", .version(2))]); $0.commit() },
-            txn(4) { $0.write("x"); $0.abort(code: "rollback") },
-            txn(5) { $0.delete("x"); $0.write("z"); $0.commit(installed: ["x": 2, "z": 1]) },
-            txn(6) {
-                $0.scan(.all, results: [ScanEntry("y", .version(2)), ScanEntry("z", .version(1))],
-                        absent: [ScanEntry("x", .version(2))])
-                $0.commit()
+            txn(1) {
+                $0.read("x", .initial); $0.write("x"); $0.write("y"); $0.commit(installed: ["x": 1, "y": 1])
             },
+            txn(2) {
+                $0.read("x", .version(1)); $0.read("y", .writer(1)); $0.write("y"); $0.commit(installed: ["y": 2])
+            },
+            txn(3) {
+                $0.scan(.all, results: [ScanEntry("x", .version(1)), ScanEntry("y", .version(2))]); $0.commit()
+            },
+            txn(4) {
+                $0.write("x"); $0.abort(code: "rollback")
+            },
+            txn(5) {
+                $0.delete("x"); $0.write("z"); $0.commit(installed: ["x": 2, "z": 1])
+            },
+            txn(6) {
+                $0.scan(
+                    .all, results: [ScanEntry("y", .version(2)), ScanEntry("z", .version(1))],
+                    absent: [ScanEntry("x", .version(2))])
+                $0.commit()
+            }
         ])
         let a = try expectExactly([], in: h)
         #expect(a.stats.committed == 5 && a.stats.aborted == 1)
@@ -151,9 +204,15 @@ import Testing
     @Test func interleavedButSerializableHistoryHasNoFindings() throws {
         // T1 reads x, T2 writes x and commits, T1 writes y and commits: equivalent to T1 then T2.
         let h = History([
-            txn(2) { $0.read("x", .version(1)); $0.write("x"); $0.commit(order: 1, installed: ["x": 2]) },
-            txn(1) { $0.read("x", .version(1)); $0.write("y"); $0.commit(order: 2, installed: ["y": 1]) },
-            txn(3) { $0.read("y", .version(1)); $0.read("x", .version(2)); $0.commit(order: 3) },
+            txn(2) {
+                $0.read("x", .version(1)); $0.write("x"); $0.commit(order: 1, installed: ["x": 2])
+            },
+            txn(1) {
+                $0.read("x", .version(1)); $0.write("y"); $0.commit(order: 2, installed: ["y": 1])
+            },
+            txn(3) {
+                $0.read("y", .version(1)); $0.read("x", .version(2)); $0.commit(order: 3)
+            }
         ])
         let a = try expectExactly([], in: h)
         #expect(a.stats.edges["rw"] == 1)  // T1 -rw(x)-> T2, the only ordering constraint between them
@@ -167,7 +226,9 @@ import Testing
                     $0.scan(KeyRange(from: "a", to: "z"), limit: limit, results: [ScanEntry("a", .version(1))])
                     $0.write("y"); $0.commit(installed: ["y": 1])
                 },
-                txn(2) { $0.read("y", .initial); $0.write("m"); $0.commit(installed: ["m": 1]) },
+                txn(2) {
+                    $0.read("y", .initial); $0.write("m"); $0.commit(installed: ["m": 1])
+                }
             ])
         }
         _ = try expectExactly([.g2], in: history(limit: nil))
@@ -180,12 +241,16 @@ import Testing
         // T3 re-inserts it (version 3), and T3 read z before T1 wrote it.
         func history(absent: [ScanEntry]) -> History {
             History([
-                txn(2) { $0.delete("b"); $0.commit(installed: ["b": 2]) },
+                txn(2) {
+                    $0.delete("b"); $0.commit(installed: ["b": 2])
+                },
                 txn(1) {
                     $0.scan(KeyRange(from: "a", to: "c"), results: [], absent: absent)
                     $0.write("z"); $0.commit(installed: ["z": 1])
                 },
-                txn(3) { $0.read("z", .initial); $0.write("b"); $0.commit(installed: ["b": 3]) },
+                txn(3) {
+                    $0.read("z", .initial); $0.write("b"); $0.commit(installed: ["b": 3])
+                }
             ])
         }
         let told = try expectExactly([.g2], in: history(absent: [ScanEntry("b", .version(2))]))
@@ -198,21 +263,39 @@ import Testing
     @Test func versionsOrderedByCommitOrderWhenNotInstalled() throws {
         // Reads name writers, writes carry no version: the commit order orders each key's versions.
         let h = History([
-            txn(1) { $0.read("alice", .initial); $0.read("bob", .initial); $0.write("alice"); $0.commit(order: 1) },
-            txn(2) { $0.read("alice", .initial); $0.read("bob", .initial); $0.write("bob"); $0.commit(order: 2) },
-            txn(3) { $0.read("alice", .writer(1)); $0.read("bob", .writer(2)); $0.commit(order: 3) },
+            txn(1) {
+                $0.read("alice", .initial); $0.read("bob", .initial); $0.write("alice"); $0.commit(order: 1)
+            },
+            txn(2) {
+                $0.read("alice", .initial); $0.read("bob", .initial); $0.write("bob"); $0.commit(order: 2)
+            },
+            txn(3) {
+                $0.read("alice", .writer(1)); $0.read("bob", .writer(2)); $0.commit(order: 3)
+            }
         ])
         _ = try expectExactly([.g2Item], in: h)
-        let unordered = History([txn(1) { $0.write("x"); $0.commit() }])
+        let unordered = History([
+            txn(1) {
+                $0.write("x"); $0.commit()
+            }
+        ])
         #expect(throws: HistoryError.unorderedWrites(key: "x", txn: 1)) { try HistoryChecker().analyze(unordered) }
     }
 
     @Test func garbageReadsAndDuplicateVersions() throws {
         let h = History([
-            txn(1) { $0.write("x"); $0.commit(installed: ["x": 1]) },
-            txn(2) { $0.write("x"); $0.commit(installed: ["x": 1]) },
-            txn(3) { $0.read("x", .version(7)); $0.read("y", .writer(99)); $0.read("x", .writer(4)); $0.commit() },
-            txn(4) { $0.write("q"); $0.commit(installed: ["q": 1]) },
+            txn(1) {
+                $0.write("x"); $0.commit(installed: ["x": 1])
+            },
+            txn(2) {
+                $0.write("x"); $0.commit(installed: ["x": 1])
+            },
+            txn(3) {
+                $0.read("x", .version(7)); $0.read("y", .writer(99)); $0.read("x", .writer(4)); $0.commit()
+            },
+            txn(4) {
+                $0.write("q"); $0.commit(installed: ["q": 1])
+            }
         ])
         let a = try HistoryChecker().analyze(h)
         #expect(a.anomalies.filter { $0.phenomenon == .garbageRead }.count == 3)
@@ -225,15 +308,21 @@ import Testing
         #expect(throws: HistoryError.noOutcome(1)) { try HistoryChecker().analyze(History([open])) }
         let t = txn(1) { $0.commit() }
         #expect(throws: HistoryError.duplicateTransaction(1)) { try HistoryChecker().analyze(History([t, t])) }
-        let bad = txn(1) { $0.write("x"); $0.commit(installed: ["x": -3]) }
+        let bad = txn(1) {
+            $0.write("x"); $0.commit(installed: ["x": -3])
+        }
         #expect(throws: HistoryError.self) { try HistoryChecker().analyze(History([bad])) }
     }
 
     @Test func nonRepeatableReadIsGSingle() throws {
         // T1 reads x twice and sees T2's commit in between: allowed at read committed only.
         let h = History([
-            txn(1, .readCommitted) { $0.read("x", .version(1)); $0.read("x", .version(2)); $0.commit() },
-            txn(2, .readCommitted) { $0.write("x"); $0.commit(installed: ["x": 2]) },
+            txn(1, .readCommitted) {
+                $0.read("x", .version(1)); $0.read("x", .version(2)); $0.commit()
+            },
+            txn(2, .readCommitted) {
+                $0.write("x"); $0.commit(installed: ["x": 2])
+            }
         ])
         _ = try expectExactly([.gSingle], in: h)
     }
@@ -241,8 +330,12 @@ import Testing
     @Test func scanMissingOneInsertButSeeingAnotherIsPredicateGSingle() throws {
         // T2 inserts a and b into the range; T1's scan returns b but not a: no snapshot shows that.
         let h = History([
-            txn(2) { $0.write("a"); $0.write("b"); $0.commit(installed: ["a": 1, "b": 1]) },
-            txn(1) { $0.scan(KeyRange(from: "a", to: "c"), results: [ScanEntry("b", .version(1))]); $0.commit() },
+            txn(2) {
+                $0.write("a"); $0.write("b"); $0.commit(installed: ["a": 1, "b": 1])
+            },
+            txn(1) {
+                $0.scan(KeyRange(from: "a", to: "c"), results: [ScanEntry("b", .version(1))]); $0.commit()
+            }
         ])
         let a = try expectExactly([.gSingle], in: h)
         #expect(a.anomalies[0].cycle.map(\.kind).contains(.rwPredicate))
@@ -251,10 +344,18 @@ import Testing
     @Test func exhaustedSearchBudgetStillReportsTheCycle() throws {
         // With no budget the narrow G-single search gives up; the component is classified by the cycle found.
         let h = History([
-            txn(1) { $0.read("c", .version(4)); $0.write("c"); $0.commit(installed: ["c": 5]) },
-            txn(2) { $0.read("c", .version(4)); $0.write("c"); $0.commit(installed: ["c": 6]) },
-            txn(3) { $0.read("p", .initial); $0.read("q", .initial); $0.write("p"); $0.commit(installed: ["p": 1]) },
-            txn(4) { $0.read("p", .initial); $0.read("q", .initial); $0.write("q"); $0.commit(installed: ["q": 1]) },
+            txn(1) {
+                $0.read("c", .version(4)); $0.write("c"); $0.commit(installed: ["c": 5])
+            },
+            txn(2) {
+                $0.read("c", .version(4)); $0.write("c"); $0.commit(installed: ["c": 6])
+            },
+            txn(3) {
+                $0.read("p", .initial); $0.read("q", .initial); $0.write("p"); $0.commit(installed: ["p": 1])
+            },
+            txn(4) {
+                $0.read("p", .initial); $0.read("q", .initial); $0.write("q"); $0.commit(installed: ["q": 1])
+            }
         ])
         let a = try HistoryChecker(searchBudget: 0).analyze(h)
         #expect(a.stats.searchBudgetExhausted)
@@ -266,15 +367,24 @@ import Testing
     @Test func absentReadIsExactOnlyWithoutDeletes() throws {
         // Write skew through an absent read: T1 finds no x and writes y; T2 finds no y and writes x.
         let skew = History([
-            txn(1) { $0.read("x", .absent); $0.write("y"); $0.commit(installed: ["y": 1]) },
-            txn(2) { $0.read("y", .absent); $0.write("x"); $0.commit(installed: ["x": 1]) },
+            txn(1) {
+                $0.read("x", .absent); $0.write("y"); $0.commit(installed: ["y": 1])
+            },
+            txn(2) {
+                $0.read("y", .absent); $0.write("x"); $0.commit(installed: ["x": 1])
+            }
         ])
         let exact = try expectExactly([.g2Item], in: skew)
         #expect(exact.stats.ambiguousAbsentReads == 0)
         // Once x is deleted during the history, "absent" may be the tombstone: no edge, and the checker says so.
         var withDelete = skew
-        withDelete.transactions[1] = txn(2) { $0.read("y", .absent); $0.write("x"); $0.commit(installed: ["x": 3]) }
-        withDelete.transactions.append(txn(3) { $0.delete("x"); $0.commit(installed: ["x": 2]) })
+        withDelete.transactions[1] = txn(2) {
+            $0.read("y", .absent); $0.write("x"); $0.commit(installed: ["x": 3])
+        }
+        withDelete.transactions.append(
+            txn(3) {
+                $0.delete("x"); $0.commit(installed: ["x": 2])
+            })
         let ambiguous = try expectExactly([], in: withDelete)
         #expect(ambiguous.stats.ambiguousAbsentReads == 1)
     }
@@ -282,8 +392,14 @@ import Testing
     @Test func independentCyclesAreCountedSeparately() throws {
         // Two unrelated write skews: two components, two findings.
         func skew(_ a: TxnID, _ b: TxnID, _ x: HistoryKey, _ y: HistoryKey) -> [TransactionRecord] {
-            [txn(a) { $0.read(x, .initial); $0.read(y, .initial); $0.write(x); $0.commit(installed: [x: 1]) },
-             txn(b) { $0.read(x, .initial); $0.read(y, .initial); $0.write(y); $0.commit(installed: [y: 1]) }]
+            [
+                txn(a) {
+                    $0.read(x, .initial); $0.read(y, .initial); $0.write(x); $0.commit(installed: [x: 1])
+                },
+                txn(b) {
+                    $0.read(x, .initial); $0.read(y, .initial); $0.write(y); $0.commit(installed: [y: 1])
+                }
+            ]
         }
         let a = try HistoryChecker().analyze(History(skew(1, 2, "a", "b") + skew(3, 4, "c", "d")))
         #expect(a.anomalies.map(\.phenomenon) == [.g2Item, .g2Item])
@@ -296,10 +412,15 @@ import Testing
         func history(reverse: Bool) -> History {
             History([
                 txn(1) {
-                    $0.scan(KeyRange(from: "a", to: "z"), limit: 1, reverse: reverse, results: [ScanEntry("y", .version(1))])
+                    $0.scan(
+                        KeyRange(from: "a", to: "z"), limit: 1, reverse: reverse, results: [ScanEntry("y", .version(1))]
+                    )
                     $0.write("q"); $0.commit(installed: ["q": 1])
                 },
-                txn(2) { $0.read("q", .initial); $0.write(reverse ? "m" : "y0"); $0.commit(installed: [reverse ? "m" : "y0": 1]) },
+                txn(2) {
+                    $0.read("q", .initial); $0.write(reverse ? "m" : "y0");
+                    $0.commit(installed: [reverse ? "m" : "y0": 1])
+                }
             ])
         }
         _ = try expectExactly([], in: history(reverse: true))
@@ -311,7 +432,9 @@ import Testing
                 $0.scan(KeyRange(from: "a", to: "z"), limit: 1, results: [ScanEntry("y", .version(1))])
                 $0.write("q"); $0.commit(installed: ["q": 1])
             },
-            txn(2) { $0.read("q", .initial); $0.write("m"); $0.commit(installed: ["m": 1]) },
+            txn(2) {
+                $0.read("q", .initial); $0.write("m"); $0.commit(installed: ["m": 1])
+            }
         ])
         _ = try expectExactly([.g2], in: covered)
     }

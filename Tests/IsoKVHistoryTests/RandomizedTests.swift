@@ -16,7 +16,9 @@ import Testing
             for a in analysis.anomalies { found[a.phenomenon, default: 0] += 1 }
             check(analysis)
         }
-        print("model store \(kind): findings over \(Self.seeds.count) runs: \(found.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+        print(
+            "model store \(kind): findings over \(Self.seeds.count) runs: \(found.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"
+        )
         return found
     }
 

@@ -4,9 +4,17 @@ import Testing
 
 @Suite struct HistorySummaryTests {
     static let writeSkew = History([
-        txn(1, .snapshot) { $0.read("alice", .version(1)); $0.read("bob", .version(1)); $0.write("alice"); $0.commit(installed: ["alice": 2]) },
-        txn(2, .snapshot) { $0.read("alice", .version(1)); $0.read("bob", .version(1)); $0.write("bob"); $0.commit(installed: ["bob": 2]) },
-        txn(3, .snapshot) { $0.write("carol"); $0.abort(code: "40001") },
+        txn(1, .snapshot) {
+            $0.read("alice", .version(1)); $0.read("bob", .version(1)); $0.write("alice");
+            $0.commit(installed: ["alice": 2])
+        },
+        txn(2, .snapshot) {
+            $0.read("alice", .version(1)); $0.read("bob", .version(1)); $0.write("bob");
+            $0.commit(installed: ["bob": 2])
+        },
+        txn(3, .snapshot) {
+            $0.write("carol"); $0.abort(code: "40001")
+        }
     ])
 
     @Test func summaryCountsAndPrintsCycles() throws {
@@ -22,7 +30,9 @@ import Testing
         #expect(atSnapshot.valid && atSnapshot.found == ["G2-item": 1] && atSnapshot.violations.isEmpty)
         #expect(analysis.result(at: .serializable).summary(maxCycles: 0).firstViolations.isEmpty)
         #expect(atSnapshot.rows.count == Phenomenon.allCases.count)
-        #expect(atSnapshot.rows.first { $0.phenomenon == "G2-item" } == PhenomenonCount(phenomenon: "G2-item", found: 1, forbidden: false))
+        #expect(
+            atSnapshot.rows.first { $0.phenomenon == "G2-item" }
+                == PhenomenonCount(phenomenon: "G2-item", found: 1, forbidden: false))
         #expect(atSerializable.rows.first { $0.phenomenon == "G2-item" }?.forbidden == true)
         #expect(atSnapshot.rows.filter { $0.phenomenon != "G2-item" }.allSatisfy { $0.found == 0 })
     }
@@ -35,12 +45,14 @@ import Testing
         #expect(text.contains("\"level\":\"serializable\""))
 
         var h = Self.writeSkew
-        h.transactions.append(txn(4) {
-            $0.scan(KeyRange(prefix: HistoryKey(bytes: [0x00, 0xFF])), limit: 3, reverse: true,
+        h.transactions.append(
+            txn(4) {
+                $0.scan(
+                    KeyRange(prefix: HistoryKey(bytes: [0x00, 0xFF])), limit: 3, reverse: true,
                     results: [ScanEntry(HistoryKey(bytes: [0x00, 0xFF, 0x01]), .writer(1, write: 1))])
-            $0.delete("bob")
-            $0.commit(order: 9, installed: ["bob": 3])
-        })
+                $0.delete("bob")
+                $0.commit(order: 9, installed: ["bob": 3])
+            })
         let back = try JSONDecoder().decode(History.self, from: JSONEncoder().encode(h))
         #expect(back == h)
     }
@@ -48,8 +60,14 @@ import Testing
     @Test func mixedLevelsJudgeEachFindingByItsWeakestParticipant() throws {
         func skew(_ a: HistoryIsolation, _ b: HistoryIsolation) -> History {
             History([
-                txn(1, a) { $0.read("alice", .version(1)); $0.read("bob", .version(1)); $0.write("alice"); $0.commit(installed: ["alice": 2]) },
-                txn(2, b) { $0.read("alice", .version(1)); $0.read("bob", .version(1)); $0.write("bob"); $0.commit(installed: ["bob": 2]) },
+                txn(1, a) {
+                    $0.read("alice", .version(1)); $0.read("bob", .version(1)); $0.write("alice");
+                    $0.commit(installed: ["alice": 2])
+                },
+                txn(2, b) {
+                    $0.read("alice", .version(1)); $0.read("bob", .version(1)); $0.write("bob");
+                    $0.commit(installed: ["bob": 2])
+                }
             ])
         }
         let both = try HistoryChecker.checkAtRecordedLevels(skew(.serializable, .serializable))
@@ -58,9 +76,15 @@ import Testing
         #expect(mixed.isValid && mixed.allowed.map(\.phenomenon) == [.g2Item] && mixed.level == .serializable)
         // An aborted read is judged at the reader's level only.
         let dirty = History([
-            txn(1, .serializable) { $0.write("x"); $0.abort(code: "40001") },
-            txn(2, .readUncommitted) { $0.read("x", .writer(1)); $0.commit() },
-            txn(3, .readCommitted) { $0.read("x", .writer(1)); $0.commit() },
+            txn(1, .serializable) {
+                $0.write("x"); $0.abort(code: "40001")
+            },
+            txn(2, .readUncommitted) {
+                $0.read("x", .writer(1)); $0.commit()
+            },
+            txn(3, .readCommitted) {
+                $0.read("x", .writer(1)); $0.commit()
+            }
         ])
         let r = try HistoryChecker.checkAtRecordedLevels(dirty)
         #expect(r.violations.map(\.transactions) == [[3, 1]] && r.allowed.map(\.transactions) == [[2, 1]])
@@ -86,10 +110,16 @@ import Testing
     }
 
     @Test func levelTableFollowsAdya() {
-        #expect(HistoryIsolation.readUncommitted.forbidden.intersection([.g0, .g1a, .g1b, .g1c, .gSingle, .g2Item, .g2]) == [.g0])
-        #expect(HistoryIsolation.readCommitted.forbidden.contains(.g1c) && !HistoryIsolation.readCommitted.forbidden.contains(.lostUpdate))
+        #expect(
+            HistoryIsolation.readUncommitted.forbidden.intersection([.g0, .g1a, .g1b, .g1c, .gSingle, .g2Item, .g2])
+                == [.g0])
+        #expect(
+            HistoryIsolation.readCommitted.forbidden.contains(.g1c)
+                && !HistoryIsolation.readCommitted.forbidden.contains(.lostUpdate))
         #expect(HistoryIsolation.snapshot.forbidden.isSuperset(of: [.gSingle, .lostUpdate]))
-        #expect(!HistoryIsolation.snapshot.forbidden.contains(.g2Item) && !HistoryIsolation.snapshot.forbidden.contains(.g2))
+        #expect(
+            !HistoryIsolation.snapshot.forbidden.contains(.g2Item) && !HistoryIsolation.snapshot.forbidden.contains(.g2)
+        )
         #expect(HistoryIsolation.serializable.forbidden == Set(Phenomenon.allCases))
         #expect(Phenomenon.g2.forbiddenFrom == .serializable && Phenomenon.g1b.forbiddenFrom == .readCommitted)
     }

@@ -25,4 +25,3 @@ func expectExactly(
     }
     return analysis
 }
-

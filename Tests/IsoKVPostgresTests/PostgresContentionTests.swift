@@ -25,7 +25,9 @@ struct PostgresContentionTests {
             #expect(c1 == (0..<5).map { Bytes("jobs/\(String(format: "%02d", $0))") })
             // NOWAIT on a claimed row fails instead of skipping it.
             let t4 = try await store.begin(.readCommitted)
-            #expect(await isoKVError { _ = try await t4.scan(.prefix("jobs/"), limit: 5, lock: .forUpdate, wait: .noWait) }?.code == .lockNotAvailable)
+            #expect(
+                await isoKVError { _ = try await t4.scan(.prefix("jobs/"), limit: 5, lock: .forUpdate, wait: .noWait) }?
+                    .code == .lockNotAvailable)
             try await t4.rollback()
             // A single-key SKIP LOCKED lock returns nil for a claimed row.
             let t5 = try await store.begin(.readCommitted)
@@ -46,8 +48,12 @@ struct PostgresContentionTests {
                         var mine: [Bytes] = []
                         while true {
                             let claimed: Bytes? = try await store.transaction(.readCommitted) { tx in
-                                guard let job = try await tx.scan(.prefix("q/"), limit: 1, lock: .forUpdate,
-                                                                  wait: .skipLocked).first else { return nil }
+                                guard
+                                    let job = try await tx.scan(
+                                        .prefix("q/"), limit: 1, lock: .forUpdate,
+                                        wait: .skipLocked
+                                    ).first
+                                else { return nil }
                                 try await tx.delete(job.key)
                                 return job.key
                             }
@@ -71,7 +77,9 @@ struct PostgresContentionTests {
                 for _ in 0..<20 {
                     group.addTask {
                         var tries = 0
-                        try await store.transaction(.serializable, retry: RetryPolicy(maxAttempts: 200, maxDelay: .milliseconds(20))) { tx in
+                        try await store.transaction(
+                            .serializable, retry: RetryPolicy(maxAttempts: 200, maxDelay: .milliseconds(20))
+                        ) { tx in
                             tries += 1
                             let n = try await tx.get("counter")?.int64 ?? 0
                             try await tx.put("counter", Bytes(n + 1))

@@ -11,7 +11,7 @@ struct PostgresErrorCodeTests {
             _ = try await store.put("x", "0")
             let t1 = try await store.begin(.snapshot)
             #expect(try await t1.get("x") == "0")
-            _ = try await store.put("x", "1")                   // a concurrent committed update
+            _ = try await store.put("x", "1")  // a concurrent committed update
             let e = await isoKVError { try await t1.put("x", "2") }
             #expect(e?.code == .serializationFailure)
             #expect(e?.isRetryable == true)
@@ -81,7 +81,9 @@ struct PostgresErrorCodeTests {
             if closer == nil { try await t2.commit() } else { try await t2.rollback() }
             let waited = await waiter.value
             let codes = [closer?.code, waited?.code].compactMap { $0 }
-            #expect(codes == [.deadlockDetected], "closer: \(String(describing: closer)), waiter: \(String(describing: waited))")
+            #expect(
+                codes == [.deadlockDetected],
+                "closer: \(String(describing: closer)), waiter: \(String(describing: waited))")
             let failures = [closer, waited].compactMap { $0 }
             #expect(failures.allSatisfy { $0.isRetryable })
         }
@@ -102,9 +104,11 @@ struct PostgresErrorCodeTests {
 
             let t3 = try await store.begin(.readCommitted)
             let sp = try await t3.savepoint()
-            #expect(await isoKVError { _ = try await t3.scan(.all, lock: .forUpdate, wait: .noWait) }?.code == .lockNotAvailable)
+            #expect(
+                await isoKVError { _ = try await t3.scan(.all, lock: .forUpdate, wait: .noWait) }?.code
+                    == .lockNotAvailable)
             #expect(await isoKVError { try await t3.put("y", "1") }?.code == .transactionAborted)
-            try await t3.rollback(to: sp)                       // PostgreSQL's way back from a failed statement
+            try await t3.rollback(to: sp)  // PostgreSQL's way back from a failed statement
             try await t3.put("y", "1")
             try await t3.commit()
             #expect(try await store.get("y")?.value == "1")
@@ -128,7 +132,8 @@ struct PostgresErrorCodeTests {
             // A single-key write waits under the same session setting.
             #expect(await isoKVError { _ = try await store.increment("x") }?.code == .lockNotAvailable)
             // Per transaction: a longer timeout outlives the holder, which commits meanwhile.
-            let t3 = try await store.begin(.readCommitted, readOnly: false, deferrable: false, lockTimeout: .seconds(30))
+            let t3 = try await store.begin(
+                .readCommitted, readOnly: false, deferrable: false, lockTimeout: .seconds(30))
             let t3ID = t3.id
             let waiter = Task { () -> Bytes? in
                 try await t3.put("x", "3")
@@ -139,7 +144,8 @@ struct PostgresErrorCodeTests {
             await store.waitUntilWaiting(t3ID, on: "x")
             try await holder.commit()
             #expect(try await waiter.value == "3")
-            let t4 = try await store.begin(.readCommitted, readOnly: false, deferrable: false, lockTimeout: .milliseconds(50))
+            let t4 = try await store.begin(
+                .readCommitted, readOnly: false, deferrable: false, lockTimeout: .milliseconds(50))
             let blocker = try await store.begin(.readCommitted)
             try await blocker.lock("x", .forShare)
             #expect(await isoKVError { try await t4.lock("x", .forUpdate) }?.code == .lockNotAvailable)
@@ -154,13 +160,15 @@ struct PostgresErrorCodeTests {
             let tx = try await store.begin(.readCommitted)
             try await tx.put("a", "1")
             let holder = try await store.begin(.readCommitted)
-            try await holder.lock("a2", .forUpdate)             // absent key: locks nothing in PostgreSQL
+            try await holder.lock("a2", .forUpdate)  // absent key: locks nothing in PostgreSQL
             _ = try await store.put("held", "0")
             try await holder.lock("held", .forUpdate)
             let e = await isoKVError { try await tx.lock("held", .forUpdate, wait: .noWait) }
             #expect(e?.code == .lockNotAvailable)
-            for op in [{ try await tx.put("b", "2") }, { _ = try await tx.get("a") }, { _ = try await tx.scan() },
-                       { _ = try await tx.savepoint() }] as [() async throws -> Void] {
+            for op in [
+                { try await tx.put("b", "2") }, { _ = try await tx.get("a") }, { _ = try await tx.scan() },
+                { _ = try await tx.savepoint() }
+            ] as [() async throws -> Void] {
                 #expect(await isoKVError(op)?.code == .transactionAborted)
             }
             #expect(await isoKVError { try await tx.commit() }?.code == .transactionAborted)
@@ -187,7 +195,7 @@ struct PostgresErrorCodeTests {
             try await store.transaction(.snapshot) { tx in
                 attempts += 1
                 let v = try await tx.get("x")?.int64 ?? 0
-                if attempts == 1 { _ = try await store.put("x", "10") }   // a conflicting commit on the first try
+                if attempts == 1 { _ = try await store.put("x", "10") }  // a conflicting commit on the first try
                 try await tx.put("x", Bytes(v + 1))
             }
             #expect(attempts == 2)

@@ -38,8 +38,10 @@ struct PostgresHistoryTests {
     }
 
     /// One attempt of a random operation, recorded.
-    static func attempt(_ store: PostgresStore, _ level: IsolationLevel, _ recorder: HistoryRecorder,
-                        _ rng: inout SplitMix64, _ outcome: inout Outcome) async throws {
+    static func attempt(
+        _ store: PostgresStore, _ level: IsolationLevel, _ recorder: HistoryRecorder,
+        _ rng: inout SplitMix64, _ outcome: inout Outcome
+    ) async throws {
         let op = rng.next() % 100
         let readOnly = op >= 90
         let tx = try await store.begin(level, readOnly: readOnly)
@@ -58,15 +60,17 @@ struct PostgresHistoryTests {
         }
         func scan(_ prefix: String) async throws -> [KeyValue] {
             let rows = try await tx.scan(prefix: Bytes(prefix))
-            rec.scan(IsoKVHistory.KeyRange(prefix: HistoryKey(prefix)), results: rows.map {
-                ScanEntry(HistoryKey(bytes: $0.key.bytes), .writer(decode($0.value).writer))
-            })
+            rec.scan(
+                IsoKVHistory.KeyRange(prefix: HistoryKey(prefix)),
+                results: rows.map {
+                    ScanEntry(HistoryKey(bytes: $0.key.bytes), .writer(decode($0.value).writer))
+                })
             return rows
         }
         do {
             let amount = Int64(rng.next() % 10 + 1)
             switch op {
-            case 0..<40:   // transfer, guarded by the source pair's rule
+            case 0..<40:  // transfer, guarded by the source pair's rule
                 let p = Int(rng.next() % UInt64(pairs)), side = Int(rng.next() % 2)
                 let q = Int(rng.next() % UInt64(pairs)), qs = Int(rng.next() % 2)
                 let from = account(p, side), partner = account(p, 1 - side), to = account(q, qs)
@@ -76,15 +80,15 @@ struct PostgresHistoryTests {
                     try await put(from, f - amount)
                     try await put(to, t + amount)
                 }
-            case 40..<65:   // withdrawal from one side, guarded by the pair's sum: write skew prone
+            case 40..<65:  // withdrawal from one side, guarded by the pair's sum: write skew prone
                 let p = Int(rng.next() % UInt64(pairs)), side = Int(rng.next() % 2)
                 let mine = try await get(account(p, side))!, other = try await get(account(p, 1 - side))!
                 if mine + other - amount >= 0 { try await put(account(p, side), mine - amount) }
-            case 65..<78:   // deposit
+            case 65..<78:  // deposit
                 let p = Int(rng.next() % UInt64(pairs)), side = Int(rng.next() % 2)
                 let b = try await get(account(p, side))!
                 try await put(account(p, side), b + amount)
-            case 78..<90:   // book a room if free (scan + insert), or cancel its booking
+            case 78..<90:  // book a room if free (scan + insert), or cancel its booking
                 let r = Int(rng.next() % UInt64(rooms))
                 let rows = try await scan("room/\(r)/")
                 if rows.isEmpty {
@@ -97,7 +101,7 @@ struct PostgresHistoryTests {
                     rec.delete(HistoryKey(bytes: rows[0].key.bytes))
                     installed[HistoryKey(bytes: rows[0].key.bytes)] = Int(version)
                 }
-            default:   // read-only audit of two pairs' rule (one by a scan) and of one room
+            default:  // read-only audit of two pairs' rule (one by a scan) and of one room
                 let p = Int(rng.next() % UInt64(pairs))
                 let rows = try await scan("acct/\(p)/")
                 if rows.map({ decode($0.value).balance }).reduce(0, +) < 0 { outcome.auditViolations += 1 }
@@ -116,16 +120,21 @@ struct PostgresHistoryTests {
         try recorder.record(rec)
     }
 
-    static func run(_ store: PostgresStore, _ level: IsolationLevel, transactions: Int) async throws -> (History, Outcome) {
+    static func run(_ store: PostgresStore, _ level: IsolationLevel, transactions: Int) async throws -> (
+        History, Outcome
+    ) {
         let recorder = HistoryRecorder()
         // Seed: every account 10, recorded as a committed transaction.
         let seed = try await store.begin(.serializable)
         var seedRec = TransactionRecord(id: seed.id.rawValue, level: .serializable)
         var installed: [HistoryKey: Int] = [:]
-        for p in 0..<pairs { for s in 0..<2 {
-            installed[HistoryKey(bytes: account(p, s).bytes)] = Int(try await seed.putReturningVersion(account(p, s), encode(10, seed.id)))
-            seedRec.write(HistoryKey(bytes: account(p, s).bytes))
-        } }
+        for p in 0..<pairs {
+            for s in 0..<2 {
+                installed[HistoryKey(bytes: account(p, s).bytes)] = Int(
+                    try await seed.putReturningVersion(account(p, s), encode(10, seed.id)))
+                seedRec.write(HistoryKey(bytes: account(p, s).bytes))
+            }
+        }
         try await seed.commit()
         seedRec.commit(order: nil, installed: installed)
         try recorder.record(seedRec)
@@ -152,7 +161,8 @@ struct PostgresHistoryTests {
         try await store.transaction(.serializable, readOnly: true) { tx in
             var bad = 0
             for p in 0..<pairs {
-                let a = decode(try await tx.get(account(p, 0))!).balance, b = decode(try await tx.get(account(p, 1))!).balance
+                let a = decode(try await tx.get(account(p, 0))!).balance,
+                    b = decode(try await tx.get(account(p, 1))!).balance
                 if a + b < 0 { bad += 1 }
             }
             for r in 0..<rooms where try await tx.scan(prefix: Bytes("room/\(r)/")).count > 1 { bad += 1 }
@@ -162,7 +172,8 @@ struct PostgresHistoryTests {
 
     @Test("serializable: no cycle in the history, invariants hold")
     func serializableHasNoCycle() async throws {
-        try await PostgresTestEnvironment.withStore({ $0.client.options.maximumConnections = Self.tasks + 2 }) { store in
+        try await PostgresTestEnvironment.withStore({ $0.client.options.maximumConnections = Self.tasks + 2 }) {
+            store in
             let (history, outcome) = try await Self.run(store, .serializable, transactions: Self.count)
             #expect(outcome.committed + outcome.aborted >= Self.count - Self.tasks)
             #expect(outcome.committed > outcome.aborted)
@@ -171,16 +182,21 @@ struct PostgresHistoryTests {
             let result = try HistoryChecker.check(history, at: .serializable)
             #expect(result.isValid, "\(result.summary(maxCycles: 5))")
             #expect(result.stats.transactions > Self.count / 2, "\(result.stats)")
-            print("PostgreSQL serializable bank: \(outcome.committed) committed, \(outcome.aborted) aborted (40001/40P01); no cycle")
+            print(
+                "PostgreSQL serializable bank: \(outcome.committed) committed, \(outcome.aborted) aborted (40001/40P01); no cycle"
+            )
         }
     }
 
     @Test("repeatable read: the checker finds write skew (G2-item) and nothing snapshot isolation forbids")
     func repeatableReadHasWriteSkew() async throws {
-        try await PostgresTestEnvironment.withStore({ $0.client.options.maximumConnections = Self.tasks + 2 }) { store in
+        try await PostgresTestEnvironment.withStore({ $0.client.options.maximumConnections = Self.tasks + 2 }) {
+            store in
             let (history, outcome) = try await Self.run(store, .snapshot, transactions: Self.count / 2)
             let result = try HistoryChecker.check(history, at: .serializable)
-            print("PostgreSQL repeatable-read bank: \(outcome.committed) committed, \(outcome.aborted) aborted; found \(result.phenomena)")
+            print(
+                "PostgreSQL repeatable-read bank: \(outcome.committed) committed, \(outcome.aborted) aborted; found \(result.phenomena)"
+            )
             #expect(result.phenomena.contains(.g2Item), "\(result.summary(maxCycles: 3))")
             #expect(try HistoryChecker.check(history, at: .snapshot).isValid)
         }

@@ -5,8 +5,11 @@ import Testing
 
 /// Connection loss and recovery, on a second throwaway cluster of its own (stopping the shared one would break the
 /// suites running in parallel). Needs the cluster script, so it runs under `scripts/pg-test-cluster run`.
-@Suite("Postgres recovery", .enabled(if: PostgresTestEnvironment.clusterScript != nil,
-                                      "needs scripts/pg-test-cluster (ISOKV_PG_CLUSTER_CTL) to start a cluster it may restart"))
+@Suite(
+    "Postgres recovery",
+    .enabled(
+        if: PostgresTestEnvironment.clusterScript != nil,
+        "needs scripts/pg-test-cluster (ISOKV_PG_CLUSTER_CTL) to start a cluster it may restart"))
 struct PostgresRecoveryTests {
     @Test("PostgreSQL restarted under a client: 08006 while down, the pool recovers when it is back")
     func restartUnderClient() async throws {
@@ -14,7 +17,10 @@ struct PostgresRecoveryTests {
         let env = try await runProgram(script, ["start"])
         func value(_ name: String) -> String? {
             env.split(separator: "\n").first { $0.hasPrefix("export \(name)=") }
-                .map { String($0.dropFirst("export \(name)=".count)).trimmingCharacters(in: CharacterSet(charactersIn: "'")) }
+                .map {
+                    String($0.dropFirst("export \(name)=".count)).trimmingCharacters(
+                        in: CharacterSet(charactersIn: "'"))
+                }
         }
         let url = try #require(value("ISOKV_POSTGRES_URL"))
         let dir = try #require(value("ISOKV_PG_CLUSTER_DIR"))
@@ -42,12 +48,13 @@ struct PostgresRecoveryTests {
             let clock = ContinuousClock()
             let deadline = clock.now + .seconds(30)
             while recovered == nil && clock.now < deadline {
-                do { recovered = try await store.get("k") } catch let e as IsoKVError where e.code == .connectionFailure {
+                do { recovered = try await store.get("k") } catch let e as IsoKVError where e.code == .connectionFailure
+                {
                     try await Task.sleep(for: .milliseconds(100))
                 }
             }
             #expect(recovered?.value == "before")
-            #expect(try await store.get("pending") == nil)      // the open transaction did not survive
+            #expect(try await store.get("pending") == nil)  // the open transaction did not survive
             _ = try await store.put("k", "after")
             let seen = try await store.transaction(.serializable) { tx in try await tx.get("k") }
             #expect(seen == "after")

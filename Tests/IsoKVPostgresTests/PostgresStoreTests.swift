@@ -118,18 +118,27 @@ struct PostgresStoreTests {
 
     @Test("limits are checked before any SQL, with the engine's codes")
     func limits() async throws {
-        try await PostgresTestEnvironment.withStore({ $0.limits = Limits(maxKeySize: 8, maxValueSize: 16, maxWritesPerTransaction: 3) }) { store in
+        try await PostgresTestEnvironment.withStore({
+            $0.limits = Limits(maxKeySize: 8, maxValueSize: 16, maxWritesPerTransaction: 3)
+        }) { store in
             #expect(await isoKVError { _ = try await store.get("") }?.code == .invalidInput)
             #expect(await isoKVError { try await store.put("123456789", "v") }?.code == .limitExceeded)
-            #expect(await isoKVError { try await store.put("k", Bytes([UInt8](repeating: 1, count: 17))) }?.code == .limitExceeded)
+            #expect(
+                await isoKVError { try await store.put("k", Bytes([UInt8](repeating: 1, count: 17))) }?.code
+                    == .limitExceeded)
             #expect(await isoKVError { try await store.increment("") }?.code == .invalidInput)
             let tx = try await store.begin(.readCommitted)
             for k in ["a", "b", "c"] { try await tx.put(Bytes(k), "1") }
-            try await tx.put("a", "2")                       // the same key again does not count
+            try await tx.put("a", "2")  // the same key again does not count
             let e = await isoKVError { try await tx.put("d", "1") }
             #expect(e?.code == .limitExceeded)
-            #expect(await isoKVError { _ = try await tx.scan(.all, limit: -1, reverse: false, lock: nil, wait: .block) }?.code == .invalidInput)
-            #expect(await isoKVError { _ = try await tx.scan(.all, limit: 2_000_000, reverse: false, lock: nil, wait: .block) }?.code == .invalidInput)
+            #expect(
+                await isoKVError { _ = try await tx.scan(.all, limit: -1, reverse: false, lock: nil, wait: .block) }?
+                    .code == .invalidInput)
+            #expect(
+                await isoKVError {
+                    _ = try await tx.scan(.all, limit: 2_000_000, reverse: false, lock: nil, wait: .block)
+                }?.code == .invalidInput)
             // Found before SQL: the transaction is still usable.
             try await tx.commit()
             #expect(try await store.get("a")?.value == "2")
@@ -139,10 +148,13 @@ struct PostgresStoreTests {
     @Test("binary keys sort as memcmp, shorter prefix first, as Bytes does")
     func binaryKeyOrder() async throws {
         try await PostgresTestEnvironment.withStore { store in
-            var keys: Set<Bytes> = [Bytes([0]), Bytes([0, 0]), Bytes([0xff]), Bytes([0xff, 0]), Bytes([0x7f]), Bytes([0x80]), "a", "ab", "b"]
+            var keys: Set<Bytes> = [
+                Bytes([0]), Bytes([0, 0]), Bytes([0xff]), Bytes([0xff, 0]), Bytes([0x7f]), Bytes([0x80]), "a", "ab", "b"
+            ]
             var rng = SystemRandomNumberGenerator()
             while keys.count < 60 {
-                keys.insert(Bytes((0..<Int.random(in: 1...4, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }))
+                keys.insert(
+                    Bytes((0..<Int.random(in: 1...4, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }))
             }
             for k in keys { _ = try await store.put(k, k) }
             let rows = try await store.transaction(.snapshot) { try await $0.scan() }
@@ -160,8 +172,9 @@ struct PostgresStoreTests {
         let config = try PostgresTestEnvironment.configuration(schema: schema)
         try await PostgresStore.withStore(configuration: config) { store in _ = try await store.put("k", "v") }
         try await PostgresTestEnvironment.withRawConnection { c in
-            try await c.query(PostgresQuery(unsafeSQL: "UPDATE \(schema).isokv_meta SET value = 99 WHERE name = 'schema_version'"),
-                              logger: .init(label: "t"))
+            try await c.query(
+                PostgresQuery(unsafeSQL: "UPDATE \(schema).isokv_meta SET value = 99 WHERE name = 'schema_version'"),
+                logger: .init(label: "t"))
         }
         let refused = await isoKVError { _ = try await PostgresStore(configuration: config) }
         #expect(refused?.code == .unsupportedFormat)
@@ -204,8 +217,12 @@ struct PostgresStoreTests {
     @Test("bad configurations are typed errors")
     func badConfiguration() async throws {
         #expect(await isoKVError { _ = try PostgresStore.Configuration(url: "http://x") }?.code == .invalidInput)
-        #expect(await isoKVError { _ = try PostgresStore.Configuration(url: "postgres://h/db?sslmode=maybe") }?.code == .invalidInput)
-        #expect(await isoKVError { _ = try PostgresStore.Configuration(url: "postgres://h/db?color=red") }?.code == .invalidInput)
+        #expect(
+            await isoKVError { _ = try PostgresStore.Configuration(url: "postgres://h/db?sslmode=maybe") }?.code
+                == .invalidInput)
+        #expect(
+            await isoKVError { _ = try PostgresStore.Configuration(url: "postgres://h/db?color=red") }?.code
+                == .invalidInput)
         let parsed = try PostgresStore.Configuration(url: "postgres://ann:p%40ss@db.example:6543/app?schema=kv")
         #expect(parsed.client.username == "ann")
         #expect(parsed.client.password == "p@ss")
@@ -213,7 +230,9 @@ struct PostgresStoreTests {
         #expect(parsed.client.database == "app")
         #expect(parsed.schema == "kv")
         for bad in ["Upper", "1abc", "has-dash", "", "a\"b"] {
-            let e = await isoKVError { _ = try await PostgresStore(configuration: PostgresTestEnvironment.configuration(schema: bad)) }
+            let e = await isoKVError {
+                _ = try await PostgresStore(configuration: PostgresTestEnvironment.configuration(schema: bad))
+            }
             #expect(e?.code == .invalidInput, "\(bad)")
         }
     }
@@ -224,7 +243,7 @@ struct PostgresStoreTests {
         let store = try await PostgresStore(configuration: config)
         _ = try await store.put("k", "v")
         await store.shutdown()
-        await store.shutdown()                                  // idempotent
+        await store.shutdown()  // idempotent
         #expect(await isoKVError { _ = try await store.get("k") }?.code == .databaseClosed)
         #expect(await isoKVError { _ = try await store.begin(.snapshot) }?.code == .databaseClosed)
         try await PostgresTestEnvironment.dropSchema(config.schema)

@@ -25,7 +25,8 @@ enum PostgresTestEnvironment {
         "t_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(20)
     }
 
-    static func configuration(url: String? = nil, schema: String = freshSchema()) throws -> PostgresStore.Configuration {
+    static func configuration(url: String? = nil, schema: String = freshSchema()) throws -> PostgresStore.Configuration
+    {
         var config = try PostgresStore.Configuration(url: url ?? self.url!)
         config.schema = schema
         config.client.options.maximumConnections = 12
@@ -34,8 +35,10 @@ enum PostgresTestEnvironment {
     }
 
     /// Runs `body` with a store on a fresh schema, then shuts the store down and drops the schema.
-    static func withStore<R>(_ adjust: (inout PostgresStore.Configuration) -> Void = { _ in },
-                             _ body: (PostgresStore) async throws -> R) async throws -> R {
+    static func withStore<R>(
+        _ adjust: (inout PostgresStore.Configuration) -> Void = { _ in },
+        _ body: (PostgresStore) async throws -> R
+    ) async throws -> R {
         var config = try configuration()
         adjust(&config)
         let store = try await PostgresStore(configuration: config)
@@ -53,12 +56,15 @@ enum PostgresTestEnvironment {
 
     /// A direct connection (no pool), for statements the store does not offer.
     @discardableResult
-    static func withRawConnection<R>(url: String? = nil, _ body: (PostgresConnection) async throws -> R) async throws -> R {
+    static func withRawConnection<R>(url: String? = nil, _ body: (PostgresConnection) async throws -> R) async throws
+        -> R
+    {
         let config = try PostgresStore.Configuration(url: url ?? self.url!)
         let c = config.client
         let connection = try await PostgresConnection.connect(
-            configuration: .init(host: c.host!, port: c.port!, username: c.username, password: c.password,
-                                 database: c.database, tls: .disable),
+            configuration: .init(
+                host: c.host!, port: c.port!, username: c.username, password: c.password,
+                database: c.database, tls: .disable),
             id: 1, logger: Logger(label: "isokv.tests"))
         do {
             let r = try await body(connection)
@@ -72,7 +78,8 @@ enum PostgresTestEnvironment {
 
     static func dropSchema(_ schema: String) async throws {
         try await withRawConnection { c in
-            try await c.query(PostgresQuery(unsafeSQL: "DROP SCHEMA IF EXISTS \"\(schema)\" CASCADE"), logger: Logger(label: "t"))
+            try await c.query(
+                PostgresQuery(unsafeSQL: "DROP SCHEMA IF EXISTS \"\(schema)\" CASCADE"), logger: Logger(label: "t"))
         }
     }
 }

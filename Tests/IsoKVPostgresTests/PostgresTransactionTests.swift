@@ -12,7 +12,7 @@ struct PostgresTransactionTests {
             try await tx.put("a", "1")
             try await tx.insert("b", "2")
             #expect(try await tx.get("a") == "1")
-            #expect(try await store.get("a") == nil)            // not visible before commit
+            #expect(try await store.get("a") == nil)  // not visible before commit
             #expect(try await tx.delete("b"))
             #expect(try await !tx.delete("b"))
             try await tx.commit()
@@ -22,7 +22,7 @@ struct PostgresTransactionTests {
             let rolled = try await store.begin(.readCommitted)
             try await rolled.put("a", "changed")
             try await rolled.rollback()
-            try await rolled.rollback()                          // again: nothing
+            try await rolled.rollback()  // again: nothing
             #expect(try await store.get("a")?.value == "1")
             #expect(await isoKVError { _ = try await rolled.get("a") }?.code == .noActiveTransaction)
         }
@@ -50,7 +50,9 @@ struct PostgresTransactionTests {
                 let e = await isoKVError { try await tx.insert("u", "bob") }
                 #expect(e?.code == .uniqueViolation, "\(level)")
                 try await tx.insert(Bytes("v-\(level.rawValue)"), "ok")
-                #expect(await isoKVError { try await tx.insert(Bytes("v-\(level.rawValue)"), "again") }?.code == .uniqueViolation)
+                #expect(
+                    await isoKVError { try await tx.insert(Bytes("v-\(level.rawValue)"), "again") }?.code
+                        == .uniqueViolation)
                 try await tx.commit()
             }
             #expect(try await store.get("u")?.value == "ada")
@@ -66,7 +68,8 @@ struct PostgresTransactionTests {
                 #expect(try await tx.scan(prefix: "k", limit: 3).map(\.key) == ["k0", "k1", "k2"])
                 #expect(try await tx.scan(prefix: "k", limit: 3, reverse: true).map(\.key) == ["k9", "k8", "k7"])
                 #expect(try await tx.scan(KeyRange(from: "k3", to: "k6")).map(\.value) == ["3", "4", "5"])
-                #expect(try await tx.scan(KeyRange(from: "k3", to: "k6"), reverse: true).map(\.value) == ["5", "4", "3"])
+                #expect(
+                    try await tx.scan(KeyRange(from: "k3", to: "k6"), reverse: true).map(\.value) == ["5", "4", "3"])
                 #expect(try await tx.scan(KeyRange(from: "k8")).map(\.key) == ["k8", "k9", "other"])
                 #expect(try await tx.scan(KeyRange(to: "k1")).map(\.key) == ["k0"])
                 #expect(try await tx.scan(.all, limit: 0).isEmpty)
@@ -76,7 +79,9 @@ struct PostgresTransactionTests {
                 try await tx.put("k10", "10")
                 try await tx.delete("k0")
                 #expect(try await tx.scan(prefix: "k", limit: 2).map(\.key) == ["k1", "k10"])
-                let e = await isoKVError { _ = try await tx.scan(.all, limit: nil, reverse: false, lock: nil, wait: .skipLocked) }
+                let e = await isoKVError {
+                    _ = try await tx.scan(.all, limit: nil, reverse: false, lock: nil, wait: .skipLocked)
+                }
                 #expect(e?.code == .invalidInput)
             }
         }
@@ -94,9 +99,9 @@ struct PostgresTransactionTests {
             try await tx.rollback(to: sp1)
             #expect(try await tx.get("a") == "1")
             #expect(try await tx.get("b") == nil)
-            #expect(await isoKVError { try await tx.rollback(to: sp2) }?.code == .invalidSavepoint)   // gone
+            #expect(await isoKVError { try await tx.rollback(to: sp2) }?.code == .invalidSavepoint)  // gone
             try await tx.put("c", "3")
-            try await tx.rollback(to: sp1)                      // still usable
+            try await tx.rollback(to: sp1)  // still usable
             #expect(try await tx.get("c") == nil)
             let sp3 = try await tx.savepoint()
             try await tx.put("d", "4")
@@ -139,7 +144,8 @@ struct PostgresTransactionTests {
                 #expect(await isoKVError { try await tx.insert("n", "2") }?.code == .readOnlyTransaction)
                 #expect(await isoKVError { try await tx.delete("a") }?.code == .readOnlyTransaction)
                 #expect(await isoKVError { try await tx.lock("a", .forShare) }?.code == .readOnlyTransaction)
-                #expect(await isoKVError { _ = try await tx.scan(.all, lock: .forUpdate) }?.code == .readOnlyTransaction)
+                #expect(
+                    await isoKVError { _ = try await tx.scan(.all, lock: .forUpdate) }?.code == .readOnlyTransaction)
                 #expect(try await tx.get("a") == "1")
                 try await tx.commit()
             }
@@ -172,7 +178,7 @@ struct PostgresTransactionTests {
             #expect(try await reader.get("x") == "committed")
             #expect(try await reader.scan(prefix: "x").map(\.value) == ["committed"])
             try await writer.commit()
-            #expect(try await reader.get("x") == "dirty")       // read committed: the new commit is seen
+            #expect(try await reader.get("x") == "dirty")  // read committed: the new commit is seen
             try await reader.commit()
         }
     }
@@ -188,7 +194,7 @@ struct PostgresTransactionTests {
             _ = try await store.put("x", "2")
             _ = try await store.put("y", "new")
             #expect(try await snap.get("x") == "1")
-            #expect(try await snap.scan().count == 1)          // no phantom
+            #expect(try await snap.scan().count == 1)  // no phantom
             #expect(try await rc.get("x") == "2")
             #expect(try await rc.scan().count == 2)
             try await snap.commit()

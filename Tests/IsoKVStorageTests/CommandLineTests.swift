@@ -36,8 +36,10 @@ import IsoKVTestSupport
     @Test func benchDurabilityPrintsEveryModeAsJSON() throws {
         let dir = TemporaryDirectory("bench")
         defer { dir.remove() }
-        let result = try IsokvExecutable.run(["bench", "durability", "--writers", "4", "--seconds", "0.05", "--directory", dir.path,
-                              "--format", "json"])
+        let result = try IsokvExecutable.run([
+            "bench", "durability", "--writers", "4", "--seconds", "0.05", "--directory", dir.path,
+            "--format", "json"
+        ])
         #expect(result.status == 0, "\(result.stderr)")
         let json = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
         let rows = json?["results"] as? [[String: Any]] ?? []

@@ -10,7 +10,9 @@ import IsoKVTestSupport
     func makeStore(_ dir: TemporaryDirectory) async throws -> (checkpoint: [KeyWrite], records: [CommitRecord]) {
         var rng = SplitMix64(seed: 30)
         let (log, _) = try await WriteAheadLog.open(directory: dir.path, options: WALOptions(segmentBytes: 4096))
-        let entries = (0..<40).map { KeyWrite(key: bytes("key\($0)"), value: bytes("value \($0)"), version: UInt64($0)) }
+        let entries = (0..<40).map {
+            KeyWrite(key: bytes("key\($0)"), value: bytes("value \($0)"), version: UInt64($0))
+        }
         var records: [CommitRecord] = []
         for i in 1...120 {
             let r = randomRecord(sequence: UInt64(i), rng: &rng, maxValue: 100)
@@ -51,7 +53,11 @@ import IsoKVTestSupport
             let truncate = round % 3 == 0
             let offset = Int.random(in: 0..<size, using: &rng)
             try rewriteFile(dir.file(name)) { data in
-                if truncate { data.removeSubrange(offset...) } else { data[offset] ^= UInt8(1 << Int.random(in: 0..<8, using: &rng)) }
+                if truncate {
+                    data.removeSubrange(offset...)
+                } else {
+                    data[offset] ^= UInt8(1 << Int.random(in: 0..<8, using: &rng))
+                }
             }
             let what = "\(truncate ? "truncate" : "flip") \(name) at \(offset)"
             do {

@@ -17,15 +17,16 @@ import IsoKVTestSupport
 
     @Test func sigkillAtRandomMomentsLosesNoAcknowledgedCommit() async throws {
         let cycles = Int(ProcessInfo.processInfo.environment["ISOKV_CRASH_CYCLES"] ?? "") ?? 50
-        _ = try IsokvExecutable.path()   // fail early with a clear message
+        _ = try IsokvExecutable.path()  // fail early with a clear message
         let dir = TemporaryDirectory("crash")
         defer { dir.remove() }
         // The harness blocks on pipes and waitpid: run it on a thread of its own, not a cooperative one.
         let summary: Result<Summary, HarnessFailure> = await withCheckedContinuation { continuation in
             let thread = Thread {
-                continuation.resume(returning: Result { () throws(HarnessFailure) in
-                    try Self.run(cycles: cycles, directory: dir.path)
-                })
+                continuation.resume(
+                    returning: Result { () throws(HarnessFailure) in
+                        try Self.run(cycles: cycles, directory: dir.path)
+                    })
             }
             thread.start()
         }
@@ -33,7 +34,9 @@ import IsoKVTestSupport
         #expect(s.cycles == cycles)
         #expect(s.acknowledged > 0)
         #expect(s.killedWithTornTail + s.killedCleanly == cycles)
-        print("crash test: \(s.cycles) SIGKILLs, \(s.acknowledged) acknowledged commits checked, last sequence \(s.lastSequence), \(s.killedWithTornTail) torn tails cut, \(s.checkpointsSeen) distinct checkpoints")
+        print(
+            "crash test: \(s.cycles) SIGKILLs, \(s.acknowledged) acknowledged commits checked, last sequence \(s.lastSequence), \(s.killedWithTornTail) torn tails cut, \(s.checkpointsSeen) distinct checkpoints"
+        )
     }
 
     struct Summary: Sendable {
@@ -65,23 +68,28 @@ import IsoKVTestSupport
             let lines: [Substring]
             do {
                 lines = try IsokvExecutable.runUntilReadyThenKill(
-                    ["crash-child", directory, "--accounts", "\(accounts)", "--writers", "8", "--initial-balance",
-                     "\(initial)", "--segment-bytes", "8192", "--checkpoint-bytes", "32768"],
+                    [
+                        "crash-child", directory, "--accounts", "\(accounts)", "--writers", "8", "--initial-balance",
+                        "\(initial)", "--segment-bytes", "8192", "--checkpoint-bytes", "32768"
+                    ],
                     delayMicroseconds: UInt32.random(in: 1_000...60_000, using: &rng), cycle: cycle)
             } catch { throw HarnessFailure(description: error.description) }
             for line in lines {
                 let f = line.split(separator: " ")
                 if f.first == "INIT", f.count == 2, let s = UInt64(f[1]) {
-                    for a in 0..<accounts where acked[a] == nil { acked[a] = Acked(sequence: s, version: 1, balance: initial) }
+                    for a in 0..<accounts where acked[a] == nil {
+                        acked[a] = Acked(sequence: s, version: 1, balance: initial)
+                    }
                     maxAcked = max(maxAcked, s)
                 }
                 guard f.first == "ACK", f.count == 8, let seq = UInt64(f[1]),
-                      let from = Int(f[2]), let fromVersion = UInt64(f[3]), let fromBalance = Int64(f[4]),
-                      let to = Int(f[5]), let toVersion = UInt64(f[6]), let toBalance = Int64(f[7]) else { continue }
+                    let from = Int(f[2]), let fromVersion = UInt64(f[3]), let fromBalance = Int64(f[4]),
+                    let to = Int(f[5]), let toVersion = UInt64(f[6]), let toBalance = Int64(f[7])
+                else { continue }
                 summary.acknowledged += 1
                 maxAcked = max(maxAcked, seq)
                 for (a, v, b) in [(from, fromVersion, fromBalance), (to, toVersion, toBalance)]
-                    where (acked[a]?.version ?? 0) < v {
+                where (acked[a]?.version ?? 0) < v {
                     acked[a] = Acked(sequence: seq, version: v, balance: b)
                 }
             }
@@ -98,24 +106,35 @@ import IsoKVTestSupport
             }
             for record in state.commits {
                 if record.writes.count == 2 {
-                    let delta = decode(record.writes[0].value) + decode(record.writes[1].value)
+                    let delta =
+                        decode(record.writes[0].value) + decode(record.writes[1].value)
                         - (map[String(decoding: record.writes[0].key, as: UTF8.self)]?.balance ?? 0)
                         - (map[String(decoding: record.writes[1].key, as: UTF8.self)]?.balance ?? 0)
-                    if delta != 0 { throw HarnessFailure(description: "cycle \(cycle): transfer \(record.sequence) changes the total by \(delta)") }
+                    if delta != 0 {
+                        throw HarnessFailure(
+                            description: "cycle \(cycle): transfer \(record.sequence) changes the total by \(delta)")
+                    }
                 }
                 for w in record.writes { map[String(decoding: w.key, as: UTF8.self)] = (w.version, decode(w.value)) }
             }
             if maxAcked > state.lastSequence {
-                throw HarnessFailure(description: "cycle \(cycle): acknowledged sequence \(maxAcked) but recovery ends at \(state.lastSequence)")
+                throw HarnessFailure(
+                    description:
+                        "cycle \(cycle): acknowledged sequence \(maxAcked) but recovery ends at \(state.lastSequence)")
             }
             let total = (0..<accounts).reduce(Int64(0)) { $0 + (map["acct\($1)"]?.balance ?? 0) }
             if total != Int64(accounts) * initial {
                 throw HarnessFailure(description: "cycle \(cycle): bank total \(total) != \(Int64(accounts) * initial)")
             }
             for (a, ack) in acked {
-                guard let got = map["acct\(a)"] else { throw HarnessFailure(description: "cycle \(cycle): account \(a) lost") }
+                guard let got = map["acct\(a)"] else {
+                    throw HarnessFailure(description: "cycle \(cycle): account \(a) lost")
+                }
                 if got.version < ack.version || (got.version == ack.version && got.balance != ack.balance) {
-                    throw HarnessFailure(description: "cycle \(cycle): account \(a) recovered version \(got.version) balance \(got.balance), but commit \(ack.sequence) acknowledged version \(ack.version) balance \(ack.balance)")
+                    throw HarnessFailure(
+                        description:
+                            "cycle \(cycle): account \(a) recovered version \(got.version) balance \(got.balance), but commit \(ack.sequence) acknowledged version \(ack.version) balance \(ack.balance)"
+                    )
                 }
             }
             summary.cycles += 1

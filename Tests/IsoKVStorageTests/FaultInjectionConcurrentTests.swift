@@ -16,7 +16,11 @@ final class Failpoint: Sendable {
         self.action = action
     }
 
-    func arm(times: Int = .max) { state.withLock { $0.armed = true; $0.remaining = times } }
+    func arm(times: Int = .max) {
+        state.withLock {
+            $0.armed = true; $0.remaining = times
+        }
+    }
     var fired: Int { state.withLock { $0.fired } }
 
     var hook: FaultHook {
@@ -36,8 +40,10 @@ final class Failpoint: Sendable {
 @Suite struct FaultInjectionConcurrentTests {
     /// Appends `good` records, arms the failpoint, checks the next append and every later one fail with
     /// `logFailed`, then reopens without faults and returns what recovery found.
-    func runFailure(_ point: FaultPoint, _ action: FaultAction, options: WALOptions = WALOptions(),
-                    good: Int = 5) async throws -> (acked: [CommitRecord], failed: [CommitRecord], recovered: RecoveredState) {
+    func runFailure(
+        _ point: FaultPoint, _ action: FaultAction, options: WALOptions = WALOptions(),
+        good: Int = 5
+    ) async throws -> (acked: [CommitRecord], failed: [CommitRecord], recovered: RecoveredState) {
         let dir = TemporaryDirectory("fault")
         defer { dir.remove() }
         let failpoint = Failpoint(point, action)
@@ -121,14 +127,17 @@ final class Failpoint: Sendable {
     }
 
     @Test func failedCheckpointKeepsThePreviousOneAndTheLogRunning() async throws {
-        for (point, action) in [(FaultPoint.checkpointRename, FaultAction.fail(errno: EIO)),
-                                (.checkpointSync, .fail(errno: EIO)),
-                                (.checkpointWrite, .partialWrite(bytes: 10, errno: ENOSPC))] {
+        for (point, action) in [
+            (FaultPoint.checkpointRename, FaultAction.fail(errno: EIO)),
+            (.checkpointSync, .fail(errno: EIO)),
+            (.checkpointWrite, .partialWrite(bytes: 10, errno: ENOSPC))
+        ] {
             let dir = TemporaryDirectory("ckfault")
             defer { dir.remove() }
             let failpoint = Failpoint(point, action)
-            let kv = try await DurableKeyValueLog.open(directory: dir.path,
-                                                       options: WALOptions(segmentBytes: 4096, faults: failpoint.hook))
+            let kv = try await DurableKeyValueLog.open(
+                directory: dir.path,
+                options: WALOptions(segmentBytes: 4096, faults: failpoint.hook))
             for i in 0..<50 { try await kv.commit { _ in [(bytes("k\(i % 7)"), bytes("first \(i)"))] } }
             try await kv.checkpoint()
             for i in 0..<50 { try await kv.commit { _ in [(bytes("k\(i % 9)"), bytes("second \(i)"))] } }

@@ -36,7 +36,9 @@ import IsoKVTestSupport
                 var damaged = frame
                 damaged[i] ^= UInt8(1 << bit)
                 damaged.withUnsafeBytes { buf in
-                    if case .frame = WALFormat.probeFrame(buf, at: 0) { Issue.record("flip at byte \(i) bit \(bit) accepted") }
+                    if case .frame = WALFormat.probeFrame(buf, at: 0) {
+                        Issue.record("flip at byte \(i) bit \(bit) accepted")
+                    }
                 }
             }
         }
@@ -65,9 +67,13 @@ import IsoKVTestSupport
     }
 
     @Test func oversizedRecordIsRefused() {
-        let record = CommitRecord(sequence: 1, writes: [KeyWrite(key: [1], value: [UInt8](repeating: 0, count: WALFormat.maxPayloadBytes), version: 1)])
+        let record = CommitRecord(
+            sequence: 1,
+            writes: [KeyWrite(key: [1], value: [UInt8](repeating: 0, count: WALFormat.maxPayloadBytes), version: 1)])
         var out: [UInt8] = []
-        #expect(throws: StorageError.recordTooLarge(bytes: WALFormat.maxPayloadBytes + 31, limit: WALFormat.maxPayloadBytes)) {
+        #expect(
+            throws: StorageError.recordTooLarge(bytes: WALFormat.maxPayloadBytes + 31, limit: WALFormat.maxPayloadBytes)
+        ) {
             try WALFormat.appendFrame(record, to: &out)
         }
         #expect(out.isEmpty)
@@ -77,7 +83,8 @@ import IsoKVTestSupport
         let key = [UInt8](repeating: 1, count: WALFormat.maxKeyBytes + 1)
         var out: [UInt8] = []
         #expect(throws: StorageError.keyTooLarge(bytes: WALFormat.maxKeyBytes + 1, limit: WALFormat.maxKeyBytes)) {
-            try WALFormat.appendFrame(CommitRecord(sequence: 1, writes: [KeyWrite(key: key, value: [], version: 1)]), to: &out)
+            try WALFormat.appendFrame(
+                CommitRecord(sequence: 1, writes: [KeyWrite(key: key, value: [], version: 1)]), to: &out)
         }
         #expect(out.isEmpty)
         // The largest allowed key round-trips.

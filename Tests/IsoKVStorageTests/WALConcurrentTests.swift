@@ -9,16 +9,18 @@ import IsoKVTestSupport
     func concurrentAppendersAreAllDurableOnceInTheirOrder(mode: DurabilityMode) async throws {
         let dir = TemporaryDirectory("conc")
         defer { dir.remove() }
-        let (log, _) = try await WriteAheadLog.open(directory: dir.path,
-                                                    options: WALOptions(durability: mode, segmentBytes: 16384))
+        let (log, _) = try await WriteAheadLog.open(
+            directory: dir.path,
+            options: WALOptions(durability: mode, segmentBytes: 16384))
         let tasks = 16, perTask = 60
         try await withThrowingTaskGroup(of: Void.self) { group in
             for t in 0..<tasks {
                 group.addTask {
                     for i in 0..<perTask {
                         // Sequence encodes (task, index) so order and identity can be checked after replay.
-                        let record = CommitRecord(sequence: UInt64(t * 1000 + i + 1),
-                                                  writes: [KeyWrite(key: bytes("t\(t)"), value: bytes("\(i)"), version: UInt64(i))])
+                        let record = CommitRecord(
+                            sequence: UInt64(t * 1000 + i + 1),
+                            writes: [KeyWrite(key: bytes("t\(t)"), value: bytes("\(i)"), version: UInt64(i))])
                         try await log.append(record)
                     }
                 }
@@ -43,8 +45,9 @@ import IsoKVTestSupport
         let dir = TemporaryDirectory("bank")
         defer { dir.remove() }
         let accounts = 20
-        let kv = try await DurableKeyValueLog.open(directory: dir.path, options: WALOptions(segmentBytes: 8192),
-                                                   checkpointEveryWALBytes: 32768)
+        let kv = try await DurableKeyValueLog.open(
+            directory: dir.path, options: WALOptions(segmentBytes: 8192),
+            checkpointEveryWALBytes: 32768)
         try await kv.commit { _ in (0..<accounts).map { (bytes("acct\($0)"), Bank.encode(1000)) } }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for t in 0..<8 {

@@ -48,7 +48,9 @@ import IsoKVTestSupport
         defer { dir.remove() }
         let kv = try await DurableKeyValueLog.open(directory: dir.path, options: WALOptions(segmentBytes: 4096))
         for i in 0..<300 {
-            try await kv.commit { _ in [(bytes("k\(i % 37)"), bytes("v\(i)")), (bytes("d\(i % 5)"), i % 2 == 0 ? nil : [1])] }
+            try await kv.commit { _ in
+                [(bytes("k\(i % 37)"), bytes("v\(i)")), (bytes("d\(i % 5)"), i % 2 == 0 ? nil : [1])]
+            }
         }
         let segmentsBefore = dir.segments().count
         try await kv.checkpoint()
@@ -100,7 +102,9 @@ import IsoKVTestSupport
 
         let (again, recovered) = try await WriteAheadLog.open(directory: dir.path)
         #expect(recovered.commits == records)
-        #expect(recovered.truncatedTail == TailTruncation(file: last, offset: Int64(size), droppedBytes: Int64(frame.count / 2)))
+        #expect(
+            recovered.truncatedTail
+                == TailTruncation(file: last, offset: Int64(size), droppedBytes: Int64(frame.count / 2)))
         #expect(fileSize(last) == size)
         let extra = randomRecord(sequence: 22, rng: &rng)
         try await again.append(extra)
@@ -191,12 +195,14 @@ import IsoKVTestSupport
             return nil
         }
         let (log, _) = try await WriteAheadLog.open(
-            directory: dir.path, options: WALOptions(durability: .unsafeNoSync, maxQueuedBytes: 4096, faults: slowWrites))
+            directory: dir.path,
+            options: WALOptions(durability: .unsafeNoSync, maxQueuedBytes: 4096, faults: slowWrites))
         var rng = SplitMix64(seed: 40)
         var records: [CommitRecord] = []
         var overLimit = 0
         for i in 1...40 {
-            let r = CommitRecord(sequence: UInt64(i), writes: [KeyWrite(key: [1], value: [UInt8](repeating: 7, count: 500), version: 1)])
+            let r = CommitRecord(
+                sequence: UInt64(i), writes: [KeyWrite(key: [1], value: [UInt8](repeating: 7, count: 500), version: 1)])
             let ticket = try log.enqueue(r)
             if ticket.overQueueLimit { overLimit += 1 }
             try await log.waitDurable(ticket)
@@ -222,9 +228,12 @@ import IsoKVTestSupport
         let (log, _) = try await WriteAheadLog.open(directory: dir.path)
         let record = CommitRecord(sequence: 1, writes: [KeyWrite(key: [1], value: [2], version: 1)])
         try await log.append(record)
-        let entries = [KeyWrite(key: [1], value: [2], version: 1),
-                       KeyWrite(key: [UInt8](repeating: 0, count: WALFormat.maxKeyBytes + 1), value: [], version: 1)]
-        await #expect(throws: StorageError.keyTooLarge(bytes: WALFormat.maxKeyBytes + 1, limit: WALFormat.maxKeyBytes)) {
+        let entries = [
+            KeyWrite(key: [1], value: [2], version: 1),
+            KeyWrite(key: [UInt8](repeating: 0, count: WALFormat.maxKeyBytes + 1), value: [], version: 1)
+        ]
+        await #expect(throws: StorageError.keyTooLarge(bytes: WALFormat.maxKeyBytes + 1, limit: WALFormat.maxKeyBytes))
+        {
             try await log.checkpoint(sequence: 1, entries: AsyncEntries(entries))
         }
         #expect(!FileManager.default.fileExists(atPath: dir.file(DataDirectory.checkpointTempName)))

@@ -1,26 +1,18 @@
 import Foundation
+import IsoKVWorkloads
 import Synchronization
 
 // Helpers shared by the test targets (not shipped: only test targets depend on this module). It will also carry
 // the store conformance suite's fixtures when the PostgreSQL backend and the HTTP client arrive.
 
-/// A small, fast, seedable generator (SplitMix64), so that every randomized test replays exactly from its seed.
+/// The project's one seedable generator (`IsoKVWorkloads.SplitMix64`), under the name the tests have always used,
+/// so that every randomized test replays exactly from its seed.
 ///
 /// ```swift
 /// var rng = SplitMix64(seed: 42)
 /// let n = Int.random(in: 0..<10, using: &rng)
 /// ```
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    public var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+public typealias SplitMix64 = IsoKVWorkloads.SplitMix64
 
 /// A fresh empty directory under /tmp, removed by `remove()`.
 ///
@@ -74,7 +66,8 @@ public enum IsokvExecutable {
     /// The path of the executable next to the test bundle, or `ISOKV_BINARY`.
     public static func path() throws(Failure) -> String {
         if let path = ProcessInfo.processInfo.environment["ISOKV_BINARY"] { return path }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
         for _ in 0..<4 {
             let candidate = dir.appendingPathComponent("isokv").path
@@ -94,15 +87,19 @@ public enum IsokvExecutable {
         let stdout = out.fileHandleForReading.readDataToEndOfFile()
         let stderr = err.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self),
-                String(decoding: stderr, as: UTF8.self))
+        return (
+            process.terminationStatus, String(decoding: stdout, as: UTF8.self),
+            String(decoding: stderr, as: UTF8.self)
+        )
     }
 
     /// Starts `isokv arguments…`, waits until it prints `READY`, lets it run `delayMicroseconds`, SIGKILLs it and
     /// returns the whole lines it printed (a last line cut by the kill was never reported, so it is dropped).
     /// Fails if the child exits before `READY` or by itself.
-    public static func runUntilReadyThenKill(_ arguments: [String], delayMicroseconds: UInt32,
-                                             cycle: Int) throws(Failure) -> [Substring] {
+    public static func runUntilReadyThenKill(
+        _ arguments: [String], delayMicroseconds: UInt32,
+        cycle: Int
+    ) throws(Failure) -> [Substring] {
         let process: Process
         do { process = try makeProcess(arguments) } catch { throw Failure("cannot start isokv: \(error)") }
         let pipe = Pipe()
@@ -115,8 +112,9 @@ public enum IsokvExecutable {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n <= 0 {
                 process.waitUntilExit()
-                throw Failure("cycle \(cycle): child exited (status \(process.terminationStatus)) before READY: "
-                              + String(decoding: output, as: UTF8.self))
+                throw Failure(
+                    "cycle \(cycle): child exited (status \(process.terminationStatus)) before READY: "
+                        + String(decoding: output, as: UTF8.self))
             }
             output += chunk[..<n]
         }
@@ -125,10 +123,13 @@ public enum IsokvExecutable {
         process.waitUntilExit()
         output += [UInt8](pipe.fileHandleForReading.readDataToEndOfFile())
         guard process.terminationReason == .uncaughtSignal else {
-            throw Failure("cycle \(cycle): child exited by itself: \(String(decoding: output, as: UTF8.self).suffix(500))")
+            throw Failure(
+                "cycle \(cycle): child exited by itself: \(String(decoding: output, as: UTF8.self).suffix(500))")
         }
         let text = String(decoding: output, as: UTF8.self)
-        let whole = text.hasSuffix("\n") ? text[...]
+        let whole =
+            text.hasSuffix("\n")
+            ? text[...]
             : text[..<(text.lastIndex(of: "\n").map { text.index(after: $0) } ?? text.startIndex)]
         return whole.split(separator: "\n", omittingEmptySubsequences: true)
     }
@@ -160,7 +161,7 @@ public func result<T: Sendable>(of task: Task<T, any Error>, within seconds: Dou
         Task {
             let r = await task.result
             if claimed.claim() { continuation.resume(returning: r) }
-            timer.cancel()      // claimed first, so the woken timer's claim fails
+            timer.cancel()  // claimed first, so the woken timer's claim fails
         }
     }
     return try outcome?.get()
@@ -169,5 +170,7 @@ public func result<T: Sendable>(of task: Task<T, any Error>, within seconds: Dou
 /// True for the first caller of `claim()` only.
 final class OnceFlag: Sendable {
     private let taken = Atomic<Bool>(false)
-    func claim() -> Bool { taken.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged }
+    func claim() -> Bool {
+        taken.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+    }
 }

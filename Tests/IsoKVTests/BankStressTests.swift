@@ -56,12 +56,14 @@ enum BankStress {
 
 @Suite("Bank transfers (Stress)", .timeLimit(.minutes(2)))
 struct BankStressTests {
+    /// In strict mode: every commit also runs the concurrent consistency check (XX000 on any finding).
     @Test func totalIsConstantAndReadsAreOneSnapshot() async throws {
-        let db = makeDatabase()
+        let db = Database.inMemory(Database.Configuration(checkAfterEveryCommit: true))
         try await BankStress.run(db, accounts: 16, workers: 8, transfersPerWorker: 150)
         let s = db.statistics()
         #expect(s.pendingWrites == 0)
         #expect(s.liveSnapshots == 0)
         #expect(s.versions == 16)
+        expectConsistent(db)
     }
 }

@@ -47,14 +47,18 @@ enum CounterReplays {
 @Suite("Counter (Stress)", .timeLimit(.minutes(2)))
 struct CounterStressTests {
     @Test func readCommittedLosesUpdates() async throws {
-        let (final, failures) = try await CounterReplays.readModifyWrite(makeDatabase(), .readCommitted, retry: .none)
+        let db = makeDatabase()
+        let (final, failures) = try await CounterReplays.readModifyWrite(db, .readCommitted, retry: .none)
         #expect(failures == 0)
-        #expect(final == 1)   // everyone read 0 and wrote 1: 99 updates lost
+        #expect(final == 1)  // everyone read 0 and wrote 1: 99 updates lost
+        expectConsistent(db)
     }
 
     @Test func readUncommittedLosesUpdates() async throws {
-        let (final, _) = try await CounterReplays.readModifyWrite(makeDatabase(), .readUncommitted, retry: .none)
+        let db = makeDatabase()
+        let (final, _) = try await CounterReplays.readModifyWrite(db, .readUncommitted, retry: .none)
         #expect(final == 1)
+        expectConsistent(db)
     }
 
     @Test func snapshotDetectsLostUpdates() async throws {
@@ -62,26 +66,33 @@ struct CounterStressTests {
         let (final, failures) = try await CounterReplays.readModifyWrite(db, .snapshot, retry: .none)
         #expect(db.statistics().aborts.serializationFailures == CounterReplays.n - 1)
         #expect(final == 1)
-        #expect(failures == CounterReplays.n - 1)   // first updater wins, the 99 others get 40001
+        #expect(failures == CounterReplays.n - 1)  // first updater wins, the 99 others get 40001
+        expectConsistent(db)
     }
 
     @Test func snapshotWithRetryCountsExactly() async throws {
+        let db = makeDatabase()
         let (final, failures) = try await CounterReplays.readModifyWrite(
-            makeDatabase(), .snapshot, retry: RetryPolicy(maxAttempts: 1000, maxDelay: .milliseconds(2)))
+            db, .snapshot, retry: RetryPolicy(maxAttempts: 1000, maxDelay: .milliseconds(2)))
         #expect(failures == 0)
         #expect(final == Int64(CounterReplays.n))
+        expectConsistent(db)
     }
 
     @Test func incrementCountsExactly() async throws {
-        let final = try await CounterReplays.concurrently(makeDatabase()) { try await $0.increment("counter", by: 1) }
+        let db = makeDatabase()
+        let final = try await CounterReplays.concurrently(db) { try await $0.increment("counter", by: 1) }
         #expect(final == Int64(CounterReplays.n))
+        expectConsistent(db)
     }
 
     @Test func updateCountsExactly() async throws {
-        let final = try await CounterReplays.concurrently(makeDatabase()) { store in
+        let db = makeDatabase()
+        let final = try await CounterReplays.concurrently(db) { store in
             try await store.update("counter", maxAttempts: 10_000) { old in Bytes((old?.int64 ?? 0) + 1) }
         }
         #expect(final == Int64(CounterReplays.n))
+        expectConsistent(db)
     }
 
     @Test(arguments: IsolationLevel.allCases) func selectForUpdateCountsExactly(_ level: IsolationLevel) async throws {
@@ -90,11 +101,13 @@ struct CounterStressTests {
         // At snapshot the lock itself can hit first-updater-wins (40001) when the snapshot is older than the last
         // commit: the retry takes care of it.
         let final = try await CounterReplays.concurrently(db) { store in
-            try await store.transaction(level, retry: RetryPolicy(maxAttempts: 1000, maxDelay: .milliseconds(2))) { tx in
+            try await store.transaction(level, retry: RetryPolicy(maxAttempts: 1000, maxDelay: .milliseconds(2))) {
+                tx in
                 let v = try await tx.lock("counter", .forUpdate)!.int64!
                 try await tx.put("counter", Bytes(v + 1))
             }
         }
         #expect(final == Int64(CounterReplays.n))
+        expectConsistent(db)
     }
 }

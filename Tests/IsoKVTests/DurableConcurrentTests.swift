@@ -11,7 +11,8 @@ import IsoKVTestSupport
     static let initial: Int64 = 500
 
     @Test func transfersWithCheckpointsAndBackupKeepTheInvariantAndSurviveReopen() async throws {
-        let dir = TemporaryDirectory("db-conc"), backup = TemporaryDirectory("db-conc-backup"), fileBackup = TemporaryDirectory("db-conc-files")
+        let dir = TemporaryDirectory("db-conc"), backup = TemporaryDirectory("db-conc-backup"),
+            fileBackup = TemporaryDirectory("db-conc-files")
         defer { dir.remove(); backup.remove(); fileBackup.remove() }
         let options = durableOptions(checkpointWALBytes: 8 << 10, segmentBytes: 4096)
         let db = try await Database.open(path: dir.path, options: options)
@@ -72,11 +73,13 @@ import IsoKVTestSupport
         let keys = (0..<Self.accounts).map { Bytes("acct\($0)") }
         let before = try await contents(db, keys)
         let last = db.statistics().lastCommit
-        await db.close()
+        await db.close()  // waits for a background checkpoint still running: quiescent afterwards
+        expectConsistent(db)
 
         let reopened = try await Database.open(path: dir.path, options: options)
         #expect(try await contents(reopened, keys) == before)
         #expect(reopened.statistics().lastCommit == last)
+        expectConsistent(reopened)
         await reopened.close()
 
         let copy = try await Database.open(path: backup.path, options: durableOptions())
@@ -134,5 +137,6 @@ import IsoKVTestSupport
             #expect(missing.isEmpty, "a snapshot saw commit \(top) but not \(missing.values.sorted().prefix(5))")
         }
         await db.close()
+        expectConsistent(db)
     }
 }

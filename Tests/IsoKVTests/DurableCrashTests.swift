@@ -26,7 +26,7 @@ import IsoKVTestSupport
 
     @Test func sigkillDuringTransfersThroughTheEngineLosesNoAcknowledgedCommit() async throws {
         let cycles = Int(ProcessInfo.processInfo.environment["ISOKV_CRASH_CYCLES"] ?? "") ?? 50
-        _ = try IsokvExecutable.path()   // fail early with a clear message
+        _ = try IsokvExecutable.path()  // fail early with a clear message
         let dir = TemporaryDirectory("engine-crash")
         defer { dir.remove() }
         var acked = [Int: Acked]()
@@ -38,25 +38,37 @@ import IsoKVTestSupport
             let delay = UInt32.random(in: 2_000...80_000)
             // Spawning, reading the pipe and waitpid block: run them on a thread of our own.
             let output: Result<[Substring], IsokvExecutable.Failure> = await withCheckedContinuation { continuation in
-                Thread { continuation.resume(returning: Result { () throws(IsokvExecutable.Failure) in
-                    try IsokvExecutable.runUntilReadyThenKill(
-                        ["crash-child", dir.path, "--engine", "--accounts", "\(Self.accounts)", "--writers", "8",
-                         "--initial-balance", "\(Self.initial)", "--segment-bytes", "8192", "--checkpoint-bytes", "32768"],
-                        delayMicroseconds: delay, cycle: cycle)
-                }) }.start()
+                Thread {
+                    continuation.resume(
+                        returning: Result { () throws(IsokvExecutable.Failure) in
+                            try IsokvExecutable.runUntilReadyThenKill(
+                                [
+                                    "crash-child", dir.path, "--engine", "--accounts", "\(Self.accounts)", "--writers",
+                                    "8",
+                                    "--initial-balance", "\(Self.initial)", "--segment-bytes", "8192",
+                                    "--checkpoint-bytes", "32768"
+                                ],
+                                delayMicroseconds: delay, cycle: cycle)
+                        })
+                }.start()
             }
             for line in try output.get() {
                 let f = line.split(separator: " ")
                 if f.first == "INIT", f.count == 2, let s = UInt64(f[1]) {
                     #expect(s > recoveredLast)
-                    for a in 0..<Self.accounts where acked[a] == nil { acked[a] = Acked(sequence: s, balance: Self.initial) }
+                    for a in 0..<Self.accounts where acked[a] == nil {
+                        acked[a] = Acked(sequence: s, balance: Self.initial)
+                    }
                     maxAcked = max(maxAcked, s)
                 }
                 guard f.first == "ACK", f.count == 8, let seq = UInt64(f[1]), let from = Int(f[2]),
-                      let fromBalance = Int64(f[4]), let to = Int(f[5]), let toBalance = Int64(f[7]) else { continue }
+                    let fromBalance = Int64(f[4]), let to = Int(f[5]), let toBalance = Int64(f[7])
+                else { continue }
                 totalAcked += 1
                 if seq <= recoveredLast {
-                    throw Failure(description: "cycle \(cycle): commit number \(seq) reused (recovered last was \(recoveredLast))")
+                    throw Failure(
+                        description: "cycle \(cycle): commit number \(seq) reused (recovered last was \(recoveredLast))"
+                    )
                 }
                 maxAcked = max(maxAcked, seq)
                 for (a, b) in [(from, fromBalance), (to, toBalance)] where (acked[a]?.sequence ?? 0) < seq {
@@ -67,12 +79,15 @@ import IsoKVTestSupport
             let wal = try await Task.detached { try WriteAheadLog.check(directory: dir.path) }.value
             checkpoints.insert(wal.checkpointSequence)
             var writers: [UInt64: [String]] = [:]
-            for record in wal.commits { writers[record.sequence] = record.writes.map { String(decoding: $0.key, as: UTF8.self) } }
+            for record in wal.commits {
+                writers[record.sequence] = record.writes.map { String(decoding: $0.key, as: UTF8.self) }
+            }
 
             let db = try await Database.open(path: dir.path, options: Database.OpenOptions(checkpointWALBytes: nil))
             let last = db.statistics().lastCommit
             if last < maxAcked {
-                throw Failure(description: "cycle \(cycle): acknowledged commit \(maxAcked) but recovery ends at \(last)")
+                throw Failure(
+                    description: "cycle \(cycle): acknowledged commit \(maxAcked) but recovery ends at \(last)")
             }
             var total: Int64 = 0
             var state: [String: VersionedValue] = [:]
@@ -89,12 +104,17 @@ import IsoKVTestSupport
                 }
                 state["acct\(a)"] = v
                 total += balance
-                if let ack = acked[a], v.version < ack.sequence || (v.version == ack.sequence && balance != ack.balance) {
-                    throw Failure(description: "cycle \(cycle): account \(a) recovered version \(v.version) balance \(balance), but commit \(ack.sequence) acknowledged balance \(ack.balance)")
+                if let ack = acked[a], v.version < ack.sequence || (v.version == ack.sequence && balance != ack.balance)
+                {
+                    throw Failure(
+                        description:
+                            "cycle \(cycle): account \(a) recovered version \(v.version) balance \(balance), but commit \(ack.sequence) acknowledged balance \(ack.balance)"
+                    )
                 }
             }
             if !state.isEmpty && (total != Int64(Self.accounts) * Self.initial || snapshotTotal != total) {
-                throw Failure(description: "cycle \(cycle): bank total \(total) != \(Int64(Self.accounts) * Self.initial)")
+                throw Failure(
+                    description: "cycle \(cycle): bank total \(total) != \(Int64(Self.accounts) * Self.initial)")
             }
             // A transfer is all or nothing: if one of its accounts shows its commit number, the other shows that
             // number or a later one (a later transfer may have overwritten it), never an older one.
@@ -102,13 +122,16 @@ import IsoKVTestSupport
                 guard let keys = writers[v.version], keys.count == 2 else { continue }
                 let other = keys[0] == key ? keys[1] : keys[0]
                 if (state[other]?.version ?? 0) < v.version {
-                    throw Failure(description: "cycle \(cycle): commit \(v.version) visible on \(key) but not on \(other)")
+                    throw Failure(
+                        description: "cycle \(cycle): commit \(v.version) visible on \(key) but not on \(other)")
                 }
             }
             recoveredLast = last
             await db.close()
         }
         #expect(totalAcked > cycles)
-        print("engine crash test: \(cycles) SIGKILLs, \(totalAcked) acknowledged transfers checked, last commit \(recoveredLast), \(checkpoints.count) distinct checkpoints")
+        print(
+            "engine crash test: \(cycles) SIGKILLs, \(totalAcked) acknowledged transfers checked, last commit \(recoveredLast), \(checkpoints.count) distinct checkpoints"
+        )
     }
 }

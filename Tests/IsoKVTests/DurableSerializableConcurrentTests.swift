@@ -29,6 +29,7 @@ import IsoKVTestSupport
             do { try await t2.commit() } catch let e as IsoKVError { failure = e }
             #expect(failure?.code == .serializationFailure)
             await db.close()
+            expectConsistent(db)
         }
         let db = try await Database.open(path: dir.path, options: durableOptions(mode))
         #expect(try await value(db, "doctor/alice") == "off")
@@ -46,7 +47,8 @@ import IsoKVTestSupport
         defer { dir.remove() }
         let db = try await Database.open(path: dir.path, options: durableOptions(.fsync))
         let pairs = 2
-        try await seed(db, (0..<pairs).flatMap { p in [(Bytes("a/\(p)/x"), Bytes("50")), (Bytes("a/\(p)/y"), Bytes("50"))] })
+        try await seed(
+            db, (0..<pairs).flatMap { p in [(Bytes("a/\(p)/x"), Bytes("50")), (Bytes("a/\(p)/y"), Bytes("50"))] })
         try await withThrowingTaskGroup(of: Void.self) { group in
             for task in 0..<8 {
                 group.addTask {
@@ -77,5 +79,6 @@ import IsoKVTestSupport
             #expect(x + y >= 0, "pair \(p): \(x) + \(y)")
         }
         await db.close()
+        expectConsistent(db)
     }
 }

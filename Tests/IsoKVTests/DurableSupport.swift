@@ -3,10 +3,13 @@ import Foundation
 import IsoKVStorage
 
 /// Options for small, fast durable test databases.
-func durableOptions(_ mode: Database.Durability = .fsync, checkpointWALBytes: Int64? = nil, segmentBytes: Int = 64 << 20,
-                    faults: FaultHook? = nil) -> Database.OpenOptions {
-    var options = Database.OpenOptions(durability: mode, checkpointWALBytes: checkpointWALBytes,
-                                       segmentBytes: segmentBytes)
+func durableOptions(
+    _ mode: Database.Durability = .fsync, checkpointWALBytes: Int64? = nil, segmentBytes: Int = 64 << 20,
+    faults: FaultHook? = nil
+) -> Database.OpenOptions {
+    var options = Database.OpenOptions(
+        durability: mode, checkpointWALBytes: checkpointWALBytes,
+        segmentBytes: segmentBytes)
     options.faults = faults
     return options
 }

@@ -1,153 +1,12 @@
 @_spi(Testing) import IsoKV
+import IsoKVConformance
 import Testing
 
+/// The row-lock replays of the conformance suite (FOR SHARE / FOR UPDATE, NOWAIT, SKIP LOCKED, lock timeout,
+/// deadlocks of two and three, upgrade deadlock) are IsoKVConformance's, run at every level by
+/// `Conformance (Concurrent)`; the tests below check what the embedded engine adds to their verdicts, and the lock
+/// behaviours the suite does not replay.
 enum LockReplays {
-    static func noWait<S: TestableStore>(_ store: S) async throws {
-        try await seed(store, [("x", "0")])
-        let t1 = try await store.begin(.readCommitted)
-        try await t1.lock("x", .forUpdate)
-        let t2 = try await store.begin(.readCommitted)
-        let e = await expectCode(.lockNotAvailable) { try await t2.lock("x", .forUpdate, wait: .noWait) }
-        #expect(e?.key == "x")
-        #expect(e?.otherTransaction == t1.id)
-        // A statement-level failure: t2 is still usable.
-        #expect(try await t2.get("x") == "0")
-        try await t2.commit()
-        try await t1.commit()
-    }
-
-    /// Queue consumers: each takes the first job nobody else has locked.
-    static func skipLocked<S: TestableStore>(_ store: S) async throws {
-        try await seed(store, [("jobs/1", "a"), ("jobs/2", "b"), ("jobs/3", "c"), ("other", "x")])
-        var txs: [S.Transaction] = []
-        var taken: [[Bytes]] = []
-        for _ in 0..<4 {
-            let tx = try await store.begin(.readCommitted)
-            taken.append(try await tx.scan(.prefix("jobs/"), limit: 1, lock: .forUpdate, wait: .skipLocked).map(\.key))
-            txs.append(tx)
-        }
-        #expect(taken == [["jobs/1"], ["jobs/2"], ["jobs/3"], []])
-        // A consumer deletes its job and commits; a new consumer then finds job 1 gone and jobs 2, 3 still locked.
-        try await txs[0].delete("jobs/1")
-        try await txs[0].commit()
-        let late = try await store.begin(.readCommitted)
-        #expect(try await late.scan(.prefix("jobs/"), limit: 5, lock: .forUpdate, wait: .skipLocked).isEmpty)
-        await expectCode(.lockNotAvailable) {
-            try await late.scan(.prefix("jobs/"), limit: 5, lock: .forUpdate, wait: .noWait)
-        }
-        for tx in txs.dropFirst() { try await tx.rollback() }
-        #expect(try await late.scan(.prefix("jobs/"), lock: .forUpdate, wait: .skipLocked).map(\.key)
-                == ["jobs/2", "jobs/3"])
-        try await late.commit()
-    }
-
-    /// Share locks coexist, block an update lock and writers until every sharer has ended.
-    static func shareVersusUpdate<S: TestableStore>(_ store: S) async throws {
-        try await seed(store, [("x", "0")])
-        let s1 = try await store.begin(.readCommitted)
-        let s2 = try await store.begin(.readCommitted)
-        #expect(try await s1.lock("x", .forShare) == "0")
-        #expect(try await s2.lock("x", .forShare, wait: .noWait) == "0")
-        let writer = try await spawn(store, .readCommitted) { tx in
-            try await tx.put("x", "1")
-            try await tx.commit()
-        }
-        await store.waitUntilWaiting(writer.id, on: "x")
-        try await s1.commit()
-        // Still blocked by s2: a no-wait update lock fails too.
-        let probe = try await store.begin(.readCommitted)
-        await expectCode(.lockNotAvailable) { try await probe.lock("x", .forUpdate, wait: .noWait) }
-        try await probe.rollback()
-        #expect(try await value(store, "x") == "0")
-        try await s2.commit()
-        try await writer.value
-        #expect(try await value(store, "x") == "1")
-    }
-
-    static func lockTimeout<S: TestableStore>(_ store: S) async throws {
-        try await seed(store, [("x", "0")])
-        let t1 = try await store.begin(.readCommitted)
-        try await t1.put("x", "1")
-        let t2 = try await store.begin(.readCommitted)
-        let e = await expectCode(.lockNotAvailable) { try await t2.put("x", "2") }
-        #expect(e?.key == "x")
-        #expect(try await t2.get("x") == "0")   // t2 survives the timeout
-        try await t1.commit()
-        try await t2.put("x", "2")              // and can retry once the lock is free
-        try await t2.commit()
-        #expect(try await value(store, "x") == "2")
-    }
-
-    /// T1 holds a and waits for b; T2 holds b and asks for a: T2 is the victim (40P01), T1 proceeds.
-    static func deadlockOfTwo<S: TestableStore>(_ store: S, _ level: IsolationLevel) async throws {
-        try await seed(store, [("a", "0"), ("b", "0")])
-        let t2 = try await store.begin(level)
-        try await t2.put("b", "2")
-        let t1 = try await spawn(store, level) { tx in
-            try await tx.put("a", "1")
-            try await tx.put("b", "1")
-            try await tx.commit()
-        }
-        // Wait until t1 holds a and waits for b.
-        await store.waitUntilWaiting(t1.id, on: "b")
-        let e = await expectCode(.deadlockDetected) { try await t2.put("a", "2") }
-        #expect(e?.key == "a")
-        #expect(e?.otherTransaction == t1.id)
-        #expect(e?.isRetryable == true)
-        try await t1.value                      // the victim's locks are gone: t1 proceeds
-        await expectCode(.transactionAborted) { try await t2.get("a") }
-        await expectCode(.transactionAborted) { try await t2.commit() }
-        try await t2.rollback()
-        #expect(try await value(store, "a") == "1")
-        #expect(try await value(store, "b") == "1")   // t2's write of b was never visible
-    }
-
-    /// T1 → T2 → T3 → T1: the transaction closing the cycle (T3) is the victim; T2 then T1 proceed.
-    static func deadlockOfThree<S: TestableStore>(_ store: S, _ level: IsolationLevel) async throws {
-        try await seed(store, [("a", "0"), ("b", "0"), ("c", "0")])
-        let t3 = try await store.begin(level)
-        try await t3.lock("c", .forUpdate)
-        let t2 = try await spawn(store, level) { tx in
-            try await tx.lock("b", .forUpdate)
-            try await tx.put("c", "2")          // waits for t3
-            try await tx.commit()
-        }
-        await store.waitUntilWaiting(t2.id, on: "c")
-        let t1 = try await spawn(store, level) { tx in
-            try await tx.lock("a", .forUpdate)
-            try await tx.put("b", "1")          // waits for t2
-            try await tx.commit()
-        }
-        await store.waitUntilWaiting(t1.id, on: "b")
-        let e = await expectCode(.deadlockDetected) { try await t3.put("a", "3") }
-        #expect(e?.key == "a")
-        #expect(e?.otherTransaction == t1.id)
-        try await t2.value
-        try await t1.value
-        try await t3.rollback()
-        #expect(try await value(store, "a") == "0")
-        #expect(try await value(store, "b") == "1")
-        #expect(try await value(store, "c") == "2")
-    }
-
-    /// Two share holders both upgrade: the second upgrade closes a cycle.
-    static func upgradeDeadlock<S: TestableStore>(_ store: S) async throws {
-        try await seed(store, [("x", "0")])
-        let t2 = try await store.begin(.readCommitted)
-        try await t2.lock("x", .forShare)
-        let t1 = try await spawn(store, .readCommitted) { tx in
-            try await tx.lock("x", .forShare)
-            try await tx.put("x", "1")
-            try await tx.commit()
-        }
-        await store.waitUntilWaiting(t1.id, on: "x")
-        await expectCode(.deadlockDetected) { try await t2.put("x", "2") }
-        try await t1.value
-        #expect(try await value(store, "x") == "1")
-    }
-}
-
-extension LockReplays {
     /// At snapshot, a waiter whose holder only locked the row (no new version) proceeds.
     static func lockOnlyHolderLetsSnapshotWriterProceed<S: TestableStore>(_ store: S) async throws {
         try await seed(store, [("x", "0")])
@@ -202,7 +61,7 @@ extension LockReplays {
                     try await store.transaction(.readCommitted, retry: RetryPolicy(maxAttempts: 5)) { tx in
                         attempt += 1
                         let v1 = try await tx.lock(first, .forUpdate)!.int64!
-                        if attempt == 1 { await barrier.arrive() }   // both hold their first lock
+                        if attempt == 1 { await barrier.arrive() }  // both hold their first lock
                         let v2 = try await tx.lock(second, .forUpdate)!.int64!
                         try await tx.put(first, Bytes(v1 + 1))
                         try await tx.put(second, Bytes(v2 + 1))
@@ -234,8 +93,8 @@ struct LockConcurrentTests {
         let t1 = try await db.begin(.readCommitted)
         try await t1.lock("x", .forShare)
         let t2 = try await db.begin(.readCommitted)
-        #expect(try await t2.lock("x", .forUpdate, wait: .skipLocked) == nil)     // skipped, not locked
-        #expect(try await t2.lock("x", .forShare, wait: .skipLocked) == "0")      // share is compatible
+        #expect(try await t2.lock("x", .forUpdate, wait: .skipLocked) == nil)  // skipped, not locked
+        #expect(try await t2.lock("x", .forShare, wait: .skipLocked) == "0")  // share is compatible
         try await t2.commit()
         try await t1.commit()
     }
@@ -252,25 +111,37 @@ struct LockConcurrentTests {
         try await t.commit()
     }
 
-    @Test func noWait() async throws {
+    /// The `55P03` names the key and the holder, and is counted (not as an abort).
+    @Test(arguments: IsolationLevel.allCases) func noWaitNamesTheHolder(_ level: IsolationLevel) async throws {
         let db = makeDatabase()
-        try await LockReplays.noWait(db)
+        let outcome = try await runReplay(.noWait, at: level, on: db)
+        #expect(outcome.error?.key == "x")
+        #expect(outcome.otherRole == .t1, "\(outcome.detail)")
+        let s = db.statistics().aborts
+        #expect(s.lockNotAvailable == 1 && s.deadlocks == 0 && s.serializationFailures == 0, "\(s)")
+    }
+
+    @Test func lockTimeoutIsCounted() async throws {
+        let runner = ConformanceRunner(backend: EmbeddedBackend())
+        let db = makeDatabase(lockTimeout: runner.storeOptions(for: .lockTimeout).lockTimeout)
+        let outcome = try await runReplay(.lockTimeout, at: .readCommitted, on: db)
+        #expect(outcome.error?.key == "x")
+        #expect(outcome.error?.message.contains("lock timeout") == true, "\(outcome.detail)")
         #expect(db.statistics().aborts.lockNotAvailable == 1)
     }
-    @Test func skipLocked() async throws { try await LockReplays.skipLocked(makeDatabase()) }
-    @Test func shareVersusUpdate() async throws { try await LockReplays.shareVersusUpdate(makeDatabase()) }
-    @Test func lockTimeout() async throws {
-        try await LockReplays.lockTimeout(makeDatabase(lockTimeout: .milliseconds(30)))
+
+    /// The victim's `40P01` names the key it asked for and the transaction it would have waited for (T1 in each
+    /// replay), is retryable, and is counted once.
+    @Test(arguments: IsolationLevel.allCases) func deadlockVictimNamesTheCycle(_ level: IsolationLevel) async throws {
+        for (replay, key) in [(Replay.deadlockOfTwo, Bytes("a")), (.deadlockOfThree, "a"), (.upgradeDeadlock, "x")] {
+            let db = makeDatabase()
+            let outcome = try await runReplay(replay, at: level, on: db)
+            #expect(outcome.error?.key == key, "\(replay)")
+            #expect(outcome.otherRole == .t1, "\(replay): \(outcome.detail)")
+            #expect(outcome.error?.isRetryable == true)
+            #expect(db.statistics().aborts.deadlocks == 1, "\(replay)")
+        }
     }
-    @Test(arguments: IsolationLevel.allCases) func deadlockOfTwo(_ level: IsolationLevel) async throws {
-        let db = makeDatabase()
-        try await LockReplays.deadlockOfTwo(db, level)
-        #expect(db.statistics().aborts.deadlocks == 1)
-    }
-    @Test(arguments: IsolationLevel.allCases) func deadlockOfThree(_ level: IsolationLevel) async throws {
-        try await LockReplays.deadlockOfThree(makeDatabase(), level)
-    }
-    @Test func upgradeDeadlock() async throws { try await LockReplays.upgradeDeadlock(makeDatabase()) }
 
     @Test func cancellingAWaiterLeavesTheQueue() async throws {
         let db = makeDatabase()

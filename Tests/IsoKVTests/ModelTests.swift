@@ -39,7 +39,8 @@ struct ModelTests {
                     var expected = work.filter { $0.key.bytes.starts(with: Array("m/".utf8)) }
                         .sorted { $0.key < $1.key }.map { KeyValue(key: $0.key, value: $0.value) }
                     if reverse { expected.reverse() }
-                    #expect(try await tx.scan(prefix: "m/", limit: limit, reverse: reverse)
+                    #expect(
+                        try await tx.scan(prefix: "m/", limit: limit, reverse: reverse)
                             == Array(expected.prefix(limit)))
                 case 6:
                     saved.append((try await tx.savepoint(), work))

@@ -9,7 +9,11 @@ struct OrderedKeysTests {
         var rng = SystemRandomNumberGenerator()
         for _ in 0..<5000 {
             let k = Bytes("key\(Int.random(in: 0..<1500, using: &rng))")
-            if Bool.random(using: &rng) { idx.insert(k); reference.insert(k) } else { idx.remove(k); reference.remove(k) }
+            if Bool.random(using: &rng) {
+                idx.insert(k); reference.insert(k)
+            } else {
+                idx.remove(k); reference.remove(k)
+            }
         }
         let sorted = reference.sorted()
         #expect(idx.keys(in: .all, after: nil, reverse: false, max: .max) == sorted)

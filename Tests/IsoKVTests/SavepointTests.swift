@@ -64,8 +64,8 @@ struct SavepointTests {
         let other = try await db.begin(.readCommitted)
         await expectCode(.lockNotAvailable) { try await other.lock("before", .forUpdate, wait: .noWait) }
         #expect(try await other.lock("after", .forUpdate, wait: .noWait) == "0")
-        #expect(try await other.lock("shared", .forShare, wait: .noWait) == "0")     // share again…
-        await expectCode(.lockNotAvailable) { try await other.lock("shared", .forUpdate, wait: .noWait) } // …not free
+        #expect(try await other.lock("shared", .forShare, wait: .noWait) == "0")  // share again…
+        await expectCode(.lockNotAvailable) { try await other.lock("shared", .forUpdate, wait: .noWait) }  // …not free
         try await other.commit()
         try await tx.commit()
         #expect(try await value(db, "before") == "1")
@@ -94,7 +94,7 @@ struct SavepointTests {
             try await t.commit()
         }
         await db.waitUntilWaiting(waiter.id, on: "x")
-        try await tx.rollback(to: sp)          // releases the lock taken after sp
+        try await tx.rollback(to: sp)  // releases the lock taken after sp
         try await waiter.value
         try await tx.commit()
         #expect(try await value(db, "x") == "2")
@@ -218,7 +218,7 @@ struct BasicTests {
         try await tx.put("a", "1")
         try await tx.put("b", "1")
         try await tx.put("c", "1")
-        try await tx.put("a", "2")   // same key again: still three keys
+        try await tx.put("a", "2")  // same key again: still three keys
         await expectCode(.limitExceeded) { try await tx.put("d", "1") }
         try await tx.commit()
         #expect(try await value(db, "a") == "2")
@@ -227,7 +227,8 @@ struct BasicTests {
 
     @Test func scansOrderLimitReverseAndOwnWrites() async throws {
         let db = makeDatabase()
-        try await seed(db, (0..<600).map { (Bytes("k/\(String(1000 + $0))"), Bytes.int($0)) } + [("j", "x"), ("l", "y")])
+        try await seed(
+            db, (0..<600).map { (Bytes("k/\(String(1000 + $0))"), Bytes.int($0)) } + [("j", "x"), ("l", "y")])
         let tx = try await db.begin(.snapshot)
         try await tx.put("k/0999", "own")
         try await tx.delete("k/1000")
@@ -256,7 +257,6 @@ struct BasicTests {
         #expect(Bytes([0, 1]).description == "0x0001")
     }
 }
-
 
 @Suite("Actor callers")
 struct ActorCallerTests {

@@ -1,45 +1,29 @@
 @_spi(Testing) import IsoKV
+import IsoKVConformance
 import IsoKVTestSupport
 import Testing
 
 /// SSI scenarios replayed step by step (reads never wait, so one task can interleave several transactions
 /// deterministically); the deferrable ones use a second task and the `waitUntilDeferred` hook, never sleeps.
+/// Write skew, predicate write skew and the read-only anomaly (plain and deferrable) are IsoKVConformance replays,
+/// run at every level by `Conformance (Concurrent)`; here they are run at `.serializable` for what the engine adds
+/// to the verdict (the victim's error, the abort counters, the retry).
 @Suite("Serializable SSI (Concurrent)")
 struct SerializableConcurrentTests {
-    /// Two doctors on call; each goes off call if the other is still on. At `.snapshot` both commit (write skew,
-    /// nobody on call); at `.serializable` the second committer — the pivot — fails with 40001 naming the key and
-    /// the other transaction, and its immediate retry succeeds (and sees that it must stay on call).
-    @Test(arguments: [IsolationLevel.snapshot, .serializable]) func doctorsOnCall(_ level: IsolationLevel) async throws {
+    /// Two doctors on call, each going off call after seeing both on (the conformance replay `write-skew`): the
+    /// second committer — the pivot — fails with 40001 naming the key and the other transaction, and its immediate
+    /// retry succeeds (and sees that it must stay on call).
+    @Test func writeSkewFailsThePivotAndItsRetrySucceeds() async throws {
         let db = makeDatabase()
-        try await seed(db, [("doctor/alice", "on"), ("doctor/bob", "on")])
-        func goOffCall(_ tx: Transaction, _ me: Bytes, _ other: Bytes) async throws -> Bool {
-            guard try await tx.get(me) == "on", try await tx.get(other) == "on" else { return false }
-            try await tx.put(me, "off")
-            return true
-        }
-        let t1 = try await db.begin(level)
-        let t2 = try await db.begin(level)
-        #expect(try await t1.get("doctor/alice") == "on")
-        #expect(try await t1.get("doctor/bob") == "on")
-        #expect(try await t2.get("doctor/alice") == "on")
-        #expect(try await t2.get("doctor/bob") == "on")
-        try await t1.put("doctor/alice", "off")
-        try await t2.put("doctor/bob", "off")
-        try await t1.commit()
-        if level == .snapshot {
-            try await t2.commit()
-            #expect(try await value(db, "doctor/alice") == "off")
-            #expect(try await value(db, "doctor/bob") == "off")   // the anomaly
-            return
-        }
-        let e = await expectCode(.serializationFailure) { try await t2.commit() }
-        #expect(e?.otherTransaction == t1.id)
-        #expect(e?.key == "doctor/alice")
-        #expect(e?.message.contains("pivot tx\(t2.id.rawValue)") == true, "\(String(describing: e))")
+        let outcome = try await runReplay(.writeSkew, at: .serializable, on: db)
+        let e = try #require(outcome.error)
+        #expect(outcome.otherRole == .t1)
+        #expect(e.key == "doctor/alice")
+        #expect(e.message.contains("pivot tx\(outcome.transactions[.t2]!.rawValue)"), "\(e)")
         #expect(db.statistics().aborts.canceledPivots == 1)
         // Immediate retry of the victim: it now sees Alice off call and stays on.
         let retry = try await db.begin(.serializable)
-        #expect(try await goOffCall(retry, "doctor/bob", "doctor/alice") == false)
+        #expect(try await retry.get("doctor/alice") == "off")
         try await retry.commit()
         #expect(try await value(db, "doctor/bob") == "on")
     }
@@ -68,9 +52,9 @@ struct SerializableConcurrentTests {
         let u1 = try await db.begin(), u2 = try await db.begin()
         _ = try await u1.get("doctor/bob"); _ = try await u2.get("doctor/bob")
         _ = try await u1.get("doctor/alice")
-        try await u2.put("doctor/alice", "on")      // u1 -rw-> u2
-        try await u1.put("doctor/bob", "off")       // u2 -rw-> u1 (u2 read bob)
-        try await u1.commit()                       // dooms the pivot u2
+        try await u2.put("doctor/alice", "on")  // u1 -rw-> u2
+        try await u1.put("doctor/bob", "off")  // u2 -rw-> u1 (u2 read bob)
+        try await u1.commit()  // dooms the pivot u2
         await expectCode(.serializationFailure) { try await u2.get("doctor/bob") }
     }
 
@@ -88,7 +72,7 @@ struct SerializableConcurrentTests {
         }
         let t1 = try await db.begin()
         let t2 = try await db.begin()
-        #expect(t1.isolation == .serializable)   // the default
+        #expect(t1.isolation == .serializable)  // the default
         #expect(try await withdraw(t1, "acct/alice", 150))
         #expect(try await withdraw(t2, "acct/john", 150))
         try await t1.commit()
@@ -99,30 +83,20 @@ struct SerializableConcurrentTests {
         #expect(a + j >= 0)
     }
 
-    /// Hotel double booking through a range scan + insert (G2, a predicate phantom): both see the room free.
-    @Test(arguments: [IsolationLevel.snapshot, .serializable]) func hotelDoubleBooking(_ level: IsolationLevel) async throws {
+    /// Hotel double booking through a range scan and an insert (the conformance replay `predicate-write-skew`): the
+    /// failure names the scanned range; one booking stands.
+    @Test func predicateWriteSkewNamesTheScannedRange() async throws {
         let db = makeDatabase()
-        try await seed(db, [("booking/100/x", "guest0")])   // another room's booking
-        let t1 = try await db.begin(level)
-        let t2 = try await db.begin(level)
-        #expect(try await t1.scan(prefix: "booking/101/").isEmpty)
-        #expect(try await t2.scan(prefix: "booking/101/").isEmpty)
-        try await t1.insert("booking/101/ann", "ann")
-        try await t2.insert("booking/101/bob", "bob")
-        try await t1.commit()
-        if level == .snapshot {
-            try await t2.commit()
-            #expect(try await db.transaction(.snapshot) { try await $0.scan(prefix: "booking/101/") }.count == 2)
-            return
-        }
-        let e = await expectCode(.serializationFailure) { try await t2.commit() }
-        #expect(e?.message.contains("scanned range") == true, "\(String(describing: e))")
+        let outcome = try await runReplay(.predicateWriteSkew, at: .serializable, on: db)
+        #expect(outcome.error?.message.contains("scanned range") == true, "\(outcome.detail)")
         let rooms = try await db.transaction { try await $0.scan(prefix: "booking/101/") }
         #expect(rooms.map(\.key) == ["booking/101/ann"])
     }
 
     /// G2 with deletes: "someone stays on call" over a scanned set; each scans, sees two, deletes itself.
-    @Test(arguments: [IsolationLevel.snapshot, .serializable]) func deletesFromScannedRange(_ level: IsolationLevel) async throws {
+    @Test(arguments: [IsolationLevel.snapshot, .serializable]) func deletesFromScannedRange(_ level: IsolationLevel)
+        async throws
+    {
         let db = makeDatabase()
         try await seed(db, [("oncall/alice", "1"), ("oncall/bob", "1")])
         let t1 = try await db.begin(level), t2 = try await db.begin(level)
@@ -147,11 +121,13 @@ struct SerializableConcurrentTests {
         try await seed(db, [("x", "0"), ("y", "0"), ("z", "0")])
         let t1 = try await db.begin(), t2 = try await db.begin(), t3 = try await db.begin()
         _ = try await t1.get("x"); _ = try await t2.get("y"); _ = try await t3.get("z")
-        try await t1.put("y", "1")   // t2 -rw-> t1
-        try await t2.put("z", "1")   // t3 -rw-> t2
+        try await t1.put("y", "1")  // t2 -rw-> t1
+        try await t2.put("z", "1")  // t3 -rw-> t2
         try await t1.commit()
         var failures = 0
-        do { try await t3.put("x", "1"); try await t3.commit() } catch IsoKVError.Code.serializationFailure { failures += 1 }
+        do { try await t3.put("x", "1"); try await t3.commit() } catch IsoKVError.Code.serializationFailure {
+            failures += 1
+        }
         do { try await t2.commit() } catch IsoKVError.Code.serializationFailure { failures += 1 }
         #expect(failures == 1)
     }
@@ -162,8 +138,8 @@ struct SerializableConcurrentTests {
         let t1 = try await db.begin(), t2 = try await db.begin()
         #expect(try await t1.scan(prefix: "booking/101/").isEmpty)
         #expect(try await t2.scan(prefix: "booking/102/").isEmpty)
-        try await t1.insert("booking/102/ann", "ann")   // into t2's range: one edge t2 -rw-> t1
-        try await t2.insert("booking/103/bob", "bob")   // outside t1's range: no edge
+        try await t1.insert("booking/102/ann", "ann")  // into t2's range: one edge t2 -rw-> t1
+        try await t2.insert("booking/103/bob", "bob")  // outside t1's range: no edge
         try await t1.commit()
         try await t2.commit()
     }
@@ -173,10 +149,10 @@ struct SerializableConcurrentTests {
         let db = makeDatabase()
         try await seed(db, [("k/a", "1"), ("k/c", "1"), ("k/e", "1")])
         let t1 = try await db.begin(), t2 = try await db.begin()
-        #expect(try await t1.scan(prefix: "k/", limit: 1).map(\.key) == ["k/a"])           // covers [k/, k/a]
-        #expect(try await t2.scan(prefix: "k/", limit: 1, reverse: true).map(\.key) == ["k/e"])   // covers [k/e, k0)
-        try await t1.insert("k/d", "2")   // beyond t2's coverage
-        try await t2.insert("k/b", "2")   // beyond t1's coverage
+        #expect(try await t1.scan(prefix: "k/", limit: 1).map(\.key) == ["k/a"])  // covers [k/, k/a]
+        #expect(try await t2.scan(prefix: "k/", limit: 1, reverse: true).map(\.key) == ["k/e"])  // covers [k/e, k0)
+        try await t1.insert("k/d", "2")  // beyond t2's coverage
+        try await t2.insert("k/b", "2")  // beyond t1's coverage
         try await t1.commit()
         try await t2.commit()
         // The same with unlimited scans is a cycle.
@@ -188,27 +164,14 @@ struct SerializableConcurrentTests {
         await expectCode(.serializationFailure) { try await u2.commit() }
     }
 
-    /// Fekete, O'Neil & O'Neil's read-only anomaly: T2 (withdrawal) reads checking x and savings y; T1 deposits
-    /// into y and commits; read-only T3 reads x and y (sees the deposit but not the withdrawal) and commits; T2
-    /// then writes x with the penalty it computed from the old y. Only the read-only T3 makes it non-serializable.
-    /// The failure lands on the writer T2 (at its write); T3 commits; T2's retry succeeds without a penalty.
-    @Test func feketeReadOnlyAnomaly() async throws {
+    /// Fekete, O'Neil & O'Neil's read-only anomaly (the conformance replay `read-only-anomaly`): the failure lands on
+    /// the writer T2 at its write, naming the read-only T3, which committed; T2's retry succeeds without a penalty.
+    @Test func readOnlyAnomalyFailsTheWriter() async throws {
         let db = makeDatabase()
-        try await seed(db, [("x", .int(0)), ("y", .int(0))])
-        let t2 = try await db.begin()
-        let x = try await t2.get("x")!.int64!, y = try await t2.get("y")!.int64!
-        try await db.transaction { t1 in
-            try await t1.put("y", Bytes(try await t1.get("y")!.int64! + 20))
-        }
-        let t3 = try await db.begin(.serializable, readOnly: true)
-        #expect(try await t3.get("x")!.int64! == 0)
-        #expect(try await t3.get("y")!.int64! == 20)
-        try await t3.commit()
-        let withdrawal: Int64 = 10
-        let penalty: Int64 = x + y - withdrawal < 0 ? 1 : 0
-        let e = await expectCode(.serializationFailure) { try await t2.put("x", Bytes(x - withdrawal - penalty)) }
-        #expect(e?.otherTransaction == t3.id)
+        let outcome = try await runReplay(.readOnlyAnomaly, at: .serializable, on: db)
+        #expect(outcome.otherRole == .t3, "\(outcome.detail)")
         #expect(db.statistics().aborts.rwConflictOnWrite == 1)
+        let withdrawal: Int64 = 10
         try await db.transaction { t2 in
             let x = try await t2.get("x")!.int64!, y = try await t2.get("y")!.int64!
             try await t2.put("x", Bytes(x - withdrawal - (x + y - withdrawal < 0 ? 1 : 0)))
@@ -232,8 +195,12 @@ struct SerializableConcurrentTests {
         try await w.put("x", "1"); try await w.commit()
         try await r1.put("y", "1"); try await r1.commit()
         // Non-overlapping write skew shape: each sees the other's commit.
-        try await db.transaction { tx in _ = try await tx.get("a"); try await tx.put("b", "2") }
-        try await db.transaction { tx in _ = try await tx.get("b"); try await tx.put("a", "2") }
+        try await db.transaction { tx in
+            _ = try await tx.get("a"); try await tx.put("b", "2")
+        }
+        try await db.transaction { tx in
+            _ = try await tx.get("b"); try await tx.put("a", "2")
+        }
         // Read-only readers while the doctors' shape runs among writers that do not form a cycle.
         let ro = try await db.begin(.serializable, readOnly: true)
         let w1 = try await db.begin()
@@ -264,40 +231,25 @@ struct SerializableConcurrentTests {
         #expect(s.pointLocks == 0 && s.rangeLocks == 0 && s.active == 0 && s.retainedCommitted == 0)
     }
 
-    /// A deferrable read-only transaction waits (suspended) while a read-write transaction that could make its
-    /// snapshot unsafe runs. Here the writer has an rw-conflict out to a transaction committed before the deferred
-    /// snapshot, so that snapshot is unsafe: the transaction takes a new one after the writer commits, sees its
-    /// write, and is safe.
     /// Seeds x = y = 0; returns t2, a serializable transaction that read both and has an rw-conflict out to t1,
     /// which wrote y = 20 and committed: a read-only snapshot taken while t2 runs is not yet known safe.
     func writerMakingNewSnapshotsUnsafe(_ db: Database) async throws -> Transaction {
         try await seed(db, [("x", .int(0)), ("y", .int(0))])
         let t2 = try await db.begin()
         _ = try await t2.get("x"); _ = try await t2.get("y")
-        try await db.transaction { t1 in try await t1.put("y", .int(20)) }   // t2 -rw-> t1, t1 committed
+        try await db.transaction { t1 in try await t1.put("y", .int(20)) }  // t2 -rw-> t1, t1 committed
         return t2
     }
 
+    /// The deferrable reader of the conformance replay `read-only-anomaly-deferrable` waits while T2 could make its
+    /// snapshot unsafe (T2 has an rw-conflict out to T1, committed before the deferred snapshot), then takes a new
+    /// snapshot after T2: nobody fails, and nothing is left waiting or tracked.
     @Test func deferrableWaitsForSafeSnapshot() async throws {
         let db = makeDatabase()
-        let t2 = try await writerMakingNewSnapshotsUnsafe(db)
-        let started = AsyncStream<TransactionID>.makeStream()
-        let reader = Task { () async throws -> (Int64, Int64) in
-            let d = try await db.begin(.serializable, readOnly: true, deferrable: true)
-            started.continuation.yield(d.id)
-            let x = try await d.get("x")!.int64!, y = try await d.get("y")!.int64!
-            try await d.commit()
-            return (x, y)
-        }
-        var it = started.stream.makeAsyncIterator()
-        let id = await it.next()!
-        await db.waitUntilDeferred(id)
-        #expect(db.statistics().serializable.deferredWaiting == 1)
-        try await t2.put("x", .int(-11))
-        try await t2.commit()
-        let (x, y) = try await reader.value
-        #expect(x == -11 && y == 20)   // the new, safe snapshot after t2
-        #expect(db.statistics().serializable.deferredWaiting == 0)
+        try await runReplay(.readOnlyAnomalyDeferrable, at: .serializable, on: db)
+        let s = db.statistics().serializable
+        #expect(s.deferredWaiting == 0 && s.active == 0 && s.pointLocks == 0, "\(s)")
+        #expect(db.statistics().aborts.serializationFailures == 0)
     }
 
     /// A deferrable read-only transaction whose concurrent writer rolls back: its first snapshot becomes safe.
@@ -367,8 +319,8 @@ struct SerializableConcurrentTests {
         _ = try await t2.get("k9")
         var s = db.statistics().serializable
         #expect(s.escalations == 1 && s.rangeLocks == 1 && s.pointLocks == 1)
-        try await t2.put("k0", "1")    // t1 -rw-> t2 through the escalated lock
-        try await t1.put("k9", "1")    // t2 -rw-> t1
+        try await t2.put("k0", "1")  // t1 -rw-> t2 through the escalated lock
+        try await t1.put("k9", "1")  // t2 -rw-> t1
         try await t2.commit()
         await expectCode(.serializationFailure) { try await t1.commit() }
         s = db.statistics().serializable
@@ -397,16 +349,16 @@ struct SerializableConcurrentTests {
         let db = makeDatabase()
         try await seed(db, [("k", "0"), ("a", "0")])
         let w = try await db.begin()
-        _ = try await w.get("a")                      // a read-write serializable transaction is active…
+        _ = try await w.get("a")  // a read-write serializable transaction is active…
         let ro = try await db.begin(.serializable, readOnly: true)
-        #expect(try await ro.get("k") == "0")         // …so this read-only one is tracked
+        #expect(try await ro.get("k") == "0")  // …so this read-only one is tracked
         let release = await db.holdSerializableLock()
-        try await ro.commit()                         // returns although the SSI lock is held
+        try await ro.commit()  // returns although the SSI lock is held
         release()
-        var s = db.statistics().serializable           // takes the lock: records the queued commit
+        var s = db.statistics().serializable  // takes the lock: records the queued commit
         #expect(s.queuedReadOnlyCommits == 1, "\(s)")
         #expect(s.retainedCommitted == 1 && s.active == 1 && s.pointLocks == 2, "\(s)")
-        try await w.put("k", "1")                     // ro -rw-> w through the handed-over lock: no structure
+        try await w.put("k", "1")  // ro -rw-> w through the handed-over lock: no structure
         try await w.commit()
         s = db.statistics().serializable
         #expect(s.active == 0 && s.retainedCommitted == 0 && s.pointLocks == 0, "\(s)")
@@ -421,7 +373,7 @@ struct SerializableConcurrentTests {
         let long = try await commitUnderLongTransaction(db, 200)
         var s = db.statistics().serializable
         #expect(s.retainedCommitted == 8 && s.summarized == 192, "\(s)")
-        #expect(s.pointLocks == 9 && s.rangeLocks == 8, "\(s)")          // long's and the retained ones'
+        #expect(s.pointLocks == 9 && s.rangeLocks == 8, "\(s)")  // long's and the retained ones'
         #expect(s.summarizedWriters == 192 && s.summaryLocks == 2 * 192, "\(s)")
         // A write under a summarized reader's lock is an edge into `long`, but one edge is no cycle.
         try await long.put("r5", "1")
@@ -444,7 +396,7 @@ struct SerializableConcurrentTests {
         #expect(db.statistics().serializable.summarized == 1)
         let e = await expectCode(.serializationFailure) { try await t2.put("doctor/bob", "off") }
         #expect(e?.key == "doctor/bob" && e?.otherTransaction == t1.id, "\(String(describing: e))")
-        try await t2.rollback()     // (a no-op after the 40001; keeps a regression from blocking the next steps)
+        try await t2.rollback()  // (a no-op after the 40001; keeps a regression from blocking the next steps)
         try await db.transaction { tx in try await tx.put("doctor/alice", "on") }
         // Summarized writer: u2 took its snapshot before u1 committed and reads Alice only after u1 was summarized.
         let u2 = try await db.begin()
@@ -454,7 +406,7 @@ struct SerializableConcurrentTests {
         try await u1.put("doctor/alice", "off")
         try await u1.commit()
         #expect(db.statistics().serializable.summarizedWriters == 1)
-        #expect(try await u2.get("doctor/alice") == "on")     // u2 -rw-> u1, u1 summarized
+        #expect(try await u2.get("doctor/alice") == "on")  // u2 -rw-> u1, u1 summarized
         let f = await expectCode(.serializationFailure) { try await u2.put("doctor/bob", "off") }
         #expect(f?.key == "doctor/bob" && f?.otherTransaction == u1.id, "\(String(describing: f))")
         #expect(try await value(db, "doctor/bob") == "on")
@@ -480,10 +432,10 @@ struct SerializableConcurrentTests {
         reader.cancel()
         // Returns while t2 is still running (bounded, so that a regression fails instead of hanging).
         let cancelled = try await result(of: reader, within: 20)
-        if cancelled == nil { try await t2.commit() }     // unblock the reader before failing
+        if cancelled == nil { try await t2.commit() }  // unblock the reader before failing
         try #require(cancelled == true)
         var s = db.statistics().serializable
-        #expect(s.deferredWaiting == 0 && s.active == 1, "\(s)")   // only t2
+        #expect(s.deferredWaiting == 0 && s.active == 1, "\(s)")  // only t2
         try await t2.commit()
         s = db.statistics().serializable
         #expect(s.active == 0 && s.pointLocks == 0, "\(s)")

@@ -20,9 +20,9 @@ struct SerializableStressTests {
     static var count: Int {
         if let s = ProcessInfo.processInfo.environment["ISOKV_SSI_STRESS_TXNS"], let n = Int(s), n > 0 { return n }
         #if TSAN
-        return 20_000
+            return 20_000
         #else
-        return 100_000
+            return 100_000
         #endif
     }
 
@@ -42,13 +42,16 @@ struct SerializableStressTests {
     }
 
     /// One attempt of a random operation, recorded.
-    static func attempt(_ db: Database, _ level: IsolationLevel, _ recorder: HistoryRecorder,
-                        _ rng: inout SplitMix64, _ outcome: inout Outcome) async throws {
+    static func attempt(
+        _ db: Database, _ level: IsolationLevel, _ recorder: HistoryRecorder,
+        _ rng: inout SplitMix64, _ outcome: inout Outcome
+    ) async throws {
         let op = rng.next() % 100
         let readOnly = op >= 90
         let tx = try await db.begin(level, readOnly: readOnly)
-        var rec = TransactionRecord(id: tx.id.rawValue,
-                                    level: level == .serializable ? .serializable : .snapshot)
+        var rec = TransactionRecord(
+            id: tx.id.rawValue,
+            level: level == .serializable ? .serializable : .snapshot)
         var written: [HistoryKey] = []
         func get(_ key: Bytes) async throws -> Int64? {
             let v = try await tx.get(key)
@@ -64,15 +67,17 @@ struct SerializableStressTests {
         }
         func scan(_ prefix: String) async throws -> [KeyValue] {
             let rows = try await tx.scan(prefix: Bytes(prefix))
-            rec.scan(IsoKVHistory.KeyRange(prefix: HistoryKey(prefix)), results: rows.map {
-                ScanEntry(HistoryKey(bytes: $0.key.bytes), .writer(decode($0.value).writer))
-            })
+            rec.scan(
+                IsoKVHistory.KeyRange(prefix: HistoryKey(prefix)),
+                results: rows.map {
+                    ScanEntry(HistoryKey(bytes: $0.key.bytes), .writer(decode($0.value).writer))
+                })
             return rows
         }
         do {
             let amount = Int64(rng.next() % 10 + 1)
             switch op {
-            case 0..<40:   // transfer, guarded by the source pair's rule
+            case 0..<40:  // transfer, guarded by the source pair's rule
                 let p = Int(rng.next() % UInt64(pairs)), side = Int(rng.next() % 2)
                 let q = Int(rng.next() % UInt64(pairs)), qs = Int(rng.next() % 2)
                 let from = account(p, side), partner = account(p, 1 - side), to = account(q, qs)
@@ -83,17 +88,17 @@ struct SerializableStressTests {
                     try await put(from, f - amount)
                     try await put(to, t + amount)
                 }
-            case 40..<65:   // withdrawal from one side, guarded by the pair's sum: write skew prone
+            case 40..<65:  // withdrawal from one side, guarded by the pair's sum: write skew prone
                 let p = Int(rng.next() % UInt64(pairs)), side = Int(rng.next() % 2)
                 let mine = try await get(account(p, side))!, other = try await get(account(p, 1 - side))!
                 await Task.yield()
                 if mine + other - amount >= 0 { try await put(account(p, side), mine - amount) }
-            case 65..<78:   // deposit
+            case 65..<78:  // deposit
                 let p = Int(rng.next() % UInt64(pairs)), side = Int(rng.next() % 2)
                 let b = try await get(account(p, side))!
                 await Task.yield()
                 try await put(account(p, side), b + amount)
-            case 78..<90:   // book a room if free (scan + insert), or cancel its booking
+            case 78..<90:  // book a room if free (scan + insert), or cancel its booking
                 let r = Int(rng.next() % UInt64(rooms))
                 let rows = try await scan("room/\(r)/")
                 await Task.yield()
@@ -107,7 +112,7 @@ struct SerializableStressTests {
                     rec.delete(HistoryKey(bytes: rows[0].key.bytes))
                     written.append(HistoryKey(bytes: rows[0].key.bytes))
                 }
-            default:   // read-only audit of two pairs' rule (one by a scan) and of one room
+            default:  // read-only audit of two pairs' rule (one by a scan) and of one room
                 let p = Int(rng.next() % UInt64(pairs))
                 let rows = try await scan("acct/\(p)/")
                 if rows.map({ decode($0.value).balance }).reduce(0, +) < 0 { outcome.auditViolations += 1 }
@@ -128,20 +133,24 @@ struct SerializableStressTests {
         try recorder.record(rec)
     }
 
-    static func run(_ level: IsolationLevel, transactions: Int, ssi: SerializableLimits = SerializableLimits())
-        async throws -> (Database, History, Outcome)
-    {
+    static func run(
+        _ level: IsolationLevel, transactions: Int, ssi: SerializableLimits = SerializableLimits(),
+        strict: Bool = false
+    ) async throws -> (Database, History, Outcome) {
         var config = Database.Configuration()
         config.serializable = ssi
+        config.checkAfterEveryCommit = strict
         let db = Database.inMemory(config)
         let recorder = HistoryRecorder()
         // Seed: every account 10, recorded as a committed transaction.
         let seedTx = try await db.begin(.serializable)
         var seedRec = TransactionRecord(id: seedTx.id.rawValue, level: .serializable)
-        for p in 0..<pairs { for s in 0..<2 {
-            try await seedTx.put(account(p, s), encode(10, seedTx.id))
-            seedRec.write(HistoryKey(bytes: account(p, s).bytes))
-        } }
+        for p in 0..<pairs {
+            for s in 0..<2 {
+                try await seedTx.put(account(p, s), encode(10, seedTx.id))
+                seedRec.write(HistoryKey(bytes: account(p, s).bytes))
+            }
+        }
         let v = Int(try await seedTx.commitReturningCommitVersion()!)
         seedRec.commit(order: v, installed: Dictionary(uniqueKeysWithValues: seedRec.writtenKeys.map { ($0, v) }))
         try recorder.record(seedRec)
@@ -168,7 +177,8 @@ struct SerializableStressTests {
         try await db.transaction(.serializable, readOnly: true) { tx in
             var bad = 0
             for p in 0..<pairs {
-                let a = decode(try await tx.get(account(p, 0))!).balance, b = decode(try await tx.get(account(p, 1))!).balance
+                let a = decode(try await tx.get(account(p, 0))!).balance,
+                    b = decode(try await tx.get(account(p, 1))!).balance
                 if a + b < 0 { bad += 1 }
             }
             for r in 0..<rooms where try await tx.scan(prefix: Bytes("room/\(r)/")).count > 1 { bad += 1 }
@@ -191,6 +201,7 @@ struct SerializableStressTests {
         // Everything was cleaned up once the run ended.
         let s = db.statistics().serializable
         #expect(s.active == 0 && s.retainedCommitted == 0 && s.pointLocks == 0 && s.rangeLocks == 0, "\(s)")
+        expectConsistent(db)
         let a = db.statistics().aborts
         #expect(a.serializationFailures == outcome.aborted - a.deadlocks)
         print("serializable: \(outcome.committed) committed, \(outcome.aborted) aborted; \(a)")
@@ -198,10 +209,13 @@ struct SerializableStressTests {
 
     /// The same workload with SSI memory squeezed: at most 4 committed transactions kept in full, and summary locks
     /// collapsing to the whole keyspace past 64, so that summarized readers, writers and the collapsed lock all
-    /// take part. Still no cycle, and everything is released at the end.
+    /// take part. Still no cycle, and everything is released at the end. In strict mode: every commit also runs
+    /// the concurrent consistency check (XX000 on any finding).
     @Test func serializableHistoryWithSummariesHasNoCycle() async throws {
         let limits = SerializableLimits(maxRetainedCommitted: 4, maxSummaryLocks: 64)
-        let (db, history, outcome) = try await Self.run(.serializable, transactions: max(2_000, Self.count / 5), ssi: limits)
+        let (db, history, outcome) = try await Self.run(
+            .serializable, transactions: max(2_000, Self.count / 5), ssi: limits,
+            strict: true)
         #expect(outcome.auditViolations == 0)
         #expect(try await Self.finalViolations(db) == 0)
         let result = try HistoryChecker.check(history, at: .serializable)
@@ -210,16 +224,19 @@ struct SerializableStressTests {
         #expect(s.summarized > 0, "\(s)")
         #expect(s.active == 0 && s.retainedCommitted == 0 && s.pointLocks == 0 && s.rangeLocks == 0, "\(s)")
         #expect(s.summarizedWriters == 0 && s.summaryLocks == 0, "\(s)")
+        expectConsistent(db)
         print("serializable, summaries: \(outcome.committed) committed, \(outcome.aborted) aborted; \(s)")
     }
 
     /// The checker demonstrably fails: at `.snapshot` the same workload produces write skew.
     @Test func snapshotHistoryHasWriteSkew() async throws {
-        let (_, history, outcome) = try await Self.run(.snapshot, transactions: max(2_000, Self.count / 5))
+        let (db, history, outcome) = try await Self.run(.snapshot, transactions: max(2_000, Self.count / 5))
+        expectConsistent(db)
         let result = try HistoryChecker.check(history, at: .serializable)
         #expect(result.phenomena.contains(.g2Item), "\(result.summary(maxCycles: 3))")
         #expect(try HistoryChecker.check(history, at: .snapshot).isValid)
-        print("snapshot: \(outcome.committed) committed, \(outcome.aborted) aborted, audit violations \(outcome.auditViolations); found \(result.phenomena)")
+        print(
+            "snapshot: \(outcome.committed) committed, \(outcome.aborted) aborted, audit violations \(outcome.auditViolations); found \(result.phenomena)"
+        )
     }
 }
-

@@ -11,8 +11,10 @@ func makeDatabase(lockTimeout: Duration? = nil, limits: Limits = Limits()) -> Da
 
 /// Asserts that `body` throws an ``IsoKVError`` with `code`; returns it.
 @discardableResult
-func expectCode<R>(_ code: IsoKVError.Code, sourceLocation: SourceLocation = #_sourceLocation,
-                   _ body: () async throws -> R) async -> IsoKVError? {
+func expectCode<R>(
+    _ code: IsoKVError.Code, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: () async throws -> R
+) async -> IsoKVError? {
     do {
         _ = try await body()
         Issue.record("expected \(code), nothing thrown", sourceLocation: sourceLocation)
@@ -86,4 +88,13 @@ func seed(_ store: some KeyValueStore, _ pairs: [(Bytes, Bytes)]) async throws {
     try await store.transaction(.readCommitted) { tx in
         for (k, v) in pairs { try await tx.put(k, v) }
     }
+}
+
+/// Asserts that `db.check(mode)` finds nothing (printing the findings otherwise).
+func expectConsistent(
+    _ db: Database, _ mode: Database.CheckMode = .quiescent,
+    sourceLocation: SourceLocation = #_sourceLocation
+) {
+    let report = db.check(mode)
+    #expect(report.isConsistent, "\(report)", sourceLocation: sourceLocation)
 }

@@ -8,8 +8,9 @@ import Testing
 struct MapBenchConcurrentPlumbingTests {
     static let opsPerThread = 300
 
-    @Test("every workload runs on every implementation and counts its operations",
-          arguments: MapWorkload.allCases)
+    @Test(
+        "every workload runs on every implementation and counts its operations",
+        arguments: MapWorkload.allCases)
     func workloadRuns(_ workload: MapWorkload) {
         for impl in MapImplementation.all {
             for threads in [1, 2] {
@@ -51,14 +52,19 @@ struct MapBenchRecordTests {
 
     @Test("ratio_to_mutex and scaling are derived per workload and thread count")
     func derive() throws {
-        let ours = MapBenchRecord.derive([
-            record("load-mostly-hits", "MutexMap", 1, 100), record("load-mostly-hits", "MutexMap", 2, 50),
-            record("load-mostly-hits", "ReadMostlyMap", 1, 200), record("load-mostly-hits", "ReadMostlyMap", 2, 400),
-            record("range", "ReadMostlyMap", 2, 10),
-        ], baselines: [])
+        let ours = MapBenchRecord.derive(
+            [
+                record("load-mostly-hits", "MutexMap", 1, 100), record("load-mostly-hits", "MutexMap", 2, 50),
+                record("load-mostly-hits", "ReadMostlyMap", 1, 200),
+                record("load-mostly-hits", "ReadMostlyMap", 2, 400),
+                record("range", "ReadMostlyMap", 2, 10)
+            ], baselines: [])
         #expect(ours.allSatisfy { $0.ratioToMutex == nil }, "no baselines given")
         let derived = MapBenchRecord.derive(ours, baselines: ours)
-        let rm2 = try #require(derived.first { $0.implementation == "ReadMostlyMap" && $0.threads == 2 && $0.workload == "load-mostly-hits" })
+        let rm2 = try #require(
+            derived.first {
+                $0.implementation == "ReadMostlyMap" && $0.threads == 2 && $0.workload == "load-mostly-hits"
+            })
         #expect(rm2.ratioToMutex == 8)
         #expect(rm2.scaling == 2)
         let mm2 = try #require(derived.first { $0.implementation == "MutexMap" && $0.threads == 2 })
@@ -68,7 +74,8 @@ struct MapBenchRecordTests {
         #expect(range.ratioToMutex == nil, "no MutexMap record for range")
         #expect(range.scaling == nil, "no 1-thread record")
 
-        let peer = MapBenchRecord.derive([record("load-mostly-hits", "go:sync.Map", 2, 150, source: "go")], baselines: derived)
+        let peer = MapBenchRecord.derive(
+            [record("load-mostly-hits", "go:sync.Map", 2, 150, source: "go")], baselines: derived)
         #expect(peer[0].ratioToMutex == 3)
         #expect(peer[0].baseline == "MutexMap")
     }
@@ -80,8 +87,10 @@ struct MapBenchRecordTests {
         let data = try JSONEncoder().encode(doc)
         let object = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         let first = try #require((object["results"] as? [[String: Any]])?.first)
-        for key in ["workload", "implementation", "threads", "ops_per_sec", "operations", "seconds",
-                    "ratio_to_mutex", "baseline", "scaling", "source"] {
+        for key in [
+            "workload", "implementation", "threads", "ops_per_sec", "operations", "seconds",
+            "ratio_to_mutex", "baseline", "scaling", "source"
+        ] {
             #expect(first[key] != nil, "missing \(key)")
         }
         #expect(first["ratio_to_mutex"] is NSNull)

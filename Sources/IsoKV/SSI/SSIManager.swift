@@ -82,7 +82,9 @@ final class SSIManager: Sendable {
     /// Registers a serializable transaction and takes its snapshot in one SSI critical section. A read-only
     /// transaction with no concurrent read-write serializable transaction gets a safe snapshot at once and is not
     /// tracked (`handle.safe`).
-    func begin(txid: UInt64, readOnly: Bool, oracle: Oracle, stripe: Int) -> (snapshot: UInt64, handle: SerializableXactHandle) {
+    func begin(txid: UInt64, readOnly: Bool, oracle: Oracle, stripe: Int) -> (
+        snapshot: UInt64, handle: SerializableXactHandle
+    ) {
         let handle = SerializableXactHandle(txid: txid)
         let snapshot = locked { s -> UInt64 in
             if !readOnly {
@@ -153,6 +155,13 @@ final class SSIManager: Sendable {
         counters.queuedReadOnlyCommits.add(1, ordering: .relaxed)
     }
 
+    /// Runs `body` with the SSI lock held on the state as it is, plus the read-only commits queued for the next
+    /// holder (taken under the queue's leaf lock, after the SSI lock). Unlike ``locked(_:)`` it records nothing:
+    /// for the consistency checker (Database+Check.swift), which only reads, and its test hooks.
+    func withUnrecordedState<R>(_ body: (inout SSIState, _ queuedReadOnlyCommits: [Released]) -> R) -> R {
+        state.withLock { s in body(&s, finishedReadOnly.withLock { $0 }) }
+    }
+
     /// Test hook: runs `body` on the calling thread (one the caller owns, never a task's) with the SSI lock held.
     func withLockHeldForTesting(_ body: () -> Void) {
         locked { _ in body() }
@@ -177,7 +186,7 @@ final class SSIManager: Sendable {
     func finishPrepared(_ h: SerializableXactHandle, pointKeys: [Bytes], publish: () -> Void) {
         let release = locked { s -> SSICleanup in
             guard s.xacts[h.txid] != nil else { publish(); return SSICleanup() }
-            _ = s.preCommitLocked(h.txid, counters: counters)   // its own doom is impossible once prepared
+            _ = s.preCommitLocked(h.txid, counters: counters)  // its own doom is impossible once prepared
             publish()
             s.xacts[h.txid]!.prepared = false
             s.markCommittedLocked(h.txid, pointKeys: pointKeys)
@@ -240,14 +249,18 @@ final class SSIManager: Sendable {
         locked { s in
             for w in writers where w != h.txid {
                 if s.xacts[w] == nil, let summarized = s.summary.writers[w] {
-                    if let e = s.flagSummarizedWriterLocked(reader: h.txid, writer: w, summarized, edge: edge,
-                                                            counters: counters) {
+                    if let e = s.flagSummarizedWriterLocked(
+                        reader: h.txid, writer: w, summarized, edge: edge,
+                        counters: counters)
+                    {
                         return e
                     }
                     continue
                 }
-                if let e = s.flagConflictLocked(reader: h.txid, writer: w, edge: edge, me: h.txid, phase: .read,
-                                                counters: counters) {
+                if let e = s.flagConflictLocked(
+                    reader: h.txid, writer: w, edge: edge, me: h.txid, phase: .read,
+                    counters: counters)
+                {
                     return e
                 }
             }
@@ -279,7 +292,9 @@ final class SSIManager: Sendable {
     /// A scan stopped by its limit covers only what it read: replace its range by `narrower` (a subset).
     func narrowRange(_ h: SerializableXactHandle, id: UInt64, to narrower: PredicateRange) {
         locked { s in
-            if let i = s.ranges.firstIndex(where: { $0.id == id && $0.owner == h.txid }) { s.ranges[i].range = narrower }
+            if let i = s.ranges.firstIndex(where: { $0.id == id && $0.owner == h.txid }) {
+                s.ranges[i].range = narrower
+            }
         }
     }
 
@@ -311,14 +326,17 @@ final class SSIManager: Sendable {
         // Loads in this order: a summarization sets `summarized` before it lowers the range count or removes the
         // point locks it moves into the summary.
         if holders.allSatisfy({ $0 == h.txid }) && fastPath.rangeLocks.load(ordering: .sequentiallyConsistent) == 0
-            && !fastPath.summarized.load(ordering: .sequentiallyConsistent) {
+            && !fastPath.summarized.load(ordering: .sequentiallyConsistent)
+        {
             return nil
         }
         return locked { s in
             if let reader = s.summary.newestReader(covering: key), let me = s.xacts[h.txid],
-               reader.commitSeq > me.beginSeq,
-               let e = s.flagSummarizedReaderLocked(writer: h.txid, reader: reader, edge: ConflictEdge(key: key),
-                                                    counters: counters) {
+                reader.commitSeq > me.beginSeq,
+                let e = s.flagSummarizedReaderLocked(
+                    writer: h.txid, reader: reader, edge: ConflictEdge(key: key),
+                    counters: counters)
+            {
                 return e
             }
             var readers: [(UInt64, ConflictEdge)] = []
@@ -331,8 +349,10 @@ final class SSIManager: Sendable {
                 guard let rec = s.xacts[r], !rec.isDoomed else { continue }
                 // Only concurrent readers: one that committed before our snapshot precedes us anyway.
                 if let c = rec.commitSeq, c < me.beginSeq { continue }
-                if let e = s.flagConflictLocked(reader: r, writer: h.txid, edge: edge, me: h.txid, phase: .write,
-                                                counters: counters) {
+                if let e = s.flagConflictLocked(
+                    reader: r, writer: h.txid, edge: edge, me: h.txid, phase: .write,
+                    counters: counters)
+                {
                     return e
                 }
             }
@@ -344,8 +364,10 @@ final class SSIManager: Sendable {
     func doomError(_ h: SerializableXactHandle) -> IsoKVError {
         let e = locked { $0.xacts[h.txid]?.doom }
         counters.doomedPivots.add(1, ordering: .relaxed)
-        return e ?? IsoKVError(.serializationFailure,
-                               "could not serialize access due to read/write dependencies among transactions")
+        return e
+            ?? IsoKVError(
+                .serializationFailure,
+                "could not serialize access due to read/write dependencies among transactions")
     }
 
     // MARK: Cleanup
@@ -402,15 +424,16 @@ public struct SerializableLimits: Sendable, Hashable {
     /// Summary point and range locks kept before they collapse into one whole-keyspace summary lock (default
     /// 100 000).
     public var maxSummaryLocks = 100_000
-    public init(maxPointLocksPerTransaction: Int = 10_000, maxRangesPerTransaction: Int = 64,
-                maxRetainedCommitted: Int = 10_000, maxSummaryLocks: Int = 100_000) {
+    public init(
+        maxPointLocksPerTransaction: Int = 10_000, maxRangesPerTransaction: Int = 64,
+        maxRetainedCommitted: Int = 10_000, maxSummaryLocks: Int = 100_000
+    ) {
         self.maxPointLocksPerTransaction = max(1, maxPointLocksPerTransaction)
         self.maxRangesPerTransaction = max(1, maxRangesPerTransaction)
         self.maxRetainedCommitted = max(0, maxRetainedCommitted)
         self.maxSummaryLocks = max(1, maxSummaryLocks)
     }
 }
-
 
 /// Counters of SSI events (relaxed atomics: statistics, not synchronization).
 final class SSICounters: Sendable {

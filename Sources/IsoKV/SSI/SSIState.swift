@@ -58,8 +58,10 @@ struct SSIState {
     /// Records reader →rw writer and checks whether it completes a dangerous structure (PostgreSQL's
     /// `FlagRWConflict` + `OnConflict_CheckForSerializationFailure`). Returns the error `me` must abort with, or
     /// nil (possibly after dooming another transaction: the pivot, which has not committed).
-    mutating func flagConflictLocked(reader r: UInt64, writer w: UInt64, edge: ConflictEdge, me: UInt64,
-                                     phase: ConflictPhase, counters: SSICounters) -> IsoKVError? {
+    mutating func flagConflictLocked(
+        reader r: UInt64, writer w: UInt64, edge: ConflictEdge, me: UInt64,
+        phase: ConflictPhase, counters: SSICounters
+    ) -> IsoKVError? {
         guard r != w, xacts[r] != nil, xacts[w] != nil, xacts[r]!.outConflicts[w] == nil else { return nil }
         xacts[r]!.outConflicts[w] = edge
         xacts[w]!.inConflicts[r] = edge
@@ -132,7 +134,8 @@ struct SSIState {
         for (p, ep) in rec.inConflicts {
             guard let P = xacts[p], !P.isCommitted, !P.isDoomed else { continue }
             for (tin, ein) in P.inConflicts {
-                let dangerous = tin == me || (xacts[tin].map { !$0.isCommitted && !$0.readOnly && !$0.isDoomed } ?? false)
+                let dangerous =
+                    tin == me || (xacts[tin].map { !$0.isCommitted && !$0.readOnly && !$0.isDoomed } ?? false)
                 guard dangerous else { continue }
                 if P.prepared {
                     // The pivot is committing durably and cannot be aborted: `me` (T_out, not yet committed) must.
@@ -144,12 +147,14 @@ struct SSIState {
                             + "retry the transaction",
                         key: ep.key, otherTransaction: TransactionID(rawValue: p))
                 }
-                doomLocked(p, IsoKVError(
-                    .serializationFailure,
-                    "could not serialize access due to read/write dependencies among transactions (canceled as the "
-                        + "pivot tx\(p) of tx\(tin) -rw(\(ein))-> tx\(p) -rw(\(ep))-> tx\(me), which committed first); "
-                        + "retry the transaction",
-                    key: ep.key, otherTransaction: TransactionID(rawValue: me)))
+                doomLocked(
+                    p,
+                    IsoKVError(
+                        .serializationFailure,
+                        "could not serialize access due to read/write dependencies among transactions (canceled as the "
+                            + "pivot tx\(p) of tx\(tin) -rw(\(ein))-> tx\(p) -rw(\(ep))-> tx\(me), which committed first); "
+                            + "retry the transaction",
+                        key: ep.key, otherTransaction: TransactionID(rawValue: me)))
                 break
             }
         }
@@ -260,7 +265,7 @@ struct SSIState {
         for key in rec.pointKeys { summary.points[key] = max(summary.points[key] ?? reader, reader) }
         for r in ranges where r.owner == t { summary.ranges.append((r.range, reader)) }
         if summary.points.count + summary.ranges.count > limits.maxSummaryLocks {
-            summary.all = reader      // the newest summarized so far (commit order)
+            summary.all = reader  // the newest summarized so far (commit order)
             summary.points = [:]
             summary.ranges = []
         }
@@ -281,8 +286,10 @@ struct SSIState {
     /// A summarized reader (newest commit `c`, concurrent with `w`) read the key `w` just wrote: the edge
     /// `summarized ──rw──▶ w`. `w` (the caller, active) is a pivot if it has a conflict out to a transaction that
     /// committed no later than `c`; then `w` fails. Returns that error.
-    mutating func flagSummarizedReaderLocked(writer w: UInt64, reader: SummaryReader, edge: ConflictEdge,
-                                             counters: SSICounters) -> IsoKVError? {
+    mutating func flagSummarizedReaderLocked(
+        writer w: UInt64, reader: SummaryReader, edge: ConflictEdge,
+        counters: SSICounters
+    ) -> IsoKVError? {
         guard let W = xacts[w] else { return nil }
         let c = reader.commitSeq
         W.summaryInCommit = max(W.summaryInCommit ?? 0, c)
@@ -308,8 +315,10 @@ struct SSIState {
     /// the edge `r ──rw──▶ w`, kept on `r` as a summary conflict-out. Fails `r` if that completes a structure:
     /// `w` was a pivot with a conflict out to a transaction that committed first, or `r` is a pivot with a
     /// conflict in from a transaction that did not commit before `w`.
-    mutating func flagSummarizedWriterLocked(reader r: UInt64, writer w: UInt64, _ sw: SummarizedWriter,
-                                             edge: ConflictEdge, counters: SSICounters) -> IsoKVError? {
+    mutating func flagSummarizedWriterLocked(
+        reader r: UInt64, writer w: UInt64, _ sw: SummarizedWriter,
+        edge: ConflictEdge, counters: SSICounters
+    ) -> IsoKVError? {
         guard let R = xacts[r] else { return nil }
         let cw = sw.commitSeq
         if R.summaryOutCommit.map({ cw < $0 }) ?? true {

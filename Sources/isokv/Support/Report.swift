@@ -39,8 +39,9 @@ struct Report<Record: Encodable> {
         func line(_ cells: [String]) -> String {
             cells.enumerated().map { i, c in
                 // Left-align the first column (names), right-align figures.
-                i == 0 ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
-                       : String(repeating: " ", count: widths[i] - c.count) + c
+                i == 0
+                    ? c.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                    : String(repeating: " ", count: widths[i] - c.count) + c
             }.joined(separator: "  ")
         }
         out += line(columns) + "\n"
@@ -51,7 +52,8 @@ struct Report<Record: Encodable> {
     }
 
     func renderJSON() throws -> String {
-        let env = ReportEnvelope(title: title, parameters: Dictionary(parameters, uniquingKeysWith: { $1 }), results: records)
+        let env = ReportEnvelope(
+            title: title, parameters: Dictionary(parameters, uniquingKeysWith: { $1 }), results: records)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         return String(decoding: try enc.encode(env), as: UTF8.self)

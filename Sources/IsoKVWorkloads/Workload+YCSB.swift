@@ -1,0 +1,83 @@
+import IsoKVCore
+
+// The YCSB core workloads (Cooper et al., "Benchmarking Cloud Serving Systems with YCSB", SoCC 2010), one
+// operation = one transaction at the context's isolation level. Keys come from the dataset's chooser (scrambled
+// Zipfian by default, as YCSB's `requestdistribution=zipfian`). YCSB-D (read latest) is not here: it needs a "latest"
+// distribution over inserted keys.
+
+extension Workload {
+    /// A: 50% reads, 50% updates of one key.
+    @inlinable
+    public static var ycsbA: Workload {
+        readUpdate("ycsb-a", readPercent: 50, "50% read, 50% update (one key each, each its own transaction)")
+    }
+
+    /// B: 95% reads, 5% updates.
+    @inlinable
+    public static var ycsbB: Workload {
+        readUpdate("ycsb-b", readPercent: 95, "95% read, 5% update (read mostly)")
+    }
+
+    /// C: reads only.
+    @inlinable
+    public static var ycsbC: Workload {
+        readUpdate("ycsb-c", readPercent: 100, "read only")
+    }
+
+    /// E: 95% short scans (1–100 keys from a key chosen by the distribution), 5% inserts of new keys.
+    @inlinable
+    public static var ycsbE: Workload {
+        Workload(name: "ycsb-e", description: "95% scans of 1-100 keys from a chosen key, 5% inserts of new keys") {
+            context, w in
+            if w.rng.next() % 100 < 95 {
+                let from = context.data.randomKey(using: &w.rng)
+                let length = Int(w.rng.next() % 100) + 1
+                try await w.transaction(context.store, context.isolation, readOnly: true) { tx in
+                    _ = try await tx.scan(KeyRange(from: from), limit: length)
+                }
+            } else {
+                let key = context.data.nextInsertKey()
+                let value = context.data.value
+                try await w.transaction(context.store, context.isolation) { tx in try await tx.put(key, value) }
+            }
+        }
+    }
+
+    /// F: 50% reads, 50% read-modify-writes (read a key, change its first byte, write it back, in one transaction).
+    @inlinable
+    public static var ycsbF: Workload {
+        Workload(name: "ycsb-f", description: "50% read, 50% read-modify-write of one key") { context, w in
+            let roll = w.rng.next() % 100
+            let key = context.data.randomKey(using: &w.rng)
+            if roll < 50 {
+                try await w.transaction(context.store, context.isolation, readOnly: true) { tx in
+                    _ = try await tx.get(key)
+                }
+            } else {
+                let initial = context.data.value
+                try await w.transaction(context.store, context.isolation) { tx in
+                    var value = try await tx.get(key) ?? initial
+                    if !value.bytes.isEmpty { value.bytes[0] &+= 1 }
+                    try await tx.put(key, value)
+                }
+            }
+        }
+    }
+
+    /// `readPercent` % read-only transactions reading one key, the rest read-write transactions overwriting one key.
+    @inlinable
+    static func readUpdate(_ name: String, readPercent: UInt64, _ description: String) -> Workload {
+        Workload(name: name, description: description) { context, w in
+            let roll = w.rng.next() % 100
+            let key = context.data.randomKey(using: &w.rng)
+            if roll < readPercent {
+                try await w.transaction(context.store, context.isolation, readOnly: true) { tx in
+                    _ = try await tx.get(key)
+                }
+            } else {
+                let value = context.data.value
+                try await w.transaction(context.store, context.isolation) { tx in try await tx.put(key, value) }
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import IsoKVTestSupport
+import Testing
+
+/// `isokv bench engine` as a user runs it (short runs: these check the output's shape, not the figures).
+@Suite("Workloads bench engine command line")
+struct BenchEngineCommandLineTests {
+    struct Document: Decodable {
+        struct Record: Decodable {
+            var operation: String
+            var opsPerSecond: Double
+            var p50Nanoseconds: Double
+            var p99Nanoseconds: Double
+            var p999Nanoseconds: Double
+            var ratioToRawMap: Double
+            var aborts: [String: Int]
+            var retries: Int
+            var gaveUp: Int
+        }
+        var title: String
+        var parameters: [String: String]
+        var results: [Record]
+    }
+
+    func run(_ arguments: [String]) throws -> Document {
+        let result = try IsokvExecutable.run(
+            [
+                "bench", "engine", "--format", "json", "--seconds", "0.05", "--warmup", "0.01",
+                "--keys", "300", "--threads", "2"
+            ] + arguments)
+        #expect(result.status == 0, "\(result.stderr)")
+        return try JSONDecoder().decode(Document.self, from: Data(result.stdout.utf8))
+    }
+
+    @Test("smoke: ycsb-b JSON has the four rows, the raw map as the 1.00x baseline, figures > 0")
+    func ycsbBSmoke() throws {
+        let doc = try run(["--workload", "ycsb-b"])
+        #expect(doc.title == "isokv bench engine")
+        #expect(doc.parameters["workload"] == "ycsb-b")
+        #expect(
+            doc.results.map(\.operation) == ["raw map load", "db.get", "tx get (snapshot, ro)", "ycsb-b @ snapshot"])
+        #expect(doc.results.first?.ratioToRawMap == 1)
+        for r in doc.results {
+            #expect(r.opsPerSecond > 0 && r.p50Nanoseconds > 0, "\(r.operation)")
+            #expect(r.p50Nanoseconds <= r.p99Nanoseconds && r.p99Nanoseconds <= r.p999Nanoseconds, "\(r.operation)")
+        }
+    }
+
+    @Test("smoke: serializable write-skew adds the same workload at snapshot as a fifth row")
+    func serializableSmoke() throws {
+        let doc = try run(["--workload", "write-skew", "--isolation", "serializable"])
+        #expect(
+            doc.results.map(\.operation) == [
+                "raw map load", "db.get", "tx get (snapshot, ro)",
+                "write-skew @ serializable", "write-skew @ snapshot"
+            ])
+        #expect(doc.results.allSatisfy { $0.opsPerSecond > 0 })
+        #expect(doc.results.allSatisfy { $0.retries <= $0.aborts.values.reduce(0, +) })
+    }
+
+    @Test("an unknown workload is refused with the list of workloads")
+    func unknownWorkload() throws {
+        let result = try IsokvExecutable.run(["bench", "engine", "--workload", "ycsb-z"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("ycsb-a"), "\(result.stderr)")
+    }
+}
