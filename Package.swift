@@ -112,6 +112,7 @@ let package = Package(
                 "ConcurrentMaps",
                 "IsoKVSync",
                 "IsoKV",
+                "IsoKVPostgres",
                 "IsoKVStorage",
                 "MapBenchmarks",
                 "IsoKVWorkloads",
