@@ -64,7 +64,7 @@ final class HeldConnection: Sendable {
     /// task cancels the wait.
     static func lease(from client: PostgresClient, timeout: Duration) async throws -> HeldConnection {
         let handoff = Handoff()
-        return try await withTaskCancellationHandler {
+        let held = try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (caller: CheckedContinuation<HeldConnection, any Error>) in
                 guard handoff.start(caller) else { return }  // cancelled before it began
                 let leaseTask = Task {
@@ -96,6 +96,10 @@ final class HeldConnection: Sendable {
         } onCancel: {
             handoff.fail(CancellationError())
         }
+        // The lease task built `held` and resumed us after its `deliver` released the handoff lock; taking that
+        // lock here makes the hand-over visible to ThreadSanitizer too (it does not see the continuation's edge).
+        handoff.synchronize()
+        return held
     }
 
     /// The rendezvous between ``lease(from:timeout:)``'s caller and its lease task: the caller's continuation is
@@ -133,6 +137,9 @@ final class HeldConnection: Sendable {
             // failure, the lease request; a delivered connection keeps its task, which waits for `release`).
             if finished { timer.cancel() }
         }
+
+        /// Takes and releases the lock: orders what `deliver` did before it with what the caller does after.
+        func synchronize() { state.withLock { _ in } }
 
         /// Returns false if the caller has already been resumed with a failure (the connection is not wanted).
         func deliver(_ held: HeldConnection) -> Bool {
