@@ -7,6 +7,7 @@
 //   IsoKV           the embedded MVCC engine and the store protocol
 //   IsoKVStorage    write-ahead log with group commit, checkpoints, recovery (the engine's durability layer)
 //   IsoKVHistory    history recorder and checker (Adya's DSG: G0, G1a/b/c, G-single, G2-item, G2)
+//   IsoKVPostgres   the store contract over PostgreSQL (postgres-nio's PostgresClient and its pool)
 //   IsoKVConformance  the anomaly and row-lock replays every backend runs, expected outcomes from capabilities
 //   MapBenchmarks   the workloads and thread harness of `isokv bench maps` (a library so tests can run them)
 //   IsoKVWorkloads  YCSB and contention workloads over the store contract, generators, the timed async harness
@@ -15,7 +16,6 @@
 //   IsoKVClient     the store contract over HTTP (AsyncHTTPClient): `IsoKVRemote`, one more backend
 //   isokv           the one CLI executable: bench, check, serve, lab...
 //   IsoKVTestSupport  (Tests/IsoKVTestSupport) what the test targets share; not a product
-// Planned: IsoKVPostgres (PostgreSQL backend).
 //
 // ISOKV_FUZZ=1 adds the libFuzzer target for the WAL decoder (see Sources/IsoKVStorage/DESIGN.md); it is not part
 // of the normal build because it only links with -sanitize=fuzzer.
@@ -38,6 +38,7 @@ let package = Package(
         .library(name: "IsoKV", targets: ["IsoKV"]),
         .library(name: "IsoKVStorage", targets: ["IsoKVStorage"]),
         .library(name: "IsoKVHistory", targets: ["IsoKVHistory"]),
+        .library(name: "IsoKVPostgres", targets: ["IsoKVPostgres"]),
         .library(name: "IsoKVWorkloads", targets: ["IsoKVWorkloads"]),
         .library(name: "IsoKVConformance", targets: ["IsoKVConformance"]),
         .library(name: "IsoKVLab", targets: ["IsoKVLab"]),
@@ -47,6 +48,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // The PostgreSQL backend only (IsoKVPostgres); the embedded engine never depends on it.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         // The HTTP server (IsoKVServer) and its tests only; the embedded engine never depends on these.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -96,6 +99,12 @@ let package = Package(
         .target(
             name: "IsoKVHistory",
             dependencies: ["IsoKVSync"],
+            exclude: ["DESIGN.md"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "IsoKVPostgres",
+            dependencies: ["IsoKVCore", "IsoKVSync", .product(name: "PostgresNIO", package: "postgres-nio")],
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
@@ -152,6 +161,7 @@ let package = Package(
                 "ConcurrentMaps",
                 "IsoKVSync",
                 "IsoKV",
+                "IsoKVPostgres",
                 "IsoKVStorage",
                 "IsoKVServer",
                 "MapBenchmarks",
@@ -190,6 +200,12 @@ let package = Package(
         .testTarget(
             name: "IsoKVHistoryTests",
             dependencies: ["IsoKVHistory", "IsoKVSync", "IsoKVTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IsoKVPostgresTests",
+            dependencies: ["IsoKVPostgres", "IsoKVCore", "IsoKVConformance", "IsoKVHistory", "IsoKVTestSupport",
+                           .product(name: "PostgresNIO", package: "postgres-nio")],
             swiftSettings: strict
         ),
         .testTarget(

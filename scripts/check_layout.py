@@ -13,6 +13,7 @@ ALLOWED = {
     "IsoKVConformance": {"IsoKVCore", "IsoKVSync"},
     "IsoKVWorkloads": {"IsoKVCore", "IsoKVSync", "Histogram"},
     "IsoKVLab": {"IsoKVCore", "IsoKV", "IsoKVConformance", "IsoKVWorkloads"},
+    "IsoKVPostgres": {"IsoKVCore", "IsoKVSync", "PostgresNIO"},
     "MapBenchmarks": {"ConcurrentMaps", "IsoKVSync", "IsoKVWorkloads"},
     "IsoKVTestSupport": {"IsoKVCore", "IsoKVWorkloads"},
     "IsoKVClient": {"IsoKVCore", "AsyncHTTPClient", "NIOCore", "NIOHTTP1"},

@@ -40,6 +40,12 @@ struct BenchEngine: AsyncParsableCommand {
     @Option(help: "Key directory / baseline map: read-mostly | adaptive | hash-trie | sharded | mutex")
     var map: DirectoryMap = .readMostly
     @Option(help: "table | json") var format: OutputFormat = .table
+    @Option(
+        help: ArgumentHelp(
+            "postgres://user@host:port/db[?schema=NAME]: run ycsb-a, ycsb-b, ycsb-c and counter on the embedded "
+                + "engine and on this PostgreSQL in one run, with the ratio (--workload is then ignored; data goes "
+                + "to schema isokv_bench unless the URL names one)"))
+    var backend: String?
 
     func validate() throws {
         guard Workload<Database>.named(workload) != nil else {
@@ -58,6 +64,7 @@ struct BenchEngine: AsyncParsableCommand {
     static let slices = 5
 
     func run() async throws {
+        if let backend { return try await runComparison(url: backend) }
         let workload = Workload<Database>.named(self.workload)!  // checked by validate()
         let data = Dataset(keyCount: keys, valueSize: valueSize, distribution: distribution.chooserDistribution)
         let db = map.makeDatabase()
