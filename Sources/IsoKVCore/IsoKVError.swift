@@ -71,6 +71,11 @@ public struct IsoKVError: Error, Sendable, Hashable, CustomStringConvertible {
         /// write (fix its permissions: `chmod 700`).
         public static let objectNotInPrerequisiteState = IsoKVError.Code(rawValue: "55000")
 
+        /// `08006`: the connection to a remote store (PostgreSQL) was lost, or none could be made in time. Not
+        /// retryable by `transaction { }`: if it interrupted a commit or a single-key write, that write may or may
+        /// not have happened (read the key to find out). A later call can succeed once the server is back.
+        public static let connectionFailure = IsoKVError.Code(rawValue: "08006")
+
         // Codes of the HTTP API (the server returns them; the client maps them back to `IsoKVError`).
         /// `02000` no_data: the key (or job) is absent.
         public static let noData = IsoKVError.Code(rawValue: "02000")
