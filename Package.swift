@@ -70,6 +70,7 @@ let package = Package(
         ),
         .target(
             name: "IsoKVCore",
+            exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
         .target(
