@@ -117,7 +117,7 @@ let package = Package(
         ),
         .target(
             name: "IsoKVLab",
-            dependencies: ["IsoKVCore", "IsoKV", "IsoKVConformance", "IsoKVWorkloads"],
+            dependencies: ["IsoKVCore", "IsoKVSync", "IsoKV", "IsoKVConformance", "IsoKVWorkloads"],
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),

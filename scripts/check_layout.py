@@ -12,7 +12,7 @@ ALLOWED = {
     "IsoKV": {"IsoKVCore", "IsoKVSync", "ConcurrentMaps", "IsoKVStorage"},
     "IsoKVConformance": {"IsoKVCore", "IsoKVSync"},
     "IsoKVWorkloads": {"IsoKVCore", "IsoKVSync", "Histogram"},
-    "IsoKVLab": {"IsoKVCore", "IsoKV", "IsoKVConformance", "IsoKVWorkloads"},
+    "IsoKVLab": {"IsoKVCore", "IsoKVSync", "IsoKV", "IsoKVConformance", "IsoKVWorkloads"},
     "IsoKVPostgres": {"IsoKVCore", "IsoKVSync", "PostgresNIO"},
     "MapBenchmarks": {"ConcurrentMaps", "IsoKVSync", "IsoKVWorkloads"},
     "IsoKVTestSupport": {"IsoKVCore", "IsoKVWorkloads"},

@@ -1,6 +1,6 @@
 import IsoKV
 import IsoKVCore
-import Synchronization
+import IsoKVSync
 
 /// Seed 004's single writer per key partition: one owner task per partition; a request for counter key `k` goes to
 /// partition `fnv1a(k) % partitions` through that partition's `AsyncStream`, and the owner applies what is queued
@@ -21,7 +21,7 @@ final class PartitionedWriter: Sendable {
     /// adds one *before* it yields, so an owner that reads `q` can take `q` requests: any it has not received yet
     /// is being yielded, and waiting for it is a suspension of the owner, never a blocked thread.
     final class Backlog: Sendable {
-        let count = Mutex(0)
+        let count = Locked(0)
     }
 
     struct Partition: Sendable {
@@ -125,7 +125,7 @@ final class PartitionedWriter: Sendable {
 
 /// A shared count (retries, batches), safe from any task.
 final class Tally: Sendable {
-    private let value = Mutex(0)
+    private let value = Locked(0)
     func add(_ n: Int) { value.withLock { $0 += n } }
     var count: Int { value.withLock { $0 } }
 }
