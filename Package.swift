@@ -222,7 +222,8 @@ let package = Package(
         .testTarget(
             name: "IsoKVServerTests",
             dependencies: [
-                "IsoKVServer", "IsoKV", "IsoKVCore", "IsoKVSync", "IsoKVStorage", "IsoKVTestSupport",
+                "IsoKVServer", "IsoKV", "IsoKVCore", "IsoKVSync", "IsoKVStorage", "IsoKVTestSupport", "IsoKVClient",
+                "IsoKVConformance",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -323,14 +323,18 @@ struct OpExecutor {
             try await write(key, new, wasWritten: current != nil || wasWritten)
             return OpResult(op: op.name, key: key, found: current != nil, value: new, versionIsCommit: true)
         case .scan(let range, let limit, let reverse, let keysOnly, let mode, let wait):
-            let rows = try await tx.scan(range, limit: limit + 1, reverse: reverse, lock: mode, wait: wait)
+            // An unlocked scan reads one row more to know whether more follow; a locking scan must not lock a row
+            // it does not return (a SKIP LOCKED consumer would hide it from the others), so it reads `limit` rows
+            // and reports `more` when the page is full (there may be more).
+            let rows = try await tx.scan(
+                range, limit: mode == nil ? limit + 1 : limit, reverse: reverse, lock: mode, wait: wait)
             var items: [ScanItem] = []
             for row in rows.prefix(limit) {
                 let version = written.contains(row.key) ? nil : try await versionIfCurrent(row.key, row.value)
                 items.append(ScanItem(key: row.key, value: keysOnly ? nil : row.value, version: version))
             }
             var r = OpResult(op: op.name, count: items.count, items: items)
-            r.more = rows.count > limit
+            r.more = mode == nil ? rows.count > limit : rows.count == limit
             return r
         case .assert(let key, let version, let exists):
             if tx.isReadOnly {
