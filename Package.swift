@@ -222,11 +222,13 @@ let package = Package(
         .testTarget(
             name: "IsoKVServerTests",
             dependencies: [
-                "IsoKVServer", "IsoKV", "IsoKVCore", "IsoKVSync", "IsoKVStorage", "IsoKVTestSupport",
+                "IsoKVServer", "IsoKV", "IsoKVCore", "IsoKVSync", "IsoKVStorage", "IsoKVTestSupport", "IsoKVClient",
+                "IsoKVConformance",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

@@ -1,13 +1,13 @@
 import HTTPTypes
 import Hummingbird
-import IsoKV
 import IsoKVCore
 import Logging
 import NIOCore
 import ServiceLifecycle
 
-/// Builds the IsoKV HTTP application over `database`: routes, middlewares and the `StoreService` that reaps idle
-/// transactions and, at shutdown, rolls back open transactions and closes the store (when `closeDatabase`).
+/// Builds the IsoKV HTTP application over `database` (any `KeyValueStore`; see ``ServerBackend`` for what else the
+/// server uses when the store offers it): routes, middlewares and the `StoreService` that reaps idle transactions
+/// and, at shutdown, rolls back open transactions and closes the store (when `closeDatabase`).
 ///
 /// ```swift
 /// let app = try buildApplication(configuration: ServerConfiguration(port: 0), database: Database.inMemory())
@@ -15,7 +15,7 @@ import ServiceLifecycle
 /// ```
 /// `runServer(configuration:database:logger:)` runs it with the full shutdown sequence (readiness first).
 public func buildApplication(
-    configuration: ServerConfiguration, database: Database, closeDatabase: Bool = true,
+    configuration: ServerConfiguration, database: any KeyValueStore, closeDatabase: Bool = true,
     logger: Logger? = nil
 ) throws -> some ApplicationProtocol {
     try IsoKVServer(configuration: configuration, database: database, closeDatabase: closeDatabase, logger: logger)
@@ -28,9 +28,15 @@ public struct IsoKVServer: Sendable {
     let logger: Logger
     public let application: Application<RouterResponder<IsoKVRequestContext>>
 
-    /// `onRunning` is called with the bound port once the server listens.
+    /// `onRunning` is called with the bound port once the server listens. `database` is any store; when it is a
+    /// ``ServerBackend`` the server also uses its optional capabilities (closing, metrics, fail-stop).
+    ///
+    /// ```swift
+    /// let server = try IsoKVServer(configuration: ServerConfiguration(port: 7070), database: Database.inMemory())
+    /// try await server.run()
+    /// ```
     public init(
-        configuration: ServerConfiguration, database: Database, closeDatabase: Bool = true,
+        configuration: ServerConfiguration, database: any KeyValueStore, closeDatabase: Bool = true,
         logger: Logger? = nil, onRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws {
         let logger = logger ?? Logger(label: "isokv")
@@ -86,8 +92,8 @@ struct StoreService: Service {
             }
         }
         await state.registry.shutdown()
-        if closeDatabase {
-            await state.db.close()
+        if closeDatabase, let backend = state.backend {
+            await backend.closeForShutdown()
             logger.info("store closed")
         }
     }
@@ -123,8 +129,8 @@ struct HealthRoutes {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: "ok\n")))
         }
         router.get("/readyz") { _, _ in
-            // A probe, answered in plain text: 503 while draining or after a storage failure (58030: the store
-            // refuses commits until it is restarted).
+            // A probe, answered in plain text: 503 while draining or after a storage failure of a fail-stop store
+            // (58030: the engine refuses commits until it is restarted).
             let (status, text): (HTTPResponse.Status, String) =
                 state.hasStorageFailed
                 ? (.serviceUnavailable, "not ready: storage failure (58030); restart the server\n")
@@ -141,7 +147,7 @@ struct HealthRoutes {
             headers[.contentType] = "text/plain; version=0.0.4"
             return Response(
                 status: .ok, headers: headers,
-                body: .init(byteBuffer: ByteBuffer(bytes: state.metrics.scrape(state.db))))
+                body: .init(byteBuffer: ByteBuffer(bytes: state.metrics.scrape(state.backend?.metricsSample()))))
         }
     }
 }

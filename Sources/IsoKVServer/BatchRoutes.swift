@@ -1,6 +1,5 @@
 import HTTPTypes
 import Hummingbird
-import IsoKV
 import IsoKVCore
 
 /// `POST /v1/txn`: compares, then the `success` or the `failure` ops, atomically.
@@ -181,7 +180,13 @@ struct BatchRoutes {
                 guard let k = op.pointKey else { continue }
                 if op.writes { modes[k] = .forUpdate } else if modes[k] == nil { modes[k] = .forShare }
             }
-            for key in modes.keys.sorted() { _ = try await tx.lock(key, modes[key]!, wait: .block) }
+            // A store may lock nothing for an absent key (PostgreSQL: no row, no lock). So a key found absent here
+            // is written with `insert`, which fails if another transaction created it meanwhile; that failure is
+            // turned into a retryable `40001` and the whole batch runs again (see OpExecutor.run's `createOnly`).
+            var absent: Set<Bytes> = []
+            for key in modes.keys.sorted() where try await tx.lock(key, modes[key]!, wait: .block) == nil {
+                absent.insert(key)
+            }
             // 2. Compares.
             var failed: [Int] = []
             for (i, c) in compares.enumerated() {
@@ -210,7 +215,7 @@ struct BatchRoutes {
             for (i, op) in ops.enumerated() {
                 do {
                     var r = try await executor.run(
-                        op, in: tx, written: &written, writtenBytes: &writtenBytes, caps: false)
+                        op, in: tx, written: &written, writtenBytes: &writtenBytes, caps: false, createOnly: absent)
                     if case .get(let k, _, _) = op, written.contains(k) { r.versionIsCommit = true }
                     results.append(r)
                 } catch {
@@ -222,10 +227,10 @@ struct BatchRoutes {
                 }
             }
             // 4. Commit.
-            let revision = try await tx.commitReturningVersion()
+            let (revision, counts) = try await commitReportingVersion(tx)
+            if counts { state.metrics.commit("batch") }
             if let revision {
                 state.observe(revision)
-                state.metrics.commit("batch")
                 for i in results.indices
                 where results[i].versionIsCommit && results[i].op != "delete" && results[i].op != "delete_range" {
                     results[i].version = revision

@@ -1,6 +1,5 @@
 import HTTPTypes
 import Hummingbird
-import IsoKV
 import IsoKVCore
 
 /// `/v1/kv/{key}` (GET, HEAD, PUT, DELETE), `/v1/incr/{key}` and the scan `GET /v1/kv`.
@@ -119,10 +118,14 @@ struct KVRoutes {
     }
 }
 
-/// A one-shot write of one key: a short read-committed transaction that takes the row's exclusive lock, reads the
-/// current version (exact under the lock), evaluates the preconditions there — inside the transaction, so no
-/// other write can slip in between the check and the write — writes and commits. `40001`/`40P01` are retried a
-/// bounded number of times (`internalRetries`), though one row lock at read committed should meet neither.
+/// A one-shot write of one key, through the store contract's single-key operations (so it works on every store,
+/// and on PostgreSQL each step is one statement): read the current value and version, evaluate the preconditions
+/// against that version, then write *conditioned on that same version* (`put(ifVersion:)`, `put(ifAbsent:)`,
+/// `delete(ifVersion:)`). The check and the write are therefore one atomic step: if another write slipped in
+/// between, the conditional write fails (`IK412` or `23505`) and the loop starts over with the new version, where
+/// the preconditions are evaluated again. Each retry means another write succeeded, so the loop makes progress;
+/// it is bounded by `maxWriteAttempts`, after which the client gets a retryable `40001`. Retryable store errors
+/// (`40001`, `40P01`) are retried `internalRetries` times with backoff.
 struct SingleKeyWrite {
     let state: ServerState
 
@@ -131,46 +134,63 @@ struct SingleKeyWrite {
     struct Outcome {
         /// The version before the write (nil: absent).
         var previous: VersionedValue?
-        /// The new version (the commit number).
+        /// The new version (0 for a delete).
         var version: UInt64
     }
+
+    /// Conditional writes lost to a concurrent writer before the request gives up with `40001`.
+    static let maxWriteAttempts = 1000
 
     func write(
         _ key: Bytes, preconditions: ETag.Preconditions,
         decide: (VersionedValue?) throws -> Decision,
         onValue: (Bytes) -> Void = { _ in }
     ) async throws -> Outcome {
-        var attempt = 1
+        let db = state.db
+        var errors = 1
+        var lost = 0
         while true {
-            let tx = try await state.db.begin(.readCommitted, readOnly: false)
             do {
-                _ = try await tx.lock(key, .forUpdate, wait: .block)
-                let current = try await state.db.get(key)
+                let current = try await db.get(key)
                 state.observe(current?.version)
                 guard preconditions.allows(current: current?.version) else {
                     throw ServerError.preconditionFailed(
                         "precondition failed (\(preconditions.summary)); current version: \(current.map { ETag.format($0.version) } ?? "none (absent)")",
                         key: key, current: current?.version)
                 }
-                switch try decide(current) {
-                case .put(let value):
-                    onValue(value)
-                    try await tx.put(key, value)
-                case .delete:
-                    _ = try await tx.delete(key)
-                }
-                guard let version = try await tx.commitReturningVersion() else {
-                    throw ServerError(.internalError, "a write committed without a version")
+                let version: UInt64
+                do {
+                    switch (try decide(current), current) {
+                    case (.put(let value), nil):
+                        onValue(value)
+                        version = try await db.put(key, value, ifAbsent: true)
+                    case (.put(let value), let current?):
+                        onValue(value)
+                        version = try await db.put(key, value, ifVersion: current.version)
+                    case (.delete, let current?):
+                        try await db.delete(key, ifVersion: current.version)
+                        version = 0
+                    case (.delete, nil):
+                        throw ServerError.notFound(key)
+                    }
+                } catch let e as IsoKVError where e.code == .versionMismatch || e.code == .uniqueViolation {
+                    // Another write came between the read and the conditional write: read again.
+                    lost += 1
+                    if lost >= Self.maxWriteAttempts {
+                        throw IsoKVError(
+                            .serializationFailure,
+                            "\(lost) concurrent writes to the key came between this request's read and its write")
+                    }
+                    continue
                 }
                 state.observe(version)
                 state.metrics.commit("single")
                 return Outcome(previous: current, version: version)
             } catch {
-                try? await tx.rollback()
                 state.noteError(error)
-                if let e = error as? IsoKVError, e.isRetryable, attempt < state.limits.internalRetries {
-                    attempt += 1
-                    try await RetryPolicy.default.sleepBeforeRetry(attempt - 1)
+                if let e = error as? IsoKVError, e.isRetryable, errors < state.limits.internalRetries {
+                    errors += 1
+                    try await RetryPolicy.default.sleepBeforeRetry(errors - 1)
                     continue
                 }
                 throw error

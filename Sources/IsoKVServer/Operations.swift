@@ -1,4 +1,3 @@
-import IsoKV
 import IsoKVCore
 
 /// One op of `POST /v1/txn` or `POST /v1/transactions/{id}/ops`, as sent.
@@ -225,7 +224,7 @@ struct ScanItem: Sendable {
 /// Executes ops inside an engine transaction. Used by the batch endpoint (in the request's own task) and by
 /// interactive transactions (in the owner task); never shares the handle.
 struct OpExecutor {
-    let db: Database
+    let db: any KeyValueStore
     let limits: ServerLimits
 
     /// The current committed version of `key`, exact while this transaction holds a row lock on it (every writer
@@ -234,9 +233,25 @@ struct OpExecutor {
 
     /// Runs `op`. `written` tracks keys written so far (to report a pending own write's version as unknown and to
     /// enforce the write caps when `caps`).
-    func run(_ op: Op, in tx: IsoKV.Transaction, written: inout Set<Bytes>, writtenBytes: inout Int, caps: Bool)
-        async throws -> OpResult
-    {
+    ///
+    /// `createOnly`: keys the caller found absent under its lock; a `put` or `incr` of one (not yet written here) is
+    /// an `insert`, and a concurrent creation (`23505`) becomes a retryable `40001`, because a store may not lock
+    /// an absent key (PostgreSQL).
+    func run(
+        _ op: Op, in tx: any StoreTransaction, written: inout Set<Bytes>, writtenBytes: inout Int, caps: Bool,
+        createOnly: Set<Bytes> = []
+    ) async throws -> OpResult {
+        /// Writes `value`, as an insert when `key` must still be absent.
+        func write(_ key: Bytes, _ value: Bytes, wasWritten: Bool) async throws {
+            guard createOnly.contains(key) && !wasWritten else { return try await tx.put(key, value) }
+            do {
+                try await tx.insert(key, value)
+            } catch let e as IsoKVError where e.code == .uniqueViolation {
+                throw IsoKVError(
+                    .serializationFailure, "the key was created by a concurrent transaction after it was checked",
+                    key: key)
+            }
+        }
         func noteWrite(_ key: Bytes, _ bytes: Int) throws(ServerError) {
             if caps {
                 if !written.contains(key) && written.count >= limits.maxTransactionWrites {
@@ -276,8 +291,9 @@ struct OpExecutor {
                         key: key, current: current?.version)
                 }
             }
+            let wasWritten = written.contains(key)
             try noteWrite(key, value.count)
-            try await tx.put(key, value)
+            try await write(key, value, wasWritten: wasWritten)
             return OpResult(op: op.name, key: key, versionIsCommit: true)
         case .create(let key, let value):
             try noteWrite(key, value.count)
@@ -302,18 +318,23 @@ struct OpExecutor {
         case .incr(let key, let delta, let initial):
             let current = try await tx.lock(key, .forUpdate, wait: .block)
             let new = try Self.increment(current, by: delta, initial: initial, key: key)
+            let wasWritten = written.contains(key)
             try noteWrite(key, new.count)
-            try await tx.put(key, new)
+            try await write(key, new, wasWritten: current != nil || wasWritten)
             return OpResult(op: op.name, key: key, found: current != nil, value: new, versionIsCommit: true)
         case .scan(let range, let limit, let reverse, let keysOnly, let mode, let wait):
-            let rows = try await tx.scan(range, limit: limit + 1, reverse: reverse, lock: mode, wait: wait)
+            // An unlocked scan reads one row more to know whether more follow; a locking scan must not lock a row
+            // it does not return (a SKIP LOCKED consumer would hide it from the others), so it reads `limit` rows
+            // and reports `more` when the page is full (there may be more).
+            let rows = try await tx.scan(
+                range, limit: mode == nil ? limit + 1 : limit, reverse: reverse, lock: mode, wait: wait)
             var items: [ScanItem] = []
             for row in rows.prefix(limit) {
                 let version = written.contains(row.key) ? nil : try await versionIfCurrent(row.key, row.value)
                 items.append(ScanItem(key: row.key, value: keysOnly ? nil : row.value, version: version))
             }
             var r = OpResult(op: op.name, count: items.count, items: items)
-            r.more = rows.count > limit
+            r.more = mode == nil ? rows.count > limit : rows.count == limit
             return r
         case .assert(let key, let version, let exists):
             if tx.isReadOnly {
@@ -336,7 +357,7 @@ struct OpExecutor {
     /// Takes a row lock; for `skipLocked`, says whether the row was skipped (locked by another transaction):
     /// the engine returns nil both for a skipped row and for an absent one, and a row this transaction can see
     /// but did not get is a skipped one.
-    func lockRow(_ key: Bytes, _ mode: RowLockMode, _ wait: LockWait, _ tx: IsoKV.Transaction) async throws -> (
+    func lockRow(_ key: Bytes, _ mode: RowLockMode, _ wait: LockWait, _ tx: any StoreTransaction) async throws -> (
         Bytes?, skipped: Bool
     ) {
         let value = try await tx.lock(key, mode, wait: wait)

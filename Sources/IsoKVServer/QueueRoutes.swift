@@ -1,20 +1,19 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import IsoKV
 import IsoKVCore
 
 /// Queue claims with leases (`/v1/queues/claim|ack|extend|release`): the jobs are the keys under a prefix, their
 /// values the payloads.
 ///
 /// A lease is a record the server keeps at a reserved key (`FF FF "isokv/lease/" + job key`) holding the lease's
-/// end (Unix milliseconds). Every queue operation first locks the *job's* row for update, so the lease record is
-/// only ever written under that lock and its version, read with `db.get`, is exact.
+/// end (Unix milliseconds) and its receipt, a random 64-bit number (`"<end>:<receipt>"`, ``LeaseRecord``). Every
+/// queue operation first locks the *job's* row for update, so the lease record is only ever written under that
+/// lock. Only the store contract is used, so queues work on every store.
 /// - claim: one short read-committed transaction: scan the prefix with `FOR UPDATE SKIP LOCKED` (jobs another
 ///   claimer is looking at are skipped, so concurrent claims are disjoint), keep the rows whose lease is absent
-///   or expired, write their lease records, commit. The receipt is the lease record's new version (the commit
-///   number). With `wait_ms`, an empty claim is retried every 50 ms until something is claimed or the wait ends
-///   (or the server drains).
+///   or expired, write their lease records with one new receipt, commit. With `wait_ms`, an empty claim is
+///   retried every 50 ms until something is claimed or the wait ends (or the server drains).
 /// - ack (delete the job), extend (a new lease end and a new receipt), release (drop the lease): conditioned on the
 ///   receipt: a lease that expired or was claimed again → `412 IK412`; a job that is gone → `404 02000`.
 /// Leases are durable like any write (they survive a restart). A job deleted with `DELETE /v1/kv/…` leaves its
@@ -105,16 +104,17 @@ struct QueueRoutes {
         let tx = try await db.begin(.readCommitted, readOnly: false)
         do {
             let now = Self.nowMillis()
-            let until = now + lease
+            let record = LeaseRecord(until: now + lease, receipt: LeaseRecord.newReceipt())
             var claimed: [(Bytes, Bytes)] = []
             var range = Reserved.clamp(.prefix(prefix))
             scanning: while claimed.count < max {
                 let rows = try await tx.scan(range, limit: 64, reverse: false, lock: .forUpdate, wait: .skipLocked)
                 if rows.isEmpty { break }
                 for row in rows {
-                    let leaseRecord = try await tx.get(Reserved.leaseKey(row.key))
-                    if let leaseRecord, let end = leaseRecord.int64, end > now { continue }
-                    try await tx.put(Reserved.leaseKey(row.key), Bytes(until))
+                    if let held = LeaseRecord(try await tx.get(Reserved.leaseKey(row.key))), held.until > now {
+                        continue
+                    }
+                    try await tx.put(Reserved.leaseKey(row.key), record.bytes)
                     claimed.append((row.key, row.value))
                     if claimed.count == max { break scanning }
                 }
@@ -124,10 +124,12 @@ struct QueueRoutes {
                 try await tx.rollback()
                 return []
             }
-            guard let revision = try await tx.commitReturningVersion() else { return [] }
-            state.observe(revision)
+            let (version, _) = try await commitReportingVersion(tx)
+            state.observe(version)
             state.metrics.commit("queue")
-            return claimed.map { Claimed(key: $0.0, value: $0.1, receipt: revision, leaseUntil: until) }
+            return claimed.map {
+                Claimed(key: $0.0, value: $0.1, receipt: record.receipt, leaseUntil: record.until)
+            }
         } catch {
             try? await tx.rollback()
             state.noteError(error)
@@ -157,14 +159,14 @@ struct QueueRoutes {
             let tx = try await db.begin(.readCommitted, readOnly: false)
             do {
                 let job = try await tx.lock(key, .forUpdate, wait: .block)
-                let record = try await db.get(Reserved.leaseKey(key))
+                let record = LeaseRecord(try await tx.get(Reserved.leaseKey(key)))
                 let now = Self.nowMillis()
-                guard let record, record.version == receipt, let end = record.value.int64, end > now else {
+                guard let record, record.receipt == receipt, record.until > now else {
                     throw ServerError.preconditionFailed(
-                        record?.version == receipt
+                        record?.receipt == receipt
                             ? "the lease has expired"
                             : "the receipt does not hold the lease (expired and claimed again, or released)",
-                        key: key, current: record?.version)
+                        key: key, current: nil)
                 }
                 guard job != nil else { throw ServerError.notFound(key) }
                 let response: Response
@@ -177,18 +179,18 @@ struct QueueRoutes {
                     _ = try await tx.delete(Reserved.leaseKey(key))
                     response = Response(status: .noContent)
                 case .extend:
-                    let until = now + lease
-                    try await tx.put(Reserved.leaseKey(key), Bytes(until))
-                    guard let revision = try await tx.commitReturningVersion() else {
-                        throw ServerError(.internalError, "extend wrote nothing")
-                    }
-                    state.observe(revision)
+                    let extended = LeaseRecord(until: now + lease, receipt: LeaseRecord.newReceipt())
+                    try await tx.put(Reserved.leaseKey(key), extended.bytes)
+                    let (version, _) = try await commitReportingVersion(tx)
+                    state.observe(version)
                     state.metrics.commit("queue")
-                    return JSONValue.object([("receipt", .string(String(revision))), ("lease_until", .int(until))])
-                        .response()
+                    return JSONValue.object([
+                        ("receipt", .string(String(extended.receipt))), ("lease_until", .int(extended.until))
+                    ])
+                    .response()
                 }
-                let revision = try await tx.commitReturningVersion()
-                state.observe(revision)
+                let (version, _) = try await commitReportingVersion(tx)
+                state.observe(version)
                 state.metrics.commit("queue")
                 return response
             } catch {
@@ -203,4 +205,28 @@ struct QueueRoutes {
             }
         }
     }
+}
+
+/// A lease record's value: `"<end in Unix ms>:<receipt>"`.
+struct LeaseRecord {
+    var until: Int64
+    var receipt: UInt64
+
+    init(until: Int64, receipt: UInt64) {
+        self.until = until
+        self.receipt = receipt
+    }
+
+    /// Parses a stored record; nil when absent or not in this form.
+    init?(_ stored: Bytes?) {
+        guard let text = stored?.string, let colon = text.firstIndex(of: ":"),
+            let until = Int64(text[..<colon]), let receipt = UInt64(text[text.index(after: colon)...])
+        else { return nil }
+        self.init(until: until, receipt: receipt)
+    }
+
+    var bytes: Bytes { Bytes(Array("\(until):\(receipt)".utf8)) }
+
+    /// A fresh receipt: 63 random bits (never 0).
+    static func newReceipt() -> UInt64 { UInt64.random(in: 1...UInt64(Int64.max)) }
 }

@@ -1,7 +1,6 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import IsoKV
 import IsoKVCore
 
 /// `GET /v1/kv?prefix=…` / `?start=…&end=…`: pages of a scan, all read from one snapshot.

@@ -1,5 +1,4 @@
 import CoreMetrics
-import IsoKV
 import IsoKVCore
 import IsoKVSync
 import Metrics
@@ -14,13 +13,14 @@ import Prometheus
 /// | `isokv_http_requests_total` | counter | `route` (template), `method`, `status` | every response |
 /// | `isokv_http_request_duration_seconds` | histogram | `route`, `method` | every response |
 /// | `isokv_commits_total` | counter | `kind` (`single`, `batch`, `interactive`, `queue`) | commits the server made |
-/// | `isokv_aborts_total` | counter | `cause` | `db.statistics().aborts`, at scrape |
+/// | `isokv_aborts_total` | counter | `cause` | the engine's `statistics().aborts`, at scrape |
 /// | `isokv_open_transactions` / `isokv_open_cursors` | gauge | | the transaction registry |
 /// | `isokv_wal_appends_total`, `_batches_total`, `_fsyncs_total`, `_bytes_written_total` | counter | | `statistics().wal` |
 /// | `isokv_wal_group_commit_batch_size` | gauge | | appends ÷ batches since open |
 /// | `isokv_ssi_active_transactions`, `isokv_deferrable_waiting` | gauge | | `statistics().serializable` |
 /// | `isokv_keys`, `isokv_versions` | gauge | | `statistics()` |
 ///
+/// The rows from `statistics()` exist only when the store is the embedded engine (``ServerBackend/metricsSample()``).
 /// Lock waits are not counted by the engine; `isokv_aborts_total{cause="lock_not_available"}` counts the lock
 /// requests that failed (NOWAIT, lock timeout).
 final class ServerMetrics: Sendable {
@@ -85,39 +85,13 @@ final class ServerMetrics: Sendable {
         openCursors.set(Double(cursors))
     }
 
-    /// Brings the engine-derived metrics up to date (one `db.statistics()` call: O(keys), fine for a scrape) and
-    /// returns the whole registry in the Prometheus text format.
-    func scrape(_ db: Database) -> [UInt8] {
-        let s = db.statistics()
-        let a = s.aborts
-        publishCounter("isokv_aborts_total", labels: [("cause", "first_updater_wins")], a.firstUpdaterWins)
-        publishCounter("isokv_aborts_total", labels: [("cause", "rw_conflict_on_read")], a.rwConflictOnRead)
-        publishCounter("isokv_aborts_total", labels: [("cause", "rw_conflict_on_write")], a.rwConflictOnWrite)
-        publishCounter("isokv_aborts_total", labels: [("cause", "canceled_pivot")], a.canceledPivots)
-        publishCounter("isokv_aborts_total", labels: [("cause", "deadlock")], a.deadlocks)
-        publishCounter("isokv_aborts_total", labels: [("cause", "lock_not_available")], a.lockNotAvailable)
-        if let wal = s.wal {
-            publishCounter("isokv_wal_appends_total", labels: [], Int(wal.appends))
-            publishCounter("isokv_wal_batches_total", labels: [], Int(wal.batches))
-            publishCounter("isokv_wal_fsyncs_total", labels: [], Int(wal.syncs))
-            publishCounter("isokv_wal_bytes_written_total", labels: [], Int(wal.bytesWritten))
-            registry.makeGauge(
-                descriptor: Self.describe(
-                    "isokv_wal_group_commit_batch_size", "WAL records per write batch since open (group commit)")
-            )
-            .set(wal.batches == 0 ? 0 : Double(wal.appends) / Double(wal.batches))
+    /// Brings the store's figures up to date (`sample`, from ``ServerBackend/metricsSample()``; for the engine one
+    /// `statistics()` call: O(keys), fine for a scrape) and returns the whole registry in the Prometheus text format.
+    func scrape(_ sample: BackendMetricsSample?) -> [UInt8] {
+        for c in sample?.counters ?? [] { publishCounter(c.name, help: c.help, labels: c.labels, c.value) }
+        for g in sample?.gauges ?? [] {
+            registry.makeGauge(descriptor: Self.describe(g.name, g.help)).set(g.value)
         }
-        registry.makeGauge(
-            descriptor: Self.describe("isokv_ssi_active_transactions", "tracked serializable transactions running")
-        ).set(Double(s.serializable.active))
-        registry.makeGauge(
-            descriptor: Self.describe("isokv_deferrable_waiting", "deferrable transactions waiting for a safe snapshot")
-        ).set(Double(s.serializable.deferredWaiting))
-        registry.makeGauge(
-            descriptor: Self.describe("isokv_keys", "keys in the scan index (deleted keys not yet collected included)")
-        ).set(Double(s.indexedKeys))
-        registry.makeGauge(descriptor: Self.describe("isokv_versions", "committed versions retained")).set(
-            Double(s.versions))
         return registry.emitToBuffer()
     }
 
@@ -125,22 +99,14 @@ final class ServerMetrics: Sendable {
         MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
     }
 
-    static let help: [String: String] = [
-        "isokv_aborts_total": "aborts (40001, 40P01) and failed lock requests (55P03) by cause, from the engine",
-        "isokv_wal_appends_total": "WAL records appended",
-        "isokv_wal_batches_total": "WAL write batches (group commits)",
-        "isokv_wal_fsyncs_total": "fdatasync calls on WAL segments",
-        "isokv_wal_bytes_written_total": "bytes written to WAL segments"
-    ]
-
-    private func publishCounter(_ name: String, labels: [(String, String)], _ value: Int) {
+    private func publishCounter(_ name: String, help: String, labels: [(String, String)], _ value: Int) {
         let key = name + labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
         let delta = lastPublished.withLock { last -> Int in
             let d = value - (last[key] ?? 0)
             if d > 0 { last[key] = value }
             return d
         }
-        let descriptor = Self.describe(name, Self.help[name] ?? "")
+        let descriptor = Self.describe(name, help)
         let counter =
             labels.isEmpty
             ? registry.makeCounter(descriptor: descriptor)

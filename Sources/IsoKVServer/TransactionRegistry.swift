@@ -1,5 +1,4 @@
 import Foundation
-import IsoKV
 import IsoKVCore
 import IsoKVSync
 
@@ -41,7 +40,7 @@ final class TransactionRegistry: Sendable {
     /// What requests send to an owner: `run` executes with the transaction and resumes its request's
     /// continuation; `fail` resumes it with an error instead (the transaction could not begin).
     struct Command: Sendable {
-        let run: @Sendable (IsoKV.Transaction, OwnerState) async -> Void
+        let run: @Sendable (any StoreTransaction, OwnerState) async -> Void
         let fail: @Sendable (any Error) -> Void
     }
 
@@ -105,7 +104,7 @@ final class TransactionRegistry: Sendable {
     /// when too many are open and `57P01` while draining.
     func open(
         kind: Kind, idleTimeout: Duration, lifetime: Duration, cursorScope: String? = nil,
-        begin: @escaping @Sendable () async throws -> IsoKV.Transaction
+        begin: @escaping @Sendable () async throws -> any StoreTransaction
     ) throws(ServerError) -> String {
         let id = Self.newID()
         let (stream, continuation) = AsyncStream<Command>.makeStream()
@@ -144,10 +143,10 @@ final class TransactionRegistry: Sendable {
     /// The owner's loop: begin, serve commands in order, roll back at the end unless a command ended it.
     private static func own(
         stream: AsyncStream<Command>,
-        begin: @Sendable () async throws -> IsoKV.Transaction
+        begin: @Sendable () async throws -> any StoreTransaction
     ) async {
         let owner = OwnerState()
-        let tx: IsoKV.Transaction
+        let tx: any StoreTransaction
         do {
             tx = try await begin()
         } catch {
@@ -171,7 +170,7 @@ final class TransactionRegistry: Sendable {
     /// cursor's last page).
     func run<R: Sendable>(
         _ id: String, kind: Kind,
-        _ body: @escaping @Sendable (IsoKV.Transaction, OwnerState) async throws -> (R, Outcome?)
+        _ body: @escaping @Sendable (any StoreTransaction, OwnerState) async throws -> (R, Outcome?)
     )
         async throws -> R
     {

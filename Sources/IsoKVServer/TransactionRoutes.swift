@@ -1,7 +1,6 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import IsoKV
 import IsoKVCore
 
 /// Interactive transactions as resources: `/v1/transactions[/{id}[/ops|/kv/{key}|/commit|/rollback]]`.
@@ -84,8 +83,16 @@ struct TransactionRoutes {
                 pointer: "/lock_timeout_ms")
         }
         let db = state.db
+        let deferrableStore = db as? any DeferrableTransactions
+        if deferrable && deferrableStore == nil {
+            throw ServerError.invalid(
+                "deferrable transactions are not supported by this server's store", pointer: "/deferrable")
+        }
         let id = try registry.open(kind: .interactive, idleTimeout: idle, lifetime: lifetime) {
-            try await db.begin(isolation, readOnly: readOnly, deferrable: deferrable)
+            if let deferrableStore {
+                return try await deferrableStore.begin(isolation, readOnly: readOnly, deferrable: deferrable)
+            }
+            return try await db.begin(isolation, readOnly: readOnly)
         }
         let expires = Int64(Date().timeIntervalSince1970 * 1000) + lifetime.milliseconds
         var headers = HTTPFields()
@@ -153,7 +160,7 @@ struct TransactionRoutes {
     /// Runs `body` in the owner; a failure moves the transaction to `failed` (25P02 afterwards).
     private func inTransaction<R: Sendable>(
         _ id: String,
-        _ body: @escaping @Sendable (IsoKV.Transaction, OwnerState) async throws -> R
+        _ body: @escaping @Sendable (any StoreTransaction, OwnerState) async throws -> R
     ) async throws -> R {
         do {
             return try await registry.run(id, kind: .interactive) { tx, owner in
@@ -281,7 +288,7 @@ struct TransactionRoutes {
     /// (exact under the lock; a key this transaction already wrote has no version yet, so a version never matches
     /// it and `*` sees the transaction's own write). Returns whether a value is visible.
     private static func checkPreconditions(
-        _ p: ETag.Preconditions, key: Bytes, tx: IsoKV.Transaction, owner: OwnerState,
+        _ p: ETag.Preconditions, key: Bytes, tx: any StoreTransaction, owner: OwnerState,
         executor: OpExecutor
     ) async throws -> Bool {
         let visible = try await tx.lock(key, .forUpdate, wait: .block) != nil
@@ -329,8 +336,8 @@ struct TransactionRoutes {
                     )
                 }
                 do {
-                    let revision = try await tx.commitReturningVersion()
-                    if revision != nil { metrics.commit("interactive") }
+                    let (revision, counts) = try await commitReportingVersion(tx)
+                    if counts { metrics.commit("interactive") }
                     return (.committed(revision), .committed(revision: revision))
                 } catch {
                     var e = ErrorMapping.serverError(from: error)

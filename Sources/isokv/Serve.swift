@@ -1,28 +1,42 @@
 import ArgumentParser
 import Foundation
 import IsoKV
+import IsoKVCore
+import IsoKVPostgres
 import IsoKVServer
 import Logging
 
 /// `isokv serve`: the store over HTTP (the API is in Sources/IsoKVServer/DESIGN.md).
 ///
-/// Opens (creating it, mode 0700) the durable store in `--data`, listens on `--listen` (loopback by default), and
-/// runs until SIGTERM/SIGINT, then shuts down in order: readiness 503 → in-flight requests drain → open
-/// transactions roll back → the store is flushed and closed. Nothing acknowledged is lost.
+/// Opens the durable store in `--data` (`Database.open` creates it mode 0700 and refuses one other users can
+/// write), or, with `--backend postgres://…`, connects to PostgreSQL (the server then keeps no data: several
+/// servers can serve one database). Listens on `--listen` (loopback by default), and runs until SIGTERM/SIGINT,
+/// then shuts down in order: readiness 503 → in-flight requests drain → open transactions roll back → the store is
+/// flushed and closed (or its connections released). Nothing acknowledged is lost.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve the store over HTTP (GET/PUT with ETags, batches, transactions, queues, metrics)."
     )
 
-    @Option(help: "The data directory (created if missing, mode 0700).")
-    var data = "./isokv-data"
+    @Option(help: "The data directory of the embedded store (default ./isokv-data; created if missing, mode 0700).")
+    var data: String?
+
+    @Option(
+        help: """
+            The store: embedded (the default: the durable engine in --data) or \
+            postgres://user[:password]@host[:port][/database][?schema=NAME] (PostgreSQL; the server keeps no state, \
+            so several servers can share one database).
+            """)
+    var backend = "embedded"
 
     @Option(help: "Address and port to listen on (host:port; [v6]:port).")
     var listen = "127.0.0.1:7070"
 
     @Option(
-        help: "When a write is acknowledged: fsync (on stable storage), buffered (in the page cache), unsafe-no-sync.")
-    var durability = "fsync"
+        help:
+            "Embedded store: when a write is acknowledged: fsync (on stable storage, the default), buffered (in the page cache), unsafe-no-sync."
+    )
+    var durability: String?
 
     @Option(help: "A file holding the bearer token clients must send (Authorization: Bearer …).")
     var tokenFile: String?
@@ -48,13 +62,6 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "isokv")
         let (host, port) = try Self.parseListen(listen)
-        let mode: Database.Durability =
-            switch durability {
-            case "fsync": .fsync
-            case "buffered": .buffered
-            case "unsafe-no-sync": .unsafeNoSync
-            default: throw ValidationError("--durability must be fsync, buffered or unsafe-no-sync")
-            }
         guard let bodyLimit = Self.parseSize(maxBody), bodyLimit >= 1024 else {
             throw ValidationError("--max-body must be a size of at least 1024 bytes (e.g. 2M)")
         }
@@ -65,23 +72,19 @@ struct Serve: AsyncParsableCommand {
         if token == nil && !Self.isLoopback(host) && !insecure {
             throw ValidationError("refusing to listen on \(host) without --token-file (add --insecure to allow it)")
         }
-        let path = URL(fileURLWithPath: data).standardizedFileURL.path
-        try Self.prepareDataDirectory(path)
         var limits = ServerLimits()
         limits.maxBodyBytes = bodyLimit
         limits.maxValueBytes = min(limits.maxValueBytes, bodyLimit)
-        var engine = Database.Configuration()
-        engine.limits.maxWritesPerTransaction = limits.maxTransactionWrites
-        let db = try await Database.open(path: path, options: .init(durability: mode, configuration: engine))
         guard (0...60_000).contains(drainDelayMs) else {
             throw ValidationError("--drain-delay-ms must be in 0...60000")
         }
+        let (store, storeDescription) = try await openStore(limits: limits)
         var config = ServerConfiguration(host: host, port: port, token: token, limits: limits)
         config.drainDelay = .milliseconds(drainDelayMs)
         let auth = token == nil ? "none" : "bearer token"
-        let server = try IsoKVServer(configuration: config, database: db, logger: logger) { bound in
+        let server = try IsoKVServer(configuration: config, database: store, logger: logger) { bound in
             let shown = host.contains(":") ? "[\(host)]" : host
-            Self.say("isokv: listening on http://\(shown):\(bound) (data: \(path), durability: \(mode), auth: \(auth))")
+            Self.say("isokv: listening on http://\(shown):\(bound) (\(storeDescription), auth: \(auth))")
         }
         try await server.run()
         Self.say("isokv: stopped; store closed")
@@ -145,22 +148,41 @@ struct Serve: AsyncParsableCommand {
         return token
     }
 
-    /// Creates the data directory with mode 0700 if it does not exist; refuses one that other users can write.
-    static func prepareDataDirectory(_ path: String) throws {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else { throw ValidationError("\(path) exists and is not a directory") }
-            if let attributes = try? FileManager.default.attributesOfItem(atPath: path),
-                let permissions = attributes[.posixPermissions] as? Int, permissions & 0o022 != 0
-            {
-                throw ValidationError(
-                    "the data directory \(path) is writable by other users (mode \(String(permissions, radix: 8))); chmod 700 it"
-                )
+    /// Opens the store `--backend` names; returns it and how `listening on` describes it.
+    func openStore(limits: ServerLimits) async throws -> (any KeyValueStore, String) {
+        if backend == "embedded" {
+            let mode: Database.Durability =
+                switch durability ?? "fsync" {
+                case "fsync": .fsync
+                case "buffered": .buffered
+                case "unsafe-no-sync": .unsafeNoSync
+                default: throw ValidationError("--durability must be fsync, buffered or unsafe-no-sync")
+                }
+            let path = URL(fileURLWithPath: data ?? "./isokv-data").standardizedFileURL.path
+            // Missing parents are created here; the data directory itself (mode 0700, refused if others can write
+            // it) by Database.open.
+            let parent = (path as NSString).deletingLastPathComponent
+            if !parent.isEmpty, !FileManager.default.fileExists(atPath: parent) {
+                try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true)
             }
-        } else {
-            try FileManager.default.createDirectory(
-                atPath: path, withIntermediateDirectories: true,
-                attributes: [.posixPermissions: 0o700])
+            var engine = Database.Configuration()
+            engine.limits.maxWritesPerTransaction = limits.maxTransactionWrites
+            let db = try await Database.open(path: path, options: .init(durability: mode, configuration: engine))
+            return (db, "data: \(path), durability: \(mode)")
         }
+        guard backend.hasPrefix("postgres://") || backend.hasPrefix("postgresql://") else {
+            throw ValidationError("--backend must be embedded or a postgres:// URL")
+        }
+        if data != nil || durability != nil {
+            throw ValidationError("--data and --durability are for the embedded store; PostgreSQL keeps the data")
+        }
+        var configuration = try PostgresStore.Configuration(url: backend)
+        configuration.limits.maxWritesPerTransaction = limits.maxTransactionWrites
+        let store = try await PostgresStore(configuration: configuration)
+        let c = configuration.client
+        return (
+            store,
+            "backend: postgresql on \(c.host ?? "?"):\(c.port ?? 5432), database \(c.database ?? c.username), schema \(configuration.schema)"
+        )
     }
 }

@@ -16,11 +16,16 @@ final class ServeProcess: Sendable {
 
     var base: String { "http://127.0.0.1:\(port)" }
 
-    /// Starts `isokv serve --listen 127.0.0.1:0 …` and returns once it prints where it listens.
+    /// Starts `isokv serve --data DATA --listen 127.0.0.1:0 …` and returns once it prints where it listens.
     static func start(data: String, extra: [String] = []) async throws -> ServeProcess {
+        try await start(arguments: ["--data", data] + extra)
+    }
+
+    /// Starts `isokv serve --listen 127.0.0.1:0 ARGUMENTS` and returns once it prints where it listens.
+    static func start(arguments: [String]) async throws -> ServeProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try IsokvExecutable.path())
-        process.arguments = ["serve", "--data", data, "--listen", "127.0.0.1:0"] + extra
+        process.arguments = ["serve", "--listen", "127.0.0.1:0"] + arguments
         var env = ProcessInfo.processInfo.environment
         env["SWIFT_BACKTRACE"] = "enable=no"
         process.environment = env
@@ -182,6 +187,18 @@ struct ServeProcessTests {
             try IsokvExecutable.path(),
             ["serve", "--data", dir.file("data"), "--durability", "sometimes"])
         #expect(badMode != 0)
+        // A data directory other users can write is refused (by Database.open, the one place that checks).
+        try FileManager.default.createDirectory(atPath: dir.file("open"), withIntermediateDirectories: true)
+        chmod(dir.file("open"), 0o777)
+        let (openDir, _) = try await runCommand(
+            try IsokvExecutable.path(), ["serve", "--data", dir.file("open"), "--listen", "127.0.0.1:0"])
+        #expect(openDir != 0)
+        #expect(!FileManager.default.fileExists(atPath: dir.file("open") + "/LOCK"))
+        // --data belongs to the embedded store.
+        let (mixed, _) = try await runCommand(
+            try IsokvExecutable.path(),
+            ["serve", "--backend", "postgres://nobody@127.0.0.1:1/none", "--data", dir.file("data")])
+        #expect(mixed != 0)
     }
 
     /// Concurrent PUTs of distinct keys until `stop`; returns the keys (and values) that got a 2xx, and every
