@@ -144,7 +144,10 @@ struct BenchHTTP: AsyncParsableCommand {
                 ("connections", "\(connections)"), ("wrk threads", "\(threads)"),
                 ("duration", "\(duration) s per workload after \(warmup) s warm-up"),
                 ("value size", "\(valueSize) bytes"), ("keys", "\(keys)"),
-                ("isokv", "isokv serve, embedded durable store, durability \(durability) (\(mode)), no token"),
+                (
+                    "isokv",
+                    "isokv serve, embedded durable store, durability \(durability) (\(Self.meaning(mode))), no token"
+                ),
                 (
                     "nginx",
                     "\(tools.nginxVersion): worker_processes auto, access_log off, open_file_cache, keepalive_requests 1000000"
@@ -200,6 +203,15 @@ struct BenchHTTP: AsyncParsableCommand {
             throw error
         }
         await db.close()
+    }
+
+    /// When a PUT is acknowledged in `mode`.
+    static func meaning(_ mode: Database.Durability) -> String {
+        switch mode {
+        case .fsync: "a PUT is acknowledged once fdatasync'd"
+        case .buffered: "a PUT is acknowledged in the page cache"
+        case .unsafeNoSync: "a PUT is acknowledged before it is written"
+        }
     }
 
     /// SwiftPM compiles debug builds with `-DDEBUG`.
