@@ -49,7 +49,7 @@ public enum ReportSVG {
         let (legendSVG, legendHeight) = legend(names, published: chart.series.map(\.published))
         let longest = chart.categories.map(\.count).max() ?? 0
         let rotate = Double(longest) * 7 > (width - 100) / Double(max(chart.categories.count, 1)) - 6
-        let bottom = rotate ? min(36 + Double(longest) * 4.2, 150) : 48
+        let bottom = rotate ? min(38 + Double(longest) * 3.7, 150) : 48
         let top = 16 + legendHeight
         let left = rotate ? 100.0 : 78.0
         let plotHeight = 240.0
