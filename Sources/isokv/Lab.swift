@@ -8,7 +8,7 @@ import IsoKVLab
 struct Lab: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run an experiment: what each concurrency strategy prevents and what it costs.",
-        subcommands: [LabAnomalies.self, LabLostUpdate.self]
+        subcommands: [LabAnomalies.self, LabLostUpdate.self, LabReportCommand.self]
     )
 }
 
