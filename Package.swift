@@ -13,6 +13,7 @@
 //   IsoKVWorkloads  YCSB and contention workloads over the store contract, generators, the timed async harness
 //   IsoKVLab        the lab's experiments (anomaly matrix beside PostgreSQL's table, lost-update strategies, ...),
 //                   written once against the store contract
+//   IsoKVBaseline   SQLite through GRDB beside the embedded engine (`isokv lab baseline`); CLI and tests only
 //   IsoKVLabBackends  the lab's backends: PostgreSQL (a schema per run) and the HTTP server (in-process or a URL)
 //   IsoKVServer     the HTTP server (Hummingbird 2): `isokv serve`, the only place errors become HTTP
 //   IsoKVClient     the store contract over HTTP (AsyncHTTPClient): `IsoKVRemote`, one more backend
@@ -63,6 +64,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // SQLite through GRDB: the lab's baseline only (IsoKVBaseline, linked by the CLI and the lab's tests).
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         // Documentation only (`swift package generate-documentation`): a plugin, never linked into a product.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -136,6 +139,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The lab's SQLite baseline: GRDB stays out of the engine's and IsoKVLab's graphs.
+        .target(
+            name: "IsoKVBaseline",
+            dependencies: [
+                "IsoKV", "IsoKVCore", "IsoKVSync", "IsoKVWorkloads", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "MapBenchmarks",
             dependencies: ["ConcurrentMaps", "IsoKVSync"],
@@ -184,6 +195,7 @@ let package = Package(
                 "IsoKVWorkloads",
                 "IsoKVLab",
                 "IsoKVLabBackends",
+                "IsoKVBaseline",
                 "IsoKVConformance",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -234,7 +246,7 @@ let package = Package(
             name: "IsoKVLabTests",
             dependencies: [
                 "IsoKVLab", "IsoKVLabBackends", "IsoKV", "IsoKVCore", "IsoKVConformance", "IsoKVTestSupport",
-                "IsoKVWorkloads",
+                "IsoKVWorkloads", "IsoKVBaseline",
             ],
             swiftSettings: strict
         ),

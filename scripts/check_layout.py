@@ -14,6 +14,8 @@ ALLOWED = {
     "IsoKVWorkloads": {"IsoKVCore", "IsoKVSync", "Histogram"},
     "IsoKVLab": {"IsoKVCore", "IsoKVSync", "IsoKV", "IsoKVConformance", "IsoKVWorkloads"},
     "IsoKVPostgres": {"IsoKVCore", "IsoKVSync", "PostgresNIO"},
+    # The lab's SQLite baseline (GRDB): linked by the CLI and the lab's tests only.
+    "IsoKVBaseline": {"IsoKV", "IsoKVCore", "IsoKVSync", "IsoKVWorkloads", "GRDB"},
     # The lab's PostgreSQL and HTTP backends: linked by the CLI and the lab's tests, never by IsoKVLab itself, so the
     # experiments stay written against the store contract only.
     "IsoKVLabBackends": {"IsoKVLab", "IsoKV", "IsoKVCore", "IsoKVSync", "IsoKVConformance", "IsoKVPostgres",
@@ -25,7 +27,8 @@ ALLOWED = {
                     "Prometheus", "ServiceLifecycle"},
 }
 # Packages whose products must never be in the embedded engine's dependency closure.
-HEAVY = {"Hummingbird", "HummingbirdCore", "AsyncHTTPClient", "PostgresNIO", "NIOCore", "NIOPosix", "ArgumentParser"}
+HEAVY = {"Hummingbird", "HummingbirdCore", "AsyncHTTPClient", "PostgresNIO", "NIOCore", "NIOPosix", "ArgumentParser",
+         "GRDB"}
 
 d = json.load(sys.stdin)
 targets = {t["name"]: t for t in d["targets"]}

@@ -1,4 +1,5 @@
 import Foundation
+import IsoKVBaseline
 import IsoKVCore
 @testable import IsoKVLab
 import IsoKVLabBackends
@@ -118,5 +119,30 @@ struct LabCLITests {
         let run = try IsokvExecutable.run(["lab", "lost-update", "--quick", "--backend", "mysql://x"])
         #expect(run.status != 0)
         #expect(run.stderr.contains("unknown backend"), "\(run.stderr)")
+    }
+}
+
+@Suite("Lab baseline")
+struct LabBaselineTests {
+    @Test("SQLite (GRDB) beside the engine: every workload measured on both, the counters exact")
+    func quick() async throws {
+        let results = try await BaselineExperiment(.quick(seed: testSeed("lab baseline"))).run()
+        #expect(results.map(\.workload) == BaselineWorkload.allCases)
+        for r in results {
+            #expect(r.embeddedOperations > 0 && r.sqliteOperations > 0, "\(r)")
+            #expect(r.embeddedOpsPerSecond > 0 && r.sqliteOpsPerSecond > 0)
+            #expect(abs(r.ratio - r.embeddedOpsPerSecond / r.sqliteOpsPerSecond) < 1e-9)
+            #expect(r.countersExact == (r.workload == .counter ? true : nil), "\(r)")
+        }
+    }
+
+    @Test("the SQLite store reads back what it wrote")
+    func sqliteStore() async throws {
+        let store = try await SQLiteBaselineStore(keys: 10, valueSize: 8)
+        defer { try? store.close() }
+        for _ in 0..<5 { try await store.increment() }
+        #expect(try await store.counter() == 5)
+        try await store.update(3, Array("new".utf8))
+        try await store.read(3)
     }
 }
