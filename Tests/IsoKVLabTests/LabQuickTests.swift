@@ -64,6 +64,14 @@ struct LabQuickHTTPTests {
     @Test func contention() async throws {
         try await LabQuickChecks.contention(on: HTTPLabBackend(mode: .inProcess), seed: testSeed("lab contention http"))
     }
+    @Test("the anomaly matrix through the server: as expected for its capabilities, one explained difference")
+    func anomalies() async throws {
+        let matrix = await AnomalyMatrix.run(on: HTTPLabBackend(mode: .inProcess))
+        #expect(matrix.backend == "http")
+        #expect(matrix.mismatches.isEmpty, "\(matrix.mismatches)")
+        #expect(matrix.unexplainedDifferences.isEmpty)
+        #expect(matrix.comparison.filter(\.differs).map(\.phenomenon) == [.dirtyRead])
+    }
 }
 
 @Suite("Lab backends")
