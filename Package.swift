@@ -11,7 +11,10 @@
 //   IsoKVConformance  the anomaly and row-lock replays every backend runs, expected outcomes from capabilities
 //   MapBenchmarks   the workloads and thread harness of `isokv bench maps` (a library so tests can run them)
 //   IsoKVWorkloads  YCSB and contention workloads over the store contract, generators, the timed async harness
-//   IsoKVLab        the lab's experiments (anomaly matrix beside PostgreSQL's table, lost-update strategies)
+//   IsoKVLab        the lab's experiments (anomaly matrix beside PostgreSQL's table, lost-update strategies, ...),
+//                   written once against the store contract
+//   IsoKVBaseline   SQLite through GRDB beside the embedded engine (`isokv lab baseline`); CLI and tests only
+//   IsoKVLabBackends  the lab's backends: PostgreSQL (a schema per run) and the HTTP server (in-process or a URL)
 //   IsoKVServer     the HTTP server (Hummingbird 2): `isokv serve`, the only place errors become HTTP
 //   IsoKVClient     the store contract over HTTP (AsyncHTTPClient): `IsoKVRemote`, one more backend
 //   isokv           the one CLI executable: bench, check, serve, lab...
@@ -42,6 +45,7 @@ let package = Package(
         .library(name: "IsoKVWorkloads", targets: ["IsoKVWorkloads"]),
         .library(name: "IsoKVConformance", targets: ["IsoKVConformance"]),
         .library(name: "IsoKVLab", targets: ["IsoKVLab"]),
+        .library(name: "IsoKVLabBackends", targets: ["IsoKVLabBackends"]),
         .library(name: "IsoKVServer", targets: ["IsoKVServer"]),
         .library(name: "IsoKVClient", targets: ["IsoKVClient"]),
         .executable(name: "isokv", targets: ["isokv"]),
@@ -60,6 +64,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // SQLite through GRDB: the lab's baseline only (IsoKVBaseline, linked by the CLI and the lab's tests).
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         // Documentation only (`swift package generate-documentation`): a plugin, never linked into a product.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -121,6 +127,26 @@ let package = Package(
             exclude: ["DESIGN.md"],
             swiftSettings: strict
         ),
+        // The lab's backends beyond the embedded engine; the CLI and the lab's tests link it, IsoKVLab does not.
+        .target(
+            name: "IsoKVLabBackends",
+            dependencies: [
+                "IsoKVLab", "IsoKV", "IsoKVCore", "IsoKVSync", "IsoKVConformance", "IsoKVPostgres", "IsoKVServer",
+                "IsoKVClient",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The lab's SQLite baseline: GRDB stays out of the engine's and IsoKVLab's graphs.
+        .target(
+            name: "IsoKVBaseline",
+            dependencies: [
+                "IsoKV", "IsoKVCore", "IsoKVSync", "IsoKVWorkloads", .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "MapBenchmarks",
             dependencies: ["ConcurrentMaps", "IsoKVSync"],
@@ -168,6 +194,8 @@ let package = Package(
                 "MapBenchmarks",
                 "IsoKVWorkloads",
                 "IsoKVLab",
+                "IsoKVLabBackends",
+                "IsoKVBaseline",
                 "IsoKVConformance",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -216,7 +244,10 @@ let package = Package(
         ),
         .testTarget(
             name: "IsoKVLabTests",
-            dependencies: ["IsoKVLab", "IsoKV", "IsoKVConformance", "IsoKVTestSupport"],
+            dependencies: [
+                "IsoKVLab", "IsoKVLabBackends", "IsoKV", "IsoKVCore", "IsoKVConformance", "IsoKVTestSupport",
+                "IsoKVWorkloads", "IsoKVBaseline",
+            ],
             swiftSettings: strict
         ),
         .testTarget(

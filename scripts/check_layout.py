@@ -14,6 +14,12 @@ ALLOWED = {
     "IsoKVWorkloads": {"IsoKVCore", "IsoKVSync", "Histogram"},
     "IsoKVLab": {"IsoKVCore", "IsoKVSync", "IsoKV", "IsoKVConformance", "IsoKVWorkloads"},
     "IsoKVPostgres": {"IsoKVCore", "IsoKVSync", "PostgresNIO"},
+    # The lab's SQLite baseline (GRDB): linked by the CLI and the lab's tests only.
+    "IsoKVBaseline": {"IsoKV", "IsoKVCore", "IsoKVSync", "IsoKVWorkloads", "GRDB"},
+    # The lab's PostgreSQL and HTTP backends: linked by the CLI and the lab's tests, never by IsoKVLab itself, so the
+    # experiments stay written against the store contract only.
+    "IsoKVLabBackends": {"IsoKVLab", "IsoKV", "IsoKVCore", "IsoKVSync", "IsoKVConformance", "IsoKVPostgres",
+                         "IsoKVServer", "IsoKVClient", "PostgresNIO", "AsyncHTTPClient", "Logging"},
     "MapBenchmarks": {"ConcurrentMaps", "IsoKVSync", "IsoKVWorkloads"},
     "IsoKVTestSupport": {"IsoKVCore", "IsoKVWorkloads"},
     "IsoKVClient": {"IsoKVCore", "AsyncHTTPClient", "NIOCore", "NIOHTTP1"},
@@ -21,7 +27,8 @@ ALLOWED = {
                     "Prometheus", "ServiceLifecycle"},
 }
 # Packages whose products must never be in the embedded engine's dependency closure.
-HEAVY = {"Hummingbird", "HummingbirdCore", "AsyncHTTPClient", "PostgresNIO", "NIOCore", "NIOPosix", "ArgumentParser"}
+HEAVY = {"Hummingbird", "HummingbirdCore", "AsyncHTTPClient", "PostgresNIO", "NIOCore", "NIOPosix", "ArgumentParser",
+         "GRDB"}
 
 d = json.load(sys.stdin)
 targets = {t["name"]: t for t in d["targets"]}
@@ -49,6 +56,10 @@ def closure(name, seen):
 engine = closure("IsoKV", set())
 if engine & HEAVY:
     errors.append(f"the embedded engine depends on {sorted(engine & HEAVY)}")
+lab = closure("IsoKVLab", set())
+if lab & (HEAVY | {"IsoKVPostgres", "IsoKVServer", "IsoKVClient"}):
+    errors.append(f"IsoKVLab must take stores through the contract, but depends on "
+                  f"{sorted(lab & (HEAVY | {'IsoKVPostgres', 'IsoKVServer', 'IsoKVClient'}))}")
 core = closure("IsoKVCore", set())
 if core:
     errors.append(f"IsoKVCore must build alone, but depends on {sorted(core)}")

@@ -1,4 +1,4 @@
-import IsoKV
+import IsoKVConformance
 import IsoKVCore
 import IsoKVWorkloads
 
@@ -36,6 +36,8 @@ public struct LostUpdateParameters: Hashable, Sendable, Codable {
 
 /// What one strategy did with N concurrent reactions, and whether the end state is right.
 public struct LostUpdateResult: Hashable, Sendable, Codable {
+    /// The backend's name (`embedded`, `postgresql`, `http`).
+    public var backend: String
     public var strategy: LostUpdateStrategy
     public var claimsToPreventLostUpdates: Bool
     /// N.
@@ -90,39 +92,77 @@ public struct LostUpdateResult: Hashable, Sendable, Codable {
 }
 
 /// The `lost-update` experiment (seed 003's second benchmark): N concurrent "add a reaction to a thread" operations
-/// on a fresh in-memory engine per strategy. Each operation reads the reacting user's account row (as the seed does),
+/// on a fresh store of the backend per strategy, under a fresh ``Keyspace``. Each operation reads the reacting user's account row (as the seed does),
 /// inserts its reaction row under its own key and adds one to the thread's counter.
 ///
 /// ```swift
 /// let experiment = LostUpdateExperiment(LostUpdateParameters(operations: 100, seed: 7))
-/// let result = try await experiment.run(.rowLock)
+/// let result = try await experiment.run(.rowLock, on: EmbeddedLabBackend())
 /// print(result.finalCounter, result.reactionRows, result.correctness)   // 100 100 correct
 /// ```
 public struct LostUpdateExperiment: Sendable {
     public var parameters: LostUpdateParameters
+    /// Advanced by one per operation that returned.
+    public var progress: LabProgress
 
-    public init(_ parameters: LostUpdateParameters) { self.parameters = parameters }
+    public init(_ parameters: LostUpdateParameters, progress: LabProgress = LabProgress()) {
+        self.parameters = parameters
+        self.progress = progress
+    }
 
-    static let counterKey: Bytes = "thread/1/reactions"
-    static let reactionPrefix: Bytes = "reaction/1/"
-    static func reactionKey(_ i: Int) -> Bytes { Bytes("reaction/1/\(i)") }
-    static func accountKey(_ i: Int) -> Bytes { Bytes("account/\(i)") }
+    /// The keys of one run.
+    struct Keys: Sendable {
+        let counter: Bytes
+        let reactionPrefix: Bytes
+        let space: Keyspace
 
-    /// Runs every strategy in `strategies`, one after another, each on its own database.
+        init(_ space: Keyspace) {
+            self.space = space
+            counter = space.key("thread/1/reactions")
+            reactionPrefix = space.key("reaction/1/")
+        }
+
+        func reaction(_ i: Int) -> Bytes { space.key("reaction/1/\(i)") }
+        func account(_ i: Int) -> Bytes { space.key("account/\(i)") }
+    }
+
+    /// Runs every strategy in `strategies` on the embedded engine, one after another, each on its own database.
     public func run(_ strategies: [LostUpdateStrategy] = LostUpdateStrategy.allCases) async throws
         -> [LostUpdateResult]
     {
+        try await run(strategies, on: EmbeddedLabBackend())
+    }
+
+    /// Runs every strategy in `strategies` on `backend`, one after another, each on a fresh store.
+    public func run<Backend: LabBackend>(_ strategies: [LostUpdateStrategy], on backend: Backend) async throws
+        -> [LostUpdateResult]
+    {
+        progress.plan(strategies.count * parameters.operations, "lost-update on \(backend.name)")
         var results: [LostUpdateResult] = []
-        for strategy in strategies { results.append(try await run(strategy)) }
+        for strategy in strategies { results.append(try await run(strategy, on: backend)) }
         return results
     }
 
-    /// Runs `strategy` on a fresh database: the thread's counter at 0, one account row per operation.
+    /// Runs `strategy` on a fresh embedded database.
     public func run(_ strategy: LostUpdateStrategy) async throws -> LostUpdateResult {
+        try await run(strategy, on: EmbeddedLabBackend())
+    }
+
+    /// Runs `strategy` on a fresh store of `backend`: the thread's counter at 0, one account row per operation.
+    public func run<Backend: LabBackend>(_ strategy: LostUpdateStrategy, on backend: Backend) async throws
+        -> LostUpdateResult
+    {
+        try await backend.withStore { db in try await run(strategy, store: db, backend: backend.name) }
+    }
+
+    func run<Store: KeyValueStore>(_ strategy: LostUpdateStrategy, store db: Store, backend: String) async throws
+        -> LostUpdateResult
+    {
+        progress.label("lost-update \(strategy.rawValue) on \(backend)")
         let n = parameters.operations
-        let db = Database.inMemory()
-        _ = try await db.put(Self.counterKey, Bytes(Int64(0)))
-        for i in 0..<n { _ = try await db.put(Self.accountKey(i), Bytes("{\"user\":\(i)}")) }
+        let keys = Keys(Keyspace())
+        _ = try await db.put(keys.counter, Bytes(Int64(0)))
+        for i in 0..<n { _ = try await db.put(keys.account(i), Bytes("{\"user\":\(i)}")) }
 
         var rng = SplitMix64(seed: parameters.seed)
         var order = Array(0..<n)
@@ -131,10 +171,10 @@ public struct LostUpdateExperiment: Sendable {
         let writer =
             strategy == .partitionedWriter
             ? PartitionedWriter(
-                db: db, partitions: parameters.partitions, maxBatch: parameters.maxBatch,
+                store: db, partitions: parameters.partitions, maxBatch: parameters.maxBatch,
                 roundTrip: RoundTrip(microseconds: parameters.statementLatencyMicroseconds)) : nil
         let operation = Operation(
-            strategy: strategy, db: db, retries: retries, writer: writer, parameters: parameters,
+            strategy: strategy, db: db, keys: keys, retries: retries, writer: writer, parameters: parameters,
             roundTrip: RoundTrip(microseconds: parameters.statementLatencyMicroseconds))
 
         let clock = ContinuousClock()
@@ -153,6 +193,7 @@ public struct LostUpdateExperiment: Sendable {
             }
             for await (outcome, latency) in group {
                 latencies.record(latency)
+                progress.advance()
                 switch outcome {
                 case .committed: committed += 1
                 case .gaveUp: gaveUp += 1
@@ -163,12 +204,13 @@ public struct LostUpdateExperiment: Sendable {
         let wall = (clock.now - start) / .seconds(1)
         await writer?.finish()
 
-        let counter = try await db.get(Self.counterKey)?.value.int64 ?? -1
+        let counter = try await db.get(keys.counter)?.value.int64 ?? -1
         let rows = try await db.transaction(.snapshot, readOnly: true) { tx in
-            try await tx.scan(prefix: Self.reactionPrefix).count
+            try await tx.scan(prefix: keys.reactionPrefix).count
         }
         return LostUpdateResult(
-            strategy: strategy, claimsToPreventLostUpdates: strategy.preventsLostUpdates, operations: n,
+            backend: backend, strategy: strategy, claimsToPreventLostUpdates: strategy.preventsLostUpdates,
+            operations: n,
             committed: committed, gaveUp: gaveUp, otherErrors: otherErrors, retries: retries.count,
             wallSeconds: wall, opsPerSecond: wall > 0 ? Double(committed) / wall : 0,
             p50Nanoseconds: latencies.p50, p99Nanoseconds: latencies.p99, finalCounter: counter, reactionRows: rows,
@@ -189,71 +231,76 @@ enum OperationOutcome: Sendable {
 }
 
 /// One "add a reaction" under one strategy.
-struct Operation: Sendable {
+struct Operation<Store: KeyValueStore>: Sendable {
     let strategy: LostUpdateStrategy
-    let db: Database
+    let db: Store
+    let keys: LostUpdateExperiment.Keys
     let retries: Tally
-    let writer: PartitionedWriter?
+    let writer: PartitionedWriter<Store>?
     let parameters: LostUpdateParameters
     let roundTrip: RoundTrip
 
     /// Tries seed 003 allows a compare-and-set (`RetryMatchAndSet`, maxRetry = 5).
-    static let seedCompareAndSetTries = 5
+    static var seedCompareAndSetTries: Int { 5 }
     /// Retries seed 003 allows a repeatable-read transaction (`maxRetry = 5`, counted down to below zero: six
     /// attempts in all).
-    static let seedTransactionRetries = 5
+    static var seedTransactionRetries: Int { 5 }
 
-    func perform(_ i: Int) async -> OperationOutcome {
+    func perform(_ i: Int) async -> OperationOutcome { await perform(i, counter: keys.counter) }
+
+    /// One operation: reaction row `i`, on the counter `counter`.
+    func perform(_ i: Int, counter: Bytes) async -> OperationOutcome {
         do {
             switch strategy {
             case .readModifyWrite:
-                try await db.transaction(.readCommitted, retry: .none) { tx in try await readModifyWrite(i, tx) }
+                try await db.transaction(.readCommitted, retry: .none) { tx in try await readModifyWrite(i, counter, tx)
+                }
             case .rowLock:
                 try await db.transaction(.readCommitted, retry: counted(maxAttempts: 1_000)) { tx in
                     try await roundTrip()
-                    let n = try await tx.lock(LostUpdateExperiment.counterKey, .forUpdate)?.int64 ?? 0
+                    let n = try await tx.lock(counter, .forUpdate)?.int64 ?? 0
                     try await roundTrip()
-                    _ = try await tx.get(LostUpdateExperiment.accountKey(i))
+                    _ = try await tx.get(keys.account(i))
                     try await roundTrip()
-                    try await tx.insert(LostUpdateExperiment.reactionKey(i), "like")
+                    try await tx.insert(keys.reaction(i), "like")
                     try await roundTrip()
-                    try await tx.put(LostUpdateExperiment.counterKey, Bytes(n + 1))
+                    try await tx.put(counter, Bytes(n + 1))
                 }
             case .snapshotRetry:
                 let policy = counted(
                     maxAttempts: Self.seedTransactionRetries + 1, baseDelay: .zero, maxDelay: .zero)
-                try await db.transaction(.snapshot, retry: policy) { tx in try await readModifyWrite(i, tx) }
+                try await db.transaction(.snapshot, retry: policy) { tx in try await readModifyWrite(i, counter, tx) }
             case .snapshotBudget:
                 return try await withinBudget(i) {
-                    try await db.transaction(.snapshot, retry: .none) { tx in try await readModifyWrite(i, tx) }
+                    try await db.transaction(.snapshot, retry: .none) { tx in try await readModifyWrite(i, counter, tx)
+                    }
                     return true
                 }
             case .compareAndSet:
                 for attempt in 1...Self.seedCompareAndSetTries {
-                    if try await compareAndSet(i) { return .committed }
+                    if try await compareAndSet(i, counter) { return .committed }
                     if attempt < Self.seedCompareAndSetTries { retries.add(1) }
                 }
                 return .gaveUp
             case .compareAndSetBudget:
-                return try await withinBudget(i) { try await compareAndSet(i) }
+                return try await withinBudget(i) { try await compareAndSet(i, counter) }
             case .atomicIncrement:
                 try await roundTrip()
-                _ = try await db.get(LostUpdateExperiment.accountKey(i))
+                _ = try await db.get(keys.account(i))
                 try await roundTrip()
-                _ = try await db.put(LostUpdateExperiment.reactionKey(i), "like", ifAbsent: true)
+                _ = try await db.put(keys.reaction(i), "like", ifAbsent: true)
                 try await roundTrip()
-                _ = try await db.increment(LostUpdateExperiment.counterKey)
+                _ = try await db.increment(counter)
             case .serializableRetry:
                 try await db.transaction(.serializable, retry: counted(maxAttempts: parameters.serializableMaxAttempts))
                 {
-                    tx in try await readModifyWrite(i, tx)
+                    tx in try await readModifyWrite(i, counter, tx)
                 }
             case .partitionedWriter:
                 try await roundTrip()
-                _ = try await db.get(LostUpdateExperiment.accountKey(i))
+                _ = try await db.get(keys.account(i))
                 try await roundTrip()
-                try await writer!.submit(
-                    counter: LostUpdateExperiment.counterKey, reaction: LostUpdateExperiment.reactionKey(i))
+                try await writer!.submit(counter: counter, reaction: keys.reaction(i))
             }
             return .committed
         } catch let error as IsoKVError where error.isRetryable || error.code == .versionMismatch {
@@ -266,35 +313,35 @@ struct Operation: Sendable {
     }
 
     /// Read the counter, read the account, insert the reaction, write counter + 1: what the seed's transactions do.
-    private func readModifyWrite(_ i: Int, _ tx: Transaction) async throws {
+    private func readModifyWrite(_ i: Int, _ counter: Bytes, _ tx: Store.Transaction) async throws {
         try await roundTrip()
-        let n = try await tx.get(LostUpdateExperiment.counterKey)?.int64 ?? 0
+        let n = try await tx.get(counter)?.int64 ?? 0
         try await roundTrip()
-        _ = try await tx.get(LostUpdateExperiment.accountKey(i))
+        _ = try await tx.get(keys.account(i))
         try await roundTrip()
-        try await tx.insert(LostUpdateExperiment.reactionKey(i), "like")
+        try await tx.insert(keys.reaction(i), "like")
         try await roundTrip()
-        try await tx.put(LostUpdateExperiment.counterKey, Bytes(n + 1))
+        try await tx.put(counter, Bytes(n + 1))
     }
 
     /// One try of the seed's compare-and-set: read the counter and its version, insert the reaction, write
     /// counter + 1 if the version is unchanged; if it changed, delete the reaction and return false.
-    private func compareAndSet(_ i: Int) async throws -> Bool {
+    private func compareAndSet(_ i: Int, _ counter: Bytes) async throws -> Bool {
         try await roundTrip()
-        guard let current = try await db.get(LostUpdateExperiment.counterKey), let n = current.value.int64 else {
+        guard let current = try await db.get(counter), let n = current.value.int64 else {
             throw IsoKVError(.invalidInput, "the thread counter is missing or not an integer")
         }
         try await roundTrip()
-        _ = try await db.get(LostUpdateExperiment.accountKey(i))
+        _ = try await db.get(keys.account(i))
         try await roundTrip()
-        _ = try await db.put(LostUpdateExperiment.reactionKey(i), "like", ifAbsent: true)
+        _ = try await db.put(keys.reaction(i), "like", ifAbsent: true)
         do {
             try await roundTrip()
-            _ = try await db.put(LostUpdateExperiment.counterKey, Bytes(n + 1), ifVersion: current.version)
+            _ = try await db.put(counter, Bytes(n + 1), ifVersion: current.version)
             return true
         } catch let error as IsoKVError where error.code == .versionMismatch {
             try await roundTrip()
-            _ = try await db.delete(LostUpdateExperiment.reactionKey(i))
+            _ = try await db.delete(keys.reaction(i))
             return false
         }
     }

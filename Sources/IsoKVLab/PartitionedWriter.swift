@@ -1,4 +1,3 @@
-import IsoKV
 import IsoKVCore
 import IsoKVSync
 
@@ -10,7 +9,7 @@ import IsoKVSync
 /// Correct only while nothing else writes the counters it owns: it takes no lock; the single-writer discipline is
 /// the protection. Not handled: a submitter cancelled while queued still has its request applied; a batch that fails
 /// fails every request in it; ``finish()`` must be called once every submitter has returned.
-final class PartitionedWriter: Sendable {
+final class PartitionedWriter<Store: KeyValueStore>: Sendable {
     struct Request: Sendable {
         var counter: Bytes
         var reaction: Bytes
@@ -34,7 +33,7 @@ final class PartitionedWriter: Sendable {
     /// Batches applied, all partitions together.
     let batches = Tally()
 
-    init(db: Database, partitions count: Int, maxBatch: Int, roundTrip: RoundTrip) {
+    init(store db: Store, partitions count: Int, maxBatch: Int, roundTrip: RoundTrip) {
         precondition(count >= 1 && maxBatch >= 1)
         var partitions: [Partition] = []
         for _ in 0..<count {
@@ -73,7 +72,7 @@ final class PartitionedWriter: Sendable {
     /// The owner loop of one partition: take the first queued request, then as many as the backlog says are queued
     /// (at most `maxBatch` in all), apply them in one transaction, resume their submitters.
     private static func own(
-        _ stream: AsyncStream<Request>, backlog: Backlog, db: Database, maxBatch: Int, batches: Tally,
+        _ stream: AsyncStream<Request>, backlog: Backlog, db: Store, maxBatch: Int, batches: Tally,
         roundTrip: RoundTrip
     ) async {
         var requests = stream.makeAsyncIterator()
@@ -97,7 +96,7 @@ final class PartitionedWriter: Sendable {
 
     /// One transaction for the batch: per counter key, its reaction rows and one write of the counter. With a
     /// simulated round trip, the read, the rows (one multi-row insert) and the write pay one each.
-    private static func apply(_ batch: [Request], to db: Database, roundTrip: RoundTrip) async throws {
+    private static func apply(_ batch: [Request], to db: Store, roundTrip: RoundTrip) async throws {
         var byCounter: [Bytes: [Bytes]] = [:]
         for request in batch { byCounter[request.counter, default: []].append(request.reaction) }
         try await db.transaction(.readCommitted, retry: .none) { tx in
@@ -113,14 +112,17 @@ final class PartitionedWriter: Sendable {
     }
 
     /// FNV-1a, 64-bit: a hash that is the same in every process (Swift's `Hasher` is seeded per process).
-    static func fnv1a(_ key: Bytes) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in key.bytes {
-            hash ^= UInt64(byte)
-            hash &*= 0x100_0000_01b3
-        }
-        return hash
+    static func fnv1a(_ key: Bytes) -> UInt64 { IsoKVLab.fnv1a(key) }
+}
+
+/// FNV-1a, 64-bit: a hash that is the same in every process (Swift's `Hasher` is seeded per process).
+func fnv1a(_ key: Bytes) -> UInt64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for byte in key.bytes {
+        hash ^= UInt64(byte)
+        hash &*= 0x100_0000_01b3
     }
+    return hash
 }
 
 /// A shared count (retries, batches), safe from any task.

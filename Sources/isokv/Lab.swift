@@ -3,12 +3,16 @@ import Foundation
 import IsoKVConformance
 import IsoKVCore
 import IsoKVLab
+import IsoKVLabBackends
 
 /// `isokv lab …`: the seed articles' experiments, run here, with the seeds' published figures beside ours.
 struct Lab: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run an experiment: what each concurrency strategy prevents and what it costs.",
-        subcommands: [LabAnomalies.self, LabLostUpdate.self, LabReportCommand.self]
+        subcommands: [
+            LabAnomalies.self, LabLostUpdate.self, LabIsolation.self, LabQueue.self, LabWriteSkew.self,
+            LabContention.self, LabMaps.self, LabBaseline.self, LabReportCommand.self,
+        ]
     )
 }
 
@@ -16,9 +20,10 @@ struct Lab: AsyncParsableCommand {
 struct LabAnomalies: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "anomalies",
-        abstract: "Which anomalies each isolation level lets happen on the embedded engine, beside PostgreSQL's table.",
+        abstract: "Which anomalies each isolation level lets happen on each backend, beside PostgreSQL's table.",
         discussion: """
-            Every anomaly replay of the conformance suite runs at every level, each on a fresh in-memory database, \
+            Every anomaly replay of the conformance suite runs at every level, each on a fresh store (an in-memory \
+            database, a fresh PostgreSQL schema, a fresh in-process HTTP server), \
             its steps ordered by observed lock waits (no sleeps). A cell says whether the anomaly occurred or what \
             prevented it: the snapshot, a transaction waiting for a row lock, or a transaction aborting (with the \
             code). The second table puts the four phenomena of PostgreSQL's documented isolation table beside what \
@@ -27,21 +32,43 @@ struct LabAnomalies: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "table | json") var format: OutputFormat = .table
+    @OptionGroup var lab: LabOptions
 
     func run() async throws {
-        let matrix = await AnomalyMatrix.run(on: EmbeddedLabBackend())
-        switch format {
-        case .json:
-            print(try LabJSON.render(title: "isokv lab anomalies", parameters: ["backend": matrix.backend], matrix))
-        case .table:
-            print(Self.render(matrix))
+        let specs = try lab.specs()
+        for spec in specs where !spec.isolatesRuns {
+            throw ValidationError(
+                "anomalies needs a fresh store per replay; \(spec.description) is shared (use --backend http for an "
+                    + "in-process server)")
         }
-        if !matrix.mismatches.isEmpty || !matrix.unexplainedDifferences.isEmpty { throw ExitCode(1) }
+        let progress = LabProgress()
+        progress.plan(specs.count, "anomalies")
+        var matrices: [AnomalyMatrix] = []
+        try await ProgressBar.run(progress) {
+            for spec in specs {
+                progress.label("anomalies on \(spec.name)")
+                matrices.append(await Self.matrix(on: try spec.backend()))
+                progress.advance()
+            }
+        }
+        switch lab.format {
+        case .json:
+            print(
+                try LabJSON.render(
+                    title: "isokv lab anomalies",
+                    parameters: Dictionary(lab.parameterLines(specs), uniquingKeysWith: { $1 }), matrices))
+        case .table:
+            print(matrices.map(Self.render).joined(separator: "\n"))
+        }
+        if matrices.contains(where: { !$0.mismatches.isEmpty || !$0.unexplainedDifferences.isEmpty }) {
+            throw ExitCode(1)
+        }
     }
 
+    static func matrix(on backend: some LabBackend) async -> AnomalyMatrix { await AnomalyMatrix.run(on: backend) }
+
     static func render(_ matrix: AnomalyMatrix) -> String {
-        var text = "isokv lab anomalies\n  backend: \(matrix.backend) (in-memory)\n\n"
+        var text = "isokv lab anomalies\n  backend: \(matrix.backend)\n\n"
         text += "Anomaly × isolation level (\(matrix.backend)):\n"
         var anomalies = TextTable(columns: ["anomaly"] + matrix.levels.map(\.rawValue))
         for replay in AnomalyMatrix.replays {
@@ -90,7 +117,7 @@ struct LabLostUpdate: AsyncParsableCommand {
         abstract: "N concurrent \"add a reaction to a thread\" operations with each lost-update strategy.",
         discussion: """
             Each operation reads the user's account, inserts its reaction row and adds one to the thread's reaction \
-            counter; all N run at once, one task each, on a fresh in-memory database per strategy. Correctness: the \
+            counter; all N run at once, one task each, on a fresh store of each backend per strategy. Correctness: the \
             final counter and the reaction rows must both equal the operations that reported success; a strategy \
             that claims to prevent lost updates and misses is marked FAIL (exit status 1). The seed's published \
             figures (PostgreSQL, Go/pgx, N = 100) are shown beside ours, labelled as such. --seed fixes the order \
@@ -98,16 +125,17 @@ struct LabLostUpdate: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "Concurrent operations (seed 003 ran 100).") var n: Int = 100
-    @Option(help: "Fixes the task start order and the backoff jitter.") var seed: UInt64 = 1
+    @OptionGroup var lab: LabOptions
+    @Option(help: "Concurrent operations (seed 003 ran 100; --quick: 20).") var n: Int?
     @Option(help: "Time budget per operation of the …-budget strategies, in milliseconds.") var budgetMs: Int = 2_000
     @Option(help: "Owner tasks of the partitioned writer.") var partitions: Int = 4
     @Option(help: "Simulated client-server round trip before each statement, in microseconds (0: none).")
     var statementLatencyUs: Int = 0
-    @Option(help: "table | json") var format: OutputFormat = .table
+
+    var operations: Int { n ?? (lab.quick ? 20 : 100) }
 
     func validate() throws {
-        guard n >= 1, n <= 100_000 else { throw ValidationError("--n must be in 1...100000") }
+        guard operations >= 1, operations <= 100_000 else { throw ValidationError("--n must be in 1...100000") }
         guard budgetMs >= 1, budgetMs <= 600_000 else { throw ValidationError("--budget-ms must be in 1...600000") }
         guard partitions >= 1, partitions <= 1_024 else { throw ValidationError("--partitions must be in 1...1024") }
         guard statementLatencyUs >= 0, statementLatencyUs <= 1_000_000 else {
@@ -116,19 +144,29 @@ struct LabLostUpdate: AsyncParsableCommand {
     }
 
     func run() async throws {
+        let specs = try lab.specs()
         let parameters = LostUpdateParameters(
-            operations: n, seed: seed, budgetMilliseconds: budgetMs, partitions: partitions,
+            operations: operations, seed: lab.seed, budgetMilliseconds: budgetMs, partitions: partitions,
             statementLatencyMicroseconds: statementLatencyUs)
-        let results = try await LostUpdateExperiment(parameters).run()
-        let params: [(String, String)] = [
-            ("backend", "embedded (in-memory)"), ("n", "\(n)"), ("seed", "\(seed)"), ("budget-ms", "\(budgetMs)"),
-            ("partitions", "\(partitions)"), ("statement-latency-us", "\(statementLatencyUs)"),
-            ("serializable max attempts", "\(parameters.serializableMaxAttempts)")
-        ]
+        let progress = LabProgress()
+        let experiment = LostUpdateExperiment(parameters, progress: progress)
+        var results: [LostUpdateResult] = []
+        try await ProgressBar.run(progress) {
+            for spec in specs {
+                results += try await experiment.run(LostUpdateStrategy.allCases, on: try spec.backend())
+            }
+        }
+        let params: [(String, String)] =
+            lab.parameterLines(specs) + [
+                ("n", "\(operations)"), ("budget-ms", "\(budgetMs)"),
+                ("partitions", "\(partitions)"), ("statement-latency-us", "\(statementLatencyUs)"),
+                ("serializable max attempts", "\(parameters.serializableMaxAttempts)")
+            ]
         var report = Report<LostUpdateResult>(
             title: "isokv lab lost-update", parameters: params,
             columns: [
-                "strategy", "wall", "ops/s", "p50", "p99", "retries", "gave up", "counter", "rows", "correctness",
+                "backend", "strategy", "wall", "ops/s", "p50", "p99", "retries", "gave up", "counter", "rows",
+                "correctness",
                 "seed 003 (PostgreSQL)"
             ])
         for r in results {
@@ -148,7 +186,8 @@ struct LabLostUpdate: AsyncParsableCommand {
             }
             report.add(
                 [
-                    r.strategy.rawValue, Figure.duration(nanoseconds: r.wallSeconds * 1e9), Figure.rate(r.opsPerSecond),
+                    r.backend, r.strategy.rawValue, Figure.duration(nanoseconds: r.wallSeconds * 1e9),
+                    Figure.rate(r.opsPerSecond),
                     Figure.duration(nanoseconds: r.p50Nanoseconds), Figure.duration(nanoseconds: r.p99Nanoseconds),
                     "\(r.retries)", "\(r.gaveUp)", "\(r.finalCounter)", "\(r.reactionRows)", verdict,
                     r.seedPublished.map { "\($0.rows) rows, \($0.milliseconds) ms" } ?? "-"
@@ -168,10 +207,10 @@ struct LabLostUpdate: AsyncParsableCommand {
         let failures = results.filter { $0.correctness == .fail }
         if !failures.isEmpty {
             report.notes.append(
-                "FAIL: " + failures.map(\.strategy.rawValue).joined(separator: ", ")
+                "FAIL: " + failures.map { "\($0.strategy.rawValue) on \($0.backend)" }.joined(separator: ", ")
                     + " lost updates although they claim to prevent them")
         }
-        print(try report.render(format))
+        print(try report.render(lab.format))
         if !failures.isEmpty { throw ExitCode(1) }
     }
 }
@@ -199,10 +238,10 @@ struct TextTable {
 
 /// JSON in the envelope every report uses, for one result object.
 enum LabJSON {
-    static func render<T: Encodable>(title: String, parameters: [String: String], _ result: T) throws -> String {
+    static func render<T: Encodable>(title: String, parameters: [String: String], _ results: [T]) throws -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let envelope = ReportEnvelope(title: title, parameters: parameters, results: [result])
+        let envelope = ReportEnvelope(title: title, parameters: parameters, results: results)
         return String(decoding: try encoder.encode(envelope), as: UTF8.self)
     }
 }
