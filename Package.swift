@@ -211,7 +211,7 @@ let package = Package(
         // Helpers shared by test targets (temporary directories, running the isokv executable); not a product.
         .target(
             name: "IsoKVTestSupport",
-            dependencies: ["IsoKVWorkloads"],
+            dependencies: ["IsoKVCore", "IsoKVWorkloads"],
             path: "Tests/IsoKVTestSupport",
             swiftSettings: strict
         ),

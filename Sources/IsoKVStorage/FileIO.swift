@@ -27,6 +27,16 @@ enum FileIO {
             case .partialWrite(let bytes, let e):
                 count = min(count, max(0, bytes))
                 injected = e
+            case .crashMidWrite(let bytes):
+                var done = 0
+                let torn = min(count - 1, max(0, bytes))
+                while done < torn {
+                    let n = Glibc.write(fd, base + done, torn - done)
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    done += n
+                }
+                crashProcess()
             }
         }
         var done = 0
@@ -42,7 +52,7 @@ enum FileIO {
     }
 
     static func datasync(_ fd: Int32, path: String, point: FaultPoint, faults: FaultHook?) throws(StorageError) {
-        if let faults, case .fail(let e)? = faults.decide(point) {
+        if let faults, let e = faults.failure(at: point) {
             throw .io(operation: "fdatasync", file: path, errno: e)
         }
         while fdatasync(fd) != 0 {
@@ -53,7 +63,7 @@ enum FileIO {
 
     /// fsyncs a directory so that entries created, renamed or removed in it survive a power loss.
     static func syncDirectory(_ path: String, faults: FaultHook?) throws(StorageError) {
-        if let faults, case .fail(let e)? = faults.decide(.directorySync) {
+        if let faults, let e = faults.failure(at: .directorySync) {
             throw .io(operation: "fsync", file: path, errno: e)
         }
         let fd = try open(path, O_RDONLY | O_DIRECTORY)
@@ -65,13 +75,16 @@ enum FileIO {
     }
 
     static func rename(_ from: String, _ to: String, faults: FaultHook?) throws(StorageError) {
-        if let faults, case .fail(let e)? = faults.decide(.checkpointRename) {
+        if let faults, let e = faults.failure(at: .checkpointRename) {
             throw .io(operation: "rename", file: to, errno: e)
         }
         guard Glibc.rename(from, to) == 0 else { throw .io(operation: "rename", file: to, errno: errno) }
     }
 
-    static func truncate(_ fd: Int32, _ length: Int64, path: String) throws(StorageError) {
+    static func truncate(_ fd: Int32, _ length: Int64, path: String, faults: FaultHook?) throws(StorageError) {
+        if let faults, let e = faults.failure(at: .tailTruncate) {
+            throw .io(operation: "ftruncate", file: path, errno: e)
+        }
         guard ftruncate(fd, off_t(length)) == 0 else { throw .io(operation: "ftruncate", file: path, errno: errno) }
     }
 

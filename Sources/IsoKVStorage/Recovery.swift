@@ -90,13 +90,16 @@ enum Recovery {
                 if repair {
                     let fd = try FileIO.open(path, O_WRONLY)
                     defer { Glibc.close(fd) }
-                    try FileIO.truncate(fd, offset, path: path)
+                    try FileIO.truncate(fd, offset, path: path, faults: faults)
                     try FileIO.datasync(fd, path: path, point: .walSync, faults: faults)
                 }
             case .tornHeader:
                 // A crash while creating the segment: it never held an acknowledged record.
                 state.truncatedTail = TailTruncation(file: path, offset: 0, droppedBytes: Int64(bytes.count))
                 if repair {
+                    if let faults, let e = faults.failure(at: .tailTruncate) {
+                        throw .io(operation: "unlink", file: path, errno: e)
+                    }
                     try FileIO.unlink(path)
                     changedDirectory = true
                 }

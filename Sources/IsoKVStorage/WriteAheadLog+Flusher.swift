@@ -196,7 +196,7 @@ extension WriteAheadLog {
 
     /// Closes the full segment (synced unless `.unsafeNoSync`) and makes the next one current.
     func rotate(_ context: FlusherContext) throws(StorageError) {
-        if let faults = options.faults, case .fail(let e)? = faults.decide(.segmentRotate) {
+        if let faults = options.faults, let e = faults.failure(at: .segmentRotate) {
             throw .io(operation: "rotate", file: context.path, errno: e)
         }
         if options.durability == .buffered {

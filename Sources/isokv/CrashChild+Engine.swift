@@ -1,13 +1,15 @@
-import IsoKV
+@_spi(Testing) import IsoKV
 import IsoKVStorage
 
 extension CrashChild {
     /// `crash-child --engine`: bank transfers through `Database.open` (see the type's doc comment).
-    func runEngine() async throws {
-        let options = Database.OpenOptions(
-            durability: .fsync, checkpointWALBytes: checkpointBytes,
+    func runEngine(_ crash: CrashSwitch) async throws {
+        var options = Database.OpenOptions(
+            durability: try walDurability(), checkpointWALBytes: checkpointBytes,
             segmentBytes: segmentBytes)
+        options.faults = crash.hook
         let db = try await Database.open(path: directory, options: options)
+        crash.markOpen()
         let accounts = self.accounts, initial = self.initialBalance
         if db.statistics().lastCommit == 0 {
             let tx = try await db.begin(.snapshot)
@@ -23,18 +25,24 @@ extension CrashChild {
 
     static func engineKey(_ i: Int) -> Bytes { Bytes("acct\(i)") }
 
-    /// One transfer, retried on `40001`/`40P01`; returns `<seq> <from> <seq> <fromBalance> <to> <seq> <toBalance>`
-    /// once the commit is acknowledged (durable and visible).
+    /// One transfer, retried on `40001`/`40P01` (each retry prints `RETRY <code>`); returns
+    /// `<seq> <from> <seq> <fromBalance> <to> <seq> <toBalance>` once the commit is acknowledged (durable and
+    /// visible).
+    ///
+    /// Each attempt takes one of two paths at random, so that both retryable failures happen: it locks the two
+    /// accounts `FOR UPDATE` in transfer order (not key order: two opposite transfers deadlock, `40P01`), or it
+    /// reads and writes them without locks (a concurrent committed write to either is a first-updater-wins
+    /// conflict, `40001`).
     static func transfer(_ db: Database, from: Int, to: Int, amount: Int64) async throws -> String {
+        var rng = SystemRandomNumberGenerator()
         while true {
             let tx = try await db.begin(.snapshot)
             do {
-                // Lock in key order so two transfers never deadlock (a deadlock would be retried anyway).
                 let (a, b) = (engineKey(from), engineKey(to))
-                let first = min(from, to) == from ? a : b
-                let second = first == a ? b : a
-                _ = try await tx.lock(first, .forUpdate)
-                _ = try await tx.lock(second, .forUpdate)
+                if Bool.random(using: &rng) {
+                    _ = try await tx.lock(a, .forUpdate)
+                    _ = try await tx.lock(b, .forUpdate)
+                }
                 let na = (try await tx.get(a)?.int64 ?? 0) - amount
                 let nb = (try await tx.get(b)?.int64 ?? 0) + amount
                 try await tx.put(a, Bytes(na))
@@ -42,6 +50,7 @@ extension CrashChild {
                 guard let seq = try await tx.commitReturningVersion() else { continue }
                 return "\(seq) \(from) \(seq) \(na) \(to) \(seq) \(nb)"
             } catch let error as IsoKVError where error.isRetryable {
+                emit("RETRY \(error.code.rawValue)\n")
                 try await tx.rollback()
             }
         }

@@ -7,16 +7,17 @@ import IsoKVStorage
 
 /// `isokv crash-child <dir>` (hidden): the victim of the crash test.
 ///
-/// Opens the directory with the reference state machine in `.fsync` mode (small segments, frequent checkpoints),
+/// Opens the directory with the reference state machine in `.fsync` mode (or `--durability buffered`) (small segments, frequent checkpoints),
 /// creates `accounts` accounts on first run, prints `READY <lastSequence>`, then runs `writers` concurrent
 /// bank-transfer commits forever, printing one line per *acknowledged* commit:
 /// `ACK <sequence> <from> <fromVersion> <fromBalance> <to> <toVersion> <toBalance>`.
 /// Each line is one write(2) of less than PIPE_BUF bytes, so lines never interleave. The parent SIGKILLs it.
 ///
 /// With `--engine`, the same workload runs through the real engine: `Database.open(path:)` in `.fsync` mode,
-/// `.snapshot` transactions (read both accounts, write both, retry on `40001`/`40P01`), background checkpoints by
-/// WAL size; a line is printed once `commit` has returned (acknowledged), with the commit number as the sequence
-/// and as both accounts' new version (`CrashChild+Engine.swift`).
+/// `.snapshot` transactions (read both accounts, write both, retry on `40001`/`40P01`, printing `RETRY <code>` for
+/// each retry), background checkpoints by WAL size; a line is printed once `commit` has returned (acknowledged),
+/// with the commit number as the sequence and as both accounts' new version (`CrashChild+Engine.swift`).
+/// `ISOKV_FAILPOINT` makes it kill itself at an exact failpoint (`CrashChild+Failpoint.swift`).
 struct CrashChild: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crash-child",
@@ -30,14 +31,18 @@ struct CrashChild: AsyncParsableCommand {
     @Option var initialBalance: Int64 = 1000
     @Option var segmentBytes = 16384
     @Option var checkpointBytes: Int64 = 65536
+    @Option(help: "fsync or buffered.") var durability = "fsync"
     @Flag(help: "Run the workload through Database.open (the MVCC engine) instead of the reference state machine.")
     var engine = false
 
     func run() async throws {
-        if engine { return try await runEngine() }
+        let crash = CrashSwitch(try CrashFailpoint.fromEnvironment())
+        if engine { return try await runEngine(crash) }
         let kv = try await DurableKeyValueLog.open(
-            directory: directory, options: WALOptions(durability: .fsync, segmentBytes: segmentBytes),
+            directory: directory,
+            options: WALOptions(durability: try walDurability(), segmentBytes: segmentBytes, faults: crash.hook),
             checkpointEveryWALBytes: checkpointBytes)
+        crash.markOpen()
         let accounts = self.accounts, initial = self.initialBalance
         if kv.snapshot().sequence == 0 {
             let seq = try await kv.commit { _ in (0..<accounts).map { (CrashChild.key($0), CrashChild.encode(initial)) }
@@ -77,6 +82,14 @@ struct CrashChild: AsyncParsableCommand {
                 }
             }
             try await group.waitForAll()
+        }
+    }
+
+    func walDurability() throws -> DurabilityMode {
+        switch durability {
+        case "fsync": return .fsync
+        case "buffered": return .buffered
+        default: throw ValidationError("--durability must be fsync or buffered, not \(durability)")
         }
     }
 

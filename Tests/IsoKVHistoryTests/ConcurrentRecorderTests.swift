@@ -20,22 +20,26 @@ import IsoKVTestSupport
             for _ in 0..<perThread {
                 let steps = workload.program(rng: &rng)
                 let record = store.withLock { s in
-                    let id = recorder.makeID()
-                    s.begin(id)
-                    for step in steps {
-                        switch step {
-                        case .read(let k): s.read(id, s.keys[k], rng: &rng)
-                        case .write(let k): s.write(id, s.keys[k], .put)
-                        case .delete(let k): s.write(id, s.keys[k], .delete)
-                        case .scan(let from, let count):
-                            let to = from + count
-                            s.scan(
-                                id, KeyRange(from: s.keys[from], to: to < s.keys.count ? s.keys[to] : nil), rng: &rng)
+                    Result { () throws -> TransactionRecord in
+                        let id = recorder.makeID()
+                        s.begin(id)
+                        for step in steps {
+                            switch step {
+                            case .read(let k): try s.read(id, s.keys[k], rng: &rng)
+                            case .write(let k): try s.write(id, s.keys[k], .put)
+                            case .delete(let k): try s.write(id, s.keys[k], .delete)
+                            case .scan(let from, let count):
+                                let to = from + count
+                                try s.scan(
+                                    id, KeyRange(from: s.keys[from], to: to < s.keys.count ? s.keys[to] : nil),
+                                    rng: &rng)
+                            }
                         }
+                        return Bool.random(using: &rng) && Bool.random(using: &rng)
+                            ? try s.rollback(id) : try s.commit(id)
                     }
-                    return Bool.random(using: &rng) && Bool.random(using: &rng) ? s.rollback(id) : s.commit(id)
                 }
-                do { try recorder.record(record) } catch { failures.withLock { $0.append("\(error)") } }
+                do { try recorder.record(record.get()) } catch { failures.withLock { $0.append("\(error)") } }
             }
         }
         #expect(failures.withLock { $0 }.isEmpty)

@@ -12,10 +12,13 @@ import Testing
         var high: Int
     }
 
+    /// A read names a committed writer that installed no version of the key: the history is malformed.
+    struct UnknownWriter: Error { var writer: TxnID; var key: HistoryKey }
+
     /// Each committed transaction's constraints, derived from the history's recorded versions.
     /// Without `antiDependencies` the reads only bound from below (the version read was installed before the
     /// reader: ww and wr edges only), which is what G0/G1c are about.
-    static func constraints(_ history: History, antiDependencies: Bool = true)
+    static func constraints(_ history: History, antiDependencies: Bool = true) throws
         -> [(TxnID, [Constraint], writes: Set<HistoryKey>)]
     {
         let committed = history.transactions.filter { $0.outcome?.isCommitted == true }
@@ -27,21 +30,22 @@ import Testing
             for case .write(let k, let kind, let installed?) in t.operations { last[k] = (installed, kind) }
             for (k, (v, kind)) in last { chain[k, default: []].append((v, t.id, kind)) }
         }
-        for k in chain.keys { chain[k]!.sort { $0.version < $1.version } }
+        for k in chain.keys { chain[k]?.sort { $0.version < $1.version } }
 
         /// Chain position of an observation, nil when it says nothing (own write, aborted writer).
-        func position(_ o: Observed, _ k: HistoryKey, reader: TxnID) -> Int?? {
+        func position(_ o: Observed, _ k: HistoryKey, reader: TxnID) throws -> Int?? {
             let c = chain[k] ?? []
             switch o {
             case .initial, .absent, .version(0): return .some(-1)
             case .version(let v): return .some(c.firstIndex { $0.version == v } ?? -1)
             case .writer(let w, _):
                 if w == reader || !committedIDs.contains(w) { return .none }
-                return .some(c.firstIndex { $0.txn == w }!)
+                guard let p = c.firstIndex(where: { $0.txn == w }) else { throw UnknownWriter(writer: w, key: k) }
+                return .some(p)
             }
         }
 
-        return committed.map { t in
+        return try committed.map { t in
             var cs: [Constraint] = []
             let writes = Set(
                 t.operations.compactMap { op -> HistoryKey? in
@@ -55,20 +59,20 @@ import Testing
                 switch op {
                 case .write(let k, _, _): wroteBefore.insert(k)
                 case .read(let k, let o):
-                    if case .some(let p?) = position(o, k, reader: t.id) {
+                    if case .some(let p?) = try position(o, k, reader: t.id) {
                         cs.append(Constraint(key: k, low: p + 1, high: antiDependencies ? p + 1 : .max))
                     }
                 case .scan(let range, _, _, let results, let absent):
                     var listed = Set<HistoryKey>()
                     for e in results {
                         listed.insert(e.key)
-                        if case .some(let p?) = position(e.observed, e.key, reader: t.id) {
+                        if case .some(let p?) = try position(e.observed, e.key, reader: t.id) {
                             cs.append(Constraint(key: e.key, low: p + 1, high: antiDependencies ? p + 1 : .max))
                         }
                     }
                     for (k, c) in chain where range.contains(k) && !listed.contains(k) && !wroteBefore.contains(k) {
                         let given = absent.first { $0.key == k }?.observed ?? .initial
-                        guard case .some(let p?) = position(given, k, reader: t.id) else { continue }
+                        guard case .some(let p?) = try position(given, k, reader: t.id) else { continue }
                         // Absent when it ran: after the version it saw, before the next version making k present.
                         let firstPut = c.indices.first { $0 > p && c[$0].kind == .put } ?? c.count
                         cs.append(Constraint(key: k, low: p + 1, high: antiDependencies ? firstPut : .max))
@@ -80,8 +84,8 @@ import Testing
     }
 
     /// Whether some order of the committed transactions satisfies every constraint (depth-first with pruning).
-    static func hasSerialOrder(_ history: History, antiDependencies: Bool = true) -> Bool {
-        let txns = constraints(history, antiDependencies: antiDependencies)
+    static func hasSerialOrder(_ history: History, antiDependencies: Bool = true) throws -> Bool {
+        let txns = try constraints(history, antiDependencies: antiDependencies)
         var used = [Bool](repeating: false, count: txns.count)
         var count: [HistoryKey: Int] = [:]
         func place(_ depth: Int) -> Bool {
@@ -114,12 +118,12 @@ import Testing
             let history = try w.run(kind, seed: seed &* 7919)
             let analysis = try HistoryChecker().analyze(history)
             let hasCycle = analysis.anomalies.contains { $0.phenomenon.isCycle }
-            let serial = Self.hasSerialOrder(history)
+            let serial = try Self.hasSerialOrder(history)
             #expect(hasCycle == !serial, "seed \(seed): checker \(analysis.anomalies), oracle serial=\(serial)")
             // G0/G1c are exactly the cycles of ww and wr edges alone.
             let hasG1Cycle = analysis.phenomena.contains(.g0) || analysis.phenomena.contains(.g1c)
             #expect(
-                hasG1Cycle == !Self.hasSerialOrder(history, antiDependencies: false),
+                try hasG1Cycle == !Self.hasSerialOrder(history, antiDependencies: false),
                 "seed \(seed): \(analysis.anomalies)")
             if hasG1Cycle { g1Cycles += 1 }
             if hasCycle { cyclic += 1 } else { acyclic += 1 }

@@ -4,8 +4,10 @@ import IsoKVCore
 import IsoKVLab
 import Testing
 
-@Suite("Lab anomalies")
-struct AnomalyMatrixTests {
+/// The conformance runner plays each replay's roles as concurrent tasks on the engine: `Concurrent`, so that
+/// ThreadSanitizer runs it.
+@Suite("Lab anomalies (Concurrent)")
+struct AnomalyMatrixConcurrentTests {
     @Test("the embedded engine's matrix has no mismatch and every difference from PostgreSQL is explained")
     func embeddedMatrix() async throws {
         let matrix = await AnomalyMatrix.run(on: EmbeddedLabBackend())

@@ -134,12 +134,83 @@ public enum IsokvExecutable {
         return whole.split(separator: "\n", omittingEmptySubsequences: true)
     }
 
-    private static func makeProcess(_ arguments: [String]) throws -> Process {
+    /// How a child run ended: its whole output lines, whether it printed `READY`, and whether a signal ended it.
+    public struct ChildRun: Sendable {
+        public var lines: [Substring]
+        public var sawReady: Bool
+        public var killedBySignal: Bool
+    }
+
+    /// Starts `isokv arguments…` with `environment` added, and lets it end by itself — the crash matrix's child
+    /// SIGKILLs itself at its failpoint (`ISOKV_FAILPOINT`). With `killAfterReadyMicroseconds`, the parent SIGKILLs
+    /// it that long after it prints `READY` instead. A child still running after `timeoutSeconds` is killed and
+    /// reported as a failure (a failpoint that is never reached must fail the test, not hang it). Returns the whole
+    /// lines printed (a last line cut by the kill was never reported, so it is dropped).
+    public static func runChild(
+        _ arguments: [String], environment: [String: String] = [:], killAfterReadyMicroseconds: UInt32? = nil,
+        timeoutSeconds: Double = 120
+    ) throws(Failure) -> ChildRun {
+        let process: Process
+        do { process = try makeProcess(arguments, environment: environment) } catch {
+            throw Failure("cannot start isokv: \(error)")
+        }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        do { try process.run() } catch { throw Failure("cannot start isokv: \(error)") }
+        let fd = pipe.fileHandleForReading.fileDescriptor
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        var output = [UInt8]()
+        var sawReady = false
+        var timedOut = false
+        while true {
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let remaining = Int32(max(0, deadline.timeIntervalSinceNow) * 1000)
+            let ready = poll(&pfd, 1, min(remaining, 200))
+            if ready == 0 {
+                if Date() >= deadline { timedOut = true; break }
+                continue
+            }
+            if ready < 0 { if errno == EINTR { continue }; break }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }  // EOF: the child is gone
+            output += chunk[..<n]
+            if !sawReady, output.contains(UInt8(ascii: "R")),
+                String(decoding: output, as: UTF8.self).contains("READY ")
+            {
+                sawReady = true
+                if let delay = killAfterReadyMicroseconds {
+                    usleep(delay)
+                    kill(process.processIdentifier, SIGKILL)
+                }
+            }
+        }
+        if timedOut { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        output += [UInt8](pipe.fileHandleForReading.readDataToEndOfFile())
+        let text = String(decoding: output, as: UTF8.self)
+        if timedOut {
+            throw Failure("child still running after \(timeoutSeconds) s (killed): \(text.suffix(300))")
+        }
+        let whole =
+            text.hasSuffix("\n")
+            ? text[...]
+            : text[..<(text.lastIndex(of: "\n").map { text.index(after: $0) } ?? text.startIndex)]
+        return ChildRun(
+            lines: whole.split(separator: "\n", omittingEmptySubsequences: true), sawReady: sawReady,
+            killedBySignal: process.terminationReason == .uncaughtSignal)
+    }
+
+    private static func makeProcess(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Process
+    {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try path())
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment
         env["SWIFT_BACKTRACE"] = "enable=no"
+        env.removeValue(forKey: "ISOKV_FAILPOINT")
+        env.merge(extra) { _, new in new }
         process.environment = env
         return process
     }

@@ -1,5 +1,6 @@
 @_spi(Testing) import IsoKV
 import IsoKVConformance
+import IsoKVTestSupport
 import Testing
 
 // The embedded engine as an IsoKVConformance backend, and a wrapper that runs some levels as others (to check the
@@ -51,29 +52,7 @@ func runReplay(
 /// A database on which `begin` runs some levels as others: `.readUncommitted` as `.readCommitted` gives
 /// PostgreSQL's read uncommitted; `.serializable` as `.snapshot` gives snapshot isolation under the name
 /// serializable.
-struct LevelMappingStore: KeyValueStore, LockWaitObservable {
-    typealias Transaction = IsoKV.Transaction
-    let db: Database
-    let mapping: [IsolationLevel: IsolationLevel]
-
-    func begin(_ isolation: IsolationLevel, readOnly: Bool) async throws -> Transaction {
-        try await db.begin(mapping[isolation] ?? isolation, readOnly: readOnly)
-    }
-    func get(_ key: Bytes) async throws -> VersionedValue? { try await db.get(key) }
-    func put(_ key: Bytes, _ value: Bytes) async throws -> UInt64 { try await db.put(key, value) }
-    func put(_ key: Bytes, _ value: Bytes, ifVersion version: UInt64) async throws -> UInt64 {
-        try await db.put(key, value, ifVersion: version)
-    }
-    func put(_ key: Bytes, _ value: Bytes, ifAbsent: Bool) async throws -> UInt64 {
-        try await db.put(key, value, ifAbsent: ifAbsent)
-    }
-    func delete(_ key: Bytes) async throws -> Bool { try await db.delete(key) }
-    func delete(_ key: Bytes, ifVersion version: UInt64) async throws { try await db.delete(key, ifVersion: version) }
-    func increment(_ key: Bytes, by delta: Int64) async throws -> Int64 { try await db.increment(key, by: delta) }
-    func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes) async {
-        await db.waitUntilWaiting(transaction, on: key)
-    }
-}
+typealias LevelMappingStore = ForwardingStore<Database>
 
 /// The engine behind a ``LevelMappingStore``, declaring `capabilities` (which may or may not tell the truth).
 struct LevelMappingBackend: ConformanceBackend {
@@ -82,6 +61,6 @@ struct LevelMappingBackend: ConformanceBackend {
     let capabilities: BackendCapabilities
 
     func makeStore(_ options: StoreOptions) async throws -> LevelMappingStore {
-        LevelMappingStore(db: makeDatabase(lockTimeout: options.lockTimeout), mapping: mapping)
+        ForwardingStore(makeDatabase(lockTimeout: options.lockTimeout), levels: mapping)
     }
 }

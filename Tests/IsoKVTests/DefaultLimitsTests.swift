@@ -1,4 +1,6 @@
 @_spi(Testing) import IsoKV
+import IsoKVStorage
+import IsoKVTestSupport
 import Testing
 
 /// The default `Limits` on every entry point at their exact sizes: the largest allowed passes, one more is refused
@@ -81,5 +83,42 @@ struct DefaultLimitsTests {
         #expect(db.statistics().chains == n)
         #expect(try await value(db, "w0") == "again")
         #expect(try await value(db, "one-more") == nil)
+    }
+
+    /// A durable commit whose WAL record would pass the format's 64 MiB payload bound (65 values of the default
+    /// maximum size) is refused at commit with 54000; nothing of it is visible or recovered, and the store keeps
+    /// accepting commits (a refused record is not a failed log).
+    @Test func recordSizeAtTheDefaultOnADurableDatabase() async throws {
+        let dir = TemporaryDirectory("limits-record")
+        defer { dir.remove() }
+        var db = try await Database.open(path: dir.path, options: durableOptions(.fsync))
+        let perRecord = WALFormat.maxPayloadBytes / Self.limits.maxValueSize + 1
+        let tx = try await db.begin(.snapshot)
+        for i in 0..<perRecord { try await tx.put(Bytes("big\(i)"), Self.maxValue) }
+        await expectCode(.limitExceeded) { try await tx.commit() }
+        try? await tx.rollback()
+        #expect(try await db.get("big0") == nil)
+        let after = try await db.put("small", "ok")
+        await db.close()
+        db = try await Database.open(path: dir.path, options: durableOptions(.fsync))
+        #expect(try await db.get("big0") == nil)
+        #expect(try await db.get("small")?.version == after)
+        await db.close()
+    }
+
+    /// Serializable reads past the default per-transaction point-lock bound (10 000) escalate to one range lock,
+    /// exactly at the bound: 10 000 reads keep point locks, the next one escalates.
+    @Test func rangeLockEscalationAtTheDefault() async throws {
+        let db = makeDatabase()
+        let bound = SerializableLimits().maxPointLocksPerTransaction
+        #expect(bound == 10_000)
+        let tx = try await db.begin(.serializable)
+        for i in 0..<bound { _ = try await tx.get(Bytes("r\(i)")) }
+        var s = db.statistics().serializable
+        #expect(s.escalations == 0 && s.pointLocks == bound, "\(s)")
+        _ = try await tx.get("one-more")
+        s = db.statistics().serializable
+        #expect(s.escalations == 1 && s.rangeLocks == 1, "\(s)")
+        try await tx.commit()
     }
 }

@@ -1,5 +1,6 @@
 @_spi(Testing) import IsoKV
 import IsoKVSync
+import IsoKVTestSupport
 import Testing
 
 /// `transaction(retry:)` and `update` retry a bounded number of times, then give up with the last error: each
@@ -44,7 +45,16 @@ struct RetryGiveUpTests {
     @Test func updateGivesUpAfterItsAttempts() async throws {
         let db = makeDatabase()
         try await seed(db, [("k", "0")])
-        let store = InterferingStore(db: db)
+        // Each single-key `get` is followed at once by another writer's write of the key, so that a
+        // compare-and-set on the version just read always loses.
+        let writes = Locked(0)
+        let store = ForwardingStore(db) { key in
+            let n = writes.withLock {
+                $0 += 1
+                return $0
+            }
+            try await db.put(key, Bytes("interfered \(n)"))
+        }
         let calls = Locked(0)
         let retried = Locked<[RetryEvent]>([])
         var policy = RetryPolicy(maxAttempts: 4, baseDelay: .microseconds(10), maxDelay: .microseconds(50))
@@ -63,34 +73,4 @@ struct RetryGiveUpTests {
         #expect(events.allSatisfy { $0.error.code == .versionMismatch }, "\(events)")
         #expect(try await value(db, "k") == "interfered 4")  // the interferer's last write; update wrote nothing
     }
-}
-
-/// A store whose single-key `get` is followed at once by another writer's write of the same key, so that a
-/// compare-and-set on the version just read always loses.
-struct InterferingStore: KeyValueStore {
-    typealias Transaction = IsoKV.Transaction
-    let db: Database
-    let writes = Locked(0)
-
-    func begin(_ isolation: IsolationLevel, readOnly: Bool) async throws -> Transaction {
-        try await db.begin(isolation, readOnly: readOnly)
-    }
-    func get(_ key: Bytes) async throws -> VersionedValue? {
-        let v = try await db.get(key)
-        let n = writes.withLock {
-            $0 += 1; return $0
-        }
-        try await db.put(key, Bytes("interfered \(n)"))
-        return v
-    }
-    func put(_ key: Bytes, _ value: Bytes) async throws -> UInt64 { try await db.put(key, value) }
-    func put(_ key: Bytes, _ value: Bytes, ifVersion version: UInt64) async throws -> UInt64 {
-        try await db.put(key, value, ifVersion: version)
-    }
-    func put(_ key: Bytes, _ value: Bytes, ifAbsent: Bool) async throws -> UInt64 {
-        try await db.put(key, value, ifAbsent: ifAbsent)
-    }
-    func delete(_ key: Bytes) async throws -> Bool { try await db.delete(key) }
-    func delete(_ key: Bytes, ifVersion version: UInt64) async throws { try await db.delete(key, ifVersion: version) }
-    func increment(_ key: Bytes, by delta: Int64) async throws -> Int64 { try await db.increment(key, by: delta) }
 }

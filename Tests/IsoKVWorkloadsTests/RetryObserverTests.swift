@@ -1,5 +1,6 @@
 import IsoKV
 import IsoKVSync
+import IsoKVTestSupport
 import IsoKVWorkloads
 import Testing
 
@@ -47,7 +48,18 @@ struct RetryObserverTests {
 
     @Test("update reports each lost compare-and-set")
     func updateRetry() async throws {
-        let store = IntrudedStore(db: Database.inMemory())
+        // Another writer puts `100` at the key right after the first read: the compare-and-set of `update` then
+        // loses exactly once.
+        let db = Database.inMemory()
+        let intruded = Locked(false)
+        let store = ForwardingStore(db) { key in
+            if intruded.withLock({ first in
+                defer { first = true }
+                return !first
+            }) {
+                try await db.put(key, "100")
+            }
+        }
         try await store.put("k", "1")
         let events = Locked([RetryEvent]())
         let policy = RetryPolicy(maxAttempts: 5, baseDelay: .zero) { event in events.withLock { $0.append(event) } }
@@ -89,40 +101,5 @@ struct RetryObserverTests {
         #expect(watched == RetryPolicy(maxAttempts: 7))
         #expect(watched.hashValue == RetryPolicy(maxAttempts: 7).hashValue)
         #expect(watched != RetryPolicy(maxAttempts: 8))
-    }
-}
-
-/// The engine, except that another writer puts `100` at the key just before the first conditional put: the
-/// compare-and-set of `update` then loses exactly once.
-struct IntrudedStore: KeyValueStore {
-    let db: Database
-    let intruded = Locked(false)
-
-    nonisolated(nonsending) func begin(_ isolation: IsolationLevel, readOnly: Bool) async throws -> Database.Transaction
-    {
-        try await db.begin(isolation, readOnly: readOnly)
-    }
-    nonisolated(nonsending) func get(_ key: Bytes) async throws -> VersionedValue? { try await db.get(key) }
-    @discardableResult
-    nonisolated(nonsending) func put(_ key: Bytes, _ value: Bytes) async throws -> UInt64 {
-        try await db.put(key, value)
-    }
-    nonisolated(nonsending) func put(_ key: Bytes, _ value: Bytes, ifVersion version: UInt64) async throws -> UInt64 {
-        if intruded.withLock({ first in
-            defer { first = true }; return !first
-        }) {
-            try await db.put(key, "100")
-        }
-        return try await db.put(key, value, ifVersion: version)
-    }
-    nonisolated(nonsending) func put(_ key: Bytes, _ value: Bytes, ifAbsent: Bool) async throws -> UInt64 {
-        try await db.put(key, value, ifAbsent: ifAbsent)
-    }
-    nonisolated(nonsending) func delete(_ key: Bytes) async throws -> Bool { try await db.delete(key) }
-    nonisolated(nonsending) func delete(_ key: Bytes, ifVersion version: UInt64) async throws {
-        try await db.delete(key, ifVersion: version)
-    }
-    nonisolated(nonsending) func increment(_ key: Bytes, by delta: Int64) async throws -> Int64 {
-        try await db.increment(key, by: delta)
     }
 }
