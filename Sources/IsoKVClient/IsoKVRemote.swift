@@ -25,7 +25,7 @@ import NIOHTTP1
 /// Where HTTP differs from the embedded engine (the capabilities a conformance run must declare):
 /// - after any failed operation the server fails the whole transaction (PostgreSQL semantics): later operations
 ///   throw `25P02`, where the engine keeps the transaction usable after a non-retryable error such as `23505`;
-/// - no savepoints (`savepoint()`, `rollback(to:)`, `release(_:)` throw `22023`);
+/// - savepoints are the server's savepoint routes; rolling back to one also revives a failed transaction;
 /// - the server's limits apply (scan pages of at most 1000 rows are fetched one after the other; writes per
 ///   interactive transaction are capped) and an idle transaction is rolled back after its idle timeout (`25P03`);
 /// - a transaction waiting for a row lock occupies an HTTP connection: with more concurrently blocked

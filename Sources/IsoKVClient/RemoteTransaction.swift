@@ -112,16 +112,27 @@ public final class RemoteTransaction: StoreTransaction {
         return result["found"] as? Bool == true ? try RemoteHTTP.bytes(result, "value") : nil
     }
 
+    /// `POST …/savepoints`.
     nonisolated(nonsending) public func savepoint() async throws -> Savepoint {
-        throw IsoKVError(.invalidInput, "savepoints are not available over HTTP")
+        let r = try await http.send(.POST, base + "/savepoints")
+        guard let n = r.json["savepoint"] as? Int else { throw RemoteHTTP.protocolError("savepoint without a number") }
+        return Savepoint(transaction: id, id: n)
     }
 
+    /// `POST …/savepoints/{n}/rollback`.
     nonisolated(nonsending) public func rollback(to savepoint: Savepoint) async throws {
-        throw IsoKVError(.invalidInput, "savepoints are not available over HTTP")
+        guard savepoint.transaction == id else {
+            throw IsoKVError(.invalidSavepoint, "the savepoint belongs to another transaction")
+        }
+        _ = try await http.send(.POST, base + "/savepoints/\(savepoint.id)/rollback")
     }
 
+    /// `DELETE …/savepoints/{n}`.
     nonisolated(nonsending) public func release(_ savepoint: Savepoint) async throws {
-        throw IsoKVError(.invalidInput, "savepoints are not available over HTTP")
+        guard savepoint.transaction == id else {
+            throw IsoKVError(.invalidSavepoint, "the savepoint belongs to another transaction")
+        }
+        _ = try await http.send(.DELETE, base + "/savepoints/\(savepoint.id)")
     }
 
     nonisolated(nonsending) public func commit() async throws {

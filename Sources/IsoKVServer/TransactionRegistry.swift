@@ -280,6 +280,11 @@ final class TransactionRegistry: Sendable {
         }
     }
 
+    /// Forgets the recorded failure (a rollback to a savepoint made the transaction usable again).
+    func clearFailure(_ id: String) {
+        state.withLock { $0.entries[id]?.failure = nil }
+    }
+
     /// The scope (scan parameters) a cursor was opened with.
     func cursorScope(_ id: String) -> String? {
         state.withLock { $0.entries[id]?.cursorScope }
@@ -444,4 +449,13 @@ final class OwnerState: @unchecked Sendable {
     var writtenBytes = 0
     /// The cursor position (cursors only): the last key returned.
     var lastKey: Bytes?
+    /// A savepoint and the write caps' counts when it was made (restored by a rollback to it).
+    struct Mark {
+        var savepoint: Savepoint
+        var writtenKeys: Set<Bytes>
+        var writtenBytes: Int
+    }
+    /// Open savepoints by number (numbers are never reused within the transaction).
+    var savepoints: [Int: Mark] = [:]
+    var nextSavepoint = 0
 }

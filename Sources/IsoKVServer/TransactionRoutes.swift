@@ -31,6 +31,13 @@ struct TransactionRoutes {
         router.post("/v1/transactions") { request, _ in try await begin(request) }
         router.get("/v1/transactions/{id}") { request, context in try await status(try id(context)) }
         router.post("/v1/transactions/{id}/ops") { request, context in try await ops(request, id: try id(context)) }
+        router.post("/v1/transactions/{id}/savepoints") { _, context in try await savepoint(try id(context)) }
+        router.post("/v1/transactions/{id}/savepoints/{n}/rollback") { _, context in
+            try await rollback(try id(context), toSavepoint: try savepointNumber(context))
+        }
+        router.delete("/v1/transactions/{id}/savepoints/{n}") { _, context in
+            try await release(try id(context), savepoint: try savepointNumber(context))
+        }
         router.post("/v1/transactions/{id}/commit") { _, context in try await commit(try id(context)) }
         router.post("/v1/transactions/{id}/rollback") { _, context in await rollback(try id(context)) }
         router.delete("/v1/transactions/{id}") { _, context in await rollback(try id(context)) }
@@ -309,6 +316,69 @@ struct TransactionRoutes {
                 key: key, current: current?.version)
         }
         return visible
+    }
+
+    // MARK: Savepoints
+
+    private func savepointNumber(_ context: IsoKVRequestContext) throws(ServerError) -> Int {
+        guard let text = context.parameters.get("n"), let n = Int(text), n >= 1 else {
+            throw ServerError(.invalidSavepoint, "no such savepoint (savepoints are numbered from 1)")
+        }
+        return n
+    }
+
+    /// `POST /v1/transactions/{id}/savepoints` → 201 `{savepoint: n}`: marks a point to roll back to.
+    func savepoint(_ id: String) async throws -> Response {
+        let n = try await inTransaction(id) { tx, owner in
+            let savepoint = try await tx.savepoint()
+            owner.nextSavepoint += 1
+            owner.savepoints[owner.nextSavepoint] = OwnerState.Mark(
+                savepoint: savepoint, writtenKeys: owner.writtenKeys, writtenBytes: owner.writtenBytes)
+            return owner.nextSavepoint
+        }
+        return JSONValue.object([("savepoint", .int(Int64(n)))]).response(status: .created)
+    }
+
+    /// `POST /v1/transactions/{id}/savepoints/{n}/rollback` → 204: undoes the writes (and releases the locks) taken
+    /// after savepoint `n`, which stays usable; later savepoints are gone. As in PostgreSQL it also works on a
+    /// failed transaction and makes it usable again (every failure came after the newest savepoint, since none
+    /// can be made in a failed transaction). `409 3B001` for an unknown savepoint.
+    func rollback(_ id: String, toSavepoint n: Int) async throws -> Response {
+        do {
+            try await registry.run(id, kind: .interactive) { tx, owner in
+                guard let mark = owner.savepoints[n] else {
+                    throw ServerError(
+                        .invalidSavepoint, "no savepoint \(n) in this transaction (released or rolled back past)")
+                }
+                try await tx.rollback(to: mark.savepoint)
+                owner.failed = nil
+                owner.writtenKeys = mark.writtenKeys
+                owner.writtenBytes = mark.writtenBytes
+                owner.savepoints = owner.savepoints.filter { $0.key <= n }
+                return ((), nil)
+            }
+            registry.clearFailure(id)
+        } catch {
+            state.noteError(error)
+            var e = ErrorMapping.serverError(from: error)
+            e.transaction = id
+            throw e
+        }
+        return Response(status: .noContent)
+    }
+
+    /// `DELETE /v1/transactions/{id}/savepoints/{n}` → 204: forgets savepoint `n` and the later ones, keeping
+    /// their writes and locks. `409 3B001` for an unknown savepoint.
+    func release(_ id: String, savepoint n: Int) async throws -> Response {
+        try await inTransaction(id) { tx, owner in
+            guard let mark = owner.savepoints[n] else {
+                throw ServerError(
+                    .invalidSavepoint, "no savepoint \(n) in this transaction (released or rolled back past)")
+            }
+            try await tx.release(mark.savepoint)
+            owner.savepoints = owner.savepoints.filter { $0.key < n }
+        }
+        return Response(status: .noContent)
     }
 
     // MARK: Commit and rollback

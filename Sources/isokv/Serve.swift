@@ -27,10 +27,10 @@ struct Serve: AsyncParsableCommand {
             postgres://user[:password]@host[:port][/database][?schema=NAME] (PostgreSQL; the server keeps no state, \
             so several servers can share one database).
             """)
-    var backend = "embedded"
+    var backend: String?
 
-    @Option(help: "Address and port to listen on (host:port; [v6]:port).")
-    var listen = "127.0.0.1:7070"
+    @Option(help: "Address and port to listen on (host:port; [v6]:port; default 127.0.0.1:7070).")
+    var listen: String?
 
     @Option(
         help:
@@ -41,20 +41,41 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "A file holding the bearer token clients must send (Authorization: Bearer …).")
     var tokenFile: String?
 
-    @Option(help: "Largest request body in bytes (suffixes K, M accepted).")
-    var maxBody = "2M"
+    @Option(help: "Largest request body in bytes (suffixes K, M accepted; default 2M).")
+    var maxBody: String?
 
-    @Option(help: "After SIGTERM, keep serving this many milliseconds with /readyz answering 503 before stopping.")
-    var drainDelayMs = 0
+    @Option(
+        help:
+            "After SIGTERM, keep serving this many milliseconds with /readyz answering 503 before stopping (default 0)."
+    )
+    var drainDelayMs: Int?
 
     @Flag(help: "Allow a non-loopback address without a token.")
     var insecure = false
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel = "info"
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info).")
+    var logLevel: String?
+
+    @Option(
+        help: """
+            A JSON file of settings whose keys are these options' long names ({"listen": "0.0.0.0:7070", \
+            "token-file": "/etc/isokv/token", "insecure": false, …}); options given on the command line override it.
+            """)
+    var config: String?
 
     func run() async throws {
-        let level = Logger.Level(rawValue: logLevel) ?? .info
+        var settings = self
+        if let config { try settings.apply(try ServeConfigFile.load(config)) }
+        try await settings.serve()
+    }
+
+    func serve() async throws {
+        let listen = self.listen ?? "127.0.0.1:7070"
+        let maxBody = self.maxBody ?? "2M"
+        let drainDelayMs = self.drainDelayMs ?? 0
+        guard let level = Logger.Level(rawValue: logLevel ?? "info") else {
+            throw ValidationError("--log-level must be trace, debug, info, notice, warning, error or critical")
+        }
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
@@ -150,6 +171,7 @@ struct Serve: AsyncParsableCommand {
 
     /// Opens the store `--backend` names; returns it and how `listening on` describes it.
     func openStore(limits: ServerLimits) async throws -> (any KeyValueStore, String) {
+        let backend = self.backend ?? "embedded"
         if backend == "embedded" {
             let mode: Database.Durability =
                 switch durability ?? "fsync" {

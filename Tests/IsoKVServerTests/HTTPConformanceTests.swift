@@ -12,13 +12,11 @@ extension BackendCapabilities {
     /// behind the server declares. HTTP changes four facts:
     /// - lock waits and deferrable waits cannot be observed from the client (the server exposes no hook), so the
     ///   replays that order a step after a wait are not run;
-    /// - no savepoints over HTTP;
     /// - no per-store lock timeout (the server refuses `lock_timeout_ms`; NOWAIT is available per locking read);
     /// - the server fails a transaction at its first failed operation, whatever the store does.
     func throughHTTP() -> BackendCapabilities {
         var c = self
         c.observableLockWaits = false
-        c.savepoints = false
         c.lockTimeout = false
         c.deferrableReadOnly = false
         c.failedStatementAbortsTransaction = true
