@@ -29,8 +29,8 @@ extension Database {
     /// `.concurrent` checks only the invariants that hold at every instant, and is exact while other transactions
     /// run (see ``CheckFinding/Kind/requiresQuiescence``). The check changes nothing.
     ///
-    /// Synchronous, on the calling thread: it copies every chain (one chain lock at a time), the scan index (in
-    /// batches of 256, under the index lock), the wait-for graph, the GC backlog, the snapshot registry and the SSI
+    /// Synchronous, on the calling thread: it copies every chain (one chain lock at a time), the scan index (its
+    /// published version, read without a lock), the wait-for graph, the GC backlog, the snapshot registry and the SSI
     /// state (each under its own lock, once), then compares. Cost O(keys + versions + locks + SSI records and
     /// SIREAD locks), time and memory; it holds no lock for longer than one copy.
     public func check(_ mode: CheckMode = .quiescent) -> CheckReport {
@@ -109,14 +109,13 @@ struct ConsistencyChecker {
         let live = db.live.activeIDs()
         report.openTransactions = db.live.open.value
 
-        // 2. The scan index, in batches under its lock (as a scan copies it).
+        // 2. The scan index: its published version, one consistent version walked without a lock.
         var indexed: [Bytes: KeyChain] = [:]
-        var cursor: Bytes?
-        while true {
-            let batch = db.index.withLock { $0.entries(in: .all, after: cursor, reverse: false, max: 256) }
-            guard let last = batch.last else { break }
-            for entry in batch { indexed[entry.key] = entry.value }
-            cursor = last.key
+        db.index.read { idx in
+            idx.forEach(in: .all, after: nil, reverse: false) { entry in
+                indexed[entry.key] = entry.value
+                return true
+            }
         }
 
         // 3. The directory (not a snapshot; exact when quiescent).

@@ -104,7 +104,7 @@ extension Database {
             let c = KeyChain(key: key)
             c.state.withLock { $0.retired = true }
             precondition(!directory.loadOrStore(key, c).loaded, "the key already has a chain")
-            index.withLock { $0.insert(key, c) }
+            index.withWriterLock { $0.insert(key, c) }
         case .publishAheadOfLastCommit:
             oracle.commitLock.withLock { last in oracle.published.store(last + 1, ordering: .releasing) }
         case .registerSnapshotAheadOfPublished:
@@ -112,7 +112,7 @@ extension Database {
         case .registerSnapshotWithoutTransaction:
             _ = oracle.registerSnapshot(stripe: 0)
         case .removeFromIndex(let key):
-            index.withLock { $0.remove(key) }
+            index.withWriterLock { $0.remove(key) }
         case .removeFromDirectory(let key):
             directory.remove(chain(key))
         case .forgetTransaction(let id):

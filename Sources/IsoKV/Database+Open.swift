@@ -55,7 +55,7 @@ extension Database {
                 $0.versions = [CommittedVersion(value: Bytes(value), commitTS: write.version, creator: 0)]
             }
             let (stored, _) = directory.loadOrStore(key, chain)
-            index.withLock { $0.insert(key, stored) }
+            index.withWriterLock { $0.insert(key, stored) }
         }
         oracle.commitLock.withLock { last in
             last = recovered.lastSequence

@@ -23,7 +23,7 @@ extension Database {
             }
             return true
         }
-        s.indexedKeys = index.withLock { $0.count }
+        s.indexedKeys = index.count
         s.liveSnapshots = oracle.liveSnapshots
         s.lastCommit = oracle.latest()
         s.aborts = abortCounts()

@@ -60,13 +60,15 @@ public final class Database: KeyValueStore, Sendable {
     /// Key → chain. Point reads go straight here without any global lock; a chain is stored once per key lifetime
     /// and removed only by garbage collection after it was marked retired.
     let directory: any KeyDirectory
-    /// Sorted keys for scans, each with its chain. Invariant: every key with a chain in `directory` is here, as
-    /// seen by anyone holding this lock (a new chain is stored in the directory and inserted here in one critical
-    /// section of this lock, ``chainForWriting(_:)``; removed only by GC after the chain left the directory,
-    /// re-checked under this lock). The chain stored with a key may be an older, retired one for a moment (a new chain for the
-    /// key replaces it when it is indexed): a chain that is not retired is always the directory's chain for its
+    /// Sorted keys for scans, each with its chain; scans read the published version without a lock
+    /// (`ScanIndex.swift`). Invariant: every key with a chain in `directory` is in the published index at every
+    /// instant (a new chain is inserted and published before it is stored in the directory, under the index's
+    /// writer lock, ``chainForWriting(_:)``; removed only by GC after the chain left the directory, re-checked under
+    /// the writer lock). The chain stored with a key may be an older, retired one for a moment (a new chain for the
+    /// key replaces it when it is indexed), or, for a moment, a new chain not yet in the directory (empty: nobody
+    /// can have written it): a chain that is not retired and is in the directory is the directory's chain for its
     /// key, because a key gets a new chain only after the old one was retired and removed.
-    let index = Locked(OrderedIndex<KeyChain>())
+    let index = ScanIndex()
     /// Version garbage collection.
     let gc = GarbageCollector()
     /// Failures counted by cause, for ``statistics()``.
@@ -123,24 +125,31 @@ public final class Database: KeyValueStore, Sendable {
 
     /// The chain of `key`, creating (and indexing) it if absent.
     ///
-    /// A new chain is stored in the directory and inserted in the scan index inside one critical section of the
-    /// index lock. Why: once stored, another writer finds the chain with a lock-free load and may write and commit
-    /// the key at once; a scan whose snapshot includes that commit must find the key in the index. Scans read the
-    /// index under its lock, so they see either neither the chain nor any commit on it (the commit came after the
-    /// scan's snapshot), or both. (Storing first and indexing afterwards left a window where a committed key was
-    /// missing from a scan.) Lock order: index lock → the directory map's lock (DESIGN.md).
+    /// A new chain is inserted in the scan index and published there *before* it is stored in the directory, both
+    /// under the index's writer lock (which serializes chain creation). Why: once stored, another writer finds the
+    /// chain with a lock-free load and may write and commit the key at once; a scan whose snapshot includes that
+    /// commit must find the key in the index. The publication happens before the store, the store before that
+    /// writer's load, its commit before the scan's snapshot and the snapshot before the scan's load of the index,
+    /// so the scan's load sees the version with the key (or a later one). (Storing first and indexing afterwards
+    /// left a window where a committed key was missing from a scan.) Lock order: index writer lock → the directory
+    /// map's lock (DESIGN.md).
     func chainForWriting(_ key: Bytes) -> KeyChain {
         if let c = directory.load(key) { return c }
-        return index.withLock { idx in
-            let (chain, loaded) = directory.loadOrStore(key, KeyChain(key: key))
-            if !loaded { idx.insert(key, chain) }
-            return chain
+        return index.withWriterLock { idx in
+            if let c = directory.load(key) { return c }
+            let chain = KeyChain(key: key)
+            idx.insert(key, chain)
+            let (stored, loaded) = directory.loadOrStore(key, chain)
+            // Every creator of a chain holds the writer lock, so `loaded` is false; if a chain appeared by another
+            // path, index that one instead.
+            if loaded { idx.insert(key, stored) }
+            return stored
         }
     }
 
-    /// Whether the scan index's lock is held right now, by any thread. For the regression test of
+    /// Whether the scan index's writer lock is held right now, by any thread. For the regression test of
     /// ``chainForWriting(_:)``'s critical section (a directory probe asks it while the chain is being stored).
-    package var scanIndexIsLockedForTesting: Bool { index.withLockIfAvailable { _ in false } ?? true }
+    package var scanIndexIsLockedForTesting: Bool { index.writerLockIsHeld }
 
     /// What transaction `txid` reads at `key`; see `ChainState.read`. `snapshot` nil means "the newest published
     /// commit, read under the chain's lock". `chain`: the key's chain as the scan index had it (a hint that saves
@@ -173,7 +182,7 @@ public final class Database: KeyValueStore, Sendable {
     /// Removes a retired chain from the directory and then, if no new chain for the key appeared, from the index.
     func remove(retired chain: KeyChain) {
         directory.remove(chain)
-        index.withLock { idx in
+        index.withWriterLock { idx in
             if directory.load(chain.key) == nil { idx.remove(chain.key) }
         }
     }

@@ -1,75 +1,268 @@
 import IsoKVCore
+
 /// The ordered key index that scans walk: every key that has a chain in the directory, sorted, each with a value
 /// (the engine stores the key's chain, so that a scan reads it without a directory lookup).
 ///
-/// A list of sorted chunks (at most `maxChunk` keys each): insert and remove cost `O(log n + maxChunk)` instead of
-/// a flat array's `O(n)`. It lives behind one `Locked` in ``Database`` (scans copy out a batch of entries under the
-/// lock, then read the chains without it), which serializes key creation and scans but not point reads or updates
-/// of existing keys. A concurrent skip list would remove that lock; see DESIGN.md.
+/// A persistent (immutable, path-copying) B+tree: `insert` and `remove` never change a node that exists, they build
+/// new nodes along the path from the root to the leaf (`O(log n)` nodes of at most `maxLeaf`/`maxFanout` slots) and
+/// share every other node with the old tree. So a copy of an `OrderedIndex` is a snapshot that no later change
+/// affects, and a reader may walk one while a writer builds the next: ``ScanIndex`` publishes each new version
+/// atomically and scans walk the published one without a lock.
+///
+/// ```swift
+/// var idx = OrderedKeys()
+/// idx.insert("b"); idx.insert("a")
+/// let frozen = idx               // O(1): shares the nodes
+/// idx.remove("a")
+/// frozen.keys(in: .all, after: nil, reverse: false, max: 10)   // ["a", "b"]
+/// ```
+///
+/// Nodes are not merged when they shrink: a leaf or inner node is dropped when it becomes empty, and a root with one
+/// child is replaced by that child. Deletes are rare in the engine (only garbage collection of deleted keys removes
+/// entries), so the tree stays close to the shape inserts give it.
 struct OrderedIndex<Value> {
     struct Entry {
         let key: Bytes
         var value: Value
     }
-    /// Invariants: no chunk is empty; each chunk is strictly increasing by key; the last key of chunk `i` is less
-    /// than the first key of chunk `i + 1`.
-    private(set) var chunks: [[Entry]] = []
-    static var maxChunk: Int { 256 }
 
-    var count: Int { chunks.reduce(0) { $0 + $1.count } }
+    /// A node; immutable once built. A leaf has `entries` (strictly increasing by key) and no children; an inner
+    /// node has `children` (at least one) and `separators` of the same count: every key in `children[i]` is
+    /// `≥ separators[i]` for `i ≥ 1` and `< separators[i + 1]`; `separators[0]` is never read (the parent's
+    /// separator bounds the node from below).
+    final class Node: @unchecked Sendable {
+        // @unchecked Sendable: every stored property is a `let` of values that are never mutated after init.
+        let entries: [Entry]
+        let separators: [Bytes]
+        let children: [Node]
 
-    /// A position: chunk index and offset; `(chunks.count, 0)` is the end.
-    struct Position { var chunk: Int; var offset: Int }
-
-    /// The first position whose key is `>= key` (or `> key` when `strict`).
-    func position(of key: Bytes, strict: Bool) -> Position {
-        var lo = 0, hi = chunks.count
-        while lo < hi {  // first chunk whose last key is >= key (> key when strict)
-            let mid = (lo + hi) / 2
-            let last = chunks[mid][chunks[mid].count - 1].key
-            if strict ? !(key < last) : last < key { lo = mid + 1 } else { hi = mid }
+        init(entries: [Entry]) {
+            self.entries = entries
+            self.separators = []
+            self.children = []
         }
-        guard lo < chunks.count else { return Position(chunk: chunks.count, offset: 0) }
-        let c = chunks[lo]
-        var a = 0, b = c.count
-        while a < b {
-            let mid = (a + b) / 2
-            if strict ? !(key < c[mid].key) : c[mid].key < key { a = mid + 1 } else { b = mid }
+
+        init(separators: [Bytes], children: [Node]) {
+            self.entries = []
+            self.separators = separators
+            self.children = children
         }
-        return Position(chunk: lo, offset: a)
+
+        var isLeaf: Bool { children.isEmpty }
+
+        /// The child whose range holds `key`: the last `i ≥ 1` with `separators[i] ≤ key`, else 0.
+        @inline(__always)
+        func route(_ key: Bytes) -> Int {
+            var lo = 1, hi = separators.count  // first i >= 1 with key < separators[i]
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if key < separators[mid] { hi = mid } else { lo = mid + 1 }
+            }
+            return lo - 1
+        }
+
+        /// The child whose range holds the greatest key `< key`: the last `i ≥ 1` with `separators[i] < key`, else 0.
+        @inline(__always)
+        func routeBefore(_ key: Bytes) -> Int {
+            var lo = 1, hi = separators.count  // first i >= 1 with key <= separators[i]
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if !(separators[mid] < key) { hi = mid } else { lo = mid + 1 }
+            }
+            return lo - 1
+        }
+
+        /// In a leaf: the first index whose key is `≥ key` (`> key` when `strict`).
+        @inline(__always)
+        func lowerBound(_ key: Bytes, strict: Bool) -> Int {
+            var a = 0, b = entries.count
+            while a < b {
+                let mid = (a + b) / 2
+                if strict ? !(key < entries[mid].key) : entries[mid].key < key { a = mid + 1 } else { b = mid }
+            }
+            return a
+        }
     }
+
+    /// Invariants: `root` is nil or holds at least one entry; no node is empty; all leaves are at the same depth;
+    /// keys are strictly increasing in leaf order; `count` is the number of entries.
+    private(set) var root: Node?
+    private(set) var count = 0
+
+    static var maxLeaf: Int { 64 }
+    static var maxFanout: Int { 64 }
+
+    init() {}
+
+    // MARK: Changes (path copying)
 
     /// Inserts `key` with `value`, or replaces the value if `key` is present.
     mutating func insert(_ key: Bytes, _ value: Value) {
-        let entry = Entry(key: key, value: value)
-        if chunks.isEmpty { chunks = [[entry]]; return }
-        var p = position(of: key, strict: false)
-        if p.chunk == chunks.count {
-            p = Position(chunk: chunks.count - 1, offset: chunks[chunks.count - 1].count)
-        } else if p.offset < chunks[p.chunk].count && chunks[p.chunk][p.offset].key == key {
-            chunks[p.chunk][p.offset].value = value
+        guard let root else {
+            self.root = Node(entries: [Entry(key: key, value: value)])
+            count = 1
             return
         }
-        chunks[p.chunk].insert(entry, at: p.offset)
-        if chunks[p.chunk].count > Self.maxChunk {
-            let half = chunks[p.chunk].count / 2
-            let tail = Array(chunks[p.chunk][half...])
-            chunks[p.chunk].removeSubrange(half...)
-            chunks.insert(tail, at: p.chunk + 1)
+        let (node, split, inserted) = Self.insert(key, value, into: root)
+        if let split {
+            self.root = Node(separators: [Bytes.empty, split.separator], children: [node, split.node])
+        } else {
+            self.root = node
+        }
+        if inserted { count += 1 }
+    }
+
+    private static func insert(_ key: Bytes, _ value: Value, into node: Node)
+        -> (Node, split: (separator: Bytes, node: Node)?, inserted: Bool)
+    {
+        if node.isLeaf {
+            var entries = node.entries
+            let at = node.lowerBound(key, strict: false)
+            if at < entries.count && entries[at].key == key {
+                entries[at].value = value
+                return (Node(entries: entries), nil, false)
+            }
+            entries.insert(Entry(key: key, value: value), at: at)
+            if entries.count <= maxLeaf { return (Node(entries: entries), nil, true) }
+            let half = entries.count / 2
+            let right = Array(entries[half...])
+            return (Node(entries: Array(entries[..<half])), (right[0].key, Node(entries: right)), true)
+        }
+        let i = node.route(key)
+        let (child, split, inserted) = insert(key, value, into: node.children[i])
+        var children = node.children
+        var separators = node.separators
+        children[i] = child
+        if let split {
+            children.insert(split.node, at: i + 1)
+            separators.insert(split.separator, at: i + 1)
+        }
+        if children.count <= maxFanout {
+            return (Node(separators: separators, children: children), nil, inserted)
+        }
+        let half = children.count / 2
+        let right = Node(separators: Array(separators[half...]), children: Array(children[half...]))
+        let left = Node(separators: Array(separators[..<half]), children: Array(children[..<half]))
+        return (left, (separators[half], right), inserted)
+    }
+
+    /// Removes `key` if present; returns whether it was.
+    @discardableResult
+    mutating func remove(_ key: Bytes) -> Bool {
+        guard let root else { return false }
+        let (node, removed) = Self.remove(key, from: root)
+        guard removed else { return false }
+        var newRoot = node
+        while let r = newRoot, !r.isLeaf, r.children.count == 1 { newRoot = r.children[0] }
+        self.root = newRoot
+        count -= 1
+        return true
+    }
+
+    /// The node without `key` (nil if it became empty), and whether `key` was there.
+    private static func remove(_ key: Bytes, from node: Node) -> (Node?, Bool) {
+        if node.isLeaf {
+            let at = node.lowerBound(key, strict: false)
+            guard at < node.entries.count, node.entries[at].key == key else { return (node, false) }
+            if node.entries.count == 1 { return (nil, true) }
+            var entries = node.entries
+            entries.remove(at: at)
+            return (Node(entries: entries), true)
+        }
+        let i = node.route(key)
+        let (child, removed) = remove(key, from: node.children[i])
+        guard removed else { return (node, false) }
+        var children = node.children
+        var separators = node.separators
+        if let child {
+            children[i] = child
+        } else {
+            children.remove(at: i)
+            separators.remove(at: i)
+            if children.isEmpty { return (nil, true) }
+        }
+        return (Node(separators: separators, children: children), true)
+    }
+
+    // MARK: Reads
+
+    /// The value stored for `key`.
+    func value(for key: Bytes) -> Value? {
+        guard var node = root else { return nil }
+        while !node.isLeaf { node = node.children[node.route(key)] }
+        let at = node.lowerBound(key, strict: false)
+        return at < node.entries.count && node.entries[at].key == key ? node.entries[at].value : nil
+    }
+
+    func contains(_ key: Bytes) -> Bool { value(for: key) != nil }
+
+    /// Calls `body` with each entry of `range` strictly after `cursor` in scan order (strictly before it when
+    /// `reverse`), in order, until `body` returns false. No allocation: it walks the nodes in place.
+    func forEach(
+        in range: KeyRange, after cursor: Bytes?, reverse: Bool, _ body: (Entry) throws -> Bool
+    ) rethrows {
+        guard let root else { return }
+        if !reverse {
+            let upper = range.upper
+            if let cursor {
+                _ = try Self.visitForward(root, from: cursor, strict: true, upper: upper, body)
+            } else {
+                _ = try Self.visitForward(root, from: range.lower, strict: false, upper: upper, body)
+            }
+        } else {
+            _ = try Self.visitReverse(root, before: cursor ?? range.upper, lower: range.lower, body)
         }
     }
 
-    /// Removes `key` if present.
-    mutating func remove(_ key: Bytes) {
-        let p = position(of: key, strict: false)
-        guard p.chunk < chunks.count, chunks[p.chunk][p.offset].key == key else { return }
-        chunks[p.chunk].remove(at: p.offset)
-        if chunks[p.chunk].isEmpty { chunks.remove(at: p.chunk) }
+    /// Entries `≥ from` (`> from` when `strict`; all when nil) and `< upper`, ascending. Returns false once `body`
+    /// stopped the walk or the upper bound was reached.
+    private static func visitForward(
+        _ node: Node, from: Bytes?, strict: Bool, upper: Bytes?, _ body: (Entry) throws -> Bool
+    ) rethrows -> Bool {
+        if node.isLeaf {
+            let entries = node.entries
+            var i = from.map { node.lowerBound($0, strict: strict) } ?? 0
+            while i < entries.count {
+                if let upper, !(entries[i].key < upper) { return false }
+                if try !body(entries[i]) { return false }
+                i += 1
+            }
+            return true
+        }
+        let children = node.children
+        let first = from.map { node.route($0) } ?? 0
+        var c = first
+        while c < children.count {
+            if try !visitForward(children[c], from: c == first ? from : nil, strict: strict, upper: upper, body) {
+                return false
+            }
+            c += 1
+        }
+        return true
     }
 
-    func contains(_ key: Bytes) -> Bool {
-        let p = position(of: key, strict: false)
-        return p.chunk < chunks.count && chunks[p.chunk][p.offset].key == key
+    /// Entries `< before` (all when nil) and `≥ lower`, descending.
+    private static func visitReverse(
+        _ node: Node, before: Bytes?, lower: Bytes?, _ body: (Entry) throws -> Bool
+    ) rethrows -> Bool {
+        if node.isLeaf {
+            let entries = node.entries
+            var i = (before.map { node.lowerBound($0, strict: false) } ?? entries.count) - 1
+            while i >= 0 {
+                if let lower, entries[i].key < lower { return false }
+                if try !body(entries[i]) { return false }
+                i -= 1
+            }
+            return true
+        }
+        let children = node.children
+        let first = before.map { node.routeBefore($0) } ?? children.count - 1
+        var c = first
+        while c >= 0 {
+            if try !visitReverse(children[c], before: c == first ? before : nil, lower: lower, body) { return false }
+            c -= 1
+        }
+        return true
     }
 
     /// Up to `max` keys of `range` strictly after `cursor` in scan order (strictly before it when `reverse`).
@@ -80,47 +273,47 @@ struct OrderedIndex<Value> {
     /// Up to `max` entries of `range` strictly after `cursor` in scan order (strictly before it when `reverse`).
     func entries(in range: KeyRange, after cursor: Bytes?, reverse: Bool, max: Int) -> [Entry] {
         var out: [Entry] = []
-        if !reverse {
-            var p: Position
-            if let cursor {
-                p = position(of: cursor, strict: true)
-            } else if let lower = range.lower {
-                p = position(of: lower, strict: false)
-            } else {
-                p = Position(chunk: 0, offset: 0)
-            }
-            // Chunk by chunk: one access to `chunks` per chunk, not per entry.
-            outer: while p.chunk < chunks.count && out.count < max {
-                let chunk = chunks[p.chunk]
-                for i in p.offset..<chunk.count {
-                    if out.count == max { break outer }
-                    if let upper = range.upper, !(chunk[i].key < upper) { break outer }
-                    out.append(chunk[i])
-                }
-                p = Position(chunk: p.chunk + 1, offset: 0)
-            }
-        } else {
-            // Start just before the first key >= bound.
-            var p: Position
-            if let cursor {
-                p = position(of: cursor, strict: false)
-            } else if let upper = range.upper {
-                p = position(of: upper, strict: false)
-            } else {
-                p = Position(chunk: chunks.count, offset: 0)
-            }
-            while out.count < max {
-                if p.offset == 0 {
-                    if p.chunk == 0 { break }
-                    p = Position(chunk: p.chunk - 1, offset: chunks[p.chunk - 1].count)
-                }
-                p.offset -= 1
-                let e = chunks[p.chunk][p.offset]
-                if let lower = range.lower, e.key < lower { break }
-                out.append(e)
-            }
+        if max <= 0 { return out }
+        forEach(in: range, after: cursor, reverse: reverse) { entry in
+            out.append(entry)
+            return out.count < max
         }
         return out
+    }
+
+    /// Checks the structural invariants (tests): sorted keys, separators bounding their children, no empty node,
+    /// leaves at one depth, `count` right. Returns a description of the first violation, or nil.
+    func structuralProblem() -> String? {
+        guard let root else { return count == 0 ? nil : "empty tree with count \(count)" }
+        var total = 0
+        var leafDepth: Int?
+        var previous: Bytes?
+        func walk(_ node: Node, depth: Int, lower: Bytes?, upper: Bytes?) -> String? {
+            if node.isLeaf {
+                if node.entries.isEmpty { return "empty leaf" }
+                if let d = leafDepth, d != depth { return "leaves at depths \(d) and \(depth)" }
+                leafDepth = depth
+                for e in node.entries {
+                    if let p = previous, !(p < e.key) { return "keys not increasing at \(e.key)" }
+                    if let lower, e.key < lower { return "key \(e.key) below its separator \(lower)" }
+                    if let upper, !(e.key < upper) { return "key \(e.key) not below the next separator \(upper)" }
+                    previous = e.key
+                    total += 1
+                }
+                return nil
+            }
+            if node.children.isEmpty || node.separators.count != node.children.count {
+                return "inner node with \(node.children.count) children, \(node.separators.count) separators"
+            }
+            for (i, child) in node.children.enumerated() {
+                let lo = i == 0 ? lower : node.separators[i]
+                let hi = i + 1 < node.children.count ? node.separators[i + 1] : upper
+                if let problem = walk(child, depth: depth + 1, lower: lo, upper: hi) { return problem }
+            }
+            return nil
+        }
+        if let problem = walk(root, depth: 0, lower: nil, upper: nil) { return problem }
+        return total == count ? nil : "count \(count) but \(total) entries"
     }
 }
 

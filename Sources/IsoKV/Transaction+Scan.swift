@@ -40,11 +40,28 @@ extension Transaction {
             }
         }
         var out: [KeyValue] = []
+        if lock == nil {
+            // A plain scan walks the published index in place (no lock, no copy of the entries) and reads each
+            // chain it meets through the entry's chain, without a directory lookup.
+            let txid = assignedID
+            try db.index.read { idx in
+                try idx.forEach(in: range, after: nil, reverse: reverse) { entry in
+                    let value =
+                        serial
+                        ? try serializableRead(
+                            entry.key, snapshot: snap!, pointLock: false, scanned: range, chain: entry.value)
+                        : db.read(entry.key, txid: txid, snapshot: snap, dirty: dirty, chain: entry.value)
+                    if let value { out.append(KeyValue(key: entry.key, value: value)) }
+                    return out.count < max
+                }
+            }
+        }
         var cursor: Bytes?
-        while out.count < max {
-            // Batches no larger than the rows still wanted (plus slack for invisible keys), at most 128.
+        while lock != nil && out.count < max {
+            // A locking scan may wait for a row lock, so it copies batches of entries out of the index (no larger
+            // than the rows still wanted plus slack for invisible keys, at most 128) and then locks row by row.
             let want = Swift.min(128, Swift.max(16, max - out.count + 4))
-            let batch = db.index.withLock { $0.entries(in: range, after: cursor, reverse: reverse, max: want) }
+            let batch = db.index.read { $0.entries(in: range, after: cursor, reverse: reverse, max: want) }
             if batch.isEmpty { break }
             for entry in batch {
                 let key = entry.key

@@ -15,6 +15,9 @@ public struct OperationCounters: Sendable, Hashable {
     public var retries = 0
     /// Operations abandoned: their last attempt failed with a retryable error.
     public var gaveUp = 0
+    /// Scans that returned (committed scan transactions; ycsb-e), and the rows they returned together.
+    public var scans = 0
+    public var keysScanned = 0
 
     public init() {}
 
@@ -32,6 +35,8 @@ public struct OperationCounters: Sendable, Hashable {
         aborts.merge(other.aborts, uniquingKeysWith: +)
         retries += other.retries
         gaveUp += other.gaveUp
+        scans += other.scans
+        keysScanned += other.keysScanned
     }
 }
 

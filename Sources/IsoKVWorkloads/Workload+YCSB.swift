@@ -32,9 +32,12 @@ extension Workload {
             if w.rng.next() % 100 < 95 {
                 let from = context.data.randomKey(using: &w.rng)
                 let length = Int(w.rng.next() % 100) + 1
+                var rows = 0
                 try await w.transaction(context.store, context.isolation, readOnly: true) { tx in
-                    _ = try await tx.scan(KeyRange(from: from), limit: length)
+                    rows = try await tx.scan(KeyRange(from: from), limit: length).count
                 }
+                w.counters.scans += 1
+                w.counters.keysScanned += rows
             } else {
                 let key = context.data.nextInsertKey()
                 let value = context.data.value

@@ -148,6 +148,15 @@ struct BenchEngine: AsyncParsableCommand {
                         + "\(safeLater) tracked until a concurrent writer ended, then found safe.")
             }
         }
+        if mixed.counters.scans > 0 {
+            let perSecond = Double(mixed.counters.scans) / Swift.max(mixed.seconds, 1e-9)
+            let keysPerSecond = Double(mixed.counters.keysScanned) / Swift.max(mixed.seconds, 1e-9)
+            report.notes.append(
+                String(
+                    format: "scans: %.0f scans/s, %.0f keys scanned/s (%.1f rows per scan) in the %@ row.",
+                    perSecond, keysPerSecond,
+                    Double(mixed.counters.keysScanned) / Double(mixed.counters.scans), rows[3].name))
+        }
         report.notes.append(
             "vs raw map: throughput / the raw \(map.rawValue) map's point loads on the same keys, same run.")
         if map != .readMostly {

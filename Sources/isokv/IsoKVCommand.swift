@@ -14,7 +14,7 @@ struct IsoKVCommand: AsyncParsableCommand {
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a benchmark.",
-        subcommands: [BenchMaps.self, BenchEngine.self, BenchDurability.self, BenchHTTP.self]
+        subcommands: [BenchMaps.self, BenchEngine.self, BenchDurability.self, BenchHTTP.self, BenchMemory.self]
     )
 }
 

@@ -36,3 +36,73 @@ struct OrderedKeysTests {
         for k in sorted.prefix(50) { #expect(idx.contains(k)) }
     }
 }
+
+/// The persistent B+tree under the scan index: random inserts and removes against a sorted model, with the
+/// structural invariants checked after every change, and old versions unchanged by later changes.
+@Suite("Persistent ordered index")
+struct PersistentOrderedIndexTests {
+    @Test func randomChangesMatchTheModelAndKeepEveryOldVersion() {
+        var rng = SplitMix64(seed: testSeed("PersistentOrderedIndexTests.randomChanges"))
+        var idx = OrderedIndex<Int>()
+        var model: [Bytes: Int] = [:]
+        var frozen: [(OrderedIndex<Int>, [(Bytes, Int)])] = []
+        for step in 0..<6000 {
+            // Mostly inserts early (the tree grows to 3 levels), mostly removes late (nodes empty and vanish).
+            let k = Bytes("k\(rng.next() % 4000)")
+            let insert = rng.next() % 100 < (step < 4000 ? 80 : 25)
+            if insert {
+                idx.insert(k, step)
+                model[k] = step
+            } else {
+                let removed = idx.remove(k)
+                #expect(removed == (model.removeValue(forKey: k) != nil))
+            }
+            if step % 10 == 0 || step > 5950, let problem = idx.structuralProblem() {
+                Issue.record("step \(step): \(problem)")
+                return
+            }
+            if step % 500 == 0 { frozen.append((idx, model.sorted { $0.key < $1.key })) }
+        }
+        let sorted = model.sorted { $0.key < $1.key }
+        let all = idx.entries(in: .all, after: nil, reverse: false, max: .max)
+        #expect(all.map(\.key) == sorted.map(\.0))
+        #expect(all.map(\.value) == sorted.map(\.1))
+        #expect(idx.count == model.count)
+        for (old, expected) in frozen {
+            let entries = old.entries(in: .all, after: nil, reverse: false, max: .max)
+            #expect(entries.map(\.key) == expected.map(\.0))
+            #expect(entries.map(\.value) == expected.map(\.1))
+        }
+        for (k, v) in sorted.prefix(200) { #expect(idx.value(for: k) == v) }
+        #expect(idx.value(for: "absent") == nil)
+    }
+
+    @Test func rangesCursorsAndReverseMatchTheModel() {
+        var rng = SplitMix64(seed: testSeed("PersistentOrderedIndexTests.ranges"))
+        var idx = OrderedKeys()
+        var keys = Set<Bytes>()
+        for _ in 0..<3000 {
+            let k = Bytes("r\(rng.next() % 10_000)")
+            idx.insert(k)
+            keys.insert(k)
+        }
+        let sorted = keys.sorted()
+        for _ in 0..<200 {
+            let a = Bytes("r\(rng.next() % 12_000)"), b = Bytes("r\(rng.next() % 12_000)")
+            let range = KeyRange(from: Swift.min(a, b), to: Swift.max(a, b))
+            let inRange = sorted.filter { range.contains($0) }
+            #expect(idx.keys(in: range, after: nil, reverse: false, max: .max) == inRange)
+            #expect(idx.keys(in: range, after: nil, reverse: true, max: .max) == inRange.reversed())
+            // A cursor is a key of the range (a previous page's last key).
+            let cursor = Bytes("r\(rng.next() % 12_000)")
+            guard range.contains(cursor) else { continue }
+            #expect(
+                idx.keys(in: range, after: cursor, reverse: false, max: 17)
+                    == Array(inRange.filter { cursor < $0 }.prefix(17)))
+            #expect(
+                idx.keys(in: range, after: cursor, reverse: true, max: 17)
+                    == Array(inRange.filter { $0 < cursor }.reversed().prefix(17)))
+        }
+        #expect(idx.keys(in: .all, after: nil, reverse: false, max: 0) == [])
+    }
+}

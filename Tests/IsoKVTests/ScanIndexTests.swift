@@ -17,7 +17,7 @@ struct ScanIndexTests {
         try await db.put("k", "new")  // a new chain for the key
         let new = try #require(db.directory.load("k"))
         #expect(new !== old)
-        db.index.withLock { $0.insert("k", old) }  // the stale moment, forced
+        db.index.withWriterLock { $0.insert("k", old) }  // the stale moment, forced
         // Read-only, and (read-write) at serializable a tracked scan, which reads through `readNotingWriters`.
         for readOnly in [true, false] {
             let rows = try await db.transaction(level, readOnly: readOnly) { tx in try await tx.scan(prefix: "k") }
