@@ -38,7 +38,7 @@ public enum DataDirectory {
 /// the lock when the process dies, so a crash never leaves a stale lock.
 final class DirectoryLock: Sendable {
     /// How long (1 ms steps) open waits for a held lock before throwing ``StorageError/directoryLocked(path:)``.
-    static let busyRetryMilliseconds = 200
+    static let busyRetryMilliseconds = 1000
 
     /// The open `LOCK` file; valid until ``release()``. Written once at init.
     private let fd: Int32
