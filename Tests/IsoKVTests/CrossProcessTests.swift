@@ -9,8 +9,10 @@ import Testing
     /// This process holds the directory open (with a checkpoint and a WAL tail); a second process (`isokv
     /// crash-child --engine`, which would recover the directory, write and print `READY`) must fail with the
     /// directory lock's code `55006` before doing anything: no `READY`, no output, and every file of the directory
-    /// byte for byte as it was.
-    @Test func secondProcessOnAHeldDirectoryGetsDirectoryLockedBeforeDoingAnything() async throws {
+    /// byte for byte as it was. (Without the lock the child runs its workload forever: the time limit fails the
+    /// test instead of hanging the run.)
+    @Test(.timeLimit(.minutes(1)))
+    func secondProcessOnAHeldDirectoryGetsDirectoryLockedBeforeDoingAnything() async throws {
         let dir = TemporaryDirectory("cross-process-lock")
         defer { dir.remove() }
         let db = try await Database.open(path: dir.path, options: durableOptions(.fsync))
