@@ -252,7 +252,8 @@ struct ReportTests {
         -> LostUpdateResult
     {
         var fields: [String: Any] = [
-            "backend": "embedded", "strategy": strategy.rawValue, "claimsToPreventLostUpdates": strategy.preventsLostUpdates,
+            "backend": "embedded", "strategy": strategy.rawValue,
+            "claimsToPreventLostUpdates": strategy.preventsLostUpdates,
             "operations": 10, "committed": committed, "gaveUp": 10 - committed, "otherErrors": [String: Int](),
             "retries": 4, "wallSeconds": 0.5, "opsPerSecond": ops, "p50Nanoseconds": 1_000, "p99Nanoseconds": 9_000,
             "finalCounter": counter, "reactionRows": committed, "lostUpdates": committed - Int(counter),
