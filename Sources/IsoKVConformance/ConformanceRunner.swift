@@ -23,7 +23,7 @@ public struct ConformanceRunner<Backend: ConformanceBackend>: Sendable {
     /// The lock timeout ``Replay/lockTimeout`` configures its store with (``storeOptions(for:)``). Default 50 ms.
     public var lockTimeout: Duration
 
-    public init(backend: Backend, stallTimeout: Duration = .seconds(10), lockTimeout: Duration = .milliseconds(50)) {
+    public init(backend: Backend, stallTimeout: Duration = .seconds(60), lockTimeout: Duration = .milliseconds(50)) {
         self.backend = backend
         self.stallTimeout = stallTimeout
         self.lockTimeout = lockTimeout

@@ -168,11 +168,16 @@ public struct QueueExperiment: Sendable {
                     return LatencyHistogram()
                 }
             }
-            for consumer in 0..<p.consumers {
-                let consumer = Consumer(
+            let consumers = (0..<p.consumers).map { consumer in
+                Consumer(
                     store: store, claim: claim, parameters: p, queuePrefix: queuePrefix, done: done, state: state,
                     progress: progress, dies: consumerDies && consumer == 0,
                     rng: SplitMix64(seed: p.seed &+ UInt64(consumer) &* 0x9e37_79b9_7f4a_7c15), deadline: deadline)
+            }
+            // The dying consumer claims first and dies before the others start: otherwise, on a busy machine, the
+            // others could finish every job before it claims one, and the death would not be exercised.
+            if consumerDies, let dying = consumers.first { waits.merge(try await dying.run()) }
+            for consumer in consumers.dropFirst(consumerDies ? 1 : 0) {
                 group.addTask { try await consumer.run() }
             }
             for try await histogram in group { waits.merge(histogram) }

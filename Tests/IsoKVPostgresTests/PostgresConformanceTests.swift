@@ -45,7 +45,7 @@ struct PostgresBackend: ConformanceBackend {
 struct PostgresConformanceTests {
     @Test("every replay at every level ends as PostgreSQL's expected table says")
     func wholeSuite() async {
-        let report = await ConformanceRunner(backend: PostgresBackend(), stallTimeout: .seconds(20)).runAll()
+        let report = await ConformanceRunner(backend: PostgresBackend(), stallTimeout: .seconds(60)).runAll()
         #expect(report.notRun.isEmpty, "PostgreSQL declares every capability the replays need:\n\(report.matrix())")
         if !report.conforms {
             Issue.record("PostgreSQL does not match its expected table:\n\(report.matrix())")

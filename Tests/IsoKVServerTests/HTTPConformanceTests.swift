@@ -75,7 +75,7 @@ struct HTTPConformanceTests {
             let backend = HTTPBackend(
                 name: "http (embedded)", capabilities: BackendCapabilities.embeddedEngine.throughHTTP(),
                 remote: IsoKVRemote(url: "http://127.0.0.1:\(port)"))
-            let report = await ConformanceRunner(backend: backend, stallTimeout: .seconds(20)).runAll()
+            let report = await ConformanceRunner(backend: backend, stallTimeout: .seconds(60)).runAll()
             expectConforms(report)
             print(report.matrix())
             // What tells the engine apart survives HTTP: dirty reads at read uncommitted, write skew prevented at
@@ -98,7 +98,7 @@ struct PostgresHTTPConformanceTests {
         let backend = HTTPBackend(
             name: "http (postgresql)", capabilities: BackendCapabilities.postgreSQLServer.throughHTTP(),
             remote: IsoKVRemote(url: server.base))
-        let report = await ConformanceRunner(backend: backend, stallTimeout: .seconds(20)).runAll()
+        let report = await ConformanceRunner(backend: backend, stallTimeout: .seconds(60)).runAll()
         expectConforms(report)
         print(report.matrix())
         #expect(report.row(.dirtyRead, at: .readUncommitted)?.actual == .preventedBySnapshot)
