@@ -27,6 +27,9 @@ extension Database {
         s.liveSnapshots = oracle.liveSnapshots
         s.lastCommit = oracle.latest()
         s.aborts = abortCounts()
+        s.lockWaits = LockWaitStatistics(
+            waits: lockManager.waits.load(ordering: .relaxed),
+            waitNanoseconds: lockManager.waitNanoseconds.load(ordering: .relaxed))
         s.serializable = ssi.statistics()
         s.wal = durable?.log.statistics
         return s
@@ -48,6 +51,8 @@ extension Database {
         public var lastCommit: UInt64 = 0
         /// Aborts (`40001`, `40P01`) and lock failures (`55P03`) by cause since the database was created.
         public var aborts = AbortStatistics()
+        /// Row-lock requests that waited for a conflicting holder, and how long, since the database was created.
+        public var lockWaits = LockWaitStatistics()
         /// What SSI holds now (tracked and retained serializable transactions, SIREAD locks, summaries).
         public var serializable = SerializableStatistics()
         /// The write-ahead log's counters (appends, batches, fsyncs, checkpoints); nil for an in-memory database.

@@ -14,6 +14,12 @@ final class LockManager: Sendable {
     let graph = Locked(WaitGraph())
     /// Source of unique wait tickets.
     private let nextTicket = Atomic<UInt64>(1)
+    /// Lock requests with `LockWait.block` that found a conflicting holder and waited, since the database was
+    /// created. Only grows (relaxed: a statistic, read by ``Database/statistics()``).
+    let waits = Atomic<Int>(0)
+    /// Nanoseconds those requests spent between finding the conflict and returning, whatever the outcome (granted,
+    /// deadlock victim, timeout, cancellation). Added when a wait ends, so a wait in progress is not in it yet.
+    let waitNanoseconds = Atomic<Int>(0)
 
     enum Acquired {
         /// Already held in a mode covering the request.
@@ -63,6 +69,13 @@ final class LockManager: Sendable {
             case .block:
                 previous = held
             }
+        }
+        waits.wrappingAdd(1, ordering: .relaxed)
+        let start = ContinuousClock.now
+        defer {
+            let waited = ContinuousClock.now - start
+            let nanoseconds = waited.components.seconds * 1_000_000_000 + waited.components.attoseconds / 1_000_000_000
+            waitNanoseconds.wrappingAdd(Int(nanoseconds), ordering: .relaxed)
         }
         let granted = try await waitForLock(
             chain, txid: txid, mode: mode, upgrade: previous == .forShare,

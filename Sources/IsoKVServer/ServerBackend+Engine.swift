@@ -24,6 +24,15 @@ extension Database: ServerBackend, DeferrableTransactions {
         ] {
             sample.counters.append(.init("isokv_aborts_total", help: abortHelp, labels: [("cause", cause)], n))
         }
+        sample.counters += [
+            .init(
+                "isokv_lock_waits_total",
+                help: "row-lock requests that waited for a conflicting holder, from the engine",
+                s.lockWaits.waits),
+            .init(
+                "isokv_lock_wait_microseconds_total", help: "time spent in row-lock waits that ended, from the engine",
+                s.lockWaits.waitNanoseconds / 1000)
+        ]
         if let wal = s.wal {
             sample.counters += [
                 .init("isokv_wal_appends_total", help: "WAL records appended", Int(wal.appends)),

@@ -14,6 +14,7 @@ import Prometheus
 /// | `isokv_http_request_duration_seconds` | histogram | `route`, `method` | every response |
 /// | `isokv_commits_total` | counter | `kind` (`single`, `batch`, `interactive`, `queue`) | commits the server made |
 /// | `isokv_aborts_total` | counter | `cause` | the engine's `statistics().aborts`, at scrape |
+/// | `isokv_lock_waits_total`, `isokv_lock_wait_microseconds_total` | counter | | `statistics().lockWaits` |
 /// | `isokv_open_transactions` / `isokv_open_cursors` | gauge | | the transaction registry |
 /// | `isokv_wal_appends_total`, `_batches_total`, `_fsyncs_total`, `_bytes_written_total` | counter | | `statistics().wal` |
 /// | `isokv_wal_group_commit_batch_size` | gauge | | appends ÷ batches since open |
@@ -21,8 +22,8 @@ import Prometheus
 /// | `isokv_keys`, `isokv_versions` | gauge | | `statistics()` |
 ///
 /// The rows from `statistics()` exist only when the store is the embedded engine (``ServerBackend/metricsSample()``).
-/// Lock waits are not counted by the engine; `isokv_aborts_total{cause="lock_not_available"}` counts the lock
-/// requests that failed (NOWAIT, lock timeout).
+/// `isokv_aborts_total{cause="lock_not_available"}` counts the lock requests that failed (NOWAIT, lock timeout);
+/// `isokv_lock_waits_total` the ones that waited.
 final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory

@@ -186,6 +186,27 @@ struct TransactionRouteConcurrentTests {
         }
     }
 
+    @Test func lockWaitsAreInTheMetrics() async throws {
+        try await withRouter { client, db, _ in
+            let metrics = { try await client.send(.get, "/metrics").text }
+            #expect(try await metrics().contains("isokv_lock_waits_total 0"))
+            let holder = try await begin(client, #"{"isolation": "read_committed"}"#)
+            _ = try await client.send(.get, "/v1/transactions/\(holder)/kv/hot?lock=for_update")
+            let waiter = try await begin(client, #"{"isolation": "read_committed"}"#)
+            async let blocked = client.send(.get, "/v1/transactions/\(waiter)/kv/hot?lock=for_update")
+            #expect(try await eventually { db.statistics().lockWaits.waits == 1 })
+            try await Task.sleep(for: .milliseconds(20))
+            #expect(try await client.send(.post, "/v1/transactions/\(holder)/commit").status == .ok)
+            #expect(try await blocked.status == .notFound)  // granted; the row does not exist
+            let text = try await metrics()
+            #expect(text.contains("isokv_lock_waits_total 1"), "\(text)")
+            let line = try #require(
+                text.split(separator: "\n").first { $0.hasPrefix("isokv_lock_wait_microseconds_total ") })
+            let micros = try #require(Int(line.split(separator: " ").last ?? ""))
+            #expect(micros >= 20_000, "\(line)")
+        }
+    }
+
     @Test func deadlockIs40P01() async throws {
         try await withRouter { client, db, _ in
             let a = try await begin(client, #"{"isolation": "read_committed"}"#)

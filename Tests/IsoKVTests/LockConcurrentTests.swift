@@ -133,6 +133,34 @@ struct LockConcurrentTests {
     /// A lock timeout is a wait that ends: the request is queued first (observed), fails with `55P03` no earlier
     /// than the timeout, and leaves the queue — once the holder commits, the lock goes to the next requester, not to
     /// the timed-out transaction, which is still open and usable.
+    /// `statistics().lockWaits` counts the requests that waited and how long: not an uncontended lock, not a no-wait
+    /// failure, not a skip; a wait is counted when it starts and its time is added when it ends.
+    @Test func lockWaitsAreCountedWithTheirTime() async throws {
+        let db = makeDatabase()
+        try await seed(db, [("x", "0"), ("y", "0")])
+        let t1 = try await db.begin(.readCommitted)
+        #expect(try await t1.lock("x", .forUpdate) == "0")  // uncontended: not a wait
+        let other = try await db.begin(.readCommitted)
+        await #expect(throws: IsoKVError.self) { try await other.lock("x", .forUpdate, wait: .noWait) }
+        #expect(try await other.lock("x", .forUpdate, wait: .skipLocked) == nil)
+        #expect(try await other.lock("y", .forUpdate) == "0")
+        try await other.rollback()
+        #expect(db.statistics().lockWaits == LockWaitStatistics())
+
+        let t2 = try await spawn(db, .readCommitted) { tx in try await tx.put("x", "2") }
+        await db.waitUntilWaiting(t2.id, on: "x")
+        let held = Duration.milliseconds(50)
+        try await Task.sleep(for: held)
+        let during = db.statistics().lockWaits
+        #expect(during.waits == 1 && during.waitNanoseconds == 0, "\(during)")
+        try await t1.commit()
+        try await t2.value
+        let after = db.statistics().lockWaits
+        #expect(after.waits == 1)
+        #expect(after.waitNanoseconds >= 50_000_000, "waited \(after.waitNanoseconds) ns, held \(held)")
+        expectConsistent(db)
+    }
+
     @Test func lockTimeoutWaitsThenFailsAndLeavesTheQueue() async throws {
         // Long enough that the observer below is registered well before the timeout even on a loaded machine (a
         // request that never queues leaves `waitUntilWaiting` waiting: the suite's time limit fails the test).
