@@ -11,7 +11,7 @@ struct Lab: AsyncParsableCommand {
         abstract: "Run an experiment: what each concurrency strategy prevents and what it costs.",
         subcommands: [
             LabAnomalies.self, LabLostUpdate.self, LabIsolation.self, LabQueue.self, LabWriteSkew.self,
-            LabContention.self, LabMaps.self, LabBaseline.self, LabReportCommand.self,
+            LabContention.self, LabMaps.self, LabBaseline.self, LabReportCommand.self
         ]
     )
 }
