@@ -1,6 +1,7 @@
 import Foundation
 import IsoKVCore
 import IsoKVLab
+import IsoKVTestSupport
 import Testing
 
 /// The isolation, queue, write-skew and contention sections, drawn from synthetic results (decoded from JSON as the
@@ -182,5 +183,33 @@ struct ReportSectionsTests {
             return
         }
         #expect(map.rows == ["uniform", "zipf 1.2"] && map.values == [[100, 800], [101.2, 801.2]])
+    }
+
+    @Test("anomalies on several backends: a coloured matrix and comparison per backend; a shared server is skipped")
+    func anomaliesPerBackend() async throws {
+        let shared = LabReportBackend(
+            name: "http", description: "http shared", isolatesRuns: false, backend: EmbeddedLabBackend())
+        let section = try await AnomaliesReportExperiment(on: [.embedded, .embedded, shared]).section(
+            LabReportOptions(quick: true))
+        let tables = section.blocks.compactMap { block -> ReportTable? in
+            if case .table(let table) = block { return table }
+            return nil
+        }
+        #expect(tables.count == 4)
+        #expect(section.checks.count == 4 && section.checks.allSatisfy { $0.status == .pass })
+        #expect(
+            section.blocks.contains(
+                .note(
+                    "Not run on http shared: the replays need a fresh store each, and a shared server only gives a fresh key prefix."
+                )))
+        #expect(tables[0].rows.flatMap { $0 }.contains { $0.tone == .occurs })
+    }
+
+    @Test("isokv lab report takes the lab's backend options: a malformed backend is a clear error")
+    func reportBadBackend() throws {
+        let run = try IsokvExecutable.run(["lab", "report", "--quick", "--out", "/tmp/unused", "--backend", "mysql://x"]
+        )
+        #expect(run.status != 0)
+        #expect(run.stderr.contains("unknown backend"), "\(run.stderr)")
     }
 }
