@@ -4,8 +4,8 @@ import IsoKVConformance
 import IsoKVLab
 import IsoKVLabBackends
 
-/// The options every `isokv lab` experiment takes.
-struct LabOptions: ParsableArguments {
+/// The backend options every `isokv lab` command takes (`isokv lab report` too).
+struct LabBackendOptions: ParsableArguments {
     @Option(
         help: ArgumentHelp(
             "embedded | postgres://… | http://… | all",
@@ -17,9 +17,6 @@ struct LabOptions: ParsableArguments {
     @Option(help: "PostgreSQL URL used by --backend all (default: $ISOKV_POSTGRES_URL).") var postgres: String?
     @Option(help: "HTTP server URL used by --backend all instead of an in-process server.") var http: String?
     @Option(help: "Bearer token of the HTTP server.") var token: String?
-    @Flag(help: "Small sizes and short runs (what the test command runs).") var quick = false
-    @Option(help: "Seed of the schedule (task start order, key choice, backoff jitter).") var seed: UInt64 = 1
-    @Option(help: "table | json") var format: OutputFormat = .table
 
     /// The backends named, in order.
     func specs() throws -> [LabBackendSpec] {
@@ -30,6 +27,17 @@ struct LabOptions: ParsableArguments {
             throw ValidationError("--backend: \(error)")
         }
     }
+}
+
+/// The options every `isokv lab` experiment takes.
+struct LabOptions: ParsableArguments {
+    @OptionGroup var backends: LabBackendOptions
+    @Flag(help: "Small sizes and short runs (what the test command runs).") var quick = false
+    @Option(help: "Seed of the schedule (task start order, key choice, backoff jitter).") var seed: UInt64 = 1
+    @Option(help: "table | json") var format: OutputFormat = .table
+
+    /// The backends named, in order.
+    func specs() throws -> [LabBackendSpec] { try backends.specs() }
 
     /// The parameters lines every report starts with.
     func parameterLines(_ specs: [LabBackendSpec]) -> [(String, String)] {

@@ -422,8 +422,18 @@ struct ReportTests {
         let report = try LabReport(json: Data(contentsOf: URL(fileURLWithPath: out + "/report.json")))
         let html = try String(contentsOfFile: out + "/index.html", encoding: .utf8)
         #expect(report.parameters.contains(ReportParameter("seed", "3")))
-        #expect(report.sections.map(\.id) == ["lost-update", "anomalies"])
-        #expect(report.charts.count >= 5)
+        #expect(
+            report.sections.map(\.id) == [
+                "lost-update", "anomalies", "isolation", "write-skew", "queue", "contention", "baseline"
+            ])
+        for section in report.sections where section.id != "anomalies" {
+            #expect(
+                section.blocks.contains { if case .chart(let c) = $0 { return !c.isEmpty } else { return false } },
+                "\(section.id) has no chart with data")
+            #expect(!section.checks.isEmpty, "\(section.id) has no check")
+            #expect(section.data != nil)
+        }
+        #expect(report.charts.count >= 20)
         #expect(report.failures.isEmpty)
         for chart in report.charts {
             let svg = try #require(Self.svgs(html).first { $0.contains("data-chart=\"\(chart.id)\"") })

@@ -1,6 +1,37 @@
 import IsoKVCore
 
 extension AnomalyMatrix {
+    /// Several backends' matrices as one section: each backend's coloured matrix and comparison table, the checks
+    /// of all, and `notes` (e.g. a backend the replays could not run on) at the end.
+    ///
+    /// ```swift
+    /// let section = try AnomalyMatrix.reportSection([await AnomalyMatrix.run(on: EmbeddedLabBackend())])
+    /// ```
+    public static func reportSection(_ matrices: [AnomalyMatrix], notes: [String] = [], id: String = "anomalies")
+        throws -> ReportSection
+    {
+        if matrices.count == 1, var section = try matrices.first?.reportSection(id: id) {
+            section.blocks += notes.map { .note($0) }
+            return section
+        }
+        var section = ReportSection(
+            id: id, title: "Anomalies × isolation level (\(matrices.map(\.backend).joined(separator: ", ")))",
+            summary: """
+                Every anomaly replay of the conformance library at every isolation level on each backend, each on a \
+                fresh store, its steps ordered by observed lock waits where the backend shows them: a cell says \
+                whether the anomaly occurred or what prevented it. Under each matrix, PostgreSQL's documented table \
+                beside what that backend did, with every difference explained.
+                """)
+        for matrix in matrices {
+            section.checks += matrix.checks()
+            section.blocks.append(.table(matrix.matrixTable()))
+            section.blocks.append(.table(matrix.comparisonTable()))
+        }
+        section.blocks += notes.map { .note($0) }
+        section.data = try ReportJSON(encoding: matrices)
+        return section
+    }
+
     /// The `anomalies` experiment as a report section: the matrix as a coloured table (occurs red, prevented by
     /// waiting amber, prevented by abort blue with the code, prevented by the snapshot green), PostgreSQL's documented
     /// table beside it, and two checks (every cell as the conformance library expects; every difference from
