@@ -85,12 +85,21 @@ struct ConsistencyChecker {
         self.report = CheckReport(mode: mode)
     }
 
-    /// A chain's state, copied in one critical section of its lock, with `published` read inside it.
+    /// A chain's state and its committed versions (oldest first), copied in one critical section of its lock,
+    /// with `published` read inside it. (The copy of the state must not read the version list: outside the lock
+    /// and outside an epoch the list may be cut and freed.)
     struct ChainView {
         let chain: KeyChain
         let state: ChainState
+        let versions: [CommittedVersion]
+        /// `ChainState.retired` as it was in that critical section (the copy's own `retired` reads the live flag).
+        let retired: Bool
         let published: UInt64
         var key: Bytes { chain.key }
+        /// `ChainState.needsNoCollection` of the copy.
+        var needsNoCollection: Bool {
+            retired || versions.isEmpty || (versions.count == 1 && versions[0].value != nil)
+        }
     }
 
     private var quiescent: Bool { mode == .quiescent }
@@ -133,8 +142,11 @@ struct ConsistencyChecker {
         func view(_ chain: KeyChain) {
             let id = ObjectIdentifier(chain)
             guard views[id] == nil else { return }
-            let (state, published) = chain.state.withLock { ($0, db.oracle.latest()) }
-            views[id] = ChainView(chain: chain, state: state, published: published)
+            let (state, versions, retired, published) = chain.state.withLock {
+                ($0, $0.versions, $0.retired, db.oracle.latest())
+            }
+            views[id] = ChainView(
+                chain: chain, state: state, versions: versions, retired: retired, published: published)
         }
         for chain in directory.values { view(chain) }
         for chain in indexed.values { view(chain) }
@@ -218,23 +230,23 @@ struct ConsistencyChecker {
 
     private mutating func checkChain(_ v: ChainView, last: UInt64) {
         let s = v.state
-        report.versions += s.versions.count
+        report.versions += v.versions.count
         report.locks += (s.exclusive == nil ? 0 : 1) + s.shared.count + s.waiters.count
-        for i in s.versions.indices.dropFirst() where s.versions[i].commitTS <= s.versions[i - 1].commitTS {
+        for i in v.versions.indices.dropFirst() where v.versions[i].commitTS <= v.versions[i - 1].commitTS {
             add(
-                .versionOrder, key: v.key, transaction: writer(s.versions[i].creator),
-                "version \(i) has commit \(s.versions[i].commitTS), not after version \(i - 1)'s \(s.versions[i - 1].commitTS) "
+                .versionOrder, key: v.key, transaction: writer(v.versions[i].creator),
+                "version \(i) has commit \(v.versions[i].commitTS), not after version \(i - 1)'s \(v.versions[i - 1].commitTS) "
                     + "(versions must be oldest first, strictly increasing)")
             break
         }
-        if let newest = s.versions.max(by: { $0.commitTS < $1.commitTS }), newest.commitTS > last {
+        if let newest = v.versions.max(by: { $0.commitTS < $1.commitTS }), newest.commitTS > last {
             add(
                 .versionAfterLastCommit, key: v.key, transaction: writer(newest.creator),
                 "a version with commit \(newest.commitTS), but the last commit number assigned is \(last)")
         }
         // Installed but not yet published (durable commit waiting for its fsync): its writer must still hold the
         // row's exclusive lock, which it releases only after publication.
-        for version in s.versions
+        for version in v.versions
         where version.commitTS > v.published && version.commitTS <= last
             && s.exclusive != version.creator
         {
@@ -262,13 +274,13 @@ struct ConsistencyChecker {
                 .grantableWaiter, key: v.key, transaction: first.txid,
                 "tx\(first.txid) is first in the queue for \(first.mode), which no holder blocks")
         }
-        if s.retired
-            && !(s.versions.isEmpty && s.pending == nil && s.exclusive == nil && s.shared.isEmpty
+        if v.retired
+            && !(v.versions.isEmpty && s.pending == nil && s.exclusive == nil && s.shared.isEmpty
                 && s.waiters.isEmpty)
         {
             add(
                 .retiredChainNotEmpty, key: v.key,
-                "retired with \(s.versions.count) versions, \(s.pending == nil ? "no" : "a") pending write, "
+                "retired with \(v.versions.count) versions, \(s.pending == nil ? "no" : "a") pending write, "
                     + "\((s.exclusive == nil ? 0 : 1) + s.shared.count) holders and \(s.waiters.count) waiters")
         }
     }
@@ -296,10 +308,10 @@ struct ConsistencyChecker {
                 "tx\(w.txid) is queued here, but the wait-for graph "
                     + (waitingOn[w.txid].map { "has it waiting on key \($0.key)" } ?? "does not know it waits"))
         }
-        if !s.retired && !s.needsNoCollection && !backlog.contains(ObjectIdentifier(v.chain)) {
+        if !v.retired && !v.needsNoCollection && !backlog.contains(ObjectIdentifier(v.chain)) {
             add(
                 .versionsNotFiledForGC, key: v.key,
-                "\(s.versions.count) versions (newest \(s.versions.last?.value == nil ? "a tombstone" : "live")) "
+                "\(v.versions.count) versions (newest \(v.versions.last?.value == nil ? "a tombstone" : "live")) "
                     + "and the chain is not in the GC backlog")
         }
     }
@@ -308,7 +320,7 @@ struct ConsistencyChecker {
         directory: [Bytes: KeyChain], indexed: [Bytes: KeyChain],
         views: [ObjectIdentifier: ChainView]
     ) {
-        func retired(_ c: KeyChain?) -> Bool { c.map { views[ObjectIdentifier($0)]?.state.retired ?? false } ?? false }
+        func retired(_ c: KeyChain?) -> Bool { c.map { views[ObjectIdentifier($0)]?.retired ?? false } ?? false }
         for key in Set(directory.keys).union(indexed.keys).sorted(by: <) {
             let d = directory[key], i = indexed[key]
             if retired(d) || retired(i) {

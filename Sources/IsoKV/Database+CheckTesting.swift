@@ -64,24 +64,27 @@ extension Database {
         }
         switch corruption {
         case .reorderVersions(let key):
-            chain(key).state.withLock { s in
-                precondition(s.versions.count >= 2, "needs two versions")
-                s.versions.swapAt(s.versions.count - 1, s.versions.count - 2)
-            }
+            let c = chain(key)
+            var versions = c.state.withLock { $0.versions }
+            precondition(versions.count >= 2, "needs two versions")
+            versions.swapAt(versions.count - 1, versions.count - 2)
+            c.replaceVersionsForTesting(versions, reclaimer: index.reclaimer)
         case .moveNewestVersionPastLastCommit(let key):
             let last = oracle.commitLock.withLock { $0 }
-            chain(key).state.withLock { s in
-                precondition(!s.versions.isEmpty, "needs a version")
-                s.versions[s.versions.count - 1].commitTS = last + 10
-            }
+            let c = chain(key)
+            var versions = c.state.withLock { $0.versions }
+            precondition(!versions.isEmpty, "needs a version")
+            versions[versions.count - 1].commitTS = last + 10
+            c.replaceVersionsForTesting(versions, reclaimer: index.reclaimer)
         case .unpublishNewestVersion(let key):
             let ts = oracle.commitLock.withLock { last in
                 last += 1; return last
             }
-            chain(key).state.withLock { s in
-                precondition(!s.versions.isEmpty, "needs a version")
-                s.versions[s.versions.count - 1].commitTS = ts
-            }
+            let c = chain(key)
+            var versions = c.state.withLock { $0.versions }
+            precondition(!versions.isEmpty, "needs a version")
+            versions[versions.count - 1].commitTS = ts
+            c.replaceVersionsForTesting(versions, reclaimer: index.reclaimer)
         case .dropExclusiveKeepingPending(let key):
             chain(key).state.withLock { s in
                 precondition(s.pending != nil, "needs a pending write")
@@ -101,7 +104,7 @@ extension Database {
         case .markRetired(let key):
             chain(key).state.withLock { $0.retired = true }
         case .insertRetiredChain(let key):
-            let c = KeyChain(key: key)
+            let c = KeyChain.make(key: key)
             c.state.withLock { $0.retired = true }
             precondition(!directory.loadOrStore(key, c).loaded, "the key already has a chain")
             index.withWriterLock { $0.insert(key, c) }

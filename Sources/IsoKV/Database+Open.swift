@@ -50,10 +50,8 @@ extension Database {
     func load(_ recovered: RecoveredState) {
         for (key, write) in Self.replay(recovered) {
             guard let value = write.value else { continue }
-            let chain = KeyChain(key: key)
-            chain.state.withLock {
-                $0.versions = [CommittedVersion(value: Bytes(value), commitTS: write.version, creator: 0)]
-            }
+            let chain = KeyChain.make(
+                key: key, versions: [CommittedVersion(value: Bytes(value), commitTS: write.version, creator: 0)])
             let (stored, _) = directory.loadOrStore(key, chain)
             index.withWriterLock { $0.insert(key, stored) }
         }

@@ -137,7 +137,7 @@ public final class Database: KeyValueStore, Sendable {
         if let c = directory.load(key) { return c }
         return index.withWriterLock { idx in
             if let c = directory.load(key) { return c }
-            let chain = KeyChain(key: key)
+            let chain = KeyChain.make(key: key)
             idx.insert(key, chain)
             let (stored, loaded) = directory.loadOrStore(key, chain)
             // Every creator of a chain holds the writer lock, so `loaded` is false; if a chain appeared by another

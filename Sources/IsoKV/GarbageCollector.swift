@@ -18,7 +18,7 @@ final class GarbageCollector: Sendable {
 
     /// Prunes `chain` at `horizon`, files it in the backlog or removes it from the database when retired.
     func prune(_ chain: KeyChain, horizon: UInt64, in db: Database) -> ChainState.PruneResult {
-        let result = chain.state.withLock { $0.pruneLocked(horizon: horizon) }
+        let result = chain.prune(horizon: horizon, reclaimer: db.index.reclaimer)
         switch result {
         case .retire: db.remove(retired: chain)
         case .keep:
@@ -57,7 +57,7 @@ final class GarbageCollector: Sendable {
         let horizon = db.oracle.horizon()
         var done: [KeyChain] = []
         for chain in chains {
-            let result = chain.state.withLock { $0.pruneLocked(horizon: horizon) }
+            let result = chain.prune(horizon: horizon, reclaimer: db.index.reclaimer)
             switch result {
             case .retire: db.remove(retired: chain); done.append(chain)
             case .clean: done.append(chain)

@@ -1,8 +1,15 @@
 import IsoKVCore
 import ConcurrentMaps
 import IsoKVSync
+import Synchronization
 
-/// One committed version of a key.
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// One committed version of a key, as the readers see it (a copy of a ``VersionNode``'s fields).
 struct CommittedVersion {
     /// The value, or nil for a deletion (a tombstone).
     var value: Bytes?
@@ -11,6 +18,78 @@ struct CommittedVersion {
     var commitTS: UInt64
     /// The transaction that wrote it (for error messages).
     var creator: UInt64
+}
+
+/// One committed version in a chain's version list (newest first). Immutable except for `next`, which only
+/// garbage collection changes (it cuts the list there).
+///
+/// Ownership: the chain's `head` holds +1 on the newest node and every node holds +1 on its `next`. A node leaves
+/// the list only with the chain's mutex held (a GC cut, or a durable commit that failed taking its version back)
+/// and is then *retired* to the scan index's ``EpochReclaimer`` (kind ``ScanIndex/versionKind``), which releases that
+/// +1 once no lock-free reader can still walk it. So a reader inside an epoch may follow `head` and `next` without
+/// retaining anything.
+final class VersionNode: @unchecked Sendable {
+    // @unchecked Sendable: the stored fields are immutable; `next` is an atomic.
+    let value: Bytes?
+    let commitTS: UInt64
+    let creator: UInt64
+    /// The next older version (+1 owned by this node), nil for the oldest. Stored (sequentially consistent) only
+    /// with the chain's mutex held; read by anyone, lock-free inside an epoch or under the mutex.
+    let next: Atomic<Unmanaged<VersionNode>?>
+
+    init(value: Bytes?, commitTS: UInt64, creator: UInt64, next: Unmanaged<VersionNode>?) {
+        self.value = value
+        self.commitTS = commitTS
+        self.creator = creator
+        self.next = Atomic(next)
+    }
+
+    deinit {
+        // Release the older nodes iteratively (a long list, kept by an old snapshot, would otherwise recurse once
+        // per node): while this reference is the last one, detach the node's own `next` before letting it go.
+        var cur = next.exchange(nil, ordering: .relaxed)?.takeRetainedValue()
+        while cur != nil, isKnownUniquelyReferenced(&cur!) {
+            cur = cur!.next.exchange(nil, ordering: .relaxed)?.takeRetainedValue()
+        }
+    }
+
+    var version: CommittedVersion { CommittedVersion(value: value, commitTS: commitTS, creator: creator) }
+}
+
+/// The tail of a ``KeyChain`` object: its mutex and the head of its version list, at addresses that never change.
+struct ChainSync: ~Copyable {
+    /// The chain's lock (a glibc adaptive mutex, as ``Locked``): guards ``ChainState`` and every store to `head`
+    /// and to the nodes' `next`.
+    var mutex: pthread_mutex_t
+    /// The head word (``HeadWord``): the newest committed version's address (+1 owned; 0 when there is none) and
+    /// bit 0, set once when the chain is retired. Stored (sequentially consistent) only with the mutex held; loaded
+    /// lock-free by readers of committed data inside an epoch of the scan index's reclaimer.
+    let head: Atomic<UInt>
+}
+
+/// The encoding of ``ChainSync/head``: a node's address (nodes are 16-byte aligned) with the retired flag in bit 0,
+/// so that a lock-free reader learns both in one load.
+enum HeadWord {
+    static let retiredBit: UInt = 1
+
+    @inline(__always)
+    static func node(_ word: UInt) -> Unmanaged<VersionNode>? {
+        guard let p = UnsafeRawPointer(bitPattern: word & ~retiredBit) else { return nil }
+        return Unmanaged.fromOpaque(p)
+    }
+
+    @inline(__always)
+    static func word(_ node: Unmanaged<VersionNode>?, retired: Bool) -> UInt {
+        (node.map { UInt(bitPattern: $0.toOpaque()) } ?? 0) | (retired ? retiredBit : 0)
+    }
+}
+
+/// What the chain object holds besides its tail.
+struct ChainHeader {
+    /// The key (immutable).
+    let key: Bytes
+    /// Everything mutable except the version list; only reachable with the chain's mutex held.
+    var state: ChainState
 }
 
 /// The uncommitted write of the transaction that holds the row's exclusive lock.
@@ -35,56 +114,265 @@ struct LockWaiter {
 
 /// Everything the engine knows about one key: its committed versions, the pending write and the row lock.
 ///
+/// One heap object per key: the key and the ``ChainState`` in the header, the mutex and the head of the version
+/// list tail-allocated behind them (so no separate lock box and no separately allocated mutex). Committed versions
+/// are an immutable list, newest first, published through `head`: readers of committed data at a snapshot (scans)
+/// walk it without the mutex, inside an epoch of the scan index's reclaimer (``committedValue(at:)``); pending
+/// writes, row locks and waiters stay under the mutex.
+///
+/// ```swift
+/// let chain = KeyChain.make(key: "k")
+/// chain.state.withLock { $0.pending = PendingWrite(owner: 7, value: "v") }
+/// chain.state.withLock { $0.installLocked(owner: 7, commitTS: 1) }
+/// db.index.withEpoch { chain.committedValue(at: 1) }        // "v", no lock
+/// ```
+///
 /// Lives in the key directory (a ``ConcurrentMap`` from key to chain). A chain's lock is a leaf: never held while
-/// taking any other lock (DESIGN.md, "Lock order").
-package final class KeyChain: Sendable {
-    /// The key (immutable).
-    let key: Bytes
-    /// Everything mutable, behind the chain's own mutex (short, synchronous critical sections only).
-    let state: Locked<ChainState>
+/// taking any other lock (DESIGN.md, "Lock order"); nodes cut from the list are retired after it is released.
+package struct KeyChain: @unchecked Sendable {
+    // @unchecked Sendable: the storage's key is immutable, its state is reached only under the mutex, and its
+    // tail holds the mutex and an atomic. (A struct around the object because `ManagedBuffer`, which gives the
+    // object its tail, is explicitly not Sendable; the struct is one reference, compared by identity.)
+    let storage: ChainStorage
 
-    init(key: Bytes) {
-        self.key = key
-        self.state = Locked(ChainState())
+    /// A new chain with no version (or, for recovery and tests, with `versions`, oldest first).
+    package static func make(key: Bytes) -> KeyChain { make(key: key, versions: []) }
+
+    static func make(key: Bytes, versions: [CommittedVersion]) -> KeyChain {
+        KeyChain(storage: ChainStorage.make(key: key, versions: versions))
+    }
+
+    /// The key (immutable).
+    @inline(__always)
+    package var key: Bytes { storage.withUnsafeMutablePointerToHeader { $0.pointee.key } }
+
+    /// The chain's lock and the state it guards: `chain.state.withLock { s in … }`.
+    @inline(__always)
+    var state: ChainLock { ChainLock(chain: storage) }
+
+    /// The head word (``HeadWord``), loaded lock-free. The caller must be inside an epoch of the scan index's
+    /// reclaimer (or hold the chain's mutex) while it uses the node.
+    @inline(__always)
+    var headWord: UInt {
+        storage.withUnsafeMutablePointerToElements { $0.pointee.head.load(ordering: .sequentiallyConsistent) }
+    }
+
+    /// The value visible at `snapshot` (nil: absent or deleted), read without the chain's mutex. The caller must
+    /// be inside an epoch of the scan index's reclaimer (``ScanIndex/read(_:)``, ``ScanIndex/withEpoch(_:)``) and
+    /// must hold a registered snapshot `≤ snapshot` or read at or below `published` (so GC keeps what it needs).
+    /// Pending writes are not looked at: the caller has none on this chain (or must use `ChainState.read`).
+    /// Returns `.none` if the chain is retired (the caller looks the key up again), `.some(nil)` if absent.
+    @inline(__always)
+    func committedValue(at snapshot: UInt64) -> Bytes?? {
+        let word = headWord
+        if word & HeadWord.retiredBit != 0 { return .none }
+        var cur = HeadWord.node(word)
+        while let u = cur {
+            let (found, value, next): (Bool, Bytes?, Unmanaged<VersionNode>?) = u._withUnsafeGuaranteedRef { n in
+                n.commitTS <= snapshot
+                    ? (true, n.value, nil) : (false, nil, n.next.load(ordering: .sequentiallyConsistent))
+            }
+            if found { return .some(value) }
+            cur = next
+        }
+        return .some(nil)
+    }
+
+    /// Prunes at `horizon` (see `ChainState.pruneLocked`) and retires the nodes it cut, after the mutex is
+    /// released (the chain's lock stays a leaf).
+    func prune(horizon: UInt64, reclaimer: EpochReclaimer) -> ChainState.PruneResult {
+        let (result, cut) = state.withLock { $0.pruneLocked(horizon: horizon) }
+        for node in cut { reclaimer.retire(node.toOpaque(), kind: ScanIndex.versionKind) }
+        return result
+    }
+
+    /// Removes the version `commitTS` if it is the newest (a durable commit whose log write failed takes its
+    /// version back; it still holds the row's exclusive lock, so it is the newest), retiring its node.
+    func removeNewestVersion(commitTS: UInt64, reclaimer: EpochReclaimer) {
+        let cut = state.withLock { $0.removeNewestLocked(commitTS: commitTS) }
+        if let cut { reclaimer.retire(cut.toOpaque(), kind: ScanIndex.versionKind) }
+    }
+
+    /// Tests: replaces the version list by `versions` (oldest first), retiring the old list.
+    func replaceVersionsForTesting(_ versions: [CommittedVersion], reclaimer: EpochReclaimer) {
+        let old = state.withLock { s -> Unmanaged<VersionNode>? in
+            var head: Unmanaged<VersionNode>?
+            for v in versions {
+                head = .passRetained(VersionNode(value: v.value, commitTS: v.commitTS, creator: v.creator, next: head))
+            }
+            let old = s.headNode
+            s.setHeadLocked(head)
+            return old
+        }
+        if let old { reclaimer.retire(old.toOpaque(), kind: ScanIndex.versionKind) }
+    }
+}
+
+/// The one heap object of a ``KeyChain``: header = key + ``ChainState``; tail = ``ChainSync`` (mutex, list head).
+final class ChainStorage: ManagedBuffer<ChainHeader, ChainSync> {
+    static func make(key: Bytes, versions: [CommittedVersion]) -> ChainStorage {
+        let chain = unsafeDowncast(
+            ChainStorage.create(minimumCapacity: 1) { _ in
+                ChainHeader(key: key, state: ChainState(sync: nil))
+            }, to: ChainStorage.self)
+        chain.withUnsafeMutablePointers { header, sync in
+            var head: Unmanaged<VersionNode>?
+            for v in versions {
+                head = .passRetained(VersionNode(value: v.value, commitTS: v.commitTS, creator: v.creator, next: head))
+            }
+            sync.initialize(
+                to: ChainSync(mutex: pthread_mutex_t(), head: Atomic(HeadWord.word(head, retired: false))))
+            var attr = pthread_mutexattr_t()
+            pthread_mutexattr_init(&attr)
+            #if canImport(Glibc)
+                // Spin a little before parking, as `Locked` does: the critical sections here are short.
+                pthread_mutexattr_settype(&attr, Int32(PTHREAD_MUTEX_ADAPTIVE_NP))
+            #endif
+            let rc = pthread_mutex_init(&sync.pointee.mutex, &attr)
+            pthread_mutexattr_destroy(&attr)
+            precondition(rc == 0, "pthread_mutex_init failed: \(rc)")
+            header.pointee.state.sync = sync
+        }
+        return chain
+    }
+
+    deinit {
+        withUnsafeMutablePointerToElements { sync in
+            pthread_mutex_destroy(&sync.pointee.mutex)
+            // Nobody can walk the list any more: readers reach it only through a reference to this chain.
+            HeadWord.node(sync.pointee.head.load(ordering: .relaxed))?.release()
+            sync.deinitialize(count: 1)
+        }
+    }
+}
+
+/// Whether two chains are the same object (nil equals only nil).
+package func === (a: KeyChain?, b: KeyChain?) -> Bool { a?.storage === b?.storage }
+/// Whether two chains are different objects.
+package func !== (a: KeyChain?, b: KeyChain?) -> Bool { !(a === b) }
+
+extension ObjectIdentifier {
+    /// The identity of a chain's object.
+    init(_ chain: KeyChain) { self.init(chain.storage) }
+}
+
+/// The lock of a ``KeyChain`` (a view, no storage of its own): `withLock` runs a closure on the chain's
+/// ``ChainState`` with the chain's mutex held. The body runs synchronously and must not suspend; keep it short.
+struct ChainLock {
+    unowned(unsafe) let chain: ChainStorage
+
+    @inline(__always)
+    func withLock<R>(_ body: (inout ChainState) throws -> R) rethrows -> R {
+        try chain.withUnsafeMutablePointers { header, sync in
+            let rc = pthread_mutex_lock(&sync.pointee.mutex)
+            precondition(rc == 0, "pthread_mutex_lock failed: \(rc)")
+            defer { pthread_mutex_unlock(&sync.pointee.mutex) }
+            return try body(&header.pointee.state)
+        }
+    }
+
+    /// Runs `body` if the lock is free right now; nil without waiting otherwise.
+    func withLockIfAvailable<R>(_ body: (inout ChainState) throws -> R) rethrows -> R? {
+        try chain.withUnsafeMutablePointers { header, sync in
+            guard pthread_mutex_trylock(&sync.pointee.mutex) == 0 else { return nil }
+            defer { pthread_mutex_unlock(&sync.pointee.mutex) }
+            return try body(&header.pointee.state)
+        }
     }
 }
 
 /// The mutable part of a ``KeyChain``; only reachable with the chain's lock held.
 struct ChainState {
-    /// Committed versions, oldest first, strictly increasing `commitTS`. Only the commit path appends (while its
-    /// transaction holds the exclusive lock, under the commit lock); only garbage collection removes from the front,
-    /// and only versions no registered snapshot can see (see `pruneLocked`).
-    var versions: [CommittedVersion] = []
+    /// The chain's tail (mutex and version-list head); set once when the chain is made. The committed versions are
+    /// the list at `sync.head`, newest first, strictly decreasing `commitTS`. Only the commit path adds (a new head,
+    /// while its transaction holds the exclusive lock, under the commit lock); only garbage collection removes, from
+    /// the old end, versions no registered snapshot can see (see `pruneLocked`), and a failed durable commit takes
+    /// its own unpublished newest version back. Every change is made with the chain's mutex held; readers of
+    /// committed data may walk the list without it (see ``KeyChain/committedValue(at:)``).
+    fileprivate(set) var sync: UnsafeMutablePointer<ChainSync>!
     /// The uncommitted write. Invariant: `pending == nil || pending!.owner == exclusive`.
     var pending: PendingWrite?
-    /// The holder of the exclusive (`.forUpdate`) lock. Invariant: `exclusive == nil || shared.isEmpty`.
-    var exclusive: UInt64?
+    /// The holder of the exclusive (`.forUpdate`) lock, 0 when none (transaction ids start at 1); see `exclusive`.
+    private var exclusiveHolder: UInt64 = 0
     /// The holders of the shared (`.forShare`) lock, each once.
     var shared: [UInt64] = []
     /// Suspended lock requests in grant order (upgrades first, then FIFO). Invariant: the first waiter is not
     /// grantable (otherwise `grantWaitersLocked` would have granted it).
     var waiters: [LockWaiter] = []
+
+    init(sync: UnsafeMutablePointer<ChainSync>?) { self.sync = sync }
+
+    /// The holder of the exclusive (`.forUpdate`) lock. Invariant: `exclusive == nil || shared.isEmpty`.
+    var exclusive: UInt64? {
+        get { exclusiveHolder == 0 ? nil : exclusiveHolder }
+        set { exclusiveHolder = newValue ?? 0 }
+    }
+
     /// Set once by garbage collection when the chain has no versions, no pending write, no locks and no waiters and
     /// is being removed from the directory; a retired chain is never used again (callers look the key up anew).
-    var retired = false
+    /// Kept in bit 0 of the head word, so that lock-free readers see it too.
+    var retired: Bool {
+        get { sync.pointee.head.load(ordering: .sequentiallyConsistent) & HeadWord.retiredBit != 0 }
+        set { sync.pointee.head.store(HeadWord.word(headNode, retired: newValue), ordering: .sequentiallyConsistent) }
+    }
+
+    /// The newest committed version's node (the lock is held, so the list cannot change under the caller).
+    var headNode: Unmanaged<VersionNode>? { HeadWord.node(sync.pointee.head.load(ordering: .sequentiallyConsistent)) }
+
+    /// Makes `node` the newest version (the caller has arranged the +1 the head holds), keeping the retired bit.
+    func setHeadLocked(_ node: Unmanaged<VersionNode>?) {
+        sync.pointee.head.store(HeadWord.word(node, retired: retired), ordering: .sequentiallyConsistent)
+    }
+
+    /// The committed versions, oldest first (a copy: for the checker, statistics and tests).
+    var versions: [CommittedVersion] {
+        var out: [CommittedVersion] = []
+        forEachVersionNewestFirst {
+            out.append($0); return true
+        }
+        out.reverse()
+        return out
+    }
+
+    /// The newest committed version.
+    var newest: CommittedVersion? { headNode?._withUnsafeGuaranteedRef { $0.version } }
+
+    /// Calls `body` with each committed version, newest first, while it returns true.
+    func forEachVersionNewestFirst(_ body: (CommittedVersion) throws -> Bool) rethrows {
+        var cur = headNode
+        while let u = cur {
+            let (v, next) = u._withUnsafeGuaranteedRef { ($0.version, $0.next.load(ordering: .sequentiallyConsistent)) }
+            if try !body(v) { return }
+            cur = next
+        }
+    }
 
     // MARK: Reads
 
     /// The newest committed version visible at `snapshot`.
     func visible(at snapshot: UInt64) -> CommittedVersion? {
-        var i = versions.count - 1
-        while i >= 0 {
-            if versions[i].commitTS <= snapshot { return versions[i] }
-            i -= 1
+        var found: CommittedVersion?
+        forEachVersionNewestFirst { v in
+            if v.commitTS <= snapshot { found = v; return false }
+            return true
         }
-        return nil
+        return found
     }
 
     /// What `txid` reads: its own pending write first, then any pending write if `dirty`, then the committed version
     /// visible at `snapshot`. `.some(nil)` means "absent".
     func read(txid: UInt64, snapshot: UInt64, dirty: Bool) -> Bytes? {
         if let p = pending, dirty || p.owner == txid { return p.value }
-        return visible(at: snapshot)?.value
+        var cur = headNode
+        while let u = cur {
+            let (found, value, next): (Bool, Bytes?, Unmanaged<VersionNode>?) = u._withUnsafeGuaranteedRef { n in
+                n.commitTS <= snapshot
+                    ? (true, n.value, nil) : (false, nil, n.next.load(ordering: .sequentiallyConsistent))
+            }
+            if found { return value }
+            cur = next
+        }
+        return nil
     }
 
     // MARK: Row locks
@@ -206,16 +494,31 @@ struct ChainState {
 
     // MARK: Commit and garbage collection
 
-    /// Turns `owner`'s pending write into the committed version `commitTS`. Caller holds the commit lock.
+    /// Turns `owner`'s pending write into the committed version `commitTS` (the new head of the list; the old head
+    /// becomes its `next`). Caller holds the commit lock.
     mutating func installLocked(owner: UInt64, commitTS: UInt64) {
         guard let p = pending, p.owner == owner else { return }
-        versions.append(CommittedVersion(value: p.value, commitTS: commitTS, creator: owner))
+        let node = VersionNode(value: p.value, commitTS: commitTS, creator: owner, next: headNode)
+        // The old head's +1 moves to the node's `next`; the head takes the node's +1. Readers that load the new
+        // head see a fully built node (sequentially consistent store after its initialization).
+        setHeadLocked(.passRetained(node))
         pending = nil
+    }
+
+    /// Unlinks the newest version if its commit number is `commitTS` and returns it for retirement (its +1, which
+    /// still holds the rest of the list: the head takes a +1 of its own on the new newest version).
+    mutating func removeNewestLocked(commitTS: UInt64) -> Unmanaged<VersionNode>? {
+        guard let old = headNode, old._withUnsafeGuaranteedRef({ $0.commitTS == commitTS }) else { return nil }
+        let next = old._withUnsafeGuaranteedRef { $0.next.load(ordering: .sequentiallyConsistent) }
+        _ = next?.retain()
+        setHeadLocked(next)
+        return old
     }
 
     /// Nothing to collect until the key is written again: retired, empty, or one live (non-tombstone) version.
     var needsNoCollection: Bool {
-        retired || versions.isEmpty || (versions.count == 1 && versions[0].value != nil)
+        guard !retired, let h = headNode else { return true }
+        return h._withUnsafeGuaranteedRef { $0.value != nil && $0.next.load(ordering: .sequentiallyConsistent) == nil }
     }
 
     enum PruneResult {
@@ -228,17 +531,43 @@ struct ChainState {
     }
 
     /// Drops the versions no snapshot at or after `horizon` can see: everything older than the newest version with
-    /// `commitTS ≤ horizon`, and that version too if it is a tombstone.
-    mutating func pruneLocked(horizon: UInt64) -> PruneResult {
-        if retired { return .clean }
-        if let i = versions.lastIndex(where: { $0.commitTS <= horizon }) {
-            if i > 0 { versions.removeFirst(i) }
-            if versions[0].value == nil { versions.removeFirst() }
+    /// `commitTS ≤ horizon`, and that version too if it is a tombstone. The dropped part of the list is unlinked
+    /// (one sequentially consistent store) and returned, still holding its +1, for the caller to retire to the
+    /// epoch reclaimer once the chain's lock is released: a lock-free reader may be walking it.
+    mutating func pruneLocked(horizon: UInt64) -> (PruneResult, [Unmanaged<VersionNode>]) {
+        if retired { return (.clean, []) }
+        var cut: [Unmanaged<VersionNode>] = []
+        // Find the newest node with commitTS ≤ horizon and the link that points at it.
+        var previous: Unmanaged<VersionNode>? = nil  // the node whose `next` points at `cur`; nil: the head
+        var cur = headNode
+        while let u = cur {
+            let (ts, next) = u._withUnsafeGuaranteedRef {
+                ($0.commitTS, $0.next.load(ordering: .sequentiallyConsistent))
+            }
+            if ts <= horizon {
+                let isTombstone = u._withUnsafeGuaranteedRef { $0.value == nil }
+                if isTombstone {
+                    // The tombstone and everything older go: cut at the link that points at it.
+                    if let previous {
+                        previous._withUnsafeGuaranteedRef { $0.next.store(nil, ordering: .sequentiallyConsistent) }
+                    } else {
+                        setHeadLocked(nil)
+                    }
+                    cut.append(u)
+                } else if let next {
+                    // Keep it, drop everything older.
+                    u._withUnsafeGuaranteedRef { $0.next.store(nil, ordering: .sequentiallyConsistent) }
+                    cut.append(next)
+                }
+                break
+            }
+            previous = u
+            cur = next
         }
-        if versions.isEmpty && pending == nil && exclusive == nil && shared.isEmpty && waiters.isEmpty {
+        if headNode == nil && pending == nil && exclusive == nil && shared.isEmpty && waiters.isEmpty {
             retired = true
-            return .retire
+            return (.retire, cut)
         }
-        return needsNoCollection ? .clean : .keep
+        return (needsNoCollection ? .clean : .keep, cut)
     }
 }

@@ -34,7 +34,11 @@ final class ScanIndex: Sendable {
     final class Publisher: Sendable {
         /// +1 retained; replaced with `exchange`, the old one retired to `reclaimer`.
         let current: Atomic<Unmanaged<Version>>
-        let reclaimer = EpochReclaimer(deleters: [{ Unmanaged<Version>.fromOpaque($0).release() }])
+        /// Kind 0: replaced index versions; kind ``ScanIndex/versionKind``: version-list nodes cut from chains.
+        let reclaimer = EpochReclaimer(deleters: [
+            { Unmanaged<Version>.fromOpaque($0).release() },
+            { Unmanaged<VersionNode>.fromOpaque($0).release() }
+        ])
 
         init() { current = Atomic(Unmanaged.passRetained(Version(OrderedIndex()))) }
 
@@ -93,6 +97,24 @@ final class ScanIndex: Sendable {
         return try publisher.current.load(ordering: .sequentiallyConsistent)._withUnsafeGuaranteedRef {
             try body($0.index)
         }
+    }
+
+    /// The reclaimer kind of a ``VersionNode`` unlinked from a chain's version list (its deleter releases the
+    /// +1 the list held). Retired here, so that one epoch covers both the index and the chains' version lists: a
+    /// scan walks both inside ``read(_:)``.
+    static let versionKind = 1
+
+    /// The reclaimer that frees replaced index versions and unlinked version nodes.
+    var reclaimer: EpochReclaimer { publisher.reclaimer }
+
+    /// Runs `body` inside an epoch of ``reclaimer``: lock-free reads of chains' version lists
+    /// (``KeyChain/committedValue(at:)``) are safe in it. Same rules as ``read(_:)``.
+    @inline(__always)
+    func withEpoch<R>(_ body: () throws -> R) rethrows -> R {
+        let reclaimer = publisher.reclaimer
+        let g = reclaimer.enter()
+        defer { reclaimer.exit(g) }
+        return try body()
     }
 
     /// Number of keys in the published version.

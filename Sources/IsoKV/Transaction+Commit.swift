@@ -117,7 +117,7 @@ extension Transaction {
             // Not durable, so never visible: take the versions back out (nobody else can have written these rows,
             // whose exclusive locks we hold; GC keeps them, as ts > published ≥ horizon).
             for chain in writeOrder {
-                chain.state.withLock { s in s.versions.removeAll { $0.commitTS == ts } }
+                chain.removeNewestVersion(commitTS: ts, reclaimer: db.index.reclaimer)
             }
             throw fail(DurableStore.commitError(error as? StorageError ?? .logFailed(cause: "\(error)")))
         }

@@ -42,15 +42,22 @@ extension Transaction {
         var out: [KeyValue] = []
         if lock == nil {
             // A plain scan walks the published index in place (no lock, no copy of the entries) and reads each
-            // chain it meets through the entry's chain, without a directory lookup.
+            // chain it meets through the entry's chain, without a directory lookup. Committed data at a registered
+            // snapshot is read from the chain's version list without its mutex (the index's epoch also covers the
+            // version lists); a chain this transaction wrote, a dirty read and a serializable read take the mutex.
             let txid = assignedID
+            let lockFree = !dirty && !serial && snap != nil
+            let wroteAny = !written.isEmpty
             try db.index.read { idx in
                 try idx.forEach(in: range, after: nil, reverse: reverse) { entry in
                     let value =
                         serial
                         ? try serializableRead(
                             entry.key, snapshot: snap!, pointLock: false, scanned: range, chain: entry.value)
-                        : db.read(entry.key, txid: txid, snapshot: snap, dirty: dirty, chain: entry.value)
+                        : lockFree && !(wroteAny && written.contains(ObjectIdentifier(entry.value)))
+                            ? entry.value.committedValue(at: snap!)
+                                ?? db.read(entry.key, txid: txid, snapshot: snap, dirty: false)  // retired: look up
+                            : db.read(entry.key, txid: txid, snapshot: snap, dirty: dirty, chain: entry.value)
                     if let value { out.append(KeyValue(key: entry.key, value: value)) }
                     return out.count < max
                 }

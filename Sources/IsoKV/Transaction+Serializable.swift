@@ -168,10 +168,10 @@ extension Database {
                 if s.retired { return nil }
                 var writers: [UInt64] = []
                 if let p = s.pending, p.owner != txid { writers.append(p.owner) }
-                var i = s.versions.count - 1
-                while i >= 0, s.versions[i].commitTS > snapshot {
-                    writers.append(s.versions[i].creator)
-                    i -= 1
+                s.forEachVersionNewestFirst { v in
+                    guard v.commitTS > snapshot else { return false }
+                    writers.append(v.creator)
+                    return true
                 }
                 return (s.read(txid: txid, snapshot: snapshot, dirty: false), writers)
             }

@@ -99,7 +99,7 @@ extension Transaction {
                 // First updater wins: a version committed after our snapshot means a concurrent transaction
                 // changed the row first (directly, or while we waited for it).
                 if let snap = snapshot,
-                    let newest = chain.state.withLock({ $0.versions.last }), newest.commitTS > snap
+                    let newest = chain.state.withLock({ $0.newest }), newest.commitTS > snap
                 {
                     throw abort(
                         IsoKVError(

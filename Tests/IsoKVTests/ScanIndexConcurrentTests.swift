@@ -16,7 +16,7 @@ struct ScanIndexConcurrentTests {
         // Operation k (1-based): k ≤ n inserts keys[k-1]; k > n removes keys[k-n-1]. State after k is
         // keys[0..<k] (k ≤ n) or keys[k-n..<n].
         let index = ScanIndex()
-        let chains = keys.map { KeyChain(key: $0) }
+        let chains = keys.map { KeyChain.make(key: $0) }
         let chainOf = Dictionary(uniqueKeysWithValues: zip(keys, chains))
         let done = Locked(0)
         let failures = Locked<[String]>([])

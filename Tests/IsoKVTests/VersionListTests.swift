@@ -1,0 +1,75 @@
+@_spi(Testing) @testable import IsoKV
+import Testing
+
+/// The chains' lock-free version lists (KeyChain.swift): what the scan reads without the chain's mutex, and how
+/// the list is built, cut and freed.
+@Suite("Version lists")
+struct VersionListTests {
+    /// A long list held by an old snapshot is freed when the snapshot ends, node by node without recursion (a
+    /// recursive release of 20 000 nodes overflows a cooperative thread's stack in a debug build).
+    @Test func aLongListIsFreedIteratively() async throws {
+        let db = makeDatabase()
+        try await db.put("k", "0")
+        let old = try await db.begin(.snapshot)
+        #expect(try await old.get("k") == "0")
+        for i in 1...20_000 { try await db.put("k", Bytes("\(i)")) }
+        #expect(db.statistics().versions == 20_001)
+        #expect(try await old.scan(prefix: "k").map(\.value) == ["0"])
+        try await old.commit()
+        #expect(db.statistics().versions == 1)
+        #expect(try await db.get("k")?.value == "20000")
+        expectConsistent(db)
+    }
+
+    /// A plain scan reads committed data lock-free, except on chains the transaction wrote (own pending writes
+    /// are only under the mutex): it sees its own writes and deletes, and never another transaction's.
+    @Test(arguments: [IsolationLevel.readCommitted, .snapshot])
+    func scansSeeOwnPendingWritesOnly(_ level: IsolationLevel) async throws {
+        let db = makeDatabase()
+        try await seed(db, [("a", "1"), ("b", "1"), ("c", "1")])
+        let writer = try await db.begin(level)
+        try await writer.put("b", "writer")
+        try await writer.put("d", "new")
+        let other = try await db.begin(level)
+        try await other.delete("c")
+        #expect(try await writer.scan(prefix: "").map(\.value) == ["1", "writer", "1", "new"])
+        #expect(try await other.scan(prefix: "").map(\.key) == ["a", "b"])
+        let reader = try await db.begin(level, readOnly: true)
+        #expect(try await reader.scan(prefix: "").map(\.value) == ["1", "1", "1"])
+        try await writer.commit()
+        try await other.commit()
+        // Read committed takes a new statement snapshot per scan; snapshot keeps the first.
+        let expected: [Bytes] = level == .readCommitted ? ["1", "writer", "new"] : ["1", "1", "1"]
+        #expect(try await reader.scan(prefix: "").map(\.value) == expected)
+        try await reader.commit()
+        expectConsistent(db)
+    }
+
+    /// A durable commit whose log write failed takes its version back out of the list (the head), and the
+    /// versions under it stay readable; pruning cuts the old end; both checked against the copy the checker makes.
+    @Test func headRemovalAndPruneKeepTheListOrdered() throws {
+        let chain = KeyChain.make(key: "k")
+        let db = makeDatabase()
+        let reclaimer = db.index.reclaimer
+        for ts in UInt64(1)...4 {
+            chain.state.withLock { s in
+                s.pending = PendingWrite(owner: 9, value: ts == 3 ? nil : Bytes("v\(ts)"))
+                s.exclusive = 9
+                s.installLocked(owner: 9, commitTS: ts)
+                s.exclusive = nil
+            }
+        }
+        #expect(chain.state.withLock { $0.versions.map(\.commitTS) } == [1, 2, 3, 4])
+        chain.removeNewestVersion(commitTS: 3, reclaimer: reclaimer)  // not the newest: nothing happens
+        #expect(chain.state.withLock { $0.versions.map(\.commitTS) } == [1, 2, 3, 4])
+        chain.removeNewestVersion(commitTS: 4, reclaimer: reclaimer)
+        #expect(chain.state.withLock { $0.versions.map(\.commitTS) } == [1, 2, 3])
+        #expect(db.index.withEpoch { chain.committedValue(at: 2) } == .some("v2"))
+        #expect(db.index.withEpoch { chain.committedValue(at: 3) } == .some(nil))  // the tombstone
+        #expect(chain.prune(horizon: 2, reclaimer: reclaimer) == .keep)  // v2 stays for snapshots 2
+        #expect(chain.state.withLock { $0.versions.map(\.commitTS) } == [2, 3])
+        #expect(chain.prune(horizon: 3, reclaimer: reclaimer) == .retire)  // tombstone at the horizon: empty
+        #expect(chain.state.withLock { ($0.versions.isEmpty, $0.retired) } == (true, true))
+        #expect(db.index.withEpoch { chain.committedValue(at: 5) } == nil)  // retired: look the key up again
+    }
+}
