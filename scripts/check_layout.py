@@ -24,7 +24,7 @@ ALLOWED = {
     "IsoKVTestSupport": {"IsoKVCore", "IsoKVWorkloads"},
     "IsoKVClient": {"IsoKVCore", "AsyncHTTPClient", "NIOCore", "NIOHTTP1"},
     "IsoKVServer": {"IsoKV", "IsoKVCore", "IsoKVSync", "Hummingbird", "HTTPTypes", "Logging", "CoreMetrics", "Metrics", "NIOCore",
-                    "Prometheus", "ServiceLifecycle"},
+                    "NIOHTTPTypes", "Prometheus", "ServiceLifecycle"},
 }
 # Packages whose products must never be in the embedded engine's dependency closure.
 HEAVY = {"Hummingbird", "HummingbirdCore", "AsyncHTTPClient", "PostgresNIO", "NIOCore", "NIOPosix", "ArgumentParser",

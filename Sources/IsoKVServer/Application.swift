@@ -56,8 +56,12 @@ public struct IsoKVServer: Sendable {
         QueueRoutes(state: state).register(on: router)
         let appConfiguration = ApplicationConfiguration(
             address: .hostname(configuration.host, port: configuration.port), serverName: configuration.serverName)
+        let fastPath = configuration.fastPath ? FastGetPath(state: state) : nil
         application = Application(
-            router: router, configuration: appConfiguration,
+            router: router,
+            server: .http1(
+                configuration: .init(additionalChannelHandlers: fastPath.map { [FastGetHandler(path: $0)] } ?? [])),
+            configuration: appConfiguration,
             services: [StoreService(state: state, closeDatabase: closeDatabase, logger: logger)],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
             logger: logger)

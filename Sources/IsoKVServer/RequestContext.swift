@@ -113,11 +113,19 @@ struct BearerAuthMiddleware: RouterMiddleware {
         guard header.count > prefix.count, header.prefix(prefix.count).lowercased() == prefix else {
             throw ServerError(.invalidAuthorization, "the Authorization header is not a Bearer token")
         }
-        let given = Array(header.utf8.dropFirst(prefix.utf8.count))
-        guard Self.constantTimeEqual(given, token) else {
+        guard Self.accepts(header, token: token) else {
             throw ServerError(.invalidAuthorization, "invalid bearer token")
         }
         return try await next(request, context)
+    }
+
+    /// True when `header` is `Bearer <token>` (scheme case-insensitive), compared in constant time.
+    static func accepts(_ header: String, token: [UInt8]) -> Bool {
+        let prefix = "bearer "
+        guard header.count > prefix.count, header.prefix(prefix.count).lowercased() == prefix else {
+            return false
+        }
+        return constantTimeEqual(Array(header.utf8.dropFirst(prefix.utf8.count)), token)
     }
 
     /// Equal contents and lengths, comparing every byte of the longer input whatever differs first.

@@ -14,6 +14,9 @@ public struct ServerConfiguration: Sendable {
     /// How long the server keeps serving after SIGTERM with `/readyz` already 503 before it stops accepting
     /// connections, so that a load balancer notices first (default 0: stop at once).
     public var drainDelay: Duration = .zero
+    /// Answer plain `GET /v1/kv/{key}` hits on the connection's event loop, below the router (DESIGN.md, "GET fast
+    /// path"; the same response bytes). False: every request goes through the router.
+    public var fastPath = true
 
     public init(
         host: String = "127.0.0.1", port: Int = 7070, token: String? = nil, limits: ServerLimits = ServerLimits()

@@ -3,6 +3,7 @@ import IsoKVCore
 import IsoKVSync
 import Metrics
 import Prometheus
+import Synchronization
 
 /// The server's metrics, recorded through swift-metrics into this server's own Prometheus registry (one per
 /// application, so that tests and several servers in one process never share counters; nothing is bootstrapped
@@ -27,12 +28,14 @@ import Prometheus
 final class ServerMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
-    /// Per (route, method, status) counters and per (route, method) timers, created on first use.
-    private let requestCounters = Locked<[String: CoreMetrics.Counter]>([:])
+    /// Per (route, method, status) counters with their (route, method) timers, created on first use.
+    private let recorders = Locked<[String: RequestRecorder]>([:])
     private let requestTimers = Locked<[String: CoreMetrics.Timer]>([:])
     private let commits: [String: CoreMetrics.Counter]
     private let openTransactions: Prometheus.Gauge
     private let openCursors: Prometheus.Gauge
+    /// Responses the GET fast path wrote itself (tests check that it answered; not exported).
+    let fastGets = Atomic<Int>(0)
     /// Engine counters as last published, so that a scrape adds only the difference.
     private let lastPublished = Locked<[String: Int]>([:])
 
@@ -56,17 +59,14 @@ final class ServerMetrics: Sendable {
     }
 
     func recordRequest(route: String, method: String, status: Int, nanoseconds: UInt64) {
+        recorder(route: route, method: method, status: status).record(nanoseconds: nanoseconds)
+    }
+
+    /// The counter and timer of one (route, method, status): created on first use, then one dictionary lookup.
+    /// The GET fast path keeps its recorder, so it does not even look it up.
+    func recorder(route: String, method: String, status: Int) -> RequestRecorder {
         let key = "\(route) \(method) \(status)"
-        let counter = requestCounters.withLock { c in
-            if let existing = c[key] { return existing }
-            let made = CoreMetrics.Counter(
-                label: "isokv_http_requests_total",
-                dimensions: [("route", route), ("method", method), ("status", String(status))],
-                factory: factory)
-            c[key] = made
-            return made
-        }
-        counter.increment()
+        if let existing = recorders.withLock({ $0[key] }) { return existing }
         let timerKey = "\(route) \(method)"
         let timer = requestTimers.withLock { t in
             if let existing = t[timerKey] { return existing }
@@ -76,7 +76,35 @@ final class ServerMetrics: Sendable {
             t[timerKey] = made
             return made
         }
-        timer.recordNanoseconds(Int64(clamping: nanoseconds))
+        return recorders.withLock { r in
+            if let existing = r[key] { return existing }
+            let made = RequestRecorder(
+                counter: CoreMetrics.Counter(
+                    label: "isokv_http_requests_total",
+                    dimensions: [("route", route), ("method", method), ("status", String(status))],
+                    factory: factory),
+                timer: timer)
+            r[key] = made
+            return made
+        }
+    }
+
+    /// `isokv_http_requests_total` and `isokv_http_request_duration_seconds` of one (route, method, status).
+    struct RequestRecorder: Sendable {
+        let counter: CoreMetrics.Counter
+        let timer: CoreMetrics.Timer
+
+        func record(nanoseconds: UInt64) {
+            counter.increment()
+            timer.recordNanoseconds(Int64(clamping: nanoseconds))
+        }
+
+        func record(since start: ContinuousClock.Instant) {
+            let elapsed = ContinuousClock.now - start
+            record(
+                nanoseconds: UInt64(max(0, elapsed.components.seconds)) * 1_000_000_000
+                    + UInt64(max(0, elapsed.components.attoseconds / 1_000_000_000)))
+        }
     }
 
     func commit(_ kind: String) { commits[kind]?.increment() }
