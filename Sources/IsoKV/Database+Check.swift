@@ -201,6 +201,13 @@ struct ConsistencyChecker {
                 if n <= 0 { add(.snapshotRegistry, "stripe \(i): snapshot \(s) with \(n) readers") }
             }
         }
+        // The lock-free slots (a `.snapshot` transaction's registration): each holds a lower bound of a live
+        // snapshot, read before `published`.
+        for s in db.oracle.slots.occupied() {
+            registered += 1
+            let now = db.oracle.latest()
+            if s > now { add(.snapshotRegistry, "snapshot slot: \(s) registered, above published \(now)") }
+        }
         // Between operations each open transaction holds at most one registered snapshot (its own; a read-committed
         // scan's statement snapshot and a checkpoint's or backup's live only while they run).
         let open = report.openTransactions

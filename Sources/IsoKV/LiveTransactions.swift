@@ -15,7 +15,8 @@ final class LiveTransactions: Sendable {
     static let stripeCount = 8
     /// Ids of active transactions, striped by `txid % stripeCount`. Leaf locks, each taken alone.
     private let ids: [Locked<Set<UInt64>>] = (0..<LiveTransactions.stripeCount).map { _ in Locked([]) }
-    /// Active transactions, counted in the cell of `Transaction.snapshotStripe` (+1 in `init`, −1 at its end).
+    /// Active transactions: +1 in `init`, −1 at the end, each in the cell of `Transaction.liveStripe` (the
+    /// current thread's, which may differ between the two: only the sum is a count).
     let open = StripedCounter(stripes: Oracle.stripeCount)
 
     @inline(__always)

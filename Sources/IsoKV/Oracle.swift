@@ -22,8 +22,13 @@ final class Oracle: Sendable {
     let commitLock = Locked<UInt64>(0)
     /// Live snapshots, for garbage collection, in `stripeCount` stripes so that transactions on different threads
     /// rarely touch the same lock when they begin and end. A transaction uses stripe `txid % stripeCount`.
+    /// Since December 2026 only the locked paths use them (serializable begins, statement snapshots, checkpoints,
+    /// backups) and snapshot transactions whose slot search found every slot taken; a `.snapshot` transaction
+    /// registers in ``slots``.
     let snapshots: [Locked<SnapshotRegistry>] = (0..<Oracle.stripeCount).map { _ in Locked(SnapshotRegistry()) }
     static let stripeCount = 8
+    /// Lock-free snapshot registrations (``SnapshotSlots``): what a `.snapshot` transaction's first read takes.
+    let slots = SnapshotSlots()
 
     func newTransactionID() -> UInt64 { nextTxID.wrappingAdd(1, ordering: .relaxed).oldValue }
 
@@ -43,6 +48,30 @@ final class Oracle: Sendable {
         snapshots[stripe].withLock { $0.unregisterLocked(snapshot) }
     }
 
+    /// Takes a snapshot of the newest published commit and registers it without a lock, in a free slot of
+    /// ``slots`` (searched from `hint`); falls back to `stripe` of the locked registry when every slot is taken.
+    /// Returns the snapshot and the slot (-1: registered in the stripe). Why it is safe: ``horizon()``.
+    @inline(__always)
+    func registerSnapshotFast(hint: Int, stripe: Int) -> (snapshot: UInt64, slot: Int) {
+        let lowerBound = published.load(ordering: .sequentiallyConsistent)
+        guard let slot = slots.claim(lowerBound, hint: hint) else {
+            return (registerSnapshot(stripe: stripe), -1)
+        }
+        // Read after the claim: a horizon computed before the claim was visible read `published` earlier, so it is
+        // at most this value; one computed after sees the claim (≤ this value). The slot holds a lower bound.
+        return (published.load(ordering: .sequentiallyConsistent), slot)
+    }
+
+    /// Ends a registration of ``registerSnapshotFast(hint:stripe:)`` (slot -1: the one in `stripe`). Returns whether the horizon may have moved forward:
+    /// always true for a slot (a slot does not know whether it held the oldest snapshot; the caller's sweep is
+    /// skipped anyway while the GC backlog is empty).
+    @inline(__always)
+    func unregisterSnapshotFast(_ snapshot: UInt64, slot: Int, stripe: Int) -> Bool {
+        if slot < 0 { return unregisterSnapshot(snapshot, stripe: stripe) }
+        slots.release(slot)
+        return true
+    }
+
     /// The garbage-collection horizon: the oldest live snapshot, or the newest published commit if none is live.
     /// Every version older than the newest version at or below the horizon is invisible to everybody.
     ///
@@ -51,16 +80,98 @@ final class Oracle: Sendable {
     /// came first, and then the registrant read `published` after this function did, so `s ≥ p ≥ result`.
     /// The horizon never decreases (new snapshots start at `published`), so a horizon computed earlier is still a
     /// safe bound later.
+    ///
+    /// The slots (``registerSnapshotFast(hint:stripe:)``): a registrant loads `published` (a lower bound `b`), claims a
+    /// slot holding `b` with a compare-and-exchange, then loads `published` again and uses that value `s ≥ b` as
+    /// its snapshot. Every access here and there is sequentially consistent. If this function's load of the slot
+    /// comes after the claim, it sees `b ≤ s` (or a later claim's value, if the transaction ended meanwhile). If it
+    /// comes before the claim, then this function's load of `published` came before the registrant's second load,
+    /// so the result is at most `s` (`published` only grows). Either way the result is `≤ s`.
     func horizon() -> UInt64 {
-        var h = latest()
+        var h = published.load(ordering: .sequentiallyConsistent)
+        if let oldest = slots.oldest(), oldest < h { h = oldest }
         for stripe in snapshots {
             if let oldest = stripe.withLock({ $0.oldest }), oldest < h { h = oldest }
         }
         return h
     }
 
-    /// Registered snapshots, all stripes.
-    var liveSnapshots: Int { snapshots.reduce(0) { n, s in n + s.withLock { $0.liveCount } } }
+    /// Registered snapshots, all stripes and slots.
+    var liveSnapshots: Int { snapshots.reduce(slots.occupied().count) { n, s in n + s.withLock { $0.liveCount } } }
+}
+
+/// Lock-free registrations of snapshots, for garbage collection's horizon: a fixed array of slots, each an atomic
+/// word on its own 128 bytes. 0 means free; otherwise the slot holds `b + 1` for a lower bound `b` of a live
+/// snapshot (see ``Oracle/horizon()``). A registration is a compare-and-exchange on a free slot (searched from a
+/// hint, so a thread tends to reuse the same line) and its end a store of 0: two atomic writes on a line no other
+/// thread writes, instead of a stripe lock taken twice and a dictionary insert and remove.
+///
+/// ```swift
+/// let slots = SnapshotSlots()
+/// if let i = slots.claim(41, hint: 0) { slots.oldest()  /* 41 */; slots.release(i) }
+/// ```
+final class SnapshotSlots: @unchecked Sendable {
+    // @unchecked Sendable: `words` is only accessed through atomics; allocated in init, freed in deinit.
+    /// Number of slots. More concurrent `.snapshot` transactions than this register in the locked stripes.
+    static let count = 32
+    /// Words per slot: 128 bytes, so that two slots never share a cache line (nor an adjacent-line prefetch pair).
+    static let stride = 16
+    private let words: UnsafeMutablePointer<Atomic<UInt64>>
+
+    init() {
+        words = .allocate(capacity: Self.count * Self.stride)
+        for i in 0..<(Self.count * Self.stride) { (words + i).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        words.deinitialize(count: Self.count * Self.stride)
+        words.deallocate()
+    }
+
+    @inline(__always)
+    private func slot(_ i: Int) -> UnsafeMutablePointer<Atomic<UInt64>> { words + i &* Self.stride }
+
+    /// Claims a free slot for the lower bound `bound`, searching from `hint`; nil if all are taken.
+    @inline(__always)
+    func claim(_ bound: UInt64, hint: Int) -> Int? {
+        let start = hint & (Self.count - 1)
+        var k = 0
+        while k < Self.count {
+            let i = (start &+ k) & (Self.count - 1)
+            let w = slot(i)
+            if w.pointee.load(ordering: .relaxed) == 0,
+                w.pointee.compareExchange(
+                    expected: 0, desired: bound &+ 1, ordering: .sequentiallyConsistent
+                ).exchanged
+            {
+                return i
+            }
+            k &+= 1
+        }
+        return nil
+    }
+
+    /// Frees slot `i` (its registration ended).
+    @inline(__always)
+    func release(_ i: Int) { slot(i).pointee.store(0, ordering: .sequentiallyConsistent) }
+
+    /// The smallest registered lower bound, or nil if no slot is taken.
+    func oldest() -> UInt64? {
+        var m = UInt64.max
+        for i in 0..<Self.count {
+            let v = slot(i).pointee.load(ordering: .sequentiallyConsistent)
+            if v != 0 && v &- 1 < m { m = v &- 1 }
+        }
+        return m == .max ? nil : m
+    }
+
+    /// The registered lower bounds, slot by slot (not a snapshot while transactions begin and end).
+    func occupied() -> [UInt64] {
+        (0..<Self.count).compactMap { i in
+            let v = slot(i).pointee.load(ordering: .sequentiallyConsistent)
+            return v == 0 ? nil : v &- 1
+        }
+    }
 }
 
 /// Multiset of live snapshots with its minimum.

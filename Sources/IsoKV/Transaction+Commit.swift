@@ -203,7 +203,7 @@ extension Transaction {
         savepoints = []
         var advanced = false
         if let s = snapshot {
-            advanced = db.oracle.unregisterSnapshot(s, stripe: snapshotStripe)
+            advanced = releaseSnapshot(s)
             snapshot = nil
         }
         db.gc.afterTransaction(touched: touched, horizonAdvanced: advanced, in: db)

@@ -1,3 +1,4 @@
+import ConcurrentMaps
 import IsoKVCore
 /// A transaction of the embedded engine. Not `Sendable`: it belongs to the task that began it.
 ///
@@ -36,6 +37,9 @@ public final class Transaction: StoreTransaction {
     var snapshotStripe: Int {
         Int((UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()) >> 6) % UInt(Oracle.stripeCount))
     }
+    /// The cell of `LiveTransactions.open` to count in: the thread's, so that two threads never share one (the
+    /// count is a sum, so the begin and the end may use different cells).
+    var liveStripe: Int { ThreadStripe.current() & (Oracle.stripeCount - 1) }
     public let isolation: IsolationLevel
     public let isReadOnly: Bool
     /// A `.serializable`, read-only, deferrable transaction: its first operation waits for a safe snapshot.
@@ -53,7 +57,7 @@ public final class Transaction: StoreTransaction {
     var state: State = .active {
         didSet {
             // Leaving `.active` ends the transaction for the consistency checker (LiveTransactions.swift).
-            if case .active = oldValue, !isActive { db.live.ended(txid: assignedID, stripe: snapshotStripe) }
+            if case .active = oldValue, !isActive { db.live.ended(txid: assignedID, stripe: liveStripe) }
         }
     }
     var isActive: Bool { if case .active = state { true } else { false } }
@@ -63,6 +67,9 @@ public final class Transaction: StoreTransaction {
     /// The registered snapshot of a `.snapshot` transaction, taken at its first operation; nil before that and at
     /// the other levels. Unregistered when the transaction ends.
     var snapshot: UInt64?
+    /// The ``SnapshotSlots`` slot `snapshot` is registered in, or -1 (a stripe of the locked registry: always at
+    /// `.serializable`, or when every slot was taken).
+    var snapshotSlot = -1
     /// Chains this transaction wrote, in first-write order (their pending writes are installed at commit).
     /// Invariant: each chain once; every chain here is also in `locks` with `.forUpdate`.
     var writeOrder: [KeyChain] = []
@@ -87,7 +94,7 @@ public final class Transaction: StoreTransaction {
         self.isolation = isolation
         self.isReadOnly = readOnly
         self.isDeferrable = deferrable && readOnly && isolation == .serializable
-        database.live.began(stripe: snapshotStripe)
+        database.live.began(stripe: liveStripe)
     }
 
     deinit {
@@ -120,9 +127,26 @@ public final class Transaction: StoreTransaction {
     func ensureSnapshot() -> UInt64? {
         guard isolation.hasTransactionSnapshot else { return nil }
         if let snapshot { return snapshot }
-        let s = isolation == .serializable ? beginSerializable() : db.oracle.registerSnapshot(stripe: snapshotStripe)
+        if isolation == .serializable {
+            let s = beginSerializable()
+            snapshot = s
+            return s
+        }
+        let (s, slot) = db.oracle.registerSnapshotFast(hint: slotHint, stripe: snapshotStripe)
         snapshot = s
+        snapshotSlot = slot
         return s
+    }
+
+    /// Where this transaction's slot search starts (``SnapshotSlots``): the thread's dense index, so that the
+    /// transactions of one thread reuse one slot (one cache line) and two threads never start at the same slot.
+    var slotHint: Int { ThreadStripe.current() }
+
+    /// Unregisters the transaction snapshot (at the end of the transaction); returns whether the garbage
+    /// collection horizon may have moved forward.
+    func releaseSnapshot(_ s: UInt64) -> Bool {
+        defer { snapshotSlot = -1 }
+        return db.oracle.unregisterSnapshotFast(s, slot: snapshotSlot, stripe: snapshotStripe)
     }
 
     // MARK: Reads

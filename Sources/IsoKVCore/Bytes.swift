@@ -8,41 +8,235 @@ import Foundation
 /// let name = k.string                            // "user/42" (nil if not valid UTF-8)
 /// Bytes("a") < Bytes("ab")                       // true
 /// ```
+///
+/// Storage: a byte string of up to ``inlineCapacity`` (15) bytes is kept inline, in two machine words (no heap
+/// allocation, so copying it writes no reference count, and comparing or hashing it reads no other memory); a longer
+/// one in a `[UInt8]`. The representation is canonical (a given byte string always has the same one), which is what
+/// makes equality and hashing a few word operations for short keys. Dictionaries and sets hash a `Bytes` with a
+/// keyed multiply-mix hash (wyhash's construction, keyed by the table's per-process random seed) instead of SipHash;
+/// `hash(into:)` feeds the standard `Hasher`.
 public struct Bytes: Hashable, Comparable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
-    /// The bytes themselves.
-    public var bytes: [UInt8]
+    /// Byte strings of at most this many bytes are stored inline.
+    public static let inlineCapacity = 15
+
+    @usableFromInline
+    enum Storage: Sendable {
+        /// At most 15 bytes: byte `i` is byte `i` (little-endian) of `low` for `i < 8`, of `high` for `8 ≤ i < 15`;
+        /// bytes past the count are zero; the top byte of `high` is the count.
+        case inline(low: UInt64, high: UInt64)
+        /// More than 15 bytes (never fewer: the representation is canonical).
+        case heap([UInt8])
+    }
+
+    @usableFromInline var storage: Storage
+
+    @inlinable
+    init(storage: Storage) { self.storage = storage }
+
+    /// The bytes themselves. Reading it from an inline (≤ 15-byte) value builds an array; use
+    /// ``withUnsafeBytes(_:)`` on hot paths.
+    public var bytes: [UInt8] {
+        get {
+            switch storage {
+            case .heap(let a): return a
+            case .inline: return withUnsafeBytes { Array($0) }
+            }
+        }
+        set { storage = Self.storage(of: newValue) }
+        _modify {
+            var a: [UInt8]
+            if case .heap(let h) = storage {
+                a = h
+                storage = .inline(low: 0, high: 0)  // drop our reference, so that `a` is unique
+            } else {
+                a = bytes
+            }
+            defer { storage = Self.storage(of: a) }
+            yield &a
+        }
+    }
 
     /// The empty byte string.
     public static let empty = Bytes([UInt8]())
 
-    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    @inlinable
+    public init(_ bytes: [UInt8]) { storage = Self.storage(of: bytes) }
 
-    public init<S: Sequence>(_ bytes: S) where S.Element == UInt8 { self.bytes = Array(bytes) }
+    public init<S: Sequence>(_ bytes: S) where S.Element == UInt8 { self.init(Array(bytes)) }
 
     /// The UTF-8 bytes of `string`.
-    public init(_ string: String) { self.bytes = Array(string.utf8) }
+    public init(_ string: String) {
+        var s = string
+        if let st = s.withUTF8({ $0.count <= Self.inlineCapacity ? Self.pack(UnsafeRawBufferPointer($0)) : nil }) {
+            storage = st
+        } else {
+            storage = .heap(Array(string.utf8))
+        }
+    }
 
     public init(stringLiteral value: String) { self.init(value) }
 
-    /// The bytes decoded as UTF-8, or nil if they are not valid UTF-8.
-    public var string: String? { String(validating: bytes, as: UTF8.self) }
-
-    public var count: Int { bytes.count }
-    public var isEmpty: Bool { bytes.isEmpty }
-
-    public static func == (lhs: Bytes, rhs: Bytes) -> Bool { lhs.bytes == rhs.bytes }
-
-    /// Feeds the bytes to the hasher in one call (the synthesized form would combine them one by one).
-    public func hash(into hasher: inout Hasher) {
-        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
-        hasher.combine(bytes.count)
+    /// The canonical storage of `bytes`.
+    @inlinable
+    static func storage(of bytes: [UInt8]) -> Storage {
+        if bytes.count > inlineCapacity { return .heap(bytes) }
+        return bytes.withUnsafeBytes { pack($0) }
     }
 
+    /// Packs at most 15 bytes into the inline form.
+    @inlinable
+    static func pack(_ p: UnsafeRawBufferPointer) -> Storage {
+        var low: UInt64 = 0
+        var high: UInt64 = 0
+        let n = p.count
+        var i = 0
+        while i < n && i < 8 {
+            low |= UInt64(p[i]) &<< UInt64(8 &* i)
+            i &+= 1
+        }
+        while i < n {
+            high |= UInt64(p[i]) &<< UInt64(8 &* (i &- 8))
+            i &+= 1
+        }
+        return .inline(low: low, high: high | UInt64(truncatingIfNeeded: n) &<< 56)
+    }
+
+    /// Calls `body` with the bytes, without copying them to the heap.
+    ///
+    /// ```swift
+    /// let first = key.withUnsafeBytes { $0.first }
+    /// ```
+    @inlinable
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        switch storage {
+        case .heap(let a):
+            return try a.withUnsafeBytes(body)
+        case .inline(let low, let high):
+            var words = (low.littleEndian, high.littleEndian)
+            let n = Int(truncatingIfNeeded: high &>> 56)
+            return try Swift.withUnsafeBytes(of: &words) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+    }
+
+    /// The bytes decoded as UTF-8, or nil if they are not valid UTF-8.
+    public var string: String? { withUnsafeBytes { String(validating: $0, as: UTF8.self) } }
+
+    @inlinable
+    public var count: Int {
+        switch storage {
+        case .inline(_, let high): return Int(truncatingIfNeeded: high &>> 56)
+        case .heap(let a): return a.count
+        }
+    }
+
+    @inlinable
+    public var isEmpty: Bool { count == 0 }
+
+    @inlinable
+    public static func == (lhs: Bytes, rhs: Bytes) -> Bool {
+        switch (lhs.storage, rhs.storage) {
+        case (.inline(let l0, let h0), .inline(let l1, let h1)): return l0 == l1 && h0 == h1
+        case (.heap(let a), .heap(let b)): return equal(a, b)
+        default: return false  // canonical: a short string is never on the heap, a long one never inline
+        }
+    }
+
+    @inlinable
+    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        a.withUnsafeBytes { pa in
+            b.withUnsafeBytes { pb in
+                guard pa.count == pb.count else { return false }
+                guard pa.count > 0, let x = pa.baseAddress, let y = pb.baseAddress else { return true }
+                return x == y || memcmp(x, y, pa.count) == 0
+            }
+        }
+    }
+
+    /// Feeds the bytes to the hasher (two words for an inline value; the bytes and the count otherwise).
+    @inlinable
+    public func hash(into hasher: inout Hasher) {
+        switch storage {
+        case .inline(let low, let high):
+            hasher.combine(low)
+            hasher.combine(high)
+        case .heap(let a):
+            a.withUnsafeBytes { hasher.combine(bytes: $0) }
+            hasher.combine(a.count)
+        }
+    }
+
+    /// The hash dictionaries and sets use: a keyed multiply-mix hash (see ``Bytes``) instead of SipHash, which cost
+    /// more than the rest of a directory lookup. `seed` is the table's seed (per-process random unless
+    /// `SWIFT_DETERMINISTIC_HASHING` is set); it enters every multiplication, so collisions cannot be chosen without
+    /// it.
+    @inlinable
+    public func _rawHashValue(seed: Int) -> Int {
+        let s = UInt64(bitPattern: Int64(seed))
+        switch storage {
+        case .inline(let low, let high):
+            let h = Self.mum(low ^ s ^ Self.k0, high ^ (s &>> 32 | s &<< 32) ^ Self.k1)
+            return Int(truncatingIfNeeded: Self.mum(h ^ Self.k2, s ^ Self.k3))
+        case .heap(let a):
+            return a.withUnsafeBytes { Int(truncatingIfNeeded: Self.hashBytes($0, seed: s)) }
+        }
+    }
+
+    @usableFromInline static var k0: UInt64 { 0xa076_1d64_78bd_642f }
+    @usableFromInline static var k1: UInt64 { 0xe703_7ed1_a0b4_28db }
+    @usableFromInline static var k2: UInt64 { 0x8ebc_6af0_9c88_c6e3 }
+    @usableFromInline static var k3: UInt64 { 0x5899_65cc_7537_4cc3 }
+
+    /// The high and low halves of the 128-bit product, xored (wyhash's mixing step).
+    @inlinable @inline(__always)
+    static func mum(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let (hi, lo) = a.multipliedFullWidth(by: b)
+        return hi ^ lo
+    }
+
+    /// wyhash-style hash of a byte string of any length, keyed by `seed`: 16 bytes per multiplication.
+    @inlinable
+    static func hashBytes(_ p: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
+        let n = p.count
+        var h = mum(seed ^ k0, k1 ^ UInt64(truncatingIfNeeded: n))
+        var i = 0
+        while n &- i >= 16 {
+            h = mum(
+                p.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ k1 ^ seed,
+                p.loadUnaligned(fromByteOffset: i &+ 8, as: UInt64.self) ^ h)
+            i &+= 16
+        }
+        var a: UInt64 = 0
+        var b: UInt64 = 0
+        var j = 0
+        while i < n {
+            if j < 8 { a |= UInt64(p[i]) &<< UInt64(8 &* j) } else { b |= UInt64(p[i]) &<< UInt64(8 &* (j &- 8)) }
+            i &+= 1
+            j &+= 1
+        }
+        h = mum(a ^ k2 ^ seed, b ^ h)
+        return mum(h ^ k3, seed ^ k0)
+    }
+
+    @inlinable
     public static func < (lhs: Bytes, rhs: Bytes) -> Bool {
-        // memcmp on the common prefix, then the shorter first: the order of `lexicographicallyPrecedes`, without
-        // its generic element-by-element loop (the scan index compares keys on every step).
-        lhs.bytes.withUnsafeBufferPointer { a in
-            rhs.bytes.withUnsafeBufferPointer { b in
+        if case .inline(let l0, let h0) = lhs.storage, case .inline(let l1, let h1) = rhs.storage {
+            // Byte 0 is the low byte of `low`: byte-swapped, the words compare as the bytes do (zero padding after
+            // the count compares equal, so a tie goes to the shorter string, as `memcmp` order wants).
+            if l0 != l1 { return l0.byteSwapped < l1.byteSwapped }
+            let d0 = h0 & 0x00FF_FFFF_FFFF_FFFF
+            let d1 = h1 & 0x00FF_FFFF_FFFF_FFFF
+            if d0 != d1 { return d0.byteSwapped < d1.byteSwapped }
+            return h0 &>> 56 < h1 &>> 56
+        }
+        return lessThan(lhs, rhs)
+    }
+
+    /// `memcmp` on the common prefix, then the shorter first: the order of `lexicographicallyPrecedes`, without its
+    /// generic element-by-element loop (the scan index compares keys on every step).
+    @usableFromInline
+    static func lessThan(_ lhs: Bytes, _ rhs: Bytes) -> Bool {
+        lhs.withUnsafeBytes { a in
+            rhs.withUnsafeBytes { b in
                 let n = Swift.min(a.count, b.count)
                 if n > 0, let pa = a.baseAddress, let pb = b.baseAddress {
                     let c = memcmp(pa, pb, n)

@@ -12,7 +12,8 @@ public final class Dataset: Sendable {
 
     /// The loaded keys, in key order: `keys[i] == Dataset.key(i)`.
     public let keys: [Bytes]
-    /// The value every load and update writes: `valueSize` bytes of `v`.
+    /// The value every update and insert writes: `valueSize` bytes of `v`. ``load(into:batchSize:)`` stores a
+    /// copy of it per key (``loadedValue()``).
     public let value: Bytes
     /// Picks indices into `keys`.
     public let chooser: KeyChooser
@@ -53,7 +54,13 @@ public final class Dataset: Sendable {
     /// Keys handed out by ``nextInsertKey()`` so far.
     public var insertedKeyCount: Int { nextInsert.load(ordering: .relaxed) - keys.count }
 
-    /// Stores every key with ``value`` in read-committed transactions of `batchSize` keys, and the counter key as
+    /// ``value`` in a buffer of its own: what ``load(into:batchSize:)`` stores under each key, and what a raw map
+    /// compared with the engine must store too. One buffer shared by every key made every read, of the engine and
+    /// of a raw map alike, retain and release the same reference count from every thread: a cost of the benchmark,
+    /// not of the store (a store's values are separate buffers).
+    public func loadedValue() -> Bytes { value.withUnsafeBytes { Bytes([UInt8]($0)) } }
+
+    /// Stores every key with its own copy of ``value`` (``loadedValue()``) in read-committed transactions of `batchSize` keys, and the counter key as
     /// `0`. Works on any store; on a remote one a large dataset takes one round trip per key.
     public func load<Store: KeyValueStore>(into store: Store, batchSize: Int = 10_000) async throws {
         precondition(batchSize >= 1)
@@ -61,7 +68,7 @@ public final class Dataset: Sendable {
         while start < keys.count {
             let batch = keys[start..<min(start + batchSize, keys.count)]
             try await store.transaction(.readCommitted) { tx in
-                for key in batch { try await tx.put(key, value) }
+                for key in batch { try await tx.put(key, loadedValue()) }
             }
             start = batch.endIndex
         }

@@ -218,7 +218,7 @@ enum DirectoryMap: String, ExpressibleByArgument, CaseIterable, Sendable {
     static func rawMapRow<M: ConcurrentMap>(_ type: M.Type, _ harness: Harness, _ data: Dataset) -> BenchRow
     where M.Key == Bytes, M.Value == Bytes {
         let map = M()
-        for k in data.keys { map.store(k, data.value) }
+        for k in data.keys { map.store(k, data.loadedValue()) }  // a buffer per key, as `Dataset.load` stores
         for k in data.keys { _ = map.load(k) }  // read-mostly maps promote their dirty part on misses
         return BenchRow("raw map load") { length, seed in
             await harness.measureSynchronous(length, seed: seed) { w in _ = map.load(data.randomKey(using: &w.rng)) }

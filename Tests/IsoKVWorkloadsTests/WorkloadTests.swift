@@ -33,6 +33,20 @@ struct WorkloadConcurrentTests {
         #expect(rows.dropFirst().allSatisfy { $0.value == data.value })
     }
 
+    @Test("the loader gives every key a value buffer of its own (no reference count shared by all reads)")
+    func loaderValuesAreSeparateBuffers() async throws {
+        let db = Database.inMemory()
+        let data = Dataset(keyCount: 50, valueSize: 100, distribution: .uniform)
+        try await data.load(into: db)
+        let values = try await db.transaction(.snapshot, readOnly: true) { tx in
+            try await tx.scan(KeyRange(from: "user")).map(\.value)
+        }
+        #expect(values.count == 50 && values.allSatisfy { $0 == data.value })
+        let buffers = Set(values.map { $0.withUnsafeBytes { UInt(bitPattern: $0.baseAddress) } })
+        let shared = data.value.withUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+        #expect(buffers.count == 50 && !buffers.contains(shared))
+    }
+
     @Test("the catalogue: unique names, every CLI workload, found by name")
     func catalogue() {
         let names = Workload<Database>.all.map(\.name)
