@@ -356,7 +356,7 @@ struct ConsistencyChecker {
         var records: Set<UInt64> = []
         var awaitingRelease: Set<UInt64> = []
         let quiescent = self.quiescent
-        db.ssi.withUnrecordedState { s, queued in
+        db.ssi.withUnrecordedState { s, queued, queuedBegins in
             func add(_ kind: CheckFinding.Kind, _ t: UInt64?, key: Bytes? = nil, _ message: @autoclosure () -> String) {
                 if kind.requiresQuiescence && !quiescent { return }
                 findings.append(CheckFinding(kind, key: key, transaction: t, message()))
@@ -413,10 +413,23 @@ struct ConsistencyChecker {
             for t in s.activeReadWrite.sorted() where s.xacts[t] == nil {
                 add(.ssiActiveSetMismatch, t, "in activeReadWrite without a record")
             }
+            // Begins not registered yet: each once, live, not also registered.
+            var queuedReadWrite = 0
+            var seenQueued: Set<UInt64> = []
+            for b in queuedBegins.entries {
+                records.insert(b.txid)  // a record, not registered yet: its point locks are not orphans
+                if !b.readOnly { queuedReadWrite += 1 }
+                if s.xacts[b.txid] != nil || !seenQueued.insert(b.txid).inserted {
+                    add(.ssiRecordInconsistent, b.txid, "tx\(b.txid) is in the begin queue twice or also registered")
+                }
+                if !live.contains(b.txid) {
+                    add(.ssiRecordOfEndedTransaction, b.txid, "a queued begin of tx\(b.txid), which has ended")
+                }
+            }
             let mirrors: [(String, Int, Int)] = [
                 (
-                    "activeReadWrite", s.fastPath.activeReadWrite.load(ordering: .sequentiallyConsistent),
-                    s.activeReadWrite.count
+                    "activeReadWrite", queuedBegins.activeReadWriteCount,
+                    s.activeReadWrite.count + queuedReadWrite
                 ),
                 ("rangeLocks", s.fastPath.rangeLocks.load(ordering: .sequentiallyConsistent), s.ranges.count),
                 (

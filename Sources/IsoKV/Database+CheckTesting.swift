@@ -132,17 +132,17 @@ extension Database {
                 b[ObjectIdentifier(c)] = nil
             }
         case .dropConflictIn(let reader, let writer):
-            ssi.withUnrecordedState { s, _ in
+            ssi.withCaughtUpStateForTesting { s in
                 precondition(s.xacts[writer.rawValue]?.inConflicts[reader.rawValue] != nil, "no such rw-conflict")
                 s.xacts[writer.rawValue]!.inConflicts[reader.rawValue] = nil
             }
         case .doomWithoutReason(let id):
-            ssi.withUnrecordedState { s, _ in
+            ssi.withCaughtUpStateForTesting { s in
                 guard let r = s.xacts[id.rawValue] else { preconditionFailure("tx\(id.rawValue) has no SSI record") }
                 r.handle.doomed.store(true, ordering: .releasing)
             }
         case .addRangeLock(let owner):
-            ssi.withUnrecordedState { s, _ in
+            ssi.withCaughtUpStateForTesting { s in
                 precondition(s.xacts[owner.rawValue] == nil, "tx\(owner.rawValue) has an SSI record")
                 s.nextRangeID += 1
                 s.ranges.append(RangeLock(owner: owner.rawValue, id: s.nextRangeID, range: .all))
@@ -150,10 +150,10 @@ extension Database {
         case .addPointLock(let key, let owner):
             ssi.pointLocks.add(key, owner: owner.rawValue)
         case .removeFromActiveReadWrite(let id):
-            ssi.withUnrecordedState { s, _ in
+            ssi.withCaughtUpStateForTesting { s in
                 precondition(
                     s.activeReadWrite.contains(id.rawValue), "tx\(id.rawValue) is not an active read-write one")
-                s.activeReadWrite.remove(id.rawValue)
+                s.leaveActiveReadWriteLocked(id.rawValue)  // the count mirror follows: only the set is wrong
             }
         }
     }

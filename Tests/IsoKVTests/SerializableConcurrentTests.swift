@@ -368,6 +368,32 @@ struct SerializableConcurrentTests {
         #expect(s.active == 0 && s.retainedCommitted == 0 && s.pointLocks == 0, "\(s)")
     }
 
+    /// A serializable begin never waits for the SSI lock: with the lock held by another thread, two read-write
+    /// transactions and a read-only one take their snapshots and read (their records wait in the begin queue).
+    /// Registered by the next holder of the lock, they are tracked as if registered at once: the doctors' write
+    /// skew is still refused, and the read-only one, concurrent with both writers, is tracked until they end.
+    @Test(.timeLimit(.minutes(1))) func beginsDoNotWaitForTheSSILock() async throws {
+        let db = makeDatabase()
+        try await seed(db, [("doctor/alice", "on"), ("doctor/bob", "on")])
+        let release = await db.holdSerializableLock()
+        let t1 = try await db.begin(), t2 = try await db.begin()
+        let ro = try await db.begin(.serializable, readOnly: true)
+        _ = try await t1.get("doctor/alice"); _ = try await t1.get("doctor/bob")
+        _ = try await t2.get("doctor/alice"); _ = try await t2.get("doctor/bob")
+        #expect(try await ro.get("doctor/alice") == "on")  // all returned although the SSI lock is held
+        release()
+        var s = db.statistics().serializable  // takes the lock: registers the queued begins
+        #expect(s.active == 3 && s.safeReadOnlyAtBegin == 0, "\(s)")
+        expectConsistent(db, .concurrent)
+        try await t1.put("doctor/alice", "off")
+        try await t1.commit()
+        await expectCode(.serializationFailure) { try await t2.put("doctor/bob", "off") }
+        try await ro.commit()
+        s = db.statistics().serializable
+        #expect(s.active == 0 && s.retainedCommitted == 0 && s.pointLocks == 0, "\(s)")
+        expectConsistent(db)
+    }
+
     /// Memory bound: past `maxRetainedCommitted`, the committed transactions an old one still overlaps are
     /// summarized (locks into summary locks, writers into 24-byte entries); all of it goes when the old one ends.
     @Test func summarizationBoundsRetainedTransactions() async throws {

@@ -26,6 +26,17 @@ final class SSIManager: Sendable {
     /// lock's holders only look when something is there.
     private let finishedReadOnly = Locked<[Released]>([])
     private let finishedReadOnlyCount = Atomic<Int>(0)
+    /// The begin queue: serializable transactions that took their snapshot since the SSI lock last drained it, in
+    /// snapshot order (each begin registers its snapshot and appends its record in one critical section of this
+    /// lock). A begin never takes the SSI lock; the next holder registers the records (``drainBeginsLocked(_:)``),
+    /// and every serializable commit publishes its writes *inside* this lock and registers what it drained before
+    /// its commit mark. So a begin is ordered before or after each publication exactly as its snapshot is, which
+    /// keeps "T committed before S's snapshot ⇔ `T.commitSeq < S.beginSeq`" (SSI/DESIGN.md, "The SSI clock").
+    /// Held while taking a snapshot-registry stripe and, around a publication, chain locks (installs); taken after
+    /// the SSI lock or alone. `beginsCount` mirrors its length (stored inside it; the SSI lock's holders load it
+    /// inside the SSI lock and look only when something is there).
+    private let begins = Locked<[XactRecord]>([])
+    private let beginsCount = Atomic<Int>(0)
     /// Mirrors of the SSI state for the lock-free begin of a safe read-only transaction.
     let fastPath = SSIFastPath()
     /// Point SIREAD locks, striped; read paths add to it without the global lock.
@@ -41,10 +52,10 @@ final class SSIManager: Sendable {
     /// A read-only serializable transaction's begin without the SSI lock, when it is safe at once: returns its
     /// registered snapshot, or nil (then take the locked path, ``begin(txid:readOnly:oracle:stripe:)``).
     ///
-    /// Safe means no read-write serializable transaction is concurrent with the snapshot. The locked begin checks
-    /// `activeReadWrite.isEmpty` in the critical section where it registers the snapshot. Here, with `a` the number
-    /// of active read-write serializable transactions and `b` the count of their begins (both stored with the SSI
-    /// lock held, sequentially consistent; a read-write begin stores `a`, then `b`, then registers its snapshot):
+    /// Safe means no read-write serializable transaction is concurrent with the snapshot. The queued begin checks
+    /// `activeReadWrite.isEmpty` when its record is registered, at its place in snapshot order. Here, with `a` the
+    /// number of active read-write serializable transactions (queued ones included) and `b` the count of their
+    /// begins (sequentially consistent; a read-write begin stores `a`, then `b`, then registers its snapshot):
     /// load `b1`, load `a1`, register the snapshot, load `b2`; safe iff `a1 == 0 && b1 == b2`.
     /// Why that suffices: a read-write T concurrent with our snapshot registered its own before ours and had not
     /// committed when ours was taken. If T incremented `b` before our load of `b1`, it had stored `a` before that,
@@ -60,12 +71,46 @@ final class SSIManager: Sendable {
         return nil
     }
 
-    /// Runs `body` with the SSI lock held, after recording the read-only commits handed over meanwhile.
+    /// Runs `body` with the SSI lock held, after registering the transactions that began meanwhile and recording
+    /// the read-only commits handed over meanwhile (in that order: a queued commit's record may be a queued begin).
     private func locked<R>(_ body: (inout SSIState) throws -> R) rethrows -> R {
         try state.withLock { s in
-            if finishedReadOnlyCount.load(ordering: .acquiring) > 0 { drainFinishedReadOnlyLocked(&s) }
+            catchUpLocked(&s)
             return try body(&s)
         }
+    }
+
+    /// Registers the queued begins, then records the queued read-only commits. Every holder of the SSI lock calls
+    /// it first, so that the state it works on knows every transaction that has begun (any transaction whose lock,
+    /// pending write or handle it can meet began — and queued itself — before).
+    @inline(__always)
+    private func catchUpLocked(_ s: inout SSIState) {
+        if beginsCount.load(ordering: .acquiring) > 0 { drainBeginsLocked(&s) }
+        if finishedReadOnlyCount.load(ordering: .acquiring) > 0 { drainFinishedReadOnlyLocked(&s) }
+    }
+
+    private func drainBeginsLocked(_ s: inout SSIState) {
+        let begun = begins.withLock { q -> [XactRecord] in
+            beginsCount.store(0, ordering: .releasing)
+            defer { q = [] }
+            return q
+        }
+        for rec in begun { s.registerBeginLocked(rec, counters: counters) }
+    }
+
+    /// Runs `publish` (the engine's install + publish, or nothing) inside the begin queue's lock, then registers
+    /// the begins it drained there — before the caller's commit mark. A begin queued before the publication did
+    /// not see it and gets a `beginSeq` below the commit mark; one queued after saw it and is registered by a later
+    /// holder of the SSI lock, above the mark.
+    private func publishOrderedLocked(_ s: inout SSIState, _ publish: () -> Void) {
+        let begun = begins.withLock { q -> [XactRecord] in
+            publish()
+            guard !q.isEmpty else { return [] }
+            beginsCount.store(0, ordering: .releasing)
+            defer { q = [] }
+            return q
+        }
+        for rec in begun { s.registerBeginLocked(rec, counters: counters) }
     }
 
     private func drainFinishedReadOnlyLocked(_ s: inout SSIState) {
@@ -79,34 +124,28 @@ final class SSIManager: Sendable {
 
     // MARK: Life cycle
 
-    /// Registers a serializable transaction and takes its snapshot in one SSI critical section. A read-only
-    /// transaction with no concurrent read-write serializable transaction gets a safe snapshot at once and is not
-    /// tracked (`handle.safe`).
+    /// Takes a serializable transaction's snapshot and queues its record for registration, without the SSI lock
+    /// (the begin queue's short lock only). The next holder of the SSI lock registers it: `beginSeq`, the active
+    /// sets, and for a read-only transaction its possibly unsafe partners — or, when no read-write serializable
+    /// transaction is active at that point of the queue, a safe snapshot (`handle.safe`; the transaction is then
+    /// never tracked). Until then the transaction may already read and write: everything that can meet it (its
+    /// point locks, its pending writes, its own calls) happens after its queueing, and every SSI critical section
+    /// drains the queue first.
     func begin(txid: UInt64, readOnly: Bool, oracle: Oracle, stripe: Int) -> (
         snapshot: UInt64, handle: SerializableXactHandle
     ) {
         let handle = SerializableXactHandle(txid: txid)
-        let snapshot = locked { s -> UInt64 in
+        let rec = XactRecord(handle: handle, readOnly: readOnly)
+        let snapshot = begins.withLock { q -> UInt64 in
             if !readOnly {
                 // Before the snapshot, in this order (tryBeginSafeReadOnly relies on it): count the transaction
-                // as active, then as begun.
-                s.activeReadWrite.insert(txid)
+                // as active, then as begun. The active count drops when the record leaves `activeReadWrite`.
+                fastPath.activeReadWrite.add(1, ordering: .sequentiallyConsistent)
                 fastPath.readWriteBegins.add(1, ordering: .sequentiallyConsistent)
             }
             let snap = oracle.registerSnapshot(stripe: stripe)
-            s.clock += 1
-            let rec = XactRecord(handle: handle, beginSeq: s.clock, readOnly: readOnly)
-            if readOnly {
-                if s.activeReadWrite.isEmpty {
-                    handle.safe.store(true, ordering: .releasing)
-                    counters.safeAtBegin.add(1, stripe: stripe)
-                    return snap
-                }
-                rec.possibleUnsafe = s.activeReadWrite
-                for rw in s.activeReadWrite { s.xacts[rw]?.possibleUnsafe.insert(txid) }
-            }
-            s.xacts[txid] = rec
-            s.activeQueue.append((rec.beginSeq, txid))
+            q.append(rec)
+            beginsCount.store(q.count, ordering: .releasing)
             return snap
         }
         return (snapshot, handle)
@@ -119,9 +158,12 @@ final class SSIManager: Sendable {
     func commit(_ h: SerializableXactHandle, pointKeys: [Bytes], publish: () -> Void) -> IsoKVError? {
         let (error, release) = locked { s -> (IsoKVError?, SSICleanup) in
             // Found safe meanwhile (read-only): no longer tracked, nothing to check.
-            guard s.xacts[h.txid] != nil else { publish(); return (nil, SSICleanup()) }
+            guard s.xacts[h.txid] != nil else {
+                publishOrderedLocked(&s, publish)
+                return (nil, SSICleanup())
+            }
             if let e = s.preCommitLocked(h.txid, counters: counters) { return (e, SSICleanup()) }
-            publish()
+            publishOrderedLocked(&s, publish)
             s.markCommittedLocked(h.txid, pointKeys: pointKeys)
             return (nil, s.cleanupLocked())
         }
@@ -141,7 +183,7 @@ final class SSIManager: Sendable {
     /// writer's snapshot (SSI/DESIGN.md, "Read-only commits").
     func finishReadOnly(_ h: SerializableXactHandle, pointKeys: [Bytes]) {
         if let release = state.withLockIfAvailable({ s -> SSICleanup in
-            if finishedReadOnlyCount.load(ordering: .acquiring) > 0 { drainFinishedReadOnlyLocked(&s) }
+            catchUpLocked(&s)
             s.commitReadOnlyLocked(h.txid, pointKeys: pointKeys)
             return s.cleanupLocked()
         }) {
@@ -155,11 +197,41 @@ final class SSIManager: Sendable {
         counters.queuedReadOnlyCommits.add(1, ordering: .relaxed)
     }
 
-    /// Runs `body` with the SSI lock held on the state as it is, plus the read-only commits queued for the next
-    /// holder (taken under the queue's leaf lock, after the SSI lock). Unlike ``locked(_:)`` it records nothing:
-    /// for the consistency checker (Database+Check.swift), which only reads, and its test hooks.
-    func withUnrecordedState<R>(_ body: (inout SSIState, _ queuedReadOnlyCommits: [Released]) -> R) -> R {
-        state.withLock { s in body(&s, finishedReadOnly.withLock { $0 }) }
+    /// Runs `body` with the SSI lock held on the state as it is, plus the read-only commits and the begins queued
+    /// for the next holder (each taken under its queue's lock, after the SSI lock). Unlike ``locked(_:)`` it
+    /// records nothing: for the consistency checker (Database+Check.swift), which only reads, and its test hooks.
+    func withUnrecordedState<R>(
+        _ body: (inout SSIState, _ queuedReadOnlyCommits: [Released], _ queuedBegins: QueuedBegins) -> R
+    ) -> R {
+        state.withLock { s in
+            let commits = finishedReadOnly.withLock { $0 }
+            let begun = begins.withLock { q in
+                // The active count is loaded here: a begin adds to it inside this lock, a record leaves it
+                // inside the SSI lock, so with both held it matches the state and the queue exactly.
+                QueuedBegins(
+                    entries: q.map { QueuedBegin(txid: $0.handle.txid, readOnly: $0.readOnly) },
+                    activeReadWriteCount: fastPath.activeReadWrite.load(ordering: .sequentiallyConsistent))
+            }
+            return body(&s, commits, begun)
+        }
+    }
+
+    /// The begin queue as the checker sees it, with `fastPath.activeReadWrite` as loaded under the queue's lock.
+    struct QueuedBegins {
+        let entries: [QueuedBegin]
+        let activeReadWriteCount: Int
+    }
+
+    /// Test hook (checker corruption): runs `body` with the SSI lock held, after registering queued begins and
+    /// recording queued read-only commits, as every other holder does.
+    func withCaughtUpStateForTesting<R>(_ body: (inout SSIState) -> R) -> R {
+        locked(body)
+    }
+
+    /// A transaction in the begin queue, as the checker sees it.
+    struct QueuedBegin {
+        let txid: UInt64
+        let readOnly: Bool
     }
 
     /// Test hook: runs `body` on the calling thread (one the caller owns, never a task's) with the SSI lock held.
@@ -185,9 +257,12 @@ final class SSIManager: Sendable {
     /// between it and a concurrent reader are doomed (it cannot be), exactly as at a pre-commit check.
     func finishPrepared(_ h: SerializableXactHandle, pointKeys: [Bytes], publish: () -> Void) {
         let release = locked { s -> SSICleanup in
-            guard s.xacts[h.txid] != nil else { publish(); return SSICleanup() }
+            guard s.xacts[h.txid] != nil else {
+                publishOrderedLocked(&s, publish)
+                return SSICleanup()
+            }
             _ = s.preCommitLocked(h.txid, counters: counters)  // its own doom is impossible once prepared
-            publish()
+            publishOrderedLocked(&s, publish)
             s.xacts[h.txid]!.prepared = false
             s.markCommittedLocked(h.txid, pointKeys: pointKeys)
             return s.cleanupLocked()
@@ -451,12 +526,14 @@ final class SSICounters: Sendable {
 /// Where an rw-antidependency was found.
 enum ConflictPhase: String { case read, write }
 
-/// Atomics mirroring the SSI state, written only with the SSI lock held, read without it by
+/// Atomics mirroring the SSI state, written with the SSI lock held (or, for the begin counts, the begin queue's), read
+/// without it by
 /// ``SSIManager/tryBeginSafeReadOnly(oracle:stripe:)``.
 final class SSIFastPath: Sendable {
-    /// Read-write serializable begins so far.
+    /// Read-write serializable begins so far (counted at the begin, before its snapshot, in the begin queue's lock).
     let readWriteBegins = Atomic<UInt64>(0)
-    /// `SSIState.activeReadWrite.count`.
+    /// `SSIState.activeReadWrite.count` plus the read-write transactions still in the begin queue: added at the
+    /// begin (before its snapshot), subtracted inside the SSI lock when the record leaves `activeReadWrite`.
     let activeReadWrite = Atomic<Int>(0)
     /// `SSIState.ranges.count` (read by ``SSIManager/checkWrite(_:key:)``'s lock-free path).
     let rangeLocks = Atomic<Int>(0)

@@ -16,10 +16,9 @@ struct SSIState {
     }
     var nextRangeID: UInt64 = 0
     /// Active read-write serializable transactions (what a new read-only one may be unsafe against).
-    /// Every change is mirrored, inside the lock, into `fastPath.activeReadWrite` for the lock-free read-only begin.
-    var activeReadWrite: Set<UInt64> = [] {
-        didSet { fastPath.activeReadWrite.store(activeReadWrite.count, ordering: .sequentiallyConsistent) }
-    }
+    /// `fastPath.activeReadWrite` counts them plus the read-write begins still queued: a begin adds 1 before its
+    /// snapshot, `leaveActiveReadWriteLocked` subtracts it (after the publication, for a commit).
+    var activeReadWrite: Set<UInt64> = []
     /// The atomics read by `SSIManager.tryBeginSafeReadOnly` without the lock.
     let fastPath: SSIFastPath
     let limits: SerializableLimits
@@ -52,6 +51,38 @@ struct SSIState {
     var garbage: [XactRecord] = []
     /// Read-only transactions found safe after their begin (statistics).
     var safeLater = 0
+
+    // MARK: Begin and the active set
+
+    /// Registers a transaction that took its snapshot since the last registration (`SSIManager.begin`, drained from
+    /// the begin queue in snapshot order): the next tick of the SSI clock as `beginSeq`, and the active sets. A
+    /// read-only transaction with no read-write serializable transaction active at this point is safe at once and
+    /// not recorded; otherwise it lists them as possibly unsafe (and they list it).
+    mutating func registerBeginLocked(_ rec: XactRecord, counters: SSICounters) {
+        let t = rec.handle.txid
+        clock += 1
+        rec.beginSeq = clock
+        if rec.readOnly {
+            if activeReadWrite.isEmpty {
+                rec.handle.safe.store(true, ordering: .releasing)
+                counters.safeAtBegin.add(1, stripe: Int(t % UInt64(Oracle.stripeCount)))
+                return
+            }
+            rec.possibleUnsafe = activeReadWrite
+            for rw in activeReadWrite { xacts[rw]?.possibleUnsafe.insert(t) }
+        } else {
+            activeReadWrite.insert(t)  // counted in fastPath.activeReadWrite at its begin
+        }
+        xacts[t] = rec
+        activeQueue.append((rec.beginSeq, t))
+    }
+
+    /// `t` is no longer an active read-write transaction (committed, aborted or rolled back).
+    mutating func leaveActiveReadWriteLocked(_ t: UInt64) {
+        if activeReadWrite.remove(t) != nil {
+            fastPath.activeReadWrite.subtract(1, ordering: .sequentiallyConsistent)
+        }
+    }
 
     // MARK: Dangerous structures
 
@@ -218,7 +249,7 @@ struct SSIState {
         clock += 1
         xacts[t]!.commitSeq = clock
         xacts[t]!.pointKeys = pointKeys
-        activeReadWrite.remove(t)
+        leaveActiveReadWriteLocked(t)
         committedQueue.append(t)
         resolveReadOnlyAfterCommitLocked(t)
     }
@@ -374,7 +405,7 @@ struct SSIState {
                 if xacts[ro]!.possibleUnsafe.isEmpty && xacts[ro]!.safety == .pending { markSafeLocked(ro) }
             }
         }
-        activeReadWrite.remove(t)
+        leaveActiveReadWriteLocked(t)
         if !ranges.isEmpty { ranges.removeAll { $0.owner == t } }
     }
 

@@ -42,16 +42,18 @@ enum SnapshotSafety: Sendable {
 /// A class, not a struct: records are updated in place many times per transaction (`xacts[t]!.x = …`), and with a
 /// struct each such update moved the whole record out of the dictionary and back, inside the SSI lock.
 final class XactRecord {
-    init(handle: SerializableXactHandle, beginSeq: UInt64, readOnly: Bool) {
+    /// A record made at the begin, outside every lock; `beginSeq` is assigned when it is registered.
+    init(handle: SerializableXactHandle, readOnly: Bool) {
         self.handle = handle
-        self.beginSeq = beginSeq
         self.readOnly = readOnly
     }
 
     let handle: SerializableXactHandle
-    /// SSI clock value at the snapshot; the snapshot was taken under the SSI lock in the same critical section, so
-    /// a transaction `T` committed before this snapshot ⇔ `T.commitSeq < beginSeq`.
-    let beginSeq: UInt64
+    /// SSI clock value of the begin, assigned at registration (`SSIState.registerBeginLocked`, in snapshot order;
+    /// never changed afterwards). Registration is ordered against every commit's publication exactly as the
+    /// snapshot is (the begin queue, `SSIManager.begin`), so a transaction `T` committed before this snapshot ⇔
+    /// `T.commitSeq < beginSeq`.
+    var beginSeq: UInt64 = 0
     /// SSI clock value at commit (assigned under the SSI lock, in the same critical section as the publication of
     /// its writes); nil while active. Invariant: `commitSeq == nil || commitSeq > beginSeq`.
     var commitSeq: UInt64?
