@@ -167,7 +167,7 @@ public struct BaselineExperiment: Sendable {
         }
     }
 
-    /// `tasks` tasks run the workload's operations on `store` until `seconds` have passed.
+    /// `tasks` tasks run the workload's operations on `store` until `seconds` have passed (each at least one).
     func measure(_ workload: BaselineWorkload, on store: some BaselineStore, seconds: Double, salt: UInt64)
         async throws -> Measured
     {
@@ -183,7 +183,9 @@ public struct BaselineExperiment: Sendable {
                 group.addTask {
                     var rng = SplitMix64(seed: p.seed &+ salt &* 1_000_003 &+ UInt64(t) &* 0x9e37_79b9_7f4a_7c15)
                     var m = Measured()
-                    while clock.now < deadline {
+                    // At least one operation per task: a task first scheduled after the deadline (a starved machine)
+                    // still measures something, and the elapsed time below covers it.
+                    repeat {
                         let begin = clock.now
                         if workload == .counter {
                             try await store.increment()
@@ -194,7 +196,7 @@ public struct BaselineExperiment: Sendable {
                         }
                         m.latencies.record(clock.now - begin)
                         m.operations += 1
-                    }
+                    } while clock.now < deadline
                     return m
                 }
             }
