@@ -36,7 +36,9 @@ public struct QueueParameters: Hashable, Sendable, Codable {
     public var pollMicroseconds: Int
     /// The lease of an optimistic claim, in milliseconds.
     public var leaseMilliseconds: Int
-    /// How long the run may take before the consumers stop (what is unprocessed then is reported lost).
+    /// How long the consumers go on without any job being processed before they stop (what is unprocessed then is
+    /// reported lost). Counted from each consumer's own start and reset by every processed job, so time a consumer
+    /// spends waiting to be scheduled on a busy machine does not count against the run.
     public var timeoutSeconds: Double
     public var seed: UInt64
 
@@ -155,7 +157,6 @@ public struct QueueExperiment: Sendable {
         let state = Run()
         let clock = ContinuousClock()
         let start = clock.now
-        let deadline = start + .milliseconds(Int64(p.timeoutSeconds * 1000))
         var waits = LatencyHistogram()
         try await withThrowingTaskGroup(of: LatencyHistogram.self) { group in
             for producer in 0..<p.producers {
@@ -172,7 +173,7 @@ public struct QueueExperiment: Sendable {
                 Consumer(
                     store: store, claim: claim, parameters: p, queuePrefix: queuePrefix, done: done, state: state,
                     progress: progress, dies: consumerDies && consumer == 0,
-                    rng: SplitMix64(seed: p.seed &+ UInt64(consumer) &* 0x9e37_79b9_7f4a_7c15), deadline: deadline)
+                    rng: SplitMix64(seed: p.seed &+ UInt64(consumer) &* 0x9e37_79b9_7f4a_7c15))
             }
             // The dying consumer claims first and dies before the others start: otherwise, on a busy machine, the
             // others could finish every job before it claims one, and the death would not be exercised.
@@ -229,14 +230,24 @@ struct Consumer<Store: KeyValueStore>: Sendable {
     /// Claims one job, then dies without finishing it.
     let dies: Bool
     var rng: SplitMix64
-    let deadline: ContinuousClock.Instant
 
     func run() async throws -> LatencyHistogram {
         var waits = LatencyHistogram()
         var rng = self.rng
         let clock = ContinuousClock()
         var looking = clock.now
-        while state.processed.count < parameters.jobs && clock.now < deadline {
+        // Stops after `timeoutSeconds` without any job processed by anyone, as this consumer saw it.
+        let patience = Duration.milliseconds(Int64(parameters.timeoutSeconds * 1000))
+        var seen = state.processed.count
+        var lastProgress = clock.now
+        while state.processed.count < parameters.jobs {
+            let now = clock.now
+            if state.processed.count != seen {
+                seen = state.processed.count
+                lastProgress = now
+            } else if now - lastProgress > patience {
+                break
+            }
             do {
                 let outcome: Outcome
                 switch claim {
