@@ -144,7 +144,11 @@ package struct KeyChain: @unchecked Sendable {
 
     /// The key (immutable).
     @inline(__always)
-    package var key: Bytes { storage.withUnsafeMutablePointerToHeader { $0.pointee.key } }
+    package var key: Bytes {
+        // Through a pointer to the field alone: `$0.pointee.key` is a formal read of the whole header, which a
+        // concurrent `withLock` modifies (its `state`), and ThreadSanitizer reports the two accesses as a race.
+        storage.withUnsafeMutablePointerToHeader { UnsafePointer($0).pointer(to: \.key)!.pointee }
+    }
 
     /// The chain's lock and the state it guards: `chain.state.withLock { s in … }`.
     @inline(__always)
@@ -267,7 +271,7 @@ struct ChainLock {
             let rc = pthread_mutex_lock(&sync.pointee.mutex)
             precondition(rc == 0, "pthread_mutex_lock failed: \(rc)")
             defer { pthread_mutex_unlock(&sync.pointee.mutex) }
-            return try body(&header.pointee.state)
+            return try body(&header.pointer(to: \.state)!.pointee)  // the field alone (see `KeyChain.key`)
         }
     }
 
@@ -276,7 +280,7 @@ struct ChainLock {
         try chain.withUnsafeMutablePointers { header, sync in
             guard pthread_mutex_trylock(&sync.pointee.mutex) == 0 else { return nil }
             defer { pthread_mutex_unlock(&sync.pointee.mutex) }
-            return try body(&header.pointee.state)
+            return try body(&header.pointer(to: \.state)!.pointee)  // the field alone (see `KeyChain.key`)
         }
     }
 }
