@@ -165,7 +165,7 @@ struct BatchAndScanTests {
                 .preconditionFailed, "IK412")
 
             r = try await client.send(
-                .post, "/v1/queues/extend", #"{"key": "jobs/1", "receipt": "\#(receipt1)", "lease_ms": 1000}"#)
+                .post, "/v1/queues/extend", #"{"key": "jobs/1", "receipt": "\#(receipt1)", "lease_ms": 60000}"#)
             let newReceipt = try #require(r.json["receipt"] as? String, "\(r.text)")
             #expect(newReceipt != receipt1)
             expectProblem(
