@@ -29,32 +29,12 @@ enum BenchHTTPTools {
     }
 }
 
-/// Runs a command to completion without blocking a thread (its output goes to files; the exit is awaited through
-/// the termination handler) and returns its status, stdout and stderr.
+/// Runs a command to completion without blocking a thread (``ChildProcess/run(_:_:environment:)``).
 func runToFiles(_ executable: String, _ arguments: [String]) async throws -> (
     status: Int32, stdout: String, stderr: String
 ) {
-    let dir = TemporaryDirectory("bench-http-smoke")
-    defer { dir.remove() }
-    _ = FileManager.default.createFile(atPath: dir.file("out"), contents: nil)
-    _ = FileManager.default.createFile(atPath: dir.file("err"), contents: nil)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    var env = ProcessInfo.processInfo.environment
-    env["SWIFT_BACKTRACE"] = "enable=no"
-    process.environment = env
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("out")))
-    process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: dir.file("err")))
-    let finished = AsyncStream<Void>.makeStream()
-    process.terminationHandler = { _ in finished.continuation.finish() }
-    try process.run()
-    for await _ in finished.stream {}
-    return (
-        process.terminationStatus, (try? String(contentsOfFile: dir.file("out"), encoding: .utf8)) ?? "",
-        (try? String(contentsOfFile: dir.file("err"), encoding: .utf8)) ?? ""
-    )
+    let r = try await ChildProcess.run(executable, arguments)
+    return (r.status, r.stdout, r.stderr)
 }
 
 /// `isokv bench http` end to end with a tiny duration. A smoke test: it checks the output's shape (every workload,
