@@ -46,7 +46,7 @@ extension Database {
     /// (`XX001`, `0A000`, `58030`). Blocking (file I/O): call it from a thread, not from a cooperative task.
     public static func check(path: String) throws -> (summary: DirectorySummary, report: CheckReport) {
         let recovered = try mappingStorageErrors { try WriteAheadLog.check(directory: path) }
-        let db = Database(configuration: Configuration(), directory: ReadMostlyDirectory())
+        let db = Database(configuration: Configuration())
         db.load(recovered)
         let live = replay(recovered).values.reduce(0) { $0 + ($1.value == nil ? 0 : 1) }
         return (DirectorySummary(recovered, liveKeys: live), db.check())

@@ -40,7 +40,7 @@ extension Database {
             try await WriteAheadLog.open(directory: path, options: walOptions)
         }
         let durable = DurableStore(path: path, log: log, options: options)
-        let db = Database(configuration: options.configuration, directory: ReadMostlyDirectory(), durable: durable)
+        let db = Database(configuration: options.configuration, durable: durable)
         db.load(recovered)
         return db
     }

@@ -1,13 +1,17 @@
 import IsoKVCore
 extension Database {
-    /// The newest committed value of `key` and its version, or nil. No transaction, no global lock: one directory
-    /// lookup and the key's own lock.
+    /// The newest committed value of `key` and its version, or nil. No transaction, no lock: one directory
+    /// lookup and a walk of the key's committed versions (the key's own lock only in the rare cases
+    /// ``readCommitted(_:snapshot:)`` leaves to it).
     ///
     /// ```swift
     /// if let v = try await db.get("config") { print(v.value, v.version) }
     /// ```
     nonisolated(nonsending) public func get(_ key: Bytes) async throws -> VersionedValue? {
         try limits.check(key: key)
+        if let found = readCommitted(key, snapshot: nil) {
+            return found.value.map { VersionedValue(value: $0, version: found.version) }
+        }
         while true {
             guard let chain = directory.load(key) else { return nil }
             let result: VersionedValue?? = chain.state.withLock { s in
@@ -112,7 +116,7 @@ extension Database {
             guard let chain = try await tx.acquireRow(key, .forUpdate, wait: .block) else {
                 preconditionFailure("a blocking lock request is never skipped")
             }
-            let current = chain.state.withLock { $0.versions.last }
+            let current = chain.state.withLock { $0.newest }
             guard let decision = try decide(current) else {
                 tx.rollbackNow()
                 return current?.commitTS ?? 0

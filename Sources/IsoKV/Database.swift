@@ -60,6 +60,10 @@ public final class Database: KeyValueStore, Sendable {
     /// Key → chain. Point reads go straight here without any global lock; a chain is stored once per key lifetime
     /// and removed only by garbage collection after it was marked retired.
     let directory: any KeyDirectory
+    /// `directory` when it is the default ``ChainTable`` (nil when a benchmark chose another map): point reads at
+    /// a snapshot borrow the chain from it and read the version list without a lock or a reference count
+    /// (``readCommitted(_:snapshot:)``).
+    let table: ChainTable?
     /// Sorted keys for scans, each with its chain; scans read the published version without a lock
     /// (`ScanIndex.swift`). Invariant: every key with a chain in `directory` is in the published index at every
     /// instant (a new chain is inserted and published before it is stored in the directory, under the index's
@@ -68,7 +72,7 @@ public final class Database: KeyValueStore, Sendable {
     /// key replaces it when it is indexed), or, for a moment, a new chain not yet in the directory (empty: nobody
     /// can have written it): a chain that is not retired and is in the directory is the directory's chain for its
     /// key, because a key gets a new chain only after the old one was retired and removed.
-    let index = ScanIndex()
+    let index: ScanIndex
     /// Version garbage collection.
     let gc = GarbageCollector()
     /// Failures counted by cause, for ``statistics()``.
@@ -83,16 +87,25 @@ public final class Database: KeyValueStore, Sendable {
 
     /// An empty in-memory database.
     public static func inMemory(_ configuration: Configuration = Configuration()) -> Database {
-        Database(configuration: configuration, directory: ReadMostlyDirectory())
+        Database(configuration: configuration)
     }
 
-    /// An in-memory database over a chosen key directory, for the benchmarks.
+    /// A database over the default key directory (a ``ChainTable``) or, for the benchmarks, a chosen one.
     package init(
-        configuration: Configuration = Configuration(), directory: any KeyDirectory,
+        configuration: Configuration = Configuration(), directory: (any KeyDirectory)? = nil,
         durable: DurableStore? = nil
     ) {
         self.configuration = configuration
-        self.directory = directory
+        let index = ScanIndex()
+        self.index = index
+        if let directory {
+            self.directory = directory
+            self.table = nil
+        } else {
+            let table = ChainTable(reclaimer: index.reclaimer)
+            self.directory = table
+            self.table = table
+        }
         self.durable = durable
         self.ssi = SSIManager(limits: configuration.serializable)
     }
@@ -170,6 +183,35 @@ public final class Database: KeyValueStore, Sendable {
             }
             if let result { return result }
             forget(retired: chain)
+        }
+    }
+
+    /// The committed value of `key` visible at `snapshot` (nil: the newest published commit), read without any
+    /// lock or reference count: the chain borrowed from the ``ChainTable`` and its version list walked, both inside
+    /// one epoch of the scan index's reclaimer. For a reader with no pending write on the key (the caller checks).
+    /// Returns the value (nil: absent or deleted) and its commit sequence number (0 when absent), or `.none` when
+    /// the caller must take the locked path (``read(_:txid:snapshot:dirty:chain:)``): another directory, a retired
+    /// chain, or no version at or below an unregistered snapshot.
+    ///
+    /// Why it is right: a registered snapshot keeps every version it can see (GC's horizon is at most the oldest
+    /// registered snapshot), so a walk that finds nothing at or below it means "absent". Without a registration
+    /// (`snapshot` nil: `published` is read here), GC may meanwhile cut versions with a horizon above that value;
+    /// a cut removes a suffix of the list, older than a version at or below the horizon that it keeps, so a walk
+    /// that finds a version found the newest one at or below the value read, and one that finds nothing may have
+    /// been cut under it: then the locked read decides. A retired chain was replaced (or is being removed), so
+    /// the directory is asked again there. A chain missing from the directory has no version any snapshot taken
+    /// before the lookup can see (a writer stores the chain before it can commit to it).
+    @inline(__always)
+    func readCommitted(_ key: Bytes, snapshot: UInt64?) -> (value: Bytes?, version: UInt64)? {
+        guard let table else { return nil }
+        return index.withEpoch { () -> (value: Bytes?, version: UInt64)? in
+            guard let chain = table.borrow(key) else { return (nil, 0) }
+            let at = snapshot ?? oracle.latest()
+            switch chain._withUnsafeGuaranteedRef({ $0.committedRead(at: at) }) {
+            case .found(let value, let commitTS): return (value, value == nil ? 0 : commitTS)
+            case .notFound: return snapshot == nil ? nil : (nil, 0)
+            case .retired: return nil
+            }
         }
     }
 

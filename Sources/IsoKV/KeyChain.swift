@@ -57,14 +57,17 @@ final class VersionNode: @unchecked Sendable {
 }
 
 /// The tail of a ``KeyChain`` object: its mutex and the head of its version list, at addresses that never change.
+///
+/// Layout (declaration order, which Swift keeps for a struct of this module): `head` first, right behind the
+/// header's last field, the key, so that a point read's key compare and head load usually touch one cache line.
 struct ChainSync: ~Copyable {
-    /// The chain's lock (a glibc adaptive mutex, as ``Locked``): guards ``ChainState`` and every store to `head`
-    /// and to the nodes' `next`.
-    var mutex: pthread_mutex_t
     /// The head word (``HeadWord``): the newest committed version's address (+1 owned; 0 when there is none) and
     /// bit 0, set once when the chain is retired. Stored (sequentially consistent) only with the mutex held; loaded
     /// lock-free by readers of committed data inside an epoch of the scan index's reclaimer.
     let head: Atomic<UInt>
+    /// The chain's lock (a glibc adaptive mutex, as ``Locked``): guards ``ChainState`` and every store to `head`
+    /// and to the nodes' `next`.
+    var mutex: pthread_mutex_t
 }
 
 /// The encoding of ``ChainSync/head``: a node's address (nodes are 16-byte aligned) with the retired flag in bit 0,
@@ -84,12 +87,13 @@ enum HeadWord {
     }
 }
 
-/// What the chain object holds besides its tail.
+/// What the chain object holds besides its tail. The key is the last field, next to the tail's `head` (see
+/// ``ChainSync``): the two things every point read touches.
 struct ChainHeader {
-    /// The key (immutable).
-    let key: Bytes
     /// Everything mutable except the version list; only reachable with the chain's mutex held.
     var state: ChainState
+    /// The key (immutable).
+    let key: Bytes
 }
 
 /// The uncommitted write of the transaction that holds the row's exclusive lock.
@@ -168,18 +172,11 @@ package struct KeyChain: @unchecked Sendable {
     /// Returns `.none` if the chain is retired (the caller looks the key up again), `.some(nil)` if absent.
     @inline(__always)
     func committedValue(at snapshot: UInt64) -> Bytes?? {
-        let word = headWord
-        if word & HeadWord.retiredBit != 0 { return .none }
-        var cur = HeadWord.node(word)
-        while let u = cur {
-            let (found, value, next): (Bool, Bytes?, Unmanaged<VersionNode>?) = u._withUnsafeGuaranteedRef { n in
-                n.commitTS <= snapshot
-                    ? (true, n.value, nil) : (false, nil, n.next.load(ordering: .sequentiallyConsistent))
-            }
-            if found { return .some(value) }
-            cur = next
+        switch storage.committedRead(at: snapshot) {
+        case .found(let value, _): .some(value)
+        case .notFound: .some(nil)
+        case .retired: .none
         }
-        return .some(nil)
     }
 
     /// Prunes at `horizon` (see `ChainState.pruneLocked`) and retires the nodes it cut, after the mutex is
@@ -217,7 +214,7 @@ final class ChainStorage: ManagedBuffer<ChainHeader, ChainSync> {
     static func make(key: Bytes, versions: [CommittedVersion]) -> ChainStorage {
         let chain = unsafeDowncast(
             ChainStorage.create(minimumCapacity: 1) { _ in
-                ChainHeader(key: key, state: ChainState(sync: nil))
+                ChainHeader(state: ChainState(sync: nil), key: key)
             }, to: ChainStorage.self)
         chain.withUnsafeMutablePointers { header, sync in
             var head: Unmanaged<VersionNode>?
@@ -225,7 +222,7 @@ final class ChainStorage: ManagedBuffer<ChainHeader, ChainSync> {
                 head = .passRetained(VersionNode(value: v.value, commitTS: v.commitTS, creator: v.creator, next: head))
             }
             sync.initialize(
-                to: ChainSync(mutex: pthread_mutex_t(), head: Atomic(HeadWord.word(head, retired: false))))
+                to: ChainSync(head: Atomic(HeadWord.word(head, retired: false)), mutex: pthread_mutex_t()))
             var attr = pthread_mutexattr_t()
             pthread_mutexattr_init(&attr)
             #if canImport(Glibc)
@@ -247,6 +244,45 @@ final class ChainStorage: ManagedBuffer<ChainHeader, ChainSync> {
             HeadWord.node(sync.pointee.head.load(ordering: .relaxed))?.release()
             sync.deinitialize(count: 1)
         }
+    }
+}
+
+extension ChainStorage {
+    /// What a lock-free read of the committed versions found (``committedRead(at:)``).
+    enum CommittedRead {
+        /// The newest version at or below the snapshot: its value (nil: a deletion) and commit sequence number.
+        case found(Bytes?, commitTS: UInt64)
+        /// No version at or below the snapshot in the list (absent then, if the snapshot is registered; see
+        /// ``Database/readCommitted(_:snapshot:)`` for an unregistered one).
+        case notFound
+        /// The chain is retired: the caller looks the key up again.
+        case retired
+    }
+
+    /// The newest committed version at or below `snapshot`, read without the mutex (see
+    /// ``KeyChain/committedValue(at:)`` for the caller's obligations: inside an epoch of the scan index's
+    /// reclaimer, no pending write of its own on this chain).
+    @inline(__always)
+    func committedRead(at snapshot: UInt64) -> CommittedRead {
+        let word = withUnsafeMutablePointerToElements { $0.pointee.head.load(ordering: .sequentiallyConsistent) }
+        if word & HeadWord.retiredBit != 0 { return .retired }
+        var cur = HeadWord.node(word)
+        while let u = cur {
+            let (found, value, next): (Bool, Bytes?, Unmanaged<VersionNode>?) = u._withUnsafeGuaranteedRef { n in
+                n.commitTS <= snapshot
+                    ? (true, n.value, nil) : (false, nil, n.next.load(ordering: .sequentiallyConsistent))
+            }
+            if found { return .found(value, commitTS: u._withUnsafeGuaranteedRef { $0.commitTS }) }
+            cur = next
+        }
+        return .notFound
+    }
+
+    /// Whether this chain's key is `key` (the key is immutable; read through a pointer to the field alone, as
+    /// ``KeyChain/key`` does).
+    @inline(__always)
+    func hasKey(_ key: Bytes) -> Bool {
+        withUnsafeMutablePointerToHeader { UnsafePointer($0).pointer(to: \.key)!.pointee == key }
     }
 }
 

@@ -34,10 +34,14 @@ final class ScanIndex: Sendable {
     final class Publisher: Sendable {
         /// +1 retained; replaced with `exchange`, the old one retired to `reclaimer`.
         let current: Atomic<Unmanaged<Version>>
-        /// Kind 0: replaced index versions; kind ``ScanIndex/versionKind``: version-list nodes cut from chains.
+        /// Kind 0: replaced index versions; kind ``ScanIndex/versionKind``: version-list nodes cut from chains;
+        /// kinds ``ChainTable/chainKind`` and ``ChainTable/generationKind``: the key directory's removed chains and
+        /// replaced slot arrays (one epoch covers a point read's lookup and its walk of the version list).
         let reclaimer = EpochReclaimer(deleters: [
             { Unmanaged<Version>.fromOpaque($0).release() },
-            { Unmanaged<VersionNode>.fromOpaque($0).release() }
+            { Unmanaged<VersionNode>.fromOpaque($0).release() },
+            { Unmanaged<ChainStorage>.fromOpaque($0).release() },
+            { Unmanaged<ChainTable.Generation>.fromOpaque($0).release() }
         ])
 
         init() { current = Atomic(Unmanaged.passRetained(Version(OrderedIndex()))) }

@@ -189,18 +189,20 @@ extension Transaction {
         state = final
         if serializable != nil { serializableEnd(committed: { if case .committed = final { true } else { false } }()) }
         var touched: [KeyChain] = []
-        touched.reserveCapacity(locks.count)
-        let txid = assignedID  // nonzero whenever `locks` is not empty
-        for (_, entry) in locks {
-            let granted = entry.chain.state.withLock { $0.releaseLocked(txid) }
-            for c in granted { c.resume() }
-            touched.append(entry.chain)
+        if !locks.isEmpty {  // (a read-only transaction skips the collections' stores and releases)
+            touched.reserveCapacity(locks.count)
+            let txid = assignedID  // nonzero whenever `locks` is not empty
+            for (_, entry) in locks {
+                let granted = entry.chain.state.withLock { $0.releaseLocked(txid) }
+                for c in granted { c.resume() }
+                touched.append(entry.chain)
+            }
+            locks = [:]
+            writeOrder = []
+            written = []
         }
-        locks = [:]
-        writeOrder = []
-        written = []
-        undo = []
-        savepoints = []
+        if !undo.isEmpty { undo = [] }
+        if !savepoints.isEmpty { savepoints = [] }
         var advanced = false
         if let s = snapshot {
             advanced = releaseSnapshot(s)

@@ -37,9 +37,12 @@ public final class Transaction: StoreTransaction {
     var snapshotStripe: Int {
         Int((UInt(bitPattern: Unmanaged.passUnretained(self).toOpaque()) >> 6) % UInt(Oracle.stripeCount))
     }
-    /// The cell of `LiveTransactions.open` to count in: the thread's, so that two threads never share one (the
-    /// count is a sum, so the begin and the end may use different cells).
-    var liveStripe: Int { ThreadStripe.current() & (Oracle.stripeCount - 1) }
+    /// The dense index of the thread that began the transaction (``ThreadStripe``), read once: the live counter's
+    /// cell and the snapshot slot search start from it.
+    let beginThread = ThreadStripe.current()
+    /// The cell of `LiveTransactions.open` to count in: the beginning thread's, so that two threads rarely share
+    /// one (the count is a sum, so the end may run on another thread and still use this cell).
+    var liveStripe: Int { beginThread & (Oracle.stripeCount - 1) }
     public let isolation: IsolationLevel
     public let isReadOnly: Bool
     /// A `.serializable`, read-only, deferrable transaction: its first operation waits for a safe snapshot.
@@ -138,9 +141,9 @@ public final class Transaction: StoreTransaction {
         return s
     }
 
-    /// Where this transaction's slot search starts (``SnapshotSlots``): the thread's dense index, so that the
-    /// transactions of one thread reuse one slot (one cache line) and two threads never start at the same slot.
-    var slotHint: Int { ThreadStripe.current() }
+    /// Where this transaction's slot search starts (``SnapshotSlots``): the beginning thread's dense index, so that
+    /// the transactions of one thread reuse one slot (one cache line) and two threads never start at the same slot.
+    var slotHint: Int { beginThread }
 
     /// Unregisters the transaction snapshot (at the end of the transaction); returns whether the garbage
     /// collection horizon may have moved forward.
@@ -162,6 +165,9 @@ public final class Transaction: StoreTransaction {
         if isolation == .serializable {
             return try serializableRead(key, snapshot: snap!, pointLock: true, scanned: nil)
         }
-        return db.read(key, txid: assignedID, snapshot: snap, dirty: isolation == .readUncommitted)
+        let dirty = isolation == .readUncommitted
+        // Committed data without a lock, unless this transaction has a pending write to look at (or reads dirty).
+        if !dirty && written.isEmpty, let found = db.readCommitted(key, snapshot: snap) { return found.value }
+        return db.read(key, txid: assignedID, snapshot: snap, dirty: dirty)
     }
 }

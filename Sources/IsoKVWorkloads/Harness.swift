@@ -53,7 +53,7 @@ public struct Harness: Sendable {
     /// (retryable transaction failures are not errors here: ``Worker/transaction(_:_:readOnly:_:)`` counts them).
     public func measure(
         _ length: RunLength, seed: UInt64 = 0,
-        _ operation: @escaping @Sendable (inout Worker) async throws -> Void
+        _ operation: nonisolated(nonsending) @escaping @Sendable (inout Worker) async throws -> Void
     ) async throws -> HarnessResult {
         let start = monotonicNanoseconds()
         let deadline = Self.deadline(start, length)
@@ -73,7 +73,7 @@ public struct Harness: Sendable {
     /// One task of ``measure(_:seed:_:)``.
     func runTask(
         _ task: Int, seed: UInt64, length: RunLength, deadline: UInt64,
-        _ operation: @Sendable (inout Worker) async throws -> Void
+        _ operation: nonisolated(nonsending) @Sendable (inout Worker) async throws -> Void
     ) async throws -> (Worker, LatencyHistogram) {
         var worker = Worker(task: task, seed: Self.taskSeed(seed, task: task), retry: retry)
         var latency = LatencyHistogram()

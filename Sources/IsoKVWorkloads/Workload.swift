@@ -31,11 +31,16 @@ public struct WorkloadContext<Store: KeyValueStore>: Sendable {
 public struct Workload<Store: KeyValueStore>: Sendable {
     public var name: String
     public var description: String
-    public var operation: @Sendable (_ context: WorkloadContext<Store>, _ worker: inout Worker) async throws -> Void
+    public var operation:
+        nonisolated(nonsending) @Sendable (_ context: WorkloadContext<Store>, _ worker: inout Worker) async throws ->
+            Void
 
     public init(
         name: String, description: String,
-        operation: @escaping @Sendable (_ context: WorkloadContext<Store>, _ worker: inout Worker) async throws -> Void
+        operation:
+            nonisolated(nonsending) @escaping @Sendable (_ context: WorkloadContext<Store>, _ worker: inout Worker)
+            async throws
+            -> Void
     ) {
         self.name = name
         self.description = description
