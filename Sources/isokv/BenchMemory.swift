@@ -64,7 +64,7 @@ struct BenchMemory: AsyncParsableCommand {
                 ("keys", "\(keys)"), ("key size", "\(Dataset.key(0).count)"), ("value size", "\(valueSize)"),
                 ("raw data", String(format: "%.1f MB", rawBytes / 1e6)),
                 ("soak updates", "\(updatesFactor * keys) (uniform keys, one db.put each)"), ("tasks", "\(tasks)"),
-                ("durable mode", durability.rawValue)
+                ("durable mode", durability.rawValue), ("malloc arenas", MallocArenas.setting)
             ],
             columns: [
                 "mode", "load s", "after load", "x raw", "soak max", "after soak", "x raw", "soak / load"

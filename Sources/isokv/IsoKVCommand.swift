@@ -8,6 +8,12 @@ struct IsoKVCommand: AsyncParsableCommand {
         abstract: "IsoKV: a transactional key-value store and a concurrency lab.",
         subcommands: [Serve.self, Bench.self, Lab.self, Check.self, Backup.self, CrashChild.self]
     )
+
+    /// Sets the malloc arenas (``MallocArenas``) before anything allocates on other threads, then parses and runs.
+    static func main() async {
+        _ = MallocArenas.setting
+        await main(nil)
+    }
 }
 
 /// `isokv bench …`: every benchmark prints a table (or `--format json`) with ratios to a baseline of the same run.
