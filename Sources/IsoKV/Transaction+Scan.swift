@@ -40,6 +40,7 @@ extension Transaction {
             }
         }
         var out: [KeyValue] = []
+        out.reserveCapacity(Swift.min(max, 128))  // (a short scan fills it without growing)
         if lock == nil {
             // A plain scan walks the published index in place (no lock, no copy of the entries) and reads each
             // chain it meets through the entry's chain, without a directory lookup. Committed data at a registered
