@@ -322,7 +322,8 @@ struct ChainLock {
 }
 
 /// The row-lock part of a ``ChainState``: what a row has while it is written, locked or waited for. Reached only
-/// through its chain's ``ChainState`` (so only with the chain's mutex held).
+/// through its chain's ``ChainState`` (so only with the chain's mutex held); copied on write when a copy of the
+/// state shares it, so `ChainState` keeps value semantics.
 final class RowLockState {
     var pending: PendingWrite?
     var exclusiveHolder: UInt64 = 0
@@ -330,6 +331,15 @@ final class RowLockState {
     var waiters: [LockWaiter] = []
 
     var isIdle: Bool { pending == nil && exclusiveHolder == 0 && shared.isEmpty && waiters.isEmpty }
+
+    func copy() -> RowLockState {
+        let c = RowLockState()
+        c.pending = pending
+        c.exclusiveHolder = exclusiveHolder
+        c.shared = shared
+        c.waiters = waiters
+        return c
+    }
 }
 
 /// The mutable part of a ``KeyChain``; only reachable with the chain's lock held.
@@ -348,13 +358,20 @@ struct ChainState {
 
     init(sync: UnsafeMutablePointer<ChainSync>?) { self.sync = sync }
 
-    /// The row-lock box, allocated if absent.
+    /// The row-lock box, allocated if absent, and copied first if a copy of this state shares it (copy on write:
+    /// a `ChainState` copied out of the lock — the consistency checker's view — stays a snapshot and is never
+    /// written under its reader).
     private mutating func rowLockBox() -> RowLockState {
-        if let box = rowLock { return box }
-        let box = RowLockState()
-        rowLock = box
-        return box
+        if rowLock == nil {
+            rowLock = RowLockState()
+        } else if !isKnownUniquelyReferenced(&rowLock) {
+            rowLock = rowLock!.copy()
+        }
+        return rowLock!
     }
+
+    /// Whether the row-lock box is allocated (tests: an idle row must not keep one).
+    var isRowLockAllocatedForTesting: Bool { rowLock != nil }
 
     /// Frees the box once nothing is pending, held or waiting.
     private mutating func dropIdleRowLock() {

@@ -157,3 +157,29 @@ struct ChainTableConcurrentTests {
         #expect(table.occupancy.live == stable.count)
     }
 }
+
+/// `ChainState` keeps value semantics although its row-lock part is a box allocated while a row is busy: a copy
+/// taken under the lock (as the consistency checker takes one) is not changed by later lock operations, and an
+/// idle row drops its box.
+@Suite("Chain state copies")
+struct ChainStateCopyTests {
+    @Test func aCopyIsASnapshotOfTheRowLock() {
+        let chain = KeyChain.make(key: "k")
+        chain.state.withLock { s in
+            s.exclusive = 7
+            s.pending = PendingWrite(owner: 7, value: "v")
+        }
+        let copy = chain.state.withLock { $0 }
+        chain.state.withLock { s in
+            s.pending = nil
+            s.exclusive = nil
+            s.shared.append(9)
+        }
+        #expect(copy.exclusive == 7 && copy.pending?.owner == 7 && copy.shared.isEmpty)
+        chain.state.withLock { s in
+            #expect(s.exclusive == nil && s.pending == nil && s.shared == [9])
+            s.shared.removeAll()
+            #expect(s.isRowLockAllocatedForTesting == false, "an idle row kept its box")
+        }
+    }
+}
