@@ -33,8 +33,8 @@ final class FastGetPath: Sendable {
                 BearerAuthMiddleware.accepts(String(decoding: head[range], as: UTF8.self), token: token)
             else { return nil }
         }
-        let raw = String(decoding: head[get.key], as: UTF8.self)
-        guard let key = try? KeyText.decodePath(Substring(raw)), key.count <= state.limits.maxKeyBytes,
+        guard let key = try? KeyText.decodePath(utf8: UnsafeRawBufferPointer(rebasing: head[get.key])),
+            key.count <= state.limits.maxKeyBytes,
             (try? RequestReader.check(key: key, limits: state.limits)) != nil
         else { return nil }
         return key
@@ -55,9 +55,9 @@ final class FastGetPath: Sendable {
     func response(_ current: VersionedValue, requestID: String?, allocator: ByteBufferAllocator) -> ByteBuffer {
         state.observe(current.version)
         let revision = state.revision
-        let id = requestID ?? RequestIDs.next()
         let date = dates.now
-        var out = allocator.buffer(capacity: 240 + id.utf8.count + serverName.utf8.count + current.value.count)
+        var out = allocator.buffer(
+            capacity: 280 + (requestID?.utf8.count ?? 0) + serverName.utf8.count + current.value.count)
         out.writeStaticString("HTTP/1.1 200 OK\r\nIsoKV-Revision: ")
         out.writeDecimal(revision)
         out.writeStaticString("\r\nETag: \"")
@@ -66,7 +66,7 @@ final class FastGetPath: Sendable {
         out.writeStaticString("Content-Length: ")
         out.writeDecimal(UInt64(current.value.count))
         out.writeStaticString("\r\nX-Request-Id: ")
-        out.writeString(id)
+        if let requestID { out.writeString(requestID) } else { RequestIDs.writeNext(into: &out) }
         out.writeStaticString("\r\nDate: ")
         out.writeString(date)
         out.writeStaticString("\r\nServer: ")
@@ -382,8 +382,12 @@ final class FastGetHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        forwardedUnflushed = false
-        context.fireChannelReadComplete()
+        // Only the request loop's handler acts on it (it delivers the parts read): when nothing was passed on
+        // since the last one, the walk through the pipeline is skipped.
+        if forwardedUnflushed {
+            forwardedUnflushed = false
+            context.fireChannelReadComplete()
+        }
         if wroteUnflushed {
             wroteUnflushed = false
             context.flush()
