@@ -162,6 +162,8 @@ let package = Package(
                 "IsoKVCore",
                 "IsoKVSync",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                // HTTP1Channel and ServerChildChannel: the GET fast path wraps Hummingbird's HTTP/1 child channel.
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

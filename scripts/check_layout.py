@@ -23,7 +23,7 @@ ALLOWED = {
     "MapBenchmarks": {"ConcurrentMaps", "IsoKVSync", "IsoKVWorkloads"},
     "IsoKVTestSupport": {"IsoKVCore", "IsoKVWorkloads"},
     "IsoKVClient": {"IsoKVCore", "AsyncHTTPClient", "NIOCore", "NIOHTTP1"},
-    "IsoKVServer": {"IsoKV", "IsoKVCore", "IsoKVSync", "Hummingbird", "HTTPTypes", "Logging", "CoreMetrics", "Metrics", "NIOCore",
+    "IsoKVServer": {"IsoKV", "IsoKVCore", "IsoKVSync", "Hummingbird", "HummingbirdCore", "HTTPTypes", "Logging", "CoreMetrics", "Metrics", "NIOCore",
                     "NIOHTTPTypes", "Prometheus", "ServiceLifecycle"},
 }
 # Packages whose products must never be in the embedded engine's dependency closure.

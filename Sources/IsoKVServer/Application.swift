@@ -1,5 +1,6 @@
 import HTTPTypes
 import Hummingbird
+import HummingbirdCore
 import IsoKVCore
 import Logging
 import NIOCore
@@ -59,8 +60,9 @@ public struct IsoKVServer: Sendable {
         let fastPath = configuration.fastPath ? FastGetPath(state: state) : nil
         application = Application(
             router: router,
-            server: .http1(
-                configuration: .init(additionalChannelHandlers: fastPath.map { [FastGetHandler(path: $0)] } ?? [])),
+            server: fastPath.map { path in
+                HTTPServerBuilder { responder in FastGetHTTP1Channel(responder: responder, path: path) }
+            } ?? .http1(),
             configuration: appConfiguration,
             services: [StoreService(state: state, closeDatabase: closeDatabase, logger: logger)],
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },

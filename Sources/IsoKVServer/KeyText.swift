@@ -56,9 +56,14 @@ enum KeyText {
     /// The key bytes of a raw (still percent-encoded) URL path suffix such as `app/users/7` or `a%2F%00b`.
     /// Throws `22023` for a bad escape, an empty, `.` or `..` segment.
     static func decodePath(_ raw: Substring) throws(ServerError) -> Bytes {
+        try decodePath(utf8: Array(raw.utf8))
+    }
+
+    /// ``decodePath(_:)`` over the path's bytes (the GET fast path passes the request's own bytes).
+    static func decodePath<C: RandomAccessCollection<UInt8>>(utf8: C) throws(ServerError) -> Bytes
+    where C.Index == Int {
         var out: [UInt8] = []
-        out.reserveCapacity(raw.utf8.count)
-        let utf8 = Array(raw.utf8)
+        out.reserveCapacity(utf8.count)
         // Segment checks on the raw form: an escaped `%2F` / `%2E` is not a separator / dot.
         for segment in utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
             if segment.isEmpty {
@@ -70,11 +75,13 @@ enum KeyText {
                 throw .invalid("a key segment of . or .. must be written %2E")
             }
         }
+        let base = utf8.startIndex
         var i = 0
         while i < utf8.count {
-            let c = utf8[i]
+            let c = utf8[base + i]
             if c == UInt8(ascii: "%") {
-                guard i + 2 < utf8.count, let hi = hexValue(utf8[i + 1]), let lo = hexValue(utf8[i + 2]) else {
+                guard i + 2 < utf8.count, let hi = hexValue(utf8[base + i + 1]), let lo = hexValue(utf8[base + i + 2])
+                else {
                     throw .invalid("bad percent-escape in the key at byte \(i)")
                 }
                 out.append(hi << 4 | lo)
