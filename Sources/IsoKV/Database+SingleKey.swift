@@ -1,8 +1,8 @@
 import IsoKVCore
 extension Database {
     /// The newest committed value of `key` and its version, or nil. No transaction, no lock: one directory
-    /// lookup and a walk of the key's committed versions (the key's own lock only in the rare cases
-    /// ``readCommitted(_:snapshot:)`` leaves to it).
+    /// lookup and a walk of the key's committed versions (the key's own lock only in rare cases, such as a walk
+    /// that raced with garbage collection).
     ///
     /// ```swift
     /// if let v = try await db.get("config") { print(v.value, v.version) }
