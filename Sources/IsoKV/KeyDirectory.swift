@@ -3,10 +3,10 @@ import ConcurrentMaps
 
 /// The key directory as the engine uses it: key → ``KeyChain``.
 ///
-/// A non-generic protocol so that ``Database`` needs no type parameter, implemented by one concrete class per map
-/// so that the map's `@inlinable` fast paths are specialized and inlined (through `any ConcurrentMap` they would run
-/// as unspecialized generic code, with value-witness calls for every copy). The default is
-/// ``ReadMostlyDirectory``; ``GenericDirectory`` wraps any other ``ConcurrentMap`` (unspecialized, for comparison).
+/// A non-generic protocol so that ``Database`` needs no type parameter. The default is ``ChainTable`` (the engine's
+/// own table of chains, whose lookups the point-read path borrows without a reference count); the benchmarks can
+/// put a general map behind it instead: ``ReadMostlyDirectory`` (specialized) or ``GenericDirectory`` (any other
+/// ``ConcurrentMap``, unspecialized), which take the locked read path.
 package protocol KeyDirectory: Sendable {
     func load(_ key: Bytes) -> KeyChain?
     func loadOrStore(_ key: Bytes, _ chain: KeyChain) -> (actual: KeyChain, loaded: Bool)
@@ -15,8 +15,8 @@ package protocol KeyDirectory: Sendable {
     func forEach(_ body: (Bytes, KeyChain) -> Bool)
 }
 
-/// The default directory: a ``ReadMostlyMap`` (lock-free loads that write no shared memory). Keys are written to it
-/// only when a key is created or collected, so the engine's directory is read-mostly even under update-heavy loads.
+/// A ``ReadMostlyMap`` as the directory (lock-free loads that write no shared memory; the default before
+/// ``ChainTable``, kept for `isokv bench engine --map read-mostly`).
 package final class ReadMostlyDirectory: KeyDirectory {
     let map = ReadMostlyMap<Bytes, KeyChain>()
     package init() {}
