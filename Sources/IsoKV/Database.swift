@@ -64,6 +64,10 @@ public final class Database: KeyValueStore, Sendable {
     /// a snapshot borrow the chain from it and read the version list without a lock or a reference count
     /// (``readCommitted(_:snapshot:)``).
     let table: ChainTable?
+    /// `table`, unretained (alive as long as this database: `directory` holds it), for the point-read path: a
+    /// retain per read would make every reader write the table's reference count, one cache line shared by all
+    /// threads.
+    let tableRef: Unmanaged<ChainTable>?
     /// Sorted keys for scans, each with its chain; scans read the published version without a lock
     /// (`ScanIndex.swift`). Invariant: every key with a chain in `directory` is in the published index at every
     /// instant (a new chain is inserted and published before it is stored in the directory, under the index's
@@ -101,10 +105,12 @@ public final class Database: KeyValueStore, Sendable {
         if let directory {
             self.directory = directory
             self.table = nil
+            self.tableRef = nil
         } else {
             let table = ChainTable(reclaimer: index.reclaimer)
             self.directory = table
             self.table = table
+            self.tableRef = .passUnretained(table)
         }
         self.durable = durable
         self.ssi = SSIManager(limits: configuration.serializable)
@@ -203,9 +209,9 @@ public final class Database: KeyValueStore, Sendable {
     /// before the lookup can see (a writer stores the chain before it can commit to it).
     @inline(__always)
     func readCommitted(_ key: Bytes, snapshot: UInt64?) -> (value: Bytes?, version: UInt64)? {
-        guard let table else { return nil }
+        guard let tableRef else { return nil }
         return index.withEpoch { () -> (value: Bytes?, version: UInt64)? in
-            guard let chain = table.borrow(key) else { return (nil, 0) }
+            guard let chain = tableRef._withUnsafeGuaranteedRef({ $0.borrow(key) }) else { return (nil, 0) }
             let at = snapshot ?? oracle.latest()
             switch chain._withUnsafeGuaranteedRef({ $0.committedRead(at: at) }) {
             case .found(let value, let commitTS): return (value, value == nil ? 0 : commitTS)

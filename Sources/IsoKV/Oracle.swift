@@ -28,7 +28,16 @@ final class Oracle: Sendable {
     let snapshots: [Locked<SnapshotRegistry>] = (0..<Oracle.stripeCount).map { _ in Locked(SnapshotRegistry()) }
     static let stripeCount = 8
     /// Lock-free snapshot registrations (``SnapshotSlots``): what a `.snapshot` transaction's first read takes.
-    let slots = SnapshotSlots()
+    let slots: SnapshotSlots
+    /// `slots`, unretained (this oracle holds it): a `.snapshot` transaction's registration and release reach it
+    /// without writing its reference count, a cache line every thread would share.
+    private let slotsRef: Unmanaged<SnapshotSlots>
+
+    init() {
+        let slots = SnapshotSlots()
+        self.slots = slots
+        self.slotsRef = .passUnretained(slots)
+    }
 
     func newTransactionID() -> UInt64 { nextTxID.wrappingAdd(1, ordering: .relaxed).oldValue }
 
@@ -54,7 +63,7 @@ final class Oracle: Sendable {
     @inline(__always)
     func registerSnapshotFast(hint: Int, stripe: Int) -> (snapshot: UInt64, slot: Int) {
         let lowerBound = published.load(ordering: .sequentiallyConsistent)
-        guard let slot = slots.claim(lowerBound, hint: hint) else {
+        guard let slot = slotsRef._withUnsafeGuaranteedRef({ $0.claim(lowerBound, hint: hint) }) else {
             return (registerSnapshot(stripe: stripe), -1)
         }
         // Read after the claim: a horizon computed before the claim was visible read `published` earlier, so it is
@@ -68,7 +77,7 @@ final class Oracle: Sendable {
     @inline(__always)
     func unregisterSnapshotFast(_ snapshot: UInt64, slot: Int, stripe: Int) -> Bool {
         if slot < 0 { return unregisterSnapshot(snapshot, stripe: stripe) }
-        slots.release(slot)
+        slotsRef._withUnsafeGuaranteedRef { $0.release(slot) }
         return true
     }
 
