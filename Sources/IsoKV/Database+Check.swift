@@ -143,7 +143,7 @@ struct ConsistencyChecker {
             let id = ObjectIdentifier(chain)
             guard views[id] == nil else { return }
             let (state, versions, retired, published) = chain.state.withLock {
-                ($0, $0.versions, $0.retired, db.oracle.latest())
+                ($0.detachedCopy(), $0.versions, $0.retired, db.oracle.latest())
             }
             views[id] = ChainView(
                 chain: chain, state: state, versions: versions, retired: retired, published: published)

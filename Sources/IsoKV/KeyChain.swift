@@ -370,6 +370,16 @@ struct ChainState {
         return rowLock!
     }
 
+    /// A copy that shares nothing mutable with this state (its own row-lock box), for a reader that inspects it
+    /// after the lock is released (the consistency checker): with a shared box, the live state's later writes
+    /// would be ordered after that reader's reads only through the box's reference count, which ThreadSanitizer
+    /// cannot see (the Swift runtime is not instrumented).
+    func detachedCopy() -> ChainState {
+        var copy = self
+        copy.rowLock = rowLock?.copy()
+        return copy
+    }
+
     /// Whether the row-lock box is allocated (tests: an idle row must not keep one).
     var isRowLockAllocatedForTesting: Bool { rowLock != nil }
 

@@ -170,12 +170,14 @@ struct ChainStateCopyTests {
             s.pending = PendingWrite(owner: 7, value: "v")
         }
         let copy = chain.state.withLock { $0 }
+        let detached = chain.state.withLock { $0.detachedCopy() }
         chain.state.withLock { s in
             s.pending = nil
             s.exclusive = nil
             s.shared.append(9)
         }
         #expect(copy.exclusive == 7 && copy.pending?.owner == 7 && copy.shared.isEmpty)
+        #expect(detached.exclusive == 7 && detached.pending?.owner == 7 && detached.shared.isEmpty)
         chain.state.withLock { s in
             #expect(s.exclusive == nil && s.pending == nil && s.shared == [9])
             s.shared.removeAll()
