@@ -78,7 +78,7 @@ public final class Database: KeyValueStore, Sendable {
     /// key, because a key gets a new chain only after the old one was retired and removed.
     let index: ScanIndex
     /// Version garbage collection.
-    let gc = GarbageCollector()
+    let gc: GarbageCollector
     /// Failures counted by cause, for ``statistics()``.
     let failureCounts = FailureCounters()
     /// The write-ahead log and checkpoint state of a database opened with `open(path:options:)`; nil for
@@ -87,7 +87,11 @@ public final class Database: KeyValueStore, Sendable {
     /// Serializable snapshot isolation state (SSI/).
     let ssi: SSIManager
     /// Transactions that have not ended, for ``check(_:)`` (LiveTransactions.swift).
-    let live = LiveTransactions()
+    let live: LiveTransactions
+    /// `live` and `gc`, unretained (this database holds them), for the per-transaction paths: a retain there
+    /// writes the object's reference count, a cache line every thread shares (as `tableRef`).
+    let liveRef: Unmanaged<LiveTransactions>
+    let gcRef: Unmanaged<GarbageCollector>
 
     /// An empty in-memory database.
     public static func inMemory(_ configuration: Configuration = Configuration()) -> Database {
@@ -100,6 +104,12 @@ public final class Database: KeyValueStore, Sendable {
         durable: DurableStore? = nil
     ) {
         self.configuration = configuration
+        let live = LiveTransactions()
+        self.live = live
+        self.liveRef = .passUnretained(live)
+        let gc = GarbageCollector()
+        self.gc = gc
+        self.gcRef = .passUnretained(gc)
         let index = ScanIndex()
         self.index = index
         if let directory {

@@ -215,6 +215,6 @@ extension Transaction {
             advanced = releaseSnapshot(s)
             snapshot = nil
         }
-        db.gc.afterTransaction(touched: touched, horizonAdvanced: advanced, in: db)
+        db.gcRef._withUnsafeGuaranteedRef { $0.afterTransaction(touched: touched, horizonAdvanced: advanced, in: db) }
     }
 }

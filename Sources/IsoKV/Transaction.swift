@@ -60,7 +60,10 @@ public final class Transaction: StoreTransaction {
     var state: State = .active {
         didSet {
             // Leaving `.active` ends the transaction for the consistency checker (LiveTransactions.swift).
-            if case .active = oldValue, !isActive { db.live.ended(txid: assignedID, stripe: liveStripe) }
+            if case .active = oldValue, !isActive {
+                let (id, stripe) = (assignedID, liveStripe)
+                db.liveRef._withUnsafeGuaranteedRef { $0.ended(txid: id, stripe: stripe) }
+            }
         }
     }
     var isActive: Bool { if case .active = state { true } else { false } }
@@ -97,7 +100,8 @@ public final class Transaction: StoreTransaction {
         self.isolation = isolation
         self.isReadOnly = readOnly
         self.isDeferrable = deferrable && readOnly && isolation == .serializable
-        database.live.began(stripe: liveStripe)
+        let stripe = liveStripe
+        database.liveRef._withUnsafeGuaranteedRef { $0.began(stripe: stripe) }
     }
 
     deinit {
