@@ -132,9 +132,12 @@ final class ChainTable: KeyDirectory, @unchecked Sendable {
     /// The chain of `key`, not retained: valid only while the caller stays inside an epoch of the reclaimer
     /// (``ScanIndex/withEpoch(_:)``), which it must have entered before calling. Nil if the key has no chain.
     @inline(__always)
-    func borrow(_ key: Bytes) -> Unmanaged<ChainStorage>? {
-        let h = hash(key)
-        return Self.generation(current.load(ordering: .sequentiallyConsistent))._withUnsafeGuaranteedRef { g in
+    func borrow(_ key: Bytes) -> Unmanaged<ChainStorage>? { borrow(key, hash: hash(key)) }
+
+    /// ``borrow(_:)`` with the key's hash already computed.
+    @inline(__always)
+    private func borrow(_ key: Bytes, hash h: UInt) -> Unmanaged<ChainStorage>? {
+        Self.generation(current.load(ordering: .sequentiallyConsistent))._withUnsafeGuaranteedRef { g in
             var slot = Int(truncatingIfNeeded: h) & g.mask
             while true {
                 let p = g.pointer(slot)
@@ -180,7 +183,7 @@ final class ChainTable: KeyDirectory, @unchecked Sendable {
         let h = hash(key)
         return writer.withLock { counts in
             // Under `writer` nothing in the current generation is retired, so borrowed chains stay valid.
-            if let existing = borrow(key) { return (KeyChain(storage: existing.takeUnretainedValue()), true) }
+            if let existing = borrow(key, hash: h) { return (KeyChain(storage: existing.takeUnretainedValue()), true) }
             if (counts.live + counts.tombstones + 1) * 4 > capacity * 3 { grow(&counts) }
             Self.generation(current.load(ordering: .sequentiallyConsistent))._withUnsafeGuaranteedRef { g in
                 Self.insert(

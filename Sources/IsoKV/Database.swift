@@ -60,13 +60,10 @@ public final class Database: KeyValueStore, Sendable {
     /// Key → chain. Point reads go straight here without any global lock; a chain is stored once per key lifetime
     /// and removed only by garbage collection after it was marked retired.
     let directory: any KeyDirectory
-    /// `directory` when it is the default ``ChainTable`` (nil when a benchmark chose another map): point reads at
-    /// a snapshot borrow the chain from it and read the version list without a lock or a reference count
-    /// (``readCommitted(_:snapshot:)``).
-    let table: ChainTable?
-    /// `table`, unretained (alive as long as this database: `directory` holds it), for the point-read path: a
-    /// retain per read would make every reader write the table's reference count, one cache line shared by all
-    /// threads.
+    /// `directory` when it is the default ``ChainTable`` (nil when a benchmark chose another map), unretained
+    /// (alive as long as this database: `directory` holds it): point reads borrow the chain from it and read the
+    /// version list without a lock or a reference count (``readCommitted(_:snapshot:)``); a retain per read would
+    /// make every reader write the table's reference count, one cache line shared by all threads.
     let tableRef: Unmanaged<ChainTable>?
     /// Sorted keys for scans, each with its chain; scans read the published version without a lock
     /// (`ScanIndex.swift`). Invariant: every key with a chain in `directory` is in the published index at every
@@ -114,12 +111,10 @@ public final class Database: KeyValueStore, Sendable {
         self.index = index
         if let directory {
             self.directory = directory
-            self.table = nil
             self.tableRef = nil
         } else {
             let table = ChainTable(reclaimer: index.reclaimer)
             self.directory = table
-            self.table = table
             self.tableRef = .passUnretained(table)
         }
         self.durable = durable

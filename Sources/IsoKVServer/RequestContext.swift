@@ -94,26 +94,13 @@ enum RequestIDs {
         return prefix + String(n, radix: 16)
     }
 
-    /// Writes the next id into `buffer` (the GET fast path: no `String` per request).
+    /// Writes the next id into `buffer` (the GET fast path: no `String` on the heap per request — the counter's
+    /// hex digits are a small, inline string — and the same format as ``next()``).
     static func writeNext(into buffer: inout ByteBuffer) {
-        var n = counter.wrappingAdd(1, ordering: .relaxed).newValue
+        let n = counter.wrappingAdd(1, ordering: .relaxed).newValue
         buffer.writeString(prefix)
-        var digits = 1
-        var rest = n >> 4
-        while rest > 0 {
-            rest >>= 4
-            digits += 1
-        }
-        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: digits) { p in
-            for k in stride(from: digits - 1, through: 0, by: -1) {
-                p[k] = hexDigits[Int(n & 0xF)]
-                n >>= 4
-            }
-            return digits
-        }
+        buffer.writeString(String(n, radix: 16))
     }
-
-    private static let hexDigits = Array("0123456789abcdef".utf8)
 }
 
 /// Bearer token authentication for every route but `/healthz` and `/readyz`. The comparison takes the same time
