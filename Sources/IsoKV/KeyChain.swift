@@ -56,18 +56,98 @@ final class VersionNode: @unchecked Sendable {
     var version: CommittedVersion { CommittedVersion(value: value, commitTS: commitTS, creator: creator) }
 }
 
-/// The tail of a ``KeyChain`` object: its mutex and the head of its version list, at addresses that never change.
-///
-/// Layout (declaration order, which Swift keeps for a struct of this module): `head` first, right behind the
-/// header's last field, the key, so that a point read's key compare and head load usually touch one cache line.
+/// The tail of a ``KeyChain`` object: the head of its version list, at an address that never changes, right behind
+/// the header's last field, the key, so that a point read's key compare and head load usually touch one cache line.
 struct ChainSync: ~Copyable {
     /// The head word (``HeadWord``): the newest committed version's address (+1 owned; 0 when there is none) and
-    /// bit 0, set once when the chain is retired. Stored (sequentially consistent) only with the mutex held; loaded
-    /// lock-free by readers of committed data inside an epoch of the scan index's reclaimer.
+    /// bit 0, set once when the chain is retired. Stored (sequentially consistent) only with the chain's lock held
+    /// (``ChainLockStripes``); loaded lock-free by readers of committed data inside an epoch of the scan index's
+    /// reclaimer.
     let head: Atomic<UInt>
-    /// The chain's lock (a glibc adaptive mutex, as ``Locked``): guards ``ChainState`` and every store to `head`
-    /// and to the nodes' `next`.
-    var mutex: pthread_mutex_t
+}
+
+/// The chains' locks: a fixed table of glibc adaptive mutexes (as ``Locked``), one cache line each; a chain's lock is
+/// the stripe its object's address hashes to. It guards the chain's ``ChainState`` and every store to its `head`
+/// and to its nodes' `next`.
+///
+/// Why a table rather than a mutex in every chain: the lock is idle almost always, and a 40-byte pthread mutex in
+/// each chain object made it a 112-byte malloc chunk instead of 80 (32 bytes per key). Why it cannot deadlock: a
+/// chain's lock is a leaf — nothing else is locked while it is held, in particular no other chain — so two chains
+/// sharing a stripe only take turns (debug builds check the rule on every acquisition). Two busy keys share a stripe
+/// with probability 1/``count``.
+enum ChainLockStripes {
+    /// Stripes (a power of two): 2048 lines, 128 KiB.
+    static let count = 2048
+    static let lineSize = 64
+
+    /// The table, allocated and initialised once, never freed.
+    nonisolated(unsafe) static let table: UnsafeMutableRawPointer = {
+        precondition(MemoryLayout<pthread_mutex_t>.size <= lineSize)
+        let base = UnsafeMutableRawPointer.allocate(byteCount: count * lineSize, alignment: lineSize)
+        var attr = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attr)
+        #if canImport(Glibc)
+            // Spin a little before parking, as `Locked` does: the critical sections here are short.
+            pthread_mutexattr_settype(&attr, Int32(PTHREAD_MUTEX_ADAPTIVE_NP))
+        #endif
+        for i in 0..<count {
+            let m = (base + i * lineSize).bindMemory(to: pthread_mutex_t.self, capacity: 1)
+            let rc = pthread_mutex_init(m, &attr)
+            precondition(rc == 0, "pthread_mutex_init failed: \(rc)")
+        }
+        pthread_mutexattr_destroy(&attr)
+        return base
+    }()
+
+    /// The mutex of the chain object at `object` (Fibonacci hashing of the address; objects are 16-byte aligned).
+    @inline(__always)
+    static func mutex(for object: UnsafeRawPointer) -> UnsafeMutablePointer<pthread_mutex_t> {
+        let h = (UInt(bitPattern: object) &>> 4) &* 0x9E37_79B9_7F4A_7C15
+        let i = Int(h &>> UInt(UInt.bitWidth - count.trailingZeroBitCount))
+        return (table + i * lineSize).assumingMemoryBound(to: pthread_mutex_t.self)
+    }
+
+    #if DEBUG
+        /// Debug builds: whether this thread holds a chain lock (non-nil), to check that chain locks never nest —
+        /// with stripes, a nested chain lock could be the same mutex.
+        static let held: pthread_key_t = {
+            var key = pthread_key_t()
+            precondition(pthread_key_create(&key, nil) == 0)
+            return key
+        }()
+    #endif
+
+    @inline(__always)
+    static func lock(_ m: UnsafeMutablePointer<pthread_mutex_t>) {
+        #if DEBUG
+            precondition(pthread_getspecific(held) == nil, "a chain lock taken while another is held")
+        #endif
+        let rc = pthread_mutex_lock(m)
+        precondition(rc == 0, "pthread_mutex_lock failed: \(rc)")
+        #if DEBUG
+            pthread_setspecific(held, UnsafeRawPointer(m))
+        #endif
+    }
+
+    @inline(__always)
+    static func tryLock(_ m: UnsafeMutablePointer<pthread_mutex_t>) -> Bool {
+        #if DEBUG
+            precondition(pthread_getspecific(held) == nil, "a chain lock taken while another is held")
+        #endif
+        guard pthread_mutex_trylock(m) == 0 else { return false }
+        #if DEBUG
+            pthread_setspecific(held, UnsafeRawPointer(m))
+        #endif
+        return true
+    }
+
+    @inline(__always)
+    static func unlock(_ m: UnsafeMutablePointer<pthread_mutex_t>) {
+        #if DEBUG
+            pthread_setspecific(held, nil)
+        #endif
+        pthread_mutex_unlock(m)
+    }
 }
 
 /// The encoding of ``ChainSync/head``: a node's address (nodes are 16-byte aligned) with the retired flag in bit 0,
@@ -118,8 +198,9 @@ struct LockWaiter {
 
 /// Everything the engine knows about one key: its committed versions, the pending write and the row lock.
 ///
-/// One heap object per key: the key and the ``ChainState`` in the header, the mutex and the head of the version
-/// list tail-allocated behind them (so no separate lock box and no separately allocated mutex). Committed versions
+/// One heap object per key: the key and the ``ChainState`` in the header, the head of the version list
+/// tail-allocated behind them; the chain's mutex is a stripe of ``ChainLockStripes`` (no lock box, no mutex per
+/// key). Committed versions
 /// are an immutable list, newest first, published through `head`: readers of committed data at a snapshot (scans)
 /// walk it without the mutex, inside an epoch of the scan index's reclaimer (``committedValue(at:)``); pending
 /// writes, row locks and waiters stay under the mutex.
@@ -134,8 +215,8 @@ struct LockWaiter {
 /// Lives in the key directory (a ``ConcurrentMap`` from key to chain). A chain's lock is a leaf: never held while
 /// taking any other lock (DESIGN.md, "Lock order"); nodes cut from the list are retired after it is released.
 package struct KeyChain: @unchecked Sendable {
-    // @unchecked Sendable: the storage's key is immutable, its state is reached only under the mutex, and its
-    // tail holds the mutex and an atomic. (A struct around the object because `ManagedBuffer`, which gives the
+    // @unchecked Sendable: the storage's key is immutable, its state is reached only under the chain's lock, and
+    // its tail is an atomic. (A struct around the object because `ManagedBuffer`, which gives the
     // object its tail, is explicitly not Sendable; the struct is one reference, compared by identity.)
     let storage: ChainStorage
 
@@ -209,7 +290,7 @@ package struct KeyChain: @unchecked Sendable {
     }
 }
 
-/// The one heap object of a ``KeyChain``: header = key + ``ChainState``; tail = ``ChainSync`` (mutex, list head).
+/// The one heap object of a ``KeyChain``: header = key + ``ChainState``; tail = ``ChainSync`` (the list head).
 final class ChainStorage: ManagedBuffer<ChainHeader, ChainSync> {
     static func make(key: Bytes, versions: [CommittedVersion]) -> ChainStorage {
         let chain = unsafeDowncast(
@@ -221,17 +302,7 @@ final class ChainStorage: ManagedBuffer<ChainHeader, ChainSync> {
             for v in versions {
                 head = .passRetained(VersionNode(value: v.value, commitTS: v.commitTS, creator: v.creator, next: head))
             }
-            sync.initialize(
-                to: ChainSync(head: Atomic(HeadWord.word(head, retired: false)), mutex: pthread_mutex_t()))
-            var attr = pthread_mutexattr_t()
-            pthread_mutexattr_init(&attr)
-            #if canImport(Glibc)
-                // Spin a little before parking, as `Locked` does: the critical sections here are short.
-                pthread_mutexattr_settype(&attr, Int32(PTHREAD_MUTEX_ADAPTIVE_NP))
-            #endif
-            let rc = pthread_mutex_init(&sync.pointee.mutex, &attr)
-            pthread_mutexattr_destroy(&attr)
-            precondition(rc == 0, "pthread_mutex_init failed: \(rc)")
+            sync.initialize(to: ChainSync(head: Atomic(HeadWord.word(head, retired: false))))
             header.pointee.state.sync = sync
         }
         return chain
@@ -239,7 +310,6 @@ final class ChainStorage: ManagedBuffer<ChainHeader, ChainSync> {
 
     deinit {
         withUnsafeMutablePointerToElements { sync in
-            pthread_mutex_destroy(&sync.pointee.mutex)
             // Nobody can walk the list any more: readers reach it only through a reference to this chain.
             HeadWord.node(sync.pointee.head.load(ordering: .relaxed))?.release()
             sync.deinitialize(count: 1)
@@ -303,20 +373,21 @@ struct ChainLock {
 
     @inline(__always)
     func withLock<R>(_ body: (inout ChainState) throws -> R) rethrows -> R {
-        try chain.withUnsafeMutablePointers { header, sync in
-            let rc = pthread_mutex_lock(&sync.pointee.mutex)
-            precondition(rc == 0, "pthread_mutex_lock failed: \(rc)")
-            defer { pthread_mutex_unlock(&sync.pointee.mutex) }
-            return try body(&header.pointer(to: \.state)!.pointee)  // the field alone (see `KeyChain.key`)
+        let m = ChainLockStripes.mutex(for: Unmanaged.passUnretained(chain).toOpaque())
+        ChainLockStripes.lock(m)
+        defer { ChainLockStripes.unlock(m) }
+        return try chain.withUnsafeMutablePointerToHeader { header in
+            try body(&header.pointer(to: \.state)!.pointee)  // the field alone (see `KeyChain.key`)
         }
     }
 
     /// Runs `body` if the lock is free right now; nil without waiting otherwise.
     func withLockIfAvailable<R>(_ body: (inout ChainState) throws -> R) rethrows -> R? {
-        try chain.withUnsafeMutablePointers { header, sync in
-            guard pthread_mutex_trylock(&sync.pointee.mutex) == 0 else { return nil }
-            defer { pthread_mutex_unlock(&sync.pointee.mutex) }
-            return try body(&header.pointer(to: \.state)!.pointee)  // the field alone (see `KeyChain.key`)
+        let m = ChainLockStripes.mutex(for: Unmanaged.passUnretained(chain).toOpaque())
+        guard ChainLockStripes.tryLock(m) else { return nil }
+        defer { ChainLockStripes.unlock(m) }
+        return try chain.withUnsafeMutablePointerToHeader { header in
+            try body(&header.pointer(to: \.state)!.pointee)  // the field alone (see `KeyChain.key`)
         }
     }
 }
@@ -344,7 +415,7 @@ final class RowLockState {
 
 /// The mutable part of a ``KeyChain``; only reachable with the chain's lock held.
 struct ChainState {
-    /// The chain's tail (mutex and version-list head); set once when the chain is made. The committed versions are
+    /// The chain's tail (the version-list head); set once when the chain is made. The committed versions are
     /// the list at `sync.head`, newest first, strictly decreasing `commitTS`. Only the commit path adds (a new head,
     /// while its transaction holds the exclusive lock, under the commit lock); only garbage collection removes, from
     /// the old end, versions no registered snapshot can see (see `pruneLocked`), and a failed durable commit takes

@@ -38,7 +38,7 @@ extension Transaction {
         // Strict mode (`Configuration.checkAfterEveryCommit`, Database+Check.swift): this commit, then `check()`.
         if db.configuration.checkAfterEveryCommit && !inStrictCommit { return try await commitThenCheck() }
         try checkActive()  // 1
-        let ssiXact = serializableCommitHandle()
+        let ssiXact = try serializableCommitHandle()
         let pointKeys = ssiXact == nil ? [] : (serializable?.pointKeys ?? [])
         guard !writeOrder.isEmpty else {  // 2
             if let ssiXact, isReadOnly {

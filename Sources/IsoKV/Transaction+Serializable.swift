@@ -8,6 +8,16 @@ struct SerializableTracking {
     var reads: Set<Bytes> = []
     /// Holds a whole-keyspace SIREAD lock (escalated): point reads add no more locks.
     var escalated = false
+    /// SSI operations so far (point reads, locks, scans, writes): a point read that is the first one is deferred.
+    var operations = 0
+    /// The key of the transaction's first operation, a point read made at the snapshot without an SIREAD lock and
+    /// without noting newer writers. Invariant: non-nil only while that read is untracked; it is tracked — exactly as
+    /// if it had been made then — by the next SSI operation or the commit (`trackDeferredRead`), unless the
+    /// transaction commits with that one read and nothing else, or its own pending write on the key stands (both
+    /// need no SIREAD lock: SSI/DESIGN.md, "The first point read, deferred").
+    var deferredRead: Bytes?
+    /// The chain of `deferredRead`'s key once this transaction wrote it (the write covers the read while it stands).
+    var deferredReadWrittenAt: KeyChain?
 
     var pointKeys: [Bytes] { Array(reads) }
 }
@@ -52,6 +62,14 @@ extension Transaction {
             return db.read(key, txid: assignedID, snapshot: snapshot, dirty: false, chain: chain)
         }
         try checkNotDoomed(h)
+        serializable!.operations += 1
+        if pointLock && serializable!.operations == 1 {
+            // The first operation: a snapshot read (no own write yet), tracked later if the transaction goes on.
+            serializable!.deferredRead = key
+            if let found = db.readCommitted(key, snapshot: snapshot) { return found.value }
+            return db.read(key, txid: assignedID, snapshot: snapshot, dirty: false)
+        }
+        try trackDeferredRead(h)
         if pointLock { trackPoint(key, h) }
         let (value, writers) = db.readNotingWriters(key, txid: txid, snapshot: snapshot, chain: chain)
         if !writers.isEmpty {
@@ -67,7 +85,25 @@ extension Transaction {
     func serializableLockRead(_ key: Bytes) throws {
         guard let h = trackedHandle else { return }
         try checkNotDoomed(h)
+        serializable!.operations += 1
+        try trackDeferredRead(h)
         trackPoint(key, h)
+    }
+
+    /// Tracks the deferred first read (``SerializableTracking/deferredRead``) now, as a read made now would be: the
+    /// SIREAD lock first, then the writers of versions of the key this transaction does not see. The value read
+    /// then is the one a read now returns (same snapshot; versions newer than a registered snapshot are never
+    /// collected). Nothing to do while this transaction's own pending write on the key stands.
+    func trackDeferredRead(_ h: SerializableXactHandle) throws {
+        guard let key = serializable?.deferredRead else { return }
+        if let chain = serializable!.deferredReadWrittenAt, written.contains(ObjectIdentifier(chain)) { return }
+        serializable!.deferredRead = nil
+        serializable!.deferredReadWrittenAt = nil
+        trackPoint(key, h)
+        let (_, writers) = db.readNotingWriters(key, txid: txid, snapshot: snapshot!)
+        if !writers.isEmpty, let e = db.ssi.readFoundNewer(h, writers: writers, edge: ConflictEdge(key: key, scanned: nil)) {
+            throw abort(e)
+        }
     }
 
     func trackPoint(_ key: Bytes, _ h: SerializableXactHandle) {
@@ -83,9 +119,17 @@ extension Transaction {
     }
 
     /// After this transaction put its pending write on `key`: rw-antidependencies from concurrent readers.
-    func serializableAfterWrite(_ key: Bytes) throws {
+    func serializableAfterWrite(_ key: Bytes, chain: KeyChain) throws {
         guard let h = trackedHandle else { return }
         try checkNotDoomed(h)
+        serializable!.operations += 1
+        if serializable!.deferredRead == key {
+            // First updater wins passed and the pending write stands: no version of the key newer than the
+            // snapshot can be committed by another transaction before this one ends.
+            serializable!.deferredReadWrittenAt = chain
+        } else {
+            try trackDeferredRead(h)
+        }
         if let e = db.ssi.checkWrite(h, key: key) { throw abort(e) }
     }
 
@@ -94,6 +138,8 @@ extension Transaction {
     func serializableBeginScan(_ range: KeyRange) throws -> UInt64? {
         guard let h = trackedHandle else { return nil }
         try checkNotDoomed(h)
+        serializable!.operations += 1
+        try trackDeferredRead(h)
         let (id, escalated) = db.ssi.addRange(h, PredicateRange(range))
         guard let id else { return nil }
         if escalated, !serializable!.escalated {
@@ -114,9 +160,18 @@ extension Transaction {
         db.ssi.narrowRange(h, id: id, to: narrower)
     }
 
-    /// The handle to run the SSI pre-commit with, or nil if untracked. Fails at once if doomed.
-    func serializableCommitHandle() -> SerializableXactHandle? {
-        trackedHandle
+    /// The handle to run the SSI pre-commit with, or nil if untracked. A deferred first read is tracked now, unless
+    /// it was the transaction's only operation (a single read needs no SIREAD lock) or its own write covers it.
+    func serializableCommitHandle() throws -> SerializableXactHandle? {
+        guard let h = trackedHandle else { return nil }
+        if serializable!.deferredRead != nil {
+            if serializable!.operations == 1 && writeOrder.isEmpty {
+                serializable!.deferredRead = nil
+            } else {
+                try trackDeferredRead(h)
+            }
+        }
+        return h
     }
 
     /// Suspends until this deferrable read-only transaction has a safe snapshot (taking a new snapshot each time

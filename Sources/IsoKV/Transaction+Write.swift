@@ -63,7 +63,7 @@ extension Transaction {
             written.insert(id)
             writeOrder.append(chain)
         }
-        if isolation == .serializable { try serializableAfterWrite(key) }
+        if isolation == .serializable { try serializableAfterWrite(key, chain: chain) }
         return outcome.existed
     }
 
