@@ -101,7 +101,8 @@ extension Transaction {
         serializable!.deferredReadWrittenAt = nil
         trackPoint(key, h)
         let (_, writers) = db.readNotingWriters(key, txid: txid, snapshot: snapshot!)
-        if !writers.isEmpty, let e = db.ssi.readFoundNewer(h, writers: writers, edge: ConflictEdge(key: key, scanned: nil)) {
+        guard !writers.isEmpty else { return }
+        if let e = db.ssi.readFoundNewer(h, writers: writers, edge: ConflictEdge(key: key, scanned: nil)) {
             throw abort(e)
         }
     }
