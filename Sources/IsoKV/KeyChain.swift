@@ -260,6 +260,20 @@ package struct KeyChain: @unchecked Sendable {
         }
     }
 
+    /// ``committedValue(at:)`` of the chain stored at `chain` (an index entry's, lent in place), without retaining
+    /// it: the reference is read as bits and used unretained, which is valid while the entry is (the caller is
+    /// inside the scan index's epoch, which keeps the published tree and its chains alive). A retain would write the
+    /// chain's reference count — a cache line that every other thread scanning the same keys reads.
+    @inline(__always)
+    static func committedValue(lentAt chain: UnsafePointer<KeyChain>, at snapshot: UInt64) -> Bytes?? {
+        let object = UnsafeRawPointer(chain).load(as: UnsafeRawPointer.self)
+        switch Unmanaged<ChainStorage>.fromOpaque(object)._withUnsafeGuaranteedRef({ $0.committedRead(at: snapshot) }) {
+        case .found(let value, _): return .some(value)
+        case .notFound: return .some(nil)
+        case .retired: return .none
+        }
+    }
+
     /// Prunes at `horizon` (see `ChainState.pruneLocked`) and retires the nodes it cut, after the mutex is
     /// released (the chain's lock stays a leaf).
     func prune(horizon: UInt64, reclaimer: EpochReclaimer) -> ChainState.PruneResult {

@@ -201,6 +201,15 @@ struct OrderedIndex<Value> {
     func forEach(
         in range: KeyRange, after cursor: Bytes?, reverse: Bool, _ body: (Entry) throws -> Bool
     ) rethrows {
+        try forEachInPlace(in: range, after: cursor, reverse: reverse) { try body($0.pointee) }
+    }
+
+    /// ``forEach(in:after:reverse:_:)`` lending each entry where it lies in its leaf: `body` gets a pointer valid
+    /// only during the call, so that a walk can read an entry's parts without copying it (a copy retains the
+    /// entry's references, writing reference counts that other threads' walks read).
+    func forEachInPlace(
+        in range: KeyRange, after cursor: Bytes?, reverse: Bool, _ body: (UnsafePointer<Entry>) throws -> Bool
+    ) rethrows {
         guard let root else { return }
         if !reverse {
             let upper = range.upper
@@ -217,17 +226,18 @@ struct OrderedIndex<Value> {
     /// Entries `≥ from` (`> from` when `strict`; all when nil) and `< upper`, ascending. Returns false once `body`
     /// stopped the walk or the upper bound was reached.
     private static func visitForward(
-        _ node: Node, from: Bytes?, strict: Bool, upper: Bytes?, _ body: (Entry) throws -> Bool
+        _ node: Node, from: Bytes?, strict: Bool, upper: Bytes?, _ body: (UnsafePointer<Entry>) throws -> Bool
     ) rethrows -> Bool {
         if node.isLeaf {
-            let entries = node.entries
             var i = from.map { node.lowerBound($0, strict: strict) } ?? 0
-            while i < entries.count {
-                if let upper, !(entries[i].key < upper) { return false }
-                if try !body(entries[i]) { return false }
-                i += 1
+            return try node.entries.withUnsafeBufferPointer { entries in
+                while i < entries.count {
+                    if let upper, !(entries[i].key < upper) { return false }
+                    if try !body(entries.baseAddress! + i) { return false }
+                    i += 1
+                }
+                return true
             }
-            return true
         }
         let children = node.children
         let first = from.map { node.route($0) } ?? 0
@@ -243,17 +253,18 @@ struct OrderedIndex<Value> {
 
     /// Entries `< before` (all when nil) and `≥ lower`, descending.
     private static func visitReverse(
-        _ node: Node, before: Bytes?, lower: Bytes?, _ body: (Entry) throws -> Bool
+        _ node: Node, before: Bytes?, lower: Bytes?, _ body: (UnsafePointer<Entry>) throws -> Bool
     ) rethrows -> Bool {
         if node.isLeaf {
-            let entries = node.entries
-            var i = (before.map { node.lowerBound($0, strict: false) } ?? entries.count) - 1
-            while i >= 0 {
-                if let lower, entries[i].key < lower { return false }
-                if try !body(entries[i]) { return false }
-                i -= 1
+            var i = (before.map { node.lowerBound($0, strict: false) } ?? node.entries.count) - 1
+            return try node.entries.withUnsafeBufferPointer { entries in
+                while i >= 0 {
+                    if let lower, entries[i].key < lower { return false }
+                    if try !body(entries.baseAddress! + i) { return false }
+                    i -= 1
+                }
+                return true
             }
-            return true
         }
         let children = node.children
         let first = before.map { node.routeBefore($0) } ?? children.count - 1

@@ -1,5 +1,8 @@
 import IsoKVCore
 extension Transaction {
+    /// Where an index entry keeps its chain (one reference).
+    static let entryChainOffset = MemoryLayout<OrderedIndex<KeyChain>.Entry>.offset(of: \.value)!
+
     /// Scans `range` in key order (descending when `reverse`), returning at most `limit` visible rows.
     ///
     /// One scan sees one snapshot: the transaction's at `.snapshot`, a fresh registered statement snapshot at
@@ -50,12 +53,25 @@ extension Transaction {
             let lockFree = !dirty && !serial && snap != nil
             let wroteAny = !written.isEmpty
             try db.index.read { idx in
-                try idx.forEach(in: range, after: nil, reverse: reverse) { entry in
+                try idx.forEachInPlace(in: range, after: nil, reverse: reverse) { lent in
+                    if lockFree && !wroteAny {
+                        // The common case reads the entry where it lies: no copy, so no reference count written.
+                        let chain = UnsafeRawPointer(lent).advanced(by: Self.entryChainOffset)
+                            .assumingMemoryBound(to: KeyChain.self)
+                        let key = lent.pointee.key
+                        if let value = KeyChain.committedValue(lentAt: chain, at: snap!)
+                            ?? db.read(key, txid: txid, snapshot: snap, dirty: false)  // retired: look it up
+                        {
+                            out.append(KeyValue(key: key, value: value))
+                        }
+                        return out.count < max
+                    }
+                    let entry = lent.pointee
                     let value =
                         serial
                         ? try serializableRead(
                             entry.key, snapshot: snap!, pointLock: false, scanned: range, chain: entry.value)
-                        : lockFree && !(wroteAny && written.contains(ObjectIdentifier(entry.value)))
+                        : lockFree && !written.contains(ObjectIdentifier(entry.value))
                             ? entry.value.committedValue(at: snap!)
                                 ?? db.read(entry.key, txid: txid, snapshot: snap, dirty: false)  // retired: look up
                             : db.read(entry.key, txid: txid, snapshot: snap, dirty: dirty, chain: entry.value)
