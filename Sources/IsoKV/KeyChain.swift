@@ -20,38 +20,36 @@ struct CommittedVersion {
     var creator: UInt64
 }
 
-/// One committed version in a chain's version list (newest first). Immutable except for `next`, which only
-/// garbage collection changes (it cuts the list there).
+/// One committed version in a chain's version list (newest first): a ``SharedBytes`` object whose bytes are the
+/// value (none for a deletion), whose words are the commit timestamp and the creator, and whose link is the next
+/// older version. Immutable except for the link, which only garbage collection changes (it cuts the list there).
+/// A value read from the engine shares the node (``Bytes`` references it; values of at most 15 bytes are copied
+/// inline), so a version is one allocation and a read copies nothing. A value the application keeps holds its node,
+/// and with it the older nodes linked from it at the time (freed with the value).
 ///
 /// Ownership: the chain's `head` holds +1 on the newest node and every node holds +1 on its `next`. A node leaves
 /// the list only with the chain's mutex held (a GC cut, or a durable commit that failed taking its version back)
 /// and is then *retired* to the scan index's ``EpochReclaimer`` (kind ``ScanIndex/versionKind``), which releases that
 /// +1 once no lock-free reader can still walk it. So a reader inside an epoch may follow `head` and `next` without
-/// retaining anything.
-final class VersionNode: @unchecked Sendable {
-    // @unchecked Sendable: the stored fields are immutable; `next` is an atomic.
-    let value: Bytes?
-    let commitTS: UInt64
-    let creator: UInt64
-    /// The next older version (+1 owned by this node), nil for the oldest. Stored (sequentially consistent) only
-    /// with the chain's mutex held; read by anyone, lock-free inside an epoch or under the mutex.
-    let next: Atomic<Unmanaged<VersionNode>?>
+/// retaining anything. The link is stored (sequentially consistent) only with the chain's mutex held; read by
+/// anyone, lock-free inside an epoch or under the mutex.
+typealias VersionNode = SharedBytes
 
-    init(value: Bytes?, commitTS: UInt64, creator: UInt64, next: Unmanaged<VersionNode>?) {
-        self.value = value
-        self.commitTS = commitTS
-        self.creator = creator
-        self.next = Atomic(next)
+extension SharedBytes {
+    /// A new version node: a copy of `value`'s bytes (nil: a deletion), and `next`, whose +1 moves into the node.
+    static func version(value: Bytes?, commitTS: UInt64, creator: UInt64, next: Unmanaged<VersionNode>?)
+        -> VersionNode
+    {
+        guard let value else { return make(bytes: nil, word0: commitTS, word1: creator, next: next) }
+        return value.withUnsafeBytes { make(bytes: $0, word0: commitTS, word1: creator, next: next) }
     }
 
-    deinit {
-        // Release the older nodes iteratively (a long list, kept by an old snapshot, would otherwise recurse once
-        // per node): while this reference is the last one, detach the node's own `next` before letting it go.
-        var cur = next.exchange(nil, ordering: .relaxed)?.takeRetainedValue()
-        while cur != nil, isKnownUniquelyReferenced(&cur!) {
-            cur = cur!.next.exchange(nil, ordering: .relaxed)?.takeRetainedValue()
-        }
-    }
+    @inline(__always) var commitTS: UInt64 { word0 }
+    @inline(__always) var creator: UInt64 { word1 }
+    /// A deletion (no value).
+    @inline(__always) var isTombstone: Bool { count < 0 }
+    /// The value, sharing this node (nil for a deletion).
+    @inline(__always) var value: Bytes? { isTombstone ? nil : Bytes(sharing: self) }
 
     var version: CommittedVersion { CommittedVersion(value: value, commitTS: commitTS, creator: creator) }
 }
@@ -294,7 +292,8 @@ package struct KeyChain: @unchecked Sendable {
         let old = state.withLock { s -> Unmanaged<VersionNode>? in
             var head: Unmanaged<VersionNode>?
             for v in versions {
-                head = .passRetained(VersionNode(value: v.value, commitTS: v.commitTS, creator: v.creator, next: head))
+                head = .passRetained(
+                    VersionNode.version(value: v.value, commitTS: v.commitTS, creator: v.creator, next: head))
             }
             let old = s.headNode
             s.setHeadLocked(head)
@@ -314,7 +313,8 @@ final class ChainStorage: ManagedBuffer<ChainHeader, ChainSync> {
         chain.withUnsafeMutablePointers { header, sync in
             var head: Unmanaged<VersionNode>?
             for v in versions {
-                head = .passRetained(VersionNode(value: v.value, commitTS: v.commitTS, creator: v.creator, next: head))
+                head = .passRetained(
+                    VersionNode.version(value: v.value, commitTS: v.commitTS, creator: v.creator, next: head))
             }
             sync.initialize(to: ChainSync(head: Atomic(HeadWord.word(head, retired: false))))
             header.pointee.state.sync = sync
@@ -354,7 +354,7 @@ extension ChainStorage {
         while let u = cur {
             let (found, value, next): (Bool, Bytes?, Unmanaged<VersionNode>?) = u._withUnsafeGuaranteedRef { n in
                 n.commitTS <= snapshot
-                    ? (true, n.value, nil) : (false, nil, n.next.load(ordering: .sequentiallyConsistent))
+                    ? (true, n.value, nil) : (false, nil, n.loadNext())
             }
             if found { return .found(value, commitTS: u._withUnsafeGuaranteedRef { $0.commitTS }) }
             cur = next
@@ -550,7 +550,7 @@ struct ChainState {
     func forEachVersionNewestFirst(_ body: (CommittedVersion) throws -> Bool) rethrows {
         var cur = headNode
         while let u = cur {
-            let (v, next) = u._withUnsafeGuaranteedRef { ($0.version, $0.next.load(ordering: .sequentiallyConsistent)) }
+            let (v, next) = u._withUnsafeGuaranteedRef { ($0.version, $0.loadNext()) }
             if try !body(v) { return }
             cur = next
         }
@@ -576,7 +576,7 @@ struct ChainState {
         while let u = cur {
             let (found, value, next): (Bool, Bytes?, Unmanaged<VersionNode>?) = u._withUnsafeGuaranteedRef { n in
                 n.commitTS <= snapshot
-                    ? (true, n.value, nil) : (false, nil, n.next.load(ordering: .sequentiallyConsistent))
+                    ? (true, n.value, nil) : (false, nil, n.loadNext())
             }
             if found { return value }
             cur = next
@@ -707,7 +707,7 @@ struct ChainState {
     /// becomes its `next`). Caller holds the commit lock.
     mutating func installLocked(owner: UInt64, commitTS: UInt64) {
         guard let p = pending, p.owner == owner else { return }
-        let node = VersionNode(value: p.value, commitTS: commitTS, creator: owner, next: headNode)
+        let node = VersionNode.version(value: p.value, commitTS: commitTS, creator: owner, next: headNode)
         // The old head's +1 moves to the node's `next`; the head takes the node's +1. Readers that load the new
         // head see a fully built node (sequentially consistent store after its initialization).
         setHeadLocked(.passRetained(node))
@@ -718,7 +718,7 @@ struct ChainState {
     /// still holds the rest of the list: the head takes a +1 of its own on the new newest version).
     mutating func removeNewestLocked(commitTS: UInt64) -> Unmanaged<VersionNode>? {
         guard let old = headNode, old._withUnsafeGuaranteedRef({ $0.commitTS == commitTS }) else { return nil }
-        let next = old._withUnsafeGuaranteedRef { $0.next.load(ordering: .sequentiallyConsistent) }
+        let next = old._withUnsafeGuaranteedRef { $0.loadNext() }
         _ = next?.retain()
         setHeadLocked(next)
         return old
@@ -727,7 +727,7 @@ struct ChainState {
     /// Nothing to collect until the key is written again: retired, empty, or one live (non-tombstone) version.
     var needsNoCollection: Bool {
         guard !retired, let h = headNode else { return true }
-        return h._withUnsafeGuaranteedRef { $0.value != nil && $0.next.load(ordering: .sequentiallyConsistent) == nil }
+        return h._withUnsafeGuaranteedRef { !$0.isTombstone && $0.loadNext() == nil }
     }
 
     enum PruneResult {
@@ -751,21 +751,21 @@ struct ChainState {
         var cur = headNode
         while let u = cur {
             let (ts, next) = u._withUnsafeGuaranteedRef {
-                ($0.commitTS, $0.next.load(ordering: .sequentiallyConsistent))
+                ($0.commitTS, $0.loadNext())
             }
             if ts <= horizon {
-                let isTombstone = u._withUnsafeGuaranteedRef { $0.value == nil }
+                let isTombstone = u._withUnsafeGuaranteedRef { $0.isTombstone }
                 if isTombstone {
                     // The tombstone and everything older go: cut at the link that points at it.
                     if let previous {
-                        previous._withUnsafeGuaranteedRef { $0.next.store(nil, ordering: .sequentiallyConsistent) }
+                        previous._withUnsafeGuaranteedRef { $0.storeNext(nil) }
                     } else {
                         setHeadLocked(nil)
                     }
                     cut.append(u)
                 } else if let next {
                     // Keep it, drop everything older.
-                    u._withUnsafeGuaranteedRef { $0.next.store(nil, ordering: .sequentiallyConsistent) }
+                    u._withUnsafeGuaranteedRef { $0.storeNext(nil) }
                     cut.append(next)
                 }
                 break

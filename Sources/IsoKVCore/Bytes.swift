@@ -11,8 +11,9 @@ import Foundation
 ///
 /// Storage: a byte string of up to ``inlineCapacity`` (15) bytes is kept inline, in two machine words (no heap
 /// allocation, so copying it writes no reference count, and comparing or hashing it reads no other memory); a longer
-/// one in a `[UInt8]`. The representation is canonical (a given byte string always has the same one), which is what
-/// makes equality and hashing a few word operations for short keys. Dictionaries and sets hash a `Bytes` with a
+/// one in a `[UInt8]`, or — for a value read from the engine — in the engine's own version object, shared rather than
+/// copied. Short byte strings are always inline (never on the heap), which is what makes equality and hashing a
+/// few word operations for short keys; a long one compares and hashes by its bytes whichever its storage. Dictionaries and sets hash a `Bytes` with a
 /// keyed multiply-mix hash (wyhash's construction, keyed by the table's per-process random seed) instead of SipHash;
 /// `hash(into:)` feeds the standard `Hasher`.
 public struct Bytes: Hashable, Comparable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
@@ -24,8 +25,10 @@ public struct Bytes: Hashable, Comparable, Sendable, ExpressibleByStringLiteral,
         /// At most 15 bytes: byte `i` is byte `i` (little-endian) of `low` for `i < 8`, of `high` for `8 ≤ i < 15`;
         /// bytes past the count are zero; the top byte of `high` is the count.
         case inline(low: UInt64, high: UInt64)
-        /// More than 15 bytes (never fewer: the representation is canonical).
+        /// More than 15 bytes (never fewer: short strings are always inline).
         case heap([UInt8])
+        /// More than 15 bytes kept in an engine object (``SharedBytes``), shared by every value read from it.
+        case shared(SharedBytesReference)
     }
 
     @usableFromInline var storage: Storage
@@ -39,7 +42,7 @@ public struct Bytes: Hashable, Comparable, Sendable, ExpressibleByStringLiteral,
         get {
             switch storage {
             case .heap(let a): return a
-            case .inline: return withUnsafeBytes { Array($0) }
+            case .inline, .shared: return withUnsafeBytes { Array($0) }
             }
         }
         set { storage = Self.storage(of: newValue) }
@@ -76,6 +79,17 @@ public struct Bytes: Hashable, Comparable, Sendable, ExpressibleByStringLiteral,
 
     public init(stringLiteral value: String) { self.init(value) }
 
+    /// The bytes of `object` (which must have some), shared when longer than ``inlineCapacity``, inline otherwise.
+    @inlinable
+    package init(sharing object: SharedBytes) {
+        let n = object.count
+        if n > Self.inlineCapacity {
+            storage = .shared(SharedBytesReference(object))
+        } else {
+            storage = object.withUnsafeBytes { Self.pack($0) }
+        }
+    }
+
     /// The canonical storage of `bytes`.
     @inlinable
     static func storage(of bytes: [UInt8]) -> Storage {
@@ -111,6 +125,8 @@ public struct Bytes: Hashable, Comparable, Sendable, ExpressibleByStringLiteral,
         switch storage {
         case .heap(let a):
             return try a.withUnsafeBytes(body)
+        case .shared(let s):
+            return try s.object.withUnsafeBytes(body)
         case .inline(let low, let high):
             var words = (low.littleEndian, high.littleEndian)
             let n = Int(truncatingIfNeeded: high &>> 56)
@@ -126,6 +142,7 @@ public struct Bytes: Hashable, Comparable, Sendable, ExpressibleByStringLiteral,
         switch storage {
         case .inline(_, let high): return Int(truncatingIfNeeded: high &>> 56)
         case .heap(let a): return a.count
+        case .shared(let s): return s.object.count
         }
     }
 
@@ -137,7 +154,13 @@ public struct Bytes: Hashable, Comparable, Sendable, ExpressibleByStringLiteral,
         switch (lhs.storage, rhs.storage) {
         case (.inline(let l0, let h0), .inline(let l1, let h1)): return l0 == l1 && h0 == h1
         case (.heap(let a), .heap(let b)): return equal(a, b)
-        default: return false  // canonical: a short string is never on the heap, a long one never inline
+        case (.inline, _), (_, .inline): return false  // a short string is never on the heap, a long one never inline
+        default:
+            return lhs.withUnsafeBytes { a in
+                rhs.withUnsafeBytes { b in
+                    a.count == b.count && (a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
+                }
+            }
         }
     }
 
@@ -159,9 +182,9 @@ public struct Bytes: Hashable, Comparable, Sendable, ExpressibleByStringLiteral,
         case .inline(let low, let high):
             hasher.combine(low)
             hasher.combine(high)
-        case .heap(let a):
-            a.withUnsafeBytes { hasher.combine(bytes: $0) }
-            hasher.combine(a.count)
+        case .heap, .shared:
+            withUnsafeBytes { hasher.combine(bytes: $0) }
+            hasher.combine(count)
         }
     }
 
@@ -176,8 +199,8 @@ public struct Bytes: Hashable, Comparable, Sendable, ExpressibleByStringLiteral,
         case .inline(let low, let high):
             let h = Self.mum(low ^ s ^ Self.k0, high ^ (s &>> 32 | s &<< 32) ^ Self.k1)
             return Int(truncatingIfNeeded: Self.mum(h ^ Self.k2, s ^ Self.k3))
-        case .heap(let a):
-            return a.withUnsafeBytes { Int(truncatingIfNeeded: Self.hashBytes($0, seed: s)) }
+        case .heap, .shared:
+            return withUnsafeBytes { Int(truncatingIfNeeded: Self.hashBytes($0, seed: s)) }
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
-import IsoKV
+@_spi(Testing) import IsoKV
+import IsoKVCore
 import IsoKVTestSupport
 import Testing
 
@@ -51,6 +52,57 @@ struct BytesRepresentationTests {
                 }
             }
         }
+    }
+
+    /// A byte string shared from an engine object (`SharedBytes`: how values read from the engine are stored)
+    /// behaves exactly as the same bytes in an array: equality, order, both hashes, mutation (value semantics: the
+    /// object is never written), JSON; a short one is stored inline.
+    @Test func sharedStorageBehavesAsItsByteArray() throws {
+        var rng = SplitMix64(seed: testSeed("Bytes shared"))
+        func shared(_ a: [UInt8]) -> Bytes {
+            Bytes(sharing: a.withUnsafeBytes { SharedBytes.make(bytes: $0, word0: 1, word1: 2, next: nil) })
+        }
+        let arrays: [[UInt8]] = (0..<120).map { _ in
+            let n = rng.next() % 3 == 0 ? 14 + Int(rng.next() % 4) : Int(rng.next() % 60)
+            return (0..<n).map { _ in UInt8(truncatingIfNeeded: rng.next() % 3) }
+        }
+        var dict: [Bytes: Int] = [:]
+        for (i, a) in arrays.enumerated() { dict[Bytes(a)] = i }
+        for a in arrays {
+            let s = shared(a)
+            #expect(s.bytes == a && s.count == a.count && s.withUnsafeBytes { Array($0) } == a)
+            #expect(s == Bytes(a) && Bytes(a) == s && s.hashValue == Bytes(a).hashValue)
+            #expect(dict[s].map { arrays[$0] } == a, "a shared key finds the array-stored one")
+            var h1 = Hasher()
+            var h2 = Hasher()
+            s.hash(into: &h1)
+            Bytes(a).hash(into: &h2)
+            #expect(h1.finalize() == h2.finalize())
+            let decoded = try JSONDecoder().decode(Bytes.self, from: JSONEncoder().encode(s))
+            #expect(decoded == s)
+            for c in arrays {
+                #expect((s == shared(c)) == (a == c) && (s == Bytes(c)) == (a == c))
+                #expect((s < shared(c)) == a.lexicographicallyPrecedes(c))
+                #expect((Bytes(c) < s) == c.lexicographicallyPrecedes(a))
+            }
+        }
+        // Value semantics: changing a copy never writes the shared object.
+        let original = Array(repeating: UInt8(9), count: 40)
+        let s = shared(original)
+        var t = s
+        t.bytes[0] = 1
+        #expect(s.bytes == original && t.bytes[0] == 1 && t != s)
+        // A deletion's object has no bytes (count -1); a long list of linked objects is freed without recursion.
+        let none = SharedBytes.make(bytes: nil, word0: 0, word1: 0, next: nil)
+        #expect(none.count == -1 && none.withUnsafeBytes { $0.count } == 0)
+        var head: Unmanaged<SharedBytes>?
+        for i in 0..<200_000 {
+            let node = [UInt8(truncatingIfNeeded: i)].withUnsafeBytes {
+                SharedBytes.make(bytes: $0, word0: 0, word1: 0, next: head)
+            }
+            head = .passRetained(node)
+        }
+        head?.release()
     }
 
     /// Strings and literals give the same value as their UTF-8 bytes, inline or not; `string` reverses them.

@@ -21,6 +21,27 @@ struct VersionListTests {
         expectConsistent(db)
     }
 
+    /// A value read from the engine shares its version node: it stays intact after the version is collected and
+    /// after its key is deleted and collected, in every read path (get, db.get, scan), and the engine's later
+    /// versions never write it.
+    @Test func aReadValueOutlivesItsVersion() async throws {
+        let db = makeDatabase()
+        let first = Bytes(Array(repeating: UInt8(ascii: "a"), count: 100))
+        try await db.put("k", first)
+        let tx = try await db.begin(.snapshot)
+        let viaGet = try #require(try await tx.get("k"))
+        let viaScan = try #require(try await tx.scan(prefix: "k").first?.value)
+        try await tx.commit()
+        let viaDB = try #require(try await db.get("k")?.value)
+        for i in 0..<50 { try await db.put("k", Bytes(Array(repeating: UInt8(i), count: 100))) }
+        try await db.delete("k")
+        #expect(db.statistics().versions == 0)
+        for v in [viaGet, viaScan, viaDB] {
+            #expect(v == first && v.bytes == first.bytes && v.count == 100)
+        }
+        expectConsistent(db)
+    }
+
     /// A plain scan reads committed data lock-free, except on chains the transaction wrote (own pending writes
     /// are only under the mutex): it sees its own writes and deletes, and never another transaction's.
     @Test(arguments: [IsolationLevel.readCommitted, .snapshot])
