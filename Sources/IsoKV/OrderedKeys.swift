@@ -124,7 +124,10 @@ struct OrderedIndex<Value> {
             }
             entries.insert(Entry(key: key, value: value), at: at)
             if entries.count <= maxLeaf { return (Node(entries: entries), nil, true) }
-            let half = entries.count / 2
+            // Appending past a full leaf's last key (ascending inserts: loads, new keys in key order) keeps the
+            // leaf full and starts a new one, as PostgreSQL's rightmost page split and SQLite's quick balance do;
+            // halving there would leave every leaf of an ascending load half empty for good.
+            let half = at == entries.count - 1 ? entries.count - 1 : entries.count / 2
             let right = Array(entries[half...])
             return (Node(entries: Array(entries[..<half])), (right[0].key, Node(entries: right)), true)
         }
@@ -140,7 +143,9 @@ struct OrderedIndex<Value> {
         if children.count <= maxFanout {
             return (Node(separators: separators, children: children), nil, inserted)
         }
-        let half = children.count / 2
+        // The same for inner nodes: a split of the last child (its new node appended at the end) starts a new
+        // inner node with it.
+        let half = split != nil && i + 1 == children.count - 1 ? children.count - 1 : children.count / 2
         let right = Node(separators: Array(separators[half...]), children: Array(children[half...]))
         let left = Node(separators: Array(separators[..<half]), children: Array(children[..<half]))
         return (left, (separators[half], right), inserted)
@@ -290,6 +295,22 @@ struct OrderedIndex<Value> {
             return out.count < max
         }
         return out
+    }
+
+    /// Leaves and their entries (tests and statistics: entries ÷ (leaves × ``maxLeaf``) is the leaves' fill).
+    func leafOccupancy() -> (leaves: Int, entries: Int) {
+        var leaves = 0
+        var entries = 0
+        func walk(_ node: Node) {
+            if node.isLeaf {
+                leaves += 1
+                entries += node.entries.count
+            } else {
+                node.children.forEach(walk)
+            }
+        }
+        if let root { walk(root) }
+        return (leaves, entries)
     }
 
     /// Checks the structural invariants (tests): sorted keys, separators bounding their children, no empty node,

@@ -105,4 +105,33 @@ struct PersistentOrderedIndexTests {
         }
         #expect(idx.keys(in: .all, after: nil, reverse: false, max: 0) == [])
     }
+
+    /// Ascending inserts (a load in key order) fill leaves instead of leaving each half empty, and the tree stays
+    /// valid with every key present; interleaved with random inserts, which still split in half, it stays valid too.
+    @Test func ascendingInsertsFillTheLeaves() {
+        var idx = OrderedKeys()
+        let n = 20_000
+        for i in 0..<n { idx.insert(Bytes(String(format: "k%08d", i))) }
+        #expect(idx.structuralProblem() == nil)
+        let (leaves, entries) = idx.leafOccupancy()
+        #expect(entries == n)
+        let minimum = (n + OrderedKeys.maxLeaf - 1) / OrderedKeys.maxLeaf
+        #expect(leaves <= minimum + 1, "\(leaves) leaves for \(n) keys (at least \(minimum))")
+        // Descending and random inserts keep the invariants (they split in half).
+        var rng = SplitMix64(seed: testSeed("PersistentOrderedIndexTests.ascending"))
+        var model = Set((0..<n).map { Bytes(String(format: "k%08d", $0)) })
+        for i in 0..<5000 {
+            let k = i % 2 == 0 ? Bytes(String(format: "j%08d", 10_000 - i)) : Bytes("k\(rng.next() % 1_000_000)")
+            idx.insert(k)
+            model.insert(k)
+            if i % 500 == 0 { #expect(idx.structuralProblem() == nil) }
+        }
+        #expect(idx.structuralProblem() == nil)
+        #expect(idx.keys(in: .all, after: nil, reverse: false, max: .max) == model.sorted())
+        // Appending keeps the last leaf full even after the random inserts.
+        let before = idx.leafOccupancy().leaves
+        for i in 0..<640 { idx.insert(Bytes(String(format: "z%08d", i))) }
+        #expect(idx.leafOccupancy().leaves - before <= 11)
+        #expect(idx.structuralProblem() == nil)
+    }
 }
