@@ -4,8 +4,8 @@ import IsoKVSync
 import Synchronization
 
 /// The engine's default key directory: an open-addressing hash table from key to ``KeyChain`` whose lookups take
-/// no lock, write no shared memory and take no reference count, and whose slots hold only a hash and a pointer
-/// (the key lives in the chain).
+/// no lock, write no shared memory and take no reference count, and whose slots are one word: part of the key's
+/// hash and the chain's address (the key lives in the chain).
 ///
 /// ```swift
 /// let index = ScanIndex()
@@ -14,18 +14,21 @@ import Synchronization
 /// index.withEpoch { table.borrow("k")?.takeUnretainedValue() }   // the chain, valid inside the epoch
 /// ```
 ///
-/// * **Slots.** Two words per slot: the key's 64-bit keyed hash, then the chain pointer (0 empty, 1 a tombstone,
-///   otherwise an `Unmanaged<ChainStorage>` holding +1). Linear probing; a slot is filled at most once per
-///   generation (an insert never reuses a tombstone), so the hash of a slot whose pointer is set never changes.
+/// * **Slots.** One atomic word per slot (8 bytes, half of a hash-and-pointer pair: 16 MB less at a million keys):
+///   0 empty, 1 a tombstone, otherwise the top ``tagBits`` bits of the key's 64-bit keyed hash above the chain's
+///   address shifted right by 4 (chain objects are 16-byte aligned and below 2^48, as user addresses are on x86-64
+///   and arm64 Linux; checked when stored), the address holding +1 on the chain. Linear probing from the hash's low
+///   bits; a slot is filled at most once per generation (an insert never reuses a tombstone).
 /// * **Readers** (``borrow(_:)``, inside an epoch of the scan index's reclaimer) load the current generation, probe
-///   from the hash, and for a slot whose pointer is a chain and whose hash matches compare the chain's key. They
-///   never wait and never write.
-/// * **Writers** (``loadOrStore(_:_:)``, ``remove(_:)``) serialize on `writer`. An insert writes the hash, then
-///   publishes the pointer (sequentially consistent); a remove stores a tombstone and retires the chain's +1 to
+///   from the hash, and for a slot holding a chain whose tag matches the key's compare the chain's key (a tag match
+///   on another key costs one key compare, one time in 2^20). They never wait and never write.
+/// * **Writers** (``loadOrStore(_:_:)``, ``remove(_:)``) serialize on `writer`. An insert publishes the slot's word
+///   (sequentially consistent; tag and address in one store); a remove stores a tombstone and retires the chain's +1 to
 ///   the reclaimer, so a reader that found the chain may use it until it leaves its epoch. When live slots plus
 ///   tombstones would pass 3/4 of the capacity, the writer copies the live slots into a new generation (twice the
-///   size when more than half of them are live, else the same size: a purge of tombstones), publishes it with one
-///   exchange and retires the old generation (its slots' references move, not copied).
+///   size when more than half of them are live, else the same size: a purge of tombstones; each key's hash is
+///   computed again from its chain), publishes it with one exchange and retires the old generation (its slots'
+///   references move, not copied).
 /// * A reader on an old generation sees the table as it was when that generation was replaced: a key inserted
 ///   since is missing (the insert is ordered after that reader's load), a key removed since is still there with
 ///   its chain, which is then retired, and the engine's readers look up again when they find a retired chain.
@@ -35,8 +38,8 @@ final class ChainTable: KeyDirectory, @unchecked Sendable {
     // @unchecked Sendable: `current` is atomic, generations are reached only through it (readers inside an epoch),
     // and every change to a generation's slots is made under `writer` with atomic stores.
 
-    /// One generation of slots: `2 * (mask + 1)` atomic words, `[2i]` the hash and `[2i + 1]` the pointer of slot
-    /// `i`. Its capacity never changes; it is replaced as a whole.
+    /// One generation of slots: `mask + 1` atomic words (see "Slots" above). Its capacity never changes; it is
+    /// replaced as a whole.
     final class Generation: @unchecked Sendable {
         let mask: Int
         let words: UnsafeMutablePointer<Atomic<UInt>>
@@ -44,35 +47,47 @@ final class ChainTable: KeyDirectory, @unchecked Sendable {
         init(capacity: Int) {
             precondition(capacity >= 8 && capacity & (capacity - 1) == 0, "capacity must be a power of two")
             mask = capacity - 1
-            words = .allocate(capacity: 2 * capacity)
-            for i in 0..<(2 * capacity) { (words + i).initialize(to: Atomic(0)) }
+            words = .allocate(capacity: capacity)
+            for i in 0..<capacity { (words + i).initialize(to: Atomic(0)) }
         }
 
         deinit {
-            words.deinitialize(count: 2 * (mask + 1))
+            words.deinitialize(count: mask + 1)
             words.deallocate()
         }
 
         var capacity: Int { mask + 1 }
 
         @inline(__always)
-        func hash(_ slot: Int) -> UInt { words[2 &* slot].load(ordering: .relaxed) }
+        func word(_ slot: Int) -> UInt { words[slot].load(ordering: .sequentiallyConsistent) }
 
+        /// Fills an empty slot (writer only).
         @inline(__always)
-        func pointer(_ slot: Int) -> UInt { words[2 &* slot &+ 1].load(ordering: .sequentiallyConsistent) }
-
-        /// Fills an empty slot (writer only): the hash first, then the pointer, so a reader that sees the pointer
-        /// sees the hash.
-        @inline(__always)
-        func fill(_ slot: Int, hash: UInt, pointer: UInt) {
-            words[2 &* slot].store(hash, ordering: .relaxed)
-            words[2 &* slot &+ 1].store(pointer, ordering: .sequentiallyConsistent)
-        }
+        func fill(_ slot: Int, word: UInt) { words[slot].store(word, ordering: .sequentiallyConsistent) }
 
         /// Marks a slot removed (writer only).
         @inline(__always)
-        func bury(_ slot: Int) { words[2 &* slot &+ 1].store(ChainTable.tombstone, ordering: .sequentiallyConsistent) }
+        func bury(_ slot: Int) { words[slot].store(ChainTable.tombstone, ordering: .sequentiallyConsistent) }
     }
+
+    /// Hash bits kept in a slot, above the 44 bits of a chain's address ÷ 16.
+    static let tagBits = 20
+    static let addressBits = UInt.bitWidth - tagBits
+
+    /// The slot word of a chain (+1 moves into the slot) whose key hashes to `hash`.
+    @inline(__always)
+    static func slotWord(hash: UInt, chain bits: UInt) -> UInt {
+        precondition(bits & 15 == 0 && bits &>> (addressBits + 4) == 0, "chain address outside the 48-bit space")
+        return tag(hash) | bits &>> 4
+    }
+
+    /// The tag part of a slot word for `hash`.
+    @inline(__always)
+    static func tag(_ hash: UInt) -> UInt { hash & ~(UInt.max &>> tagBits) }
+
+    /// The chain address in a live slot word.
+    @inline(__always)
+    static func address(_ word: UInt) -> UInt { (word & (UInt.max &>> tagBits)) &<< 4 }
 
     static let empty: UInt = 0
     static let tombstone: UInt = 1
@@ -107,8 +122,8 @@ final class ChainTable: KeyDirectory, @unchecked Sendable {
         // No reader can be inside: readers hold the database, which holds this table.
         let generation = Self.generation(current.load(ordering: .sequentiallyConsistent))
         generation._withUnsafeGuaranteedRef { g in
-            for slot in 0..<g.capacity where g.pointer(slot) > Self.tombstone {
-                Self.chain(g.pointer(slot)).release()
+            for slot in 0..<g.capacity where g.word(slot) > Self.tombstone {
+                Self.chain(Self.address(g.word(slot))).release()
             }
         }
         generation.release()
@@ -139,11 +154,12 @@ final class ChainTable: KeyDirectory, @unchecked Sendable {
     private func borrow(_ key: Bytes, hash h: UInt) -> Unmanaged<ChainStorage>? {
         Self.generation(current.load(ordering: .sequentiallyConsistent))._withUnsafeGuaranteedRef { g in
             var slot = Int(truncatingIfNeeded: h) & g.mask
+            let tag = Self.tag(h)
             while true {
-                let p = g.pointer(slot)
-                if p == Self.empty { return nil }
-                if p != Self.tombstone && g.hash(slot) == h {
-                    let chain = Self.chain(p)
+                let w = g.word(slot)
+                if w == Self.empty { return nil }
+                if w != Self.tombstone && w & ~(UInt.max &>> Self.tagBits) == tag {
+                    let chain = Self.chain(Self.address(w))
                     if chain._withUnsafeGuaranteedRef({ $0.hasKey(key) }) { return chain }
                 }
                 slot = (slot &+ 1) & g.mask
@@ -159,9 +175,9 @@ final class ChainTable: KeyDirectory, @unchecked Sendable {
         reclaimer.withGuard {
             Self.generation(current.load(ordering: .sequentiallyConsistent))._withUnsafeGuaranteedRef { g in
                 for slot in 0..<g.capacity {
-                    let p = g.pointer(slot)
-                    guard p > Self.tombstone else { continue }
-                    let chain = KeyChain(storage: Self.chain(p).takeUnretainedValue())
+                    let w = g.word(slot)
+                    guard w > Self.tombstone else { continue }
+                    let chain = KeyChain(storage: Self.chain(Self.address(w)).takeUnretainedValue())
                     if !body(chain.key, chain) { return }
                 }
             }
@@ -186,8 +202,8 @@ final class ChainTable: KeyDirectory, @unchecked Sendable {
             if let existing = borrow(key, hash: h) { return (KeyChain(storage: existing.takeUnretainedValue()), true) }
             if (counts.live + counts.tombstones + 1) * 4 > capacity * 3 { grow(&counts) }
             Self.generation(current.load(ordering: .sequentiallyConsistent))._withUnsafeGuaranteedRef { g in
-                Self.insert(
-                    into: g, hash: h, pointer: UInt(bitPattern: Unmanaged.passRetained(chain.storage).toOpaque()))
+                let bits = UInt(bitPattern: Unmanaged.passRetained(chain.storage).toOpaque())
+                Self.insert(into: g, hash: h, word: Self.slotWord(hash: h, chain: bits))
             }
             counts.live += 1
             return (chain, false)
@@ -201,13 +217,13 @@ final class ChainTable: KeyDirectory, @unchecked Sendable {
             Self.generation(current.load(ordering: .sequentiallyConsistent))._withUnsafeGuaranteedRef { g in
                 var slot = Int(truncatingIfNeeded: h) & g.mask
                 while true {
-                    let p = g.pointer(slot)
-                    if p == Self.empty { return }
-                    if p == target {
+                    let w = g.word(slot)
+                    if w == Self.empty { return }
+                    if w != Self.tombstone && Self.address(w) == target {
                         g.bury(slot)
                         counts.live -= 1
                         counts.tombstones += 1
-                        reclaimer.retire(UnsafeMutableRawPointer(bitPattern: p)!, kind: Self.chainKind)
+                        reclaimer.retire(UnsafeMutableRawPointer(bitPattern: target)!, kind: Self.chainKind)
                         return
                     }
                     slot = (slot &+ 1) & g.mask
@@ -228,8 +244,10 @@ final class ChainTable: KeyDirectory, @unchecked Sendable {
         let next = Generation(capacity: capacity)
         old._withUnsafeGuaranteedRef { g in
             for slot in 0..<g.capacity {
-                let p = g.pointer(slot)
-                if p > Self.tombstone { Self.insert(into: next, hash: g.hash(slot), pointer: p) }
+                let w = g.word(slot)
+                guard w > Self.tombstone else { continue }
+                let key = Self.chain(Self.address(w))._withUnsafeGuaranteedRef { KeyChain(storage: $0).key }
+                Self.insert(into: next, hash: hash(key), word: w)
             }
         }
         counts.tombstones = 0
@@ -237,10 +255,10 @@ final class ChainTable: KeyDirectory, @unchecked Sendable {
         reclaimer.retire(old.toOpaque(), kind: Self.generationKind)
     }
 
-    /// Fills the first empty slot of `hash`'s probe sequence in `g` (writer only; `g` has an empty slot).
-    private static func insert(into g: Generation, hash: UInt, pointer: UInt) {
+    /// Fills the first empty slot of `hash`'s probe sequence in `g` with `word` (writer only; `g` has an empty slot).
+    private static func insert(into g: Generation, hash: UInt, word: UInt) {
         var slot = Int(truncatingIfNeeded: hash) & g.mask
-        while g.pointer(slot) != empty { slot = (slot &+ 1) & g.mask }
-        g.fill(slot, hash: hash, pointer: pointer)
+        while g.word(slot) != empty { slot = (slot &+ 1) & g.mask }
+        g.fill(slot, word: word)
     }
 }

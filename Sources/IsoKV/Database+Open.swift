@@ -53,7 +53,7 @@ extension Database {
             let chain = KeyChain.make(
                 key: key, versions: [CommittedVersion(value: Bytes(value), commitTS: write.version, creator: 0)])
             let (stored, _) = directory.loadOrStore(key, chain)
-            index.withWriterLock { $0.insert(key, stored) }
+            index.withWriterLock { $0.insert(stored.key, stored) }
         }
         oracle.commitLock.withLock { last in
             last = recovered.lastSequence

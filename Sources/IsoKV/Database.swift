@@ -162,11 +162,11 @@ public final class Database: KeyValueStore, Sendable {
         return index.withWriterLock { idx in
             if let c = directory.load(key) { return c }
             let chain = KeyChain.make(key: key)
-            idx.insert(key, chain)
+            idx.insert(chain.key, chain)  // (a long key then shares the chain's copy)
             let (stored, loaded) = directory.loadOrStore(key, chain)
             // Every creator of a chain holds the writer lock, so `loaded` is false; if a chain appeared by another
             // path, index that one instead.
-            if loaded { idx.insert(key, stored) }
+            if loaded { idx.insert(stored.key, stored) }
             return stored
         }
     }

@@ -165,13 +165,61 @@ enum HeadWord {
     }
 }
 
+/// A chain's key in 16 bytes (a `Bytes` takes 17, which made the chain object a byte too long for a 64-byte malloc
+/// chunk): a key of up to 15 bytes as the two words of its inline form; a longer one as a +1 reference to a
+/// ``SharedBytes`` holding its bytes, with all bits of `high` set (an inline form's top byte is its count, ≤ 15).
+/// Immutable; the reference is released by the chain's `deinit`.
+struct ChainKey {
+    let low: UInt64
+    let high: UInt64
+
+    static let longMarker = UInt64.max
+
+    init(_ key: Bytes) {
+        if let words = key.inlineWords {
+            (low, high) = (words.low, words.high)
+        } else {
+            let object =
+                key.sharedObject ?? key.withUnsafeBytes { SharedBytes.make(bytes: $0, word0: 0, word1: 0, next: nil) }
+            low = UInt64(UInt(bitPattern: Unmanaged.passRetained(object).toOpaque()))
+            high = Self.longMarker
+        }
+    }
+
+    @inline(__always)
+    var isLong: Bool { high == Self.longMarker }
+
+    @inline(__always)
+    var longObject: Unmanaged<SharedBytes> { Unmanaged.fromOpaque(UnsafeRawPointer(bitPattern: UInt(low))!) }
+
+    /// The key (a long one shares the chain's object).
+    @inline(__always)
+    var bytes: Bytes {
+        isLong ? Bytes(sharing: longObject.takeUnretainedValue()) : Bytes(inlineWords: (low, high))
+    }
+
+    /// Whether this is `key`, without building a `Bytes` for a short key.
+    @inline(__always)
+    func equals(_ key: Bytes) -> Bool {
+        if let words = key.inlineWords { return !isLong && words.low == low && words.high == high }
+        return isLong
+            && longObject._withUnsafeGuaranteedRef { object in
+                key.withUnsafeBytes { k in
+                    object.withUnsafeBytes { o in
+                        k.count == o.count && memcmp(k.baseAddress!, o.baseAddress!, k.count) == 0
+                    }
+                }
+            }
+    }
+}
+
 /// What the chain object holds besides its tail. The key is the last field, next to the tail's `head` (see
 /// ``ChainSync``): the two things every point read touches.
 struct ChainHeader {
     /// Everything mutable except the version list; only reachable with the chain's mutex held.
     var state: ChainState
-    /// The key (immutable).
-    let key: Bytes
+    /// The key (immutable; released by the chain's `deinit` if long).
+    let key: ChainKey
 }
 
 /// The uncommitted write of the transaction that holds the row's exclusive lock.
@@ -230,7 +278,7 @@ package struct KeyChain: @unchecked Sendable {
     package var key: Bytes {
         // Through a pointer to the field alone: `$0.pointee.key` is a formal read of the whole header, which a
         // concurrent `withLock` modifies (its `state`), and ThreadSanitizer reports the two accesses as a race.
-        storage.withUnsafeMutablePointerToHeader { UnsafePointer($0).pointer(to: \.key)!.pointee }
+        storage.withUnsafeMutablePointerToHeader { UnsafePointer($0).pointer(to: \.key)!.pointee.bytes }
     }
 
     /// The chain's lock and the state it guards: `chain.state.withLock { s in … }`.
@@ -308,7 +356,7 @@ final class ChainStorage: ManagedBuffer<ChainHeader, ChainSync> {
     static func make(key: Bytes, versions: [CommittedVersion]) -> ChainStorage {
         let chain = unsafeDowncast(
             ChainStorage.create(minimumCapacity: 1) { _ in
-                ChainHeader(state: ChainState(sync: nil), key: key)
+                ChainHeader(state: ChainState(sync: nil), key: ChainKey(key))
             }, to: ChainStorage.self)
         chain.withUnsafeMutablePointers { header, sync in
             var head: Unmanaged<VersionNode>?
@@ -327,6 +375,10 @@ final class ChainStorage: ManagedBuffer<ChainHeader, ChainSync> {
             // Nobody can walk the list any more: readers reach it only through a reference to this chain.
             HeadWord.node(sync.pointee.head.load(ordering: .relaxed))?.release()
             sync.deinitialize(count: 1)
+        }
+        withUnsafeMutablePointerToHeader { header in
+            let key = UnsafePointer(header).pointer(to: \.key)!.pointee
+            if key.isLong { key.longObject.release() }
         }
     }
 }
@@ -366,7 +418,7 @@ extension ChainStorage {
     /// ``KeyChain/key`` does).
     @inline(__always)
     func hasKey(_ key: Bytes) -> Bool {
-        withUnsafeMutablePointerToHeader { UnsafePointer($0).pointer(to: \.key)!.pointee == key }
+        withUnsafeMutablePointerToHeader { UnsafePointer($0).pointer(to: \.key)!.pointee.equals(key) }
     }
 }
 

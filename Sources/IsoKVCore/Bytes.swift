@@ -79,6 +79,27 @@ public struct Bytes: Hashable, Comparable, Sendable, ExpressibleByStringLiteral,
 
     public init(stringLiteral value: String) { self.init(value) }
 
+    /// The two words of an inline (≤ 15-byte) byte string, or nil for a longer one: with ``init(inlineWords:)``, a
+    /// 16-byte form for storage that keeps short keys without the enum's tag byte (the engine's chains).
+    @inlinable
+    package var inlineWords: (low: UInt64, high: UInt64)? {
+        if case .inline(let low, let high) = storage { return (low, high) }
+        return nil
+    }
+
+    /// The byte string whose ``inlineWords`` are `words`.
+    @inlinable
+    package init(inlineWords words: (low: UInt64, high: UInt64)) {
+        storage = .inline(low: words.low, high: words.high)
+    }
+
+    /// The shared object of a long byte string stored in one, or nil.
+    @inlinable
+    package var sharedObject: SharedBytes? {
+        if case .shared(let s) = storage { return s.object }
+        return nil
+    }
+
     /// The bytes of `object` (which must have some), shared when longer than ``inlineCapacity``, inline otherwise.
     @inlinable
     package init(sharing object: SharedBytes) {

@@ -52,6 +52,26 @@ struct ChainTableTests {
         #expect(grewTo >= 256, "the table never grew")
     }
 
+    /// A slot is one word: the hash's top 20 bits above the chain's address ÷ 16. Encoding and decoding agree for
+    /// any 16-byte-aligned address below 2^48 and any hash; the tag ignores the hash's low bits (the probe start),
+    /// and a live word is never the empty or tombstone word.
+    @Test func slotWordsKeepTheTagAndTheAddress() {
+        var rng = SplitMix64(seed: testSeed("ChainTable slot words"))
+        for _ in 0..<10_000 {
+            let address = UInt(rng.next() % (1 << 44) + 2) << 4
+            let hash = UInt(rng.next())
+            let w = ChainTable.slotWord(hash: hash, chain: address)
+            #expect(ChainTable.address(w) == address)
+            #expect(w & ~(UInt.max >> ChainTable.tagBits) == ChainTable.tag(hash))
+            #expect(ChainTable.tag(hash) == ChainTable.tag(hash ^ UInt(rng.next() % (1 << 44))), "low bits ignored")
+            #expect(w > ChainTable.tombstone)
+        }
+        // A real chain's address fits.
+        let chain = KeyChain.make(key: "k")
+        let bits = UInt(bitPattern: Unmanaged.passUnretained(chain.storage).toOpaque())
+        #expect(ChainTable.address(ChainTable.slotWord(hash: 0, chain: bits)) == bits)
+    }
+
     /// A chain removed while a reader holds it borrowed stays alive until the reader leaves its epoch (the table
     /// retires its reference instead of releasing it), and is freed afterwards.
     @Test func aRemovedChainLivesUntilTheBorrowerLeaves() {

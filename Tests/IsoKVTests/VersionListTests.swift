@@ -1,4 +1,5 @@
 @_spi(Testing) @testable import IsoKV
+import IsoKVCore
 import Testing
 
 /// The chains' lock-free version lists (KeyChain.swift): what the scan reads without the chain's mutex, and how
@@ -39,6 +40,35 @@ struct VersionListTests {
         for v in [viaGet, viaScan, viaDB] {
             #expect(v == first && v.bytes == first.bytes && v.count == 100)
         }
+        expectConsistent(db)
+    }
+
+    /// A chain keeps its key in 16 bytes: a short key as its two inline words, a long one in a shared object that
+    /// the scan index's entry shares too, released with the chain. Lookups, scans and the checker see the same keys.
+    @Test func chainKeysShortAndLong() async throws {
+        let short = Bytes("fifteen-bytes!!")  // 15: inline
+        let long = Bytes("a key of more than fifteen bytes")
+        #expect(short.count == 15 && long.count > 15)
+        for key in [short, long, Bytes.empty] {
+            let chain = KeyChain.make(key: key)
+            #expect(chain.key == key && chain.key.count == key.count)
+            #expect(chain.storage.hasKey(key) && !chain.storage.hasKey(Bytes("other")))
+            #expect(!chain.storage.hasKey(Bytes(key.bytes + [0])), "a longer key with the same prefix")
+        }
+        weak var longObject: SharedBytes?
+        do {
+            let chain = KeyChain.make(key: long)
+            longObject = chain.key.sharedObject
+            #expect(longObject != nil && chain.key.sharedObject === longObject, "one object, shared")
+        }
+        #expect(longObject == nil, "released with the chain")
+        let db = makeDatabase()
+        try await db.put(long, "v")
+        try await db.put(short, "w")
+        #expect(try await db.get(long)?.value == "v")
+        #expect(try await db.get(short)?.value == "w")
+        let keys = try await db.transaction(.snapshot) { tx in try await tx.scan(.all, limit: nil).map(\.key) }
+        #expect(keys == [long, short].sorted())
         expectConsistent(db)
     }
 
