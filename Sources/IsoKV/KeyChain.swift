@@ -320,6 +320,32 @@ package struct KeyChain: @unchecked Sendable {
         }
     }
 
+    /// The head word (``HeadWord``) of the chain stored at `chain` (an index entry's, lent in place), loaded
+    /// without retaining the chain (same conditions as ``committedValue(lentAt:at:)``).
+    @inline(__always)
+    static func headWord(lentAt chain: UnsafePointer<KeyChain>) -> UInt {
+        let object = UnsafeRawPointer(chain).load(as: UnsafeRawPointer.self)
+        return Unmanaged<ChainStorage>.fromOpaque(object)._withUnsafeGuaranteedRef { storage in
+            storage.withUnsafeMutablePointerToElements { $0.pointee.head.load(ordering: .sequentiallyConsistent) }
+        }
+    }
+
+    /// The newest node at or below `snapshot` in the list whose head word is `word` (nil: none), or `.none` if the
+    /// word says the chain is retired. The caller is inside an epoch of the scan index's reclaimer.
+    @inline(__always)
+    static func visibleNode(head word: UInt, at snapshot: UInt64) -> Unmanaged<VersionNode>?? {
+        if word & HeadWord.retiredBit != 0 { return .none }
+        var cur = HeadWord.node(word)
+        while let u = cur {
+            let (found, next) = u._withUnsafeGuaranteedRef { n in
+                n.commitTS <= snapshot ? (true, nil) : (false, n.loadNext())
+            }
+            if found { return .some(u) }
+            cur = next
+        }
+        return .some(nil)
+    }
+
     /// Prunes at `horizon` (see `ChainState.pruneLocked`) and retires the nodes it cut, after the mutex is
     /// released (the chain's lock stays a leaf).
     func prune(horizon: UInt64, reclaimer: EpochReclaimer) -> ChainState.PruneResult {

@@ -228,6 +228,39 @@ struct OrderedIndex<Value> {
         }
     }
 
+    /// Forward ``forEachInPlace(in:after:reverse:_:)`` by runs: `body` gets, leaf by leaf and in order, the
+    /// contiguous entries of the leaf that are in `range` (never empty), in place and valid only during the call,
+    /// until it returns false. Lets a caller work on several entries at once (a scan loads the chains of a group of
+    /// entries before it reads any of them, so that their cache misses overlap).
+    func forEachRunInPlace(in range: KeyRange, _ body: (UnsafeBufferPointer<Entry>) throws -> Bool) rethrows {
+        guard let root else { return }
+        _ = try Self.visitRuns(root, from: range.lower, upper: range.upper, body)
+    }
+
+    private static func visitRuns(
+        _ node: Node, from: Bytes?, upper: Bytes?, _ body: (UnsafeBufferPointer<Entry>) throws -> Bool
+    ) rethrows -> Bool {
+        if node.isLeaf {
+            let start = from.map { node.lowerBound($0, strict: false) } ?? 0
+            let end = upper.map { node.lowerBound($0, strict: false) } ?? node.entries.count
+            if start < end {
+                let more = try node.entries.withUnsafeBufferPointer { entries in
+                    try body(UnsafeBufferPointer(rebasing: entries[start..<end]))
+                }
+                if !more { return false }
+            }
+            return end == node.entries.count
+        }
+        let children = node.children
+        let first = from.map { node.route($0) } ?? 0
+        var c = first
+        while c < children.count {
+            if try !visitRuns(children[c], from: c == first ? from : nil, upper: upper, body) { return false }
+            c += 1
+        }
+        return true
+    }
+
     /// Entries `≥ from` (`> from` when `strict`; all when nil) and `< upper`, ascending. Returns false once `body`
     /// stopped the walk or the upper bound was reached.
     private static func visitForward(

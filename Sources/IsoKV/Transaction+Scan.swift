@@ -1,5 +1,48 @@
 import IsoKVCore
 extension Transaction {
+    /// Rows of `run` (index entries lent in place) visible at `snapshot`, appended to `out` until it holds `max`;
+    /// returns whether the scan goes on. For a transaction with no pending write, inside the index's epoch.
+    @inline(__always)
+    func scanGroups(
+        _ run: UnsafeBufferPointer<OrderedIndex<KeyChain>.Entry>, snapshot: UInt64, txid: UInt64,
+        into out: inout [KeyValue], max: Int
+    ) throws -> Bool {
+        let group = 8
+        return withUnsafeTemporaryAllocation(of: UInt.self, capacity: group) { heads in
+            var start = 0
+            while start < run.count {
+                let n = Swift.min(group, run.count - start)
+                for k in 0..<n {
+                    let chain = UnsafeRawPointer(run.baseAddress! + start + k).advanced(by: Self.entryChainOffset)
+                    heads[k] = KeyChain.headWord(lentAt: chain.assumingMemoryBound(to: KeyChain.self))
+                }
+                for k in 0..<n {
+                    switch KeyChain.visibleNode(head: heads[k], at: snapshot) {
+                    case .some(let node): heads[k] = node.map { UInt(bitPattern: $0.toOpaque()) } ?? 0
+                    case .none: heads[k] = HeadWord.retiredBit  // retired: looked up below
+                    }
+                }
+                for k in 0..<n {
+                    let key = run[start + k].key
+                    let value: Bytes?
+                    if heads[k] == HeadWord.retiredBit {
+                        value = db.read(key, txid: txid, snapshot: snapshot, dirty: false)
+                    } else if let node = HeadWord.node(heads[k]) {
+                        value = node._withUnsafeGuaranteedRef { $0.value }
+                    } else {
+                        value = nil
+                    }
+                    if let value {
+                        out.append(KeyValue(key: key, value: value))
+                        if out.count >= max { return false }
+                    }
+                }
+                start += n
+            }
+            return true
+        }
+    }
+
     /// Where an index entry keeps its chain (one reference).
     static let entryChainOffset = MemoryLayout<OrderedIndex<KeyChain>.Entry>.offset(of: \.value)!
 
@@ -53,6 +96,15 @@ extension Transaction {
             let lockFree = !dirty && !serial && snap != nil
             let wroteAny = !written.isEmpty
             try db.index.read { idx in
+                if lockFree && !wroteAny && !reverse {
+                    // The common case, by groups of entries: load every chain's head, then every visible node, then
+                    // build the rows, so that the cache misses of a group overlap instead of queueing behind each
+                    // row's reference count (an atomic write, which orders the loads after it).
+                    try idx.forEachRunInPlace(in: range) { run in
+                        try scanGroups(run, snapshot: snap!, txid: txid, into: &out, max: max)
+                    }
+                    return
+                }
                 try idx.forEachInPlace(in: range, after: nil, reverse: reverse) { lent in
                     if lockFree && !wroteAny {
                         // The common case reads the entry where it lies: no copy, so no reference count written.

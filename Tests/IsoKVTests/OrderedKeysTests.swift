@@ -93,6 +93,24 @@ struct PersistentOrderedIndexTests {
             let inRange = sorted.filter { range.contains($0) }
             #expect(idx.keys(in: range, after: nil, reverse: false, max: .max) == inRange)
             #expect(idx.keys(in: range, after: nil, reverse: true, max: .max) == inRange.reversed())
+            // By runs (the scan's grouped path): the same keys, each run non-empty and within one leaf.
+            var byRuns: [Bytes] = []
+            var runs = 0
+            idx.forEachRunInPlace(in: range) { run in
+                #expect(!run.isEmpty && run.count <= OrderedKeys.maxLeaf)
+                byRuns += run.map(\.key)
+                runs += 1
+                return true
+            }
+            #expect(byRuns == inRange)
+            if !inRange.isEmpty {  // stopping after the first run
+                var first: [Bytes] = []
+                idx.forEachRunInPlace(in: range) { run in
+                    first = run.map(\.key)
+                    return false
+                }
+                #expect(first == Array(inRange.prefix(first.count)) && !first.isEmpty)
+            }
             // A cursor is a key of the range (a previous page's last key).
             let cursor = Bytes("r\(rng.next() % 12_000)")
             guard range.contains(cursor) else { continue }
