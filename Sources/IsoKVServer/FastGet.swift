@@ -72,7 +72,7 @@ final class FastGetPath: Sendable {
         out.writeStaticString("\r\nServer: ")
         out.writeString(serverName)
         out.writeStaticString("\r\n\r\n")
-        out.writeBytes(current.value.bytes)
+        _ = current.value.withUnsafeBytes { out.writeBytes($0) }  // (no array copy of a shared value)
         return out
     }
 }

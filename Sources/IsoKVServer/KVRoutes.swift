@@ -49,7 +49,8 @@ struct KVRoutes {
         }
         headers[.contentType] = "application/octet-stream"
         headers[.xContentTypeOptions] = "nosniff"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: current.value.bytes)))
+        let body = current.value.withUnsafeBytes { ByteBuffer(bytes: $0) }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
     }
 
     private func wantsJSON(_ request: Request) -> Bool {

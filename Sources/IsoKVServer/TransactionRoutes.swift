@@ -252,7 +252,8 @@ struct TransactionRoutes {
         if let v = r.version { headers[.eTag] = ETag.format(v) }
         headers[.contentType] = "application/octet-stream"
         headers[.xContentTypeOptions] = "nosniff"
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: value.bytes)))
+        let body = value.withUnsafeBytes { ByteBuffer(bytes: $0) }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
     }
 
     func kvPut(_ request: Request, id: String) async throws -> Response {
