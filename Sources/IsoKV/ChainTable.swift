@@ -81,7 +81,7 @@ final class ChainTable: KeyDirectory, @unchecked Sendable {
         return tag(hash) | bits &>> 4
     }
 
-    /// The tag part of a slot word for `hash`.
+    /// The tag part of `hash` (its top ``tagBits`` bits, in place), and of a slot word.
     @inline(__always)
     static func tag(_ hash: UInt) -> UInt { hash & ~(UInt.max &>> tagBits) }
 
@@ -158,7 +158,7 @@ final class ChainTable: KeyDirectory, @unchecked Sendable {
             while true {
                 let w = g.word(slot)
                 if w == Self.empty { return nil }
-                if w != Self.tombstone && w & ~(UInt.max &>> Self.tagBits) == tag {
+                if w != Self.tombstone && Self.tag(w) == tag {
                     let chain = Self.chain(Self.address(w))
                     if chain._withUnsafeGuaranteedRef({ $0.hasKey(key) }) { return chain }
                 }

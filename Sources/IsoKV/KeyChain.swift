@@ -52,6 +52,21 @@ extension SharedBytes {
     @inline(__always) var value: Bytes? { isTombstone ? nil : Bytes(sharing: self) }
 
     var version: CommittedVersion { CommittedVersion(value: value, commitTS: commitTS, creator: creator) }
+
+    /// The newest node at or below `snapshot` in the list starting at `node` (nil: none): the one walk of a version
+    /// list, for every reader (lock-free inside an epoch, or under the chain's mutex).
+    @inline(__always)
+    static func visible(from node: Unmanaged<VersionNode>?, at snapshot: UInt64) -> Unmanaged<VersionNode>? {
+        var cur = node
+        while let u = cur {
+            let (found, next) = u._withUnsafeGuaranteedRef { n in
+                n.commitTS <= snapshot ? (true, nil) : (false, n.loadNext())
+            }
+            if found { return u }
+            cur = next
+        }
+        return nil
+    }
 }
 
 /// The tail of a ``KeyChain`` object: the head of its version list, at an address that never changes, right behind
@@ -204,11 +219,7 @@ struct ChainKey {
         if let words = key.inlineWords { return !isLong && words.low == low && words.high == high }
         return isLong
             && longObject._withUnsafeGuaranteedRef { object in
-                key.withUnsafeBytes { k in
-                    object.withUnsafeBytes { o in
-                        k.count == o.count && memcmp(k.baseAddress!, o.baseAddress!, k.count) == 0
-                    }
-                }
+                key.withUnsafeBytes { k in object.withUnsafeBytes { Bytes.sameBytes(k, $0) } }
             }
     }
 }
@@ -288,9 +299,7 @@ package struct KeyChain: @unchecked Sendable {
     /// The head word (``HeadWord``), loaded lock-free. The caller must be inside an epoch of the scan index's
     /// reclaimer (or hold the chain's mutex) while it uses the node.
     @inline(__always)
-    var headWord: UInt {
-        storage.withUnsafeMutablePointerToElements { $0.pointee.head.load(ordering: .sequentiallyConsistent) }
-    }
+    var headWord: UInt { storage.headWord }
 
     /// The value visible at `snapshot` (nil: absent or deleted), read without the chain's mutex. The caller must
     /// be inside an epoch of the scan index's reclaimer (``ScanIndex/read(_:)``, ``ScanIndex/withEpoch(_:)``) and
@@ -306,28 +315,29 @@ package struct KeyChain: @unchecked Sendable {
         }
     }
 
-    /// ``committedValue(at:)`` of the chain stored at `chain` (an index entry's, lent in place), without retaining
-    /// it: the reference is read as bits and used unretained, which is valid while the entry is (the caller is
-    /// inside the scan index's epoch, which keeps the published tree and its chains alive). A retain would write the
-    /// chain's reference count — a cache line that every other thread scanning the same keys reads.
+    /// The chain object stored at `chain` (an index entry's, lent in place), not retained: the reference is read as
+    /// bits, which is valid while the entry is (the caller is inside the scan index's epoch, which keeps the
+    /// published tree and its chains alive). A retain would write the chain's reference count — a cache line that
+    /// every other thread scanning the same keys reads.
+    @inline(__always)
+    static func storage(lentAt chain: UnsafePointer<KeyChain>) -> Unmanaged<ChainStorage> {
+        Unmanaged.fromOpaque(UnsafeRawPointer(chain).load(as: UnsafeRawPointer.self))
+    }
+
+    /// ``committedValue(at:)`` of the chain lent at `chain` (see ``storage(lentAt:)``), without retaining it.
     @inline(__always)
     static func committedValue(lentAt chain: UnsafePointer<KeyChain>, at snapshot: UInt64) -> Bytes?? {
-        let object = UnsafeRawPointer(chain).load(as: UnsafeRawPointer.self)
-        switch Unmanaged<ChainStorage>.fromOpaque(object)._withUnsafeGuaranteedRef({ $0.committedRead(at: snapshot) }) {
+        switch storage(lentAt: chain)._withUnsafeGuaranteedRef({ $0.committedRead(at: snapshot) }) {
         case .found(let value, _): return .some(value)
         case .notFound: return .some(nil)
         case .retired: return .none
         }
     }
 
-    /// The head word (``HeadWord``) of the chain stored at `chain` (an index entry's, lent in place), loaded
-    /// without retaining the chain (same conditions as ``committedValue(lentAt:at:)``).
+    /// The head word (``HeadWord``) of the chain lent at `chain` (see ``storage(lentAt:)``), without retaining it.
     @inline(__always)
     static func headWord(lentAt chain: UnsafePointer<KeyChain>) -> UInt {
-        let object = UnsafeRawPointer(chain).load(as: UnsafeRawPointer.self)
-        return Unmanaged<ChainStorage>.fromOpaque(object)._withUnsafeGuaranteedRef { storage in
-            storage.withUnsafeMutablePointerToElements { $0.pointee.head.load(ordering: .sequentiallyConsistent) }
-        }
+        storage(lentAt: chain)._withUnsafeGuaranteedRef { $0.headWord }
     }
 
     /// The newest node at or below `snapshot` in the list whose head word is `word` (nil: none), or `.none` if the
@@ -335,15 +345,7 @@ package struct KeyChain: @unchecked Sendable {
     @inline(__always)
     static func visibleNode(head word: UInt, at snapshot: UInt64) -> Unmanaged<VersionNode>?? {
         if word & HeadWord.retiredBit != 0 { return .none }
-        var cur = HeadWord.node(word)
-        while let u = cur {
-            let (found, next) = u._withUnsafeGuaranteedRef { n in
-                n.commitTS <= snapshot ? (true, nil) : (false, n.loadNext())
-            }
-            if found { return .some(u) }
-            cur = next
-        }
-        return .some(nil)
+        return .some(VersionNode.visible(from: HeadWord.node(word), at: snapshot))
     }
 
     /// Prunes at `horizon` (see `ChainState.pruneLocked`) and retires the nodes it cut, after the mutex is
@@ -426,18 +428,17 @@ extension ChainStorage {
     /// reclaimer, no pending write of its own on this chain).
     @inline(__always)
     func committedRead(at snapshot: UInt64) -> CommittedRead {
-        let word = withUnsafeMutablePointerToElements { $0.pointee.head.load(ordering: .sequentiallyConsistent) }
-        if word & HeadWord.retiredBit != 0 { return .retired }
-        var cur = HeadWord.node(word)
-        while let u = cur {
-            let (found, value, next): (Bool, Bytes?, Unmanaged<VersionNode>?) = u._withUnsafeGuaranteedRef { n in
-                n.commitTS <= snapshot
-                    ? (true, n.value, nil) : (false, nil, n.loadNext())
-            }
-            if found { return .found(value, commitTS: u._withUnsafeGuaranteedRef { $0.commitTS }) }
-            cur = next
+        switch KeyChain.visibleNode(head: headWord, at: snapshot) {
+        case .none: return .retired
+        case .some(nil): return .notFound
+        case .some(let node?): return node._withUnsafeGuaranteedRef { .found($0.value, commitTS: $0.commitTS) }
         }
-        return .notFound
+    }
+
+    /// The head word (``HeadWord``), loaded lock-free (sequentially consistent).
+    @inline(__always)
+    var headWord: UInt {
+        withUnsafeMutablePointerToElements { $0.pointee.head.load(ordering: .sequentiallyConsistent) }
     }
 
     /// Whether this chain's key is `key` (the key is immutable; read through a pointer to the field alone, as
@@ -650,16 +651,7 @@ struct ChainState {
     /// visible at `snapshot`. `.some(nil)` means "absent".
     func read(txid: UInt64, snapshot: UInt64, dirty: Bool) -> Bytes? {
         if let p = pending, dirty || p.owner == txid { return p.value }
-        var cur = headNode
-        while let u = cur {
-            let (found, value, next): (Bool, Bytes?, Unmanaged<VersionNode>?) = u._withUnsafeGuaranteedRef { n in
-                n.commitTS <= snapshot
-                    ? (true, n.value, nil) : (false, nil, n.loadNext())
-            }
-            if found { return value }
-            cur = next
-        }
-        return nil
+        return VersionNode.visible(from: headNode, at: snapshot)?._withUnsafeGuaranteedRef { $0.value }
     }
 
     // MARK: Row locks

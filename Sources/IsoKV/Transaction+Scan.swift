@@ -13,8 +13,7 @@ extension Transaction {
             while start < run.count {
                 let n = Swift.min(group, run.count - start)
                 for k in 0..<n {
-                    let chain = UnsafeRawPointer(run.baseAddress! + start + k).advanced(by: Self.entryChainOffset)
-                    heads[k] = KeyChain.headWord(lentAt: chain.assumingMemoryBound(to: KeyChain.self))
+                    heads[k] = KeyChain.headWord(lentAt: (run.baseAddress! + start + k).pointer(to: \.value)!)
                 }
                 for k in 0..<n {
                     switch KeyChain.visibleNode(head: heads[k], at: snapshot) {
@@ -42,9 +41,6 @@ extension Transaction {
             return true
         }
     }
-
-    /// Where an index entry keeps its chain (one reference).
-    static let entryChainOffset = MemoryLayout<OrderedIndex<KeyChain>.Entry>.offset(of: \.value)!
 
     /// Scans `range` in key order (descending when `reverse`), returning at most `limit` visible rows.
     ///
@@ -108,10 +104,8 @@ extension Transaction {
                 try idx.forEachInPlace(in: range, after: nil, reverse: reverse) { lent in
                     if lockFree && !wroteAny {
                         // The common case reads the entry where it lies: no copy, so no reference count written.
-                        let chain = UnsafeRawPointer(lent).advanced(by: Self.entryChainOffset)
-                            .assumingMemoryBound(to: KeyChain.self)
                         let key = lent.pointee.key
-                        if let value = KeyChain.committedValue(lentAt: chain, at: snap!)
+                        if let value = KeyChain.committedValue(lentAt: lent.pointer(to: \.value)!, at: snap!)
                             ?? db.read(key, txid: txid, snapshot: snap, dirty: false)  // retired: look it up
                         {
                             out.append(KeyValue(key: key, value: value))

@@ -13,8 +13,8 @@ import Foundation
 /// allocation, so copying it writes no reference count, and comparing or hashing it reads no other memory); a longer
 /// one in a `[UInt8]`, or — for a value read from the engine — in the engine's own version object, shared rather than
 /// copied. Short byte strings are always inline (never on the heap), which is what makes equality and hashing a
-/// few word operations for short keys; a long one compares and hashes by its bytes whichever its storage. Dictionaries and sets hash a `Bytes` with a
-/// keyed multiply-mix hash (wyhash's construction, keyed by the table's per-process random seed) instead of SipHash;
+/// few word operations for short keys; a long one compares and hashes by its bytes whichever its storage.
+/// Dictionaries and sets hash a `Bytes` with a keyed multiply-mix hash (wyhash's construction, keyed by the table's per-process random seed) instead of SipHash;
 /// `hash(into:)` feeds the standard `Hasher`.
 public struct Bytes: Hashable, Comparable, Sendable, ExpressibleByStringLiteral, CustomStringConvertible {
     /// Byte strings of at most this many bytes are stored inline.
@@ -174,26 +174,17 @@ public struct Bytes: Hashable, Comparable, Sendable, ExpressibleByStringLiteral,
     public static func == (lhs: Bytes, rhs: Bytes) -> Bool {
         switch (lhs.storage, rhs.storage) {
         case (.inline(let l0, let h0), .inline(let l1, let h1)): return l0 == l1 && h0 == h1
-        case (.heap(let a), .heap(let b)): return equal(a, b)
         case (.inline, _), (_, .inline): return false  // a short string is never on the heap, a long one never inline
-        default:
-            return lhs.withUnsafeBytes { a in
-                rhs.withUnsafeBytes { b in
-                    a.count == b.count && (a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0)
-                }
-            }
+        default: return lhs.withUnsafeBytes { a in rhs.withUnsafeBytes { sameBytes(a, $0) } }
         }
     }
 
+    /// Whether two byte buffers hold the same bytes (`memcmp`, after the count; one buffer is equal to itself).
     @inlinable
-    static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        a.withUnsafeBytes { pa in
-            b.withUnsafeBytes { pb in
-                guard pa.count == pb.count else { return false }
-                guard pa.count > 0, let x = pa.baseAddress, let y = pb.baseAddress else { return true }
-                return x == y || memcmp(x, y, pa.count) == 0
-            }
-        }
+    package static func sameBytes(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        guard a.count == b.count else { return false }
+        guard a.count > 0, let x = a.baseAddress, let y = b.baseAddress else { return true }
+        return x == y || memcmp(x, y, a.count) == 0
     }
 
     /// Feeds the bytes to the hasher (two words for an inline value; the bytes and the count otherwise).
