@@ -21,7 +21,7 @@ extension Database {
         try await mappingStorageErrors {
             try await Self.writeBackup(
                 destination, sequence: snapshot,
-                entries: SnapshotEntries(chains: chains, snapshot: snapshot))
+                entries: CopyEntries(chains: chains, bound: .snapshot(snapshot)))
         }
         return snapshot
     }

@@ -60,12 +60,12 @@ package final class DurableStore: Sendable {
         }
     }
 
-    /// A checkpoint from a registered snapshot: versions it needs stay (GC respects the snapshot) while commits
-    /// continue; the log deletes the segments it covers.
+    /// A fuzzy checkpoint: every key's newest published version as the writer reaches it (``CopyEntries/Bound/newestPublished(_:)``),
+    /// covering the commits up to the newest one published when it started; the log replays the later ones over
+    /// it at recovery and deletes the segments it covers. Commits continue meanwhile and no snapshot is pinned.
     func writeCheckpoint(_ db: Database) async throws {
-        let (snapshot, chains) = db.registerSnapshotForCopy()
-        defer { db.releaseSnapshotForCopy(snapshot) }
-        try await log.checkpoint(sequence: snapshot, entries: SnapshotEntries(chains: chains, snapshot: snapshot))
+        let (start, chains) = db.chainsForFuzzyCopy()
+        try await log.checkpoint(sequence: start, entries: CopyEntries(chains: chains, bound: .newestPublished(db.oracle)))
     }
 
     func close() async {

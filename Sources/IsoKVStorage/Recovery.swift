@@ -6,12 +6,15 @@
 
 /// What recovery found in a data directory: the checkpoint, then the commits to replay after it.
 ///
-/// Apply ``checkpointEntries`` first (a full committed state as of ``checkpointSequence``), then ``commits`` in
-/// order; every commit has `sequence > checkpointSequence`.
+/// Apply ``checkpointEntries`` first (a copy of the committed state taken at or after ``checkpointSequence``: each
+/// key as of some moment no earlier than it), then ``commits`` in order; every commit has
+/// `sequence > checkpointSequence`. The result is the state at the end of the log either way (see
+/// ``WriteAheadLog/checkpoint(sequence:entries:)``).
 public struct RecoveredState: Sendable {
     /// The sequence the checkpoint covers (0 when there is none).
     public var checkpointSequence: UInt64 = 0
-    /// The committed state as of ``checkpointSequence`` (empty when there is no checkpoint).
+    /// The committed state copied from ``checkpointSequence`` on (empty when there is no checkpoint). An entry's
+    /// version may be above ``checkpointSequence``: then ``commits`` holds the record that wrote it.
     public var checkpointEntries: [KeyWrite] = []
     /// Commit records after the checkpoint, in log order.
     public var commits: [CommitRecord] = []
@@ -64,6 +67,8 @@ enum Recovery {
         if names.contains(DataDirectory.checkpointName) {
             try readCheckpoint(DataDirectory.join(directory, DataDirectory.checkpointName), into: &state)
         }
+        // An entry copied after the checkpoint's sequence carries a later version, whose record follows in the log
+        // (so it is at most the final `lastSequence`; an entry above that is damage, which `check` reports).
         state.lastSequence = state.checkpointSequence
 
         let numbers = names.compactMap(DataDirectory.segmentNumber).sorted()

@@ -5,22 +5,32 @@
 #endif
 
 extension WriteAheadLog {
-    /// Writes a checkpoint of the committed state as of commit `sequence`, then deletes the WAL segments it covers.
+    /// Writes a checkpoint that replaces every record with sequence ≤ `sequence`, then deletes the WAL segments it
+    /// covers.
     ///
-    /// `entries` must be exactly the committed state after every commit with sequence ≤ `sequence` and none after
-    /// (an MVCC snapshot at `sequence`; tombstones may be included to keep versions monotonic). Appends continue
-    /// while it runs. Protocol (DESIGN.md "Checkpoints"):
+    /// `entries` is a copy of the committed state taken at or after commit `sequence`, key by key: each key's
+    /// newest committed write as of the moment it was read, a moment no earlier than `sequence` (a *fuzzy* copy, as
+    /// PostgreSQL's checkpoints are); an MVCC snapshot at `sequence` is the special case where every key was read
+    /// at the same moment. Every entry must come from a commit the engine has already enqueued in this log.
+    /// Recovery applies the entries and then every record with sequence > `sequence` in log order, which converges
+    /// to the state at the end of the log: a key written after its copy was taken is written again by those
+    /// records, and a key they do not write was copied at its value at `sequence` or at a later write of it whose
+    /// record they contain (DESIGN.md "Checkpoints"). Appends continue while it runs. Protocol:
     /// 1. write header, entries and a footer (entry count, sequence) to `checkpoint.ikv.tmp`, in 1 MiB chunks on
     ///    the log's I/O queue;
-    /// 2. fsync the temp file;
-    /// 3. rename it over `checkpoint.ikv` (atomic), fsync the directory;
-    /// 4. delete, oldest first, each closed segment whose records all have sequence ≤ `sequence`, fsyncing the
+    /// 2. make every record enqueued so far as durable as the checkpoint will be (``flushForCheckpoint()``): an
+    ///    entry copied from a commit after `sequence` must not outlive that commit's record, or a crash could
+    ///    recover half of a transaction;
+    /// 3. fsync the temp file;
+    /// 4. rename it over `checkpoint.ikv` (atomic), fsync the directory;
+    /// 5. delete, oldest first, each closed segment whose records all have sequence ≤ `sequence`, fsyncing the
     ///    directory after each (so segment numbers stay contiguous whatever survives a crash).
-    /// A failure before step 3 leaves the previous checkpoint in place (the temp file is removed); the log itself
-    /// stays usable. Throws ``StorageError/checkpointInProgress`` if another checkpoint runs.
+    /// A failure before step 4 leaves the previous checkpoint in place (the temp file is removed); the log itself
+    /// stays usable unless step 2 found it failed. Throws ``StorageError/checkpointInProgress`` if another
+    /// checkpoint runs.
     ///
     /// ```swift
-    /// try await log.checkpoint(sequence: snapshot.sequence, entries: AsyncEntries(snapshot.entries))
+    /// try await log.checkpoint(sequence: startedAt, entries: AsyncEntries(copy))
     /// ```
     public func checkpoint<Entries: AsyncSequence>(sequence: UInt64, entries: Entries) async throws
     where Entries.Element == KeyWrite {
@@ -58,6 +68,7 @@ extension WriteAheadLog {
             try WALFormat.appendFrame(to: &chunk) {
                 WALFormat.encodeCheckpointFooter(entries: count, sequence: sequence, into: &$0)
             }
+            try await flushForCheckpoint()
             let last = chunk
             let directory = self.directory
             let sync = options.durability != .unsafeNoSync
@@ -83,7 +94,29 @@ extension WriteAheadLog {
         shared.withLock { $0.stats.checkpoints += 1 }
     }
 
-    /// Step 4 of ``checkpoint(sequence:entries:)``.
+    /// Step 2 of ``checkpoint(sequence:entries:)``: waits until every record enqueued before this call is written
+    /// (in every mode, `.unsafeNoSync` included, so that a process crash cannot keep a checkpoint entry and lose
+    /// its record) and, in `.fsync` and `.buffered`, on stable storage (`.fsync` acknowledges only synced records;
+    /// `.buffered` syncs a segment at rotation, so the segment holding the tail is synced here). Throws the log's
+    /// failure if it failed.
+    func flushForCheckpoint() async throws {
+        let end = shared.withLock { $0.enqueuedLSN }
+        try await waitDurable(DurabilityTicket(end: end, overQueueLimit: true), force: true)
+        guard options.durability == .buffered else { return }
+        // Records up to `end` are in the current segment or in closed ones (synced when they were closed). If the
+        // flusher rotates after this load, the segment synced here is one it synced already: harmless.
+        let number = shared.withLock { $0.currentSegment }
+        let path = DataDirectory.join(directory, DataDirectory.segmentName(number))
+        let faults = options.faults
+        try await blocking { () throws(StorageError) in
+            let fd = try FileIO.open(path, O_RDONLY)
+            defer { Glibc.close(fd) }
+            try FileIO.datasync(fd, path: path, point: .walSync, faults: faults)
+        }
+        shared.withLock { $0.stats.syncs += 1 }
+    }
+
+    /// Step 5 of ``checkpoint(sequence:entries:)``.
     func deleteSegments(coveredBy sequence: UInt64) async throws {
         let victims = shared.withLock { s -> [ClosedSegment] in
             let n = s.closedSegments.prefix { $0.maxSequence <= sequence }.count

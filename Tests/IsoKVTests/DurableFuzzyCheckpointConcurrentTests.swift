@@ -1,0 +1,124 @@
+import Dispatch
+import Foundation
+@_spi(Testing) import IsoKV
+import IsoKVStorage
+import IsoKVTestSupport
+import Synchronization
+import Testing
+
+/// Checkpoints are fuzzy copies: they pin no snapshot (garbage collection keeps running while one is written), the
+/// copy may hold some keys as of before a transaction and others as of after it, and recovery — the copy, then the
+/// log's records after the checkpoint's sequence — still gives exactly the committed state, whole transactions only.
+/// `Concurrent`: the checkpoint's I/O queue, the log's flusher and the test task run at once (TSan runs it).
+@Suite struct DurableFuzzyCheckpointConcurrentTests {
+    /// Pauses the checkpoint at its first chunk write (after about 1 MiB of entries were copied, with more to
+    /// come) until the test lets it go. The hook runs on the log's I/O queue, a thread the log owns: it may block.
+    final class Pause: Sendable {
+        let reached = Atomic<Bool>(false)
+        let release = DispatchSemaphore(value: 0)
+        let used = Atomic<Bool>(false)
+
+        var hook: FaultHook {
+            FaultHook { [self] point in
+                if point == .checkpointWrite, !used.exchange(true, ordering: .acquiringAndReleasing) {
+                    reached.store(true, ordering: .releasing)
+                    release.wait()
+                }
+                return nil
+            }
+        }
+
+        func waitUntilReached() async throws {
+            while !reached.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(2)) }
+        }
+    }
+
+    @Test func aCheckpointPinsNoVersionsAndItsFuzzyCopyRecoversWholeTransactions() async throws {
+        let dir = TemporaryDirectory("db-fuzzy-ckpt")
+        defer { dir.remove() }
+        let pause = Pause()
+        let db = try await Database.open(
+            path: dir.path, options: durableOptions(segmentBytes: 1 << 16, faults: pause.hook))
+        // 20 000 keys of ~100-byte values: about 2.5 MiB of checkpoint entries, so the first 1 MiB chunk is
+        // written (and paused) with more than half of the keys still to copy.
+        let keyCount = 20_000
+        let keys = (0..<keyCount).map { Bytes("key-\($0)") }
+        let filler = String(repeating: "x", count: 90)
+        for start in stride(from: 0, to: keyCount, by: 2_000) {
+            try await db.transaction(.snapshot) { tx in
+                for i in start..<(start + 2_000) { try await tx.put(keys[i], Bytes("old-\(i)-\(filler)")) }
+            }
+        }
+        let versionsBefore = db.statistics().versions
+        #expect(versionsBefore == keyCount)
+
+        let checkpoint = Task { try await db.checkpoint() }
+        try await pause.waitUntilReached()
+        // Mid-copy: one transaction rewrites every key (the copy holds some keys before it and some after it),
+        // then one key is rewritten 100 times.
+        try await db.transaction(.snapshot) { tx in
+            for i in 0..<keyCount { try await tx.put(keys[i], Bytes("new-\(i)-\(filler)")) }
+        }
+        for n in 0..<100 { try await db.put(keys[0], Bytes("hot-\(n)")) }
+        // Nothing pins the old versions: each key is back to one version (a snapshot registered for the whole
+        // copy kept every version written meanwhile: 2 × keys + 100).
+        #expect(db.statistics().versions == keyCount)
+        pause.release.signal()
+        try await checkpoint.value
+
+        // The checkpoint really is fuzzy: entries copied before the rewrite (at or below its sequence) and after
+        // it (above), and the log still holds the rewrite's record after the checkpoint.
+        let state = try WriteAheadLog.check(directory: dir.path)
+        let copiedBefore = state.checkpointEntries.filter { $0.version <= state.checkpointSequence }.count
+        let copiedAfter = state.checkpointEntries.filter { $0.version > state.checkpointSequence }.count
+        #expect(copiedBefore > 0 && copiedAfter > 0 && copiedBefore + copiedAfter == keyCount)
+        #expect(state.commits.count == 101 && state.commits.allSatisfy { $0.sequence > state.checkpointSequence })
+
+        let expected = try await contents(db, keys)
+        let last = db.statistics().lastCommit
+        await db.close()
+        let reopened = try await Database.open(path: dir.path, options: durableOptions())
+        let recovered = try await contents(reopened, keys)
+        #expect(recovered.count == keyCount)
+        #expect(recovered == expected)  // values and versions
+        #expect(recovered[keys[0]]?.value == "hot-99")
+        #expect(recovered[keys[keyCount - 1]]?.value == Bytes("new-\(keyCount - 1)-\(filler)"))
+        #expect(reopened.statistics().lastCommit == last)
+        await reopened.close()
+    }
+
+    /// Entries copied from commits after the checkpoint's sequence survive only with their records: the checkpoint
+    /// makes the log as durable as itself before it installs the copy. `.unsafeNoSync`: a commit returns before its
+    /// record is written — here the flusher's writes are slowed down, so records are still queued when the
+    /// checkpoint starts — and the checkpoint waits for them: once it returns, the segment holds every record.
+    @Test func unsafeNoSyncRecordsAreWrittenBeforeTheCopyIsInstalled() async throws {
+        let dir = TemporaryDirectory("db-fuzzy-flush")
+        defer { dir.remove() }
+        let slowWrites = FaultHook { point in
+            if point == .walWrite { usleep(20_000) }  // the flusher's own thread
+            return nil
+        }
+        let db = try await Database.open(
+            path: dir.path, options: durableOptions(.unsafeNoSync, segmentBytes: 1 << 20, faults: slowWrites))
+        for i in 0..<500 { try await db.put(Bytes("k\(i % 50)"), Bytes("v\(i)")) }
+        let last = db.statistics().lastCommit
+        try await db.checkpoint()
+        let state = try WriteAheadLog.check(directory: dir.path)  // beside the live store, without its lock
+        #expect(state.checkpointSequence == last)
+        #expect(state.segments.last?.maxSequence == last)
+        await db.close()
+    }
+
+    /// `.buffered`: records are written at once but synced only at rotation and close; a checkpoint syncs the
+    /// segment holding the log's tail before installing its copy (one more sync in the log's statistics).
+    @Test func bufferedLogIsSyncedBeforeTheCopyIsInstalled() async throws {
+        let dir = TemporaryDirectory("db-fuzzy-sync")
+        defer { dir.remove() }
+        let db = try await Database.open(path: dir.path, options: durableOptions(.buffered, segmentBytes: 1 << 20))
+        for i in 0..<100 { try await db.put(Bytes("k\(i % 50)"), Bytes("v\(i)")) }
+        let syncs = try #require(db.statistics().wal?.syncs)
+        try await db.checkpoint()
+        #expect(db.statistics().wal?.syncs == syncs + 1)
+        await db.close()
+    }
+}
