@@ -65,7 +65,8 @@ package final class DurableStore: Sendable {
     /// it at recovery and deletes the segments it covers. Commits continue meanwhile and no snapshot is pinned.
     func writeCheckpoint(_ db: Database) async throws {
         let (start, chains) = db.chainsForFuzzyCopy()
-        try await log.checkpoint(sequence: start, entries: CopyEntries(chains: chains, bound: .newestPublished(db.oracle)))
+        try await log.checkpoint(
+            sequence: start, entries: CopyEntries(chains: chains, bound: .newestPublished(db.oracle)))
     }
 
     func close() async {
