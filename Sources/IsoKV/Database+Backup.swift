@@ -16,12 +16,11 @@ extension Database {
     /// fails.
     @discardableResult
     public func backup(to destination: String) async throws -> UInt64 {
-        let (snapshot, chains) = registerSnapshotForCopy()
+        let snapshot = registerSnapshotForCopy()
         defer { releaseSnapshotForCopy(snapshot) }
         try await mappingStorageErrors {
             try await Self.writeBackup(
-                destination, sequence: snapshot,
-                entries: CopyEntries(chains: chains, bound: .snapshot(snapshot)))
+                destination, sequence: snapshot, entries: CopyEntries(index: index, bound: .snapshot(snapshot)))
         }
         return snapshot
     }

@@ -64,9 +64,10 @@ package final class DurableStore: Sendable {
     /// covering the commits up to the newest one published when it started; the log replays the later ones over
     /// it at recovery and deletes the segments it covers. Commits continue meanwhile and no snapshot is pinned.
     func writeCheckpoint(_ db: Database) async throws {
-        let (start, chains) = db.chainsForFuzzyCopy()
+        // Every commit up to `start` is installed and in the scan index (the copy walks it).
+        let start = db.oracle.latest()
         try await log.checkpoint(
-            sequence: start, entries: CopyEntries(chains: chains, bound: .newestPublished(db.oracle)))
+            sequence: start, entries: CopyEntries(index: db.index, bound: .newestPublished(db.oracle)))
     }
 
     func close() async {

@@ -60,9 +60,12 @@ extension WriteAheadLog {
                 try WALFormat.appendFrame(to: &chunk) { WALFormat.encodeCheckpointEntry(entry, into: &$0) }
                 count += 1
                 if chunk.count >= 1 << 20 {
+                    // Written before it is emptied, so that the one buffer is reused (emptying it while the write
+                    // still held it allocated a new megabyte per chunk, which glibc then served from the heap
+                    // between the engine's nodes).
                     let full = chunk
-                    chunk.removeAll(keepingCapacity: true)
                     try await blocking { () throws(StorageError) in try Self.write(fd, full, tempPath, faults) }
+                    chunk.removeAll(keepingCapacity: true)
                 }
             }
             try WALFormat.appendFrame(to: &chunk) {
