@@ -63,6 +63,13 @@ import Testing
         // Nothing pins the old versions: each key is back to one version (a snapshot registered for the whole
         // copy kept every version written meanwhile: 2 × keys + 100).
         #expect(db.statistics().versions == keyCount)
+        // Deletions of keys the copy has (key order: "key-1…" comes before "key-9…") and may not have met yet,
+        // and keys created after the copy started.
+        let created = (0..<100).map { Bytes("late-\($0)") }
+        try await db.transaction(.snapshot) { tx in
+            for i in [1, 2, 3, 19_997, 19_998, 19_999] { try await tx.delete(keys[i]) }
+            for k in created { try await tx.put(k, "created") }
+        }
         pause.release.signal()
         try await checkpoint.value
 
@@ -71,18 +78,19 @@ import Testing
         let state = try WriteAheadLog.check(directory: dir.path)
         let copiedBefore = state.checkpointEntries.filter { $0.version <= state.checkpointSequence }.count
         let copiedAfter = state.checkpointEntries.filter { $0.version > state.checkpointSequence }.count
-        #expect(copiedBefore > 0 && copiedAfter > 0 && copiedBefore + copiedAfter == keyCount)
-        #expect(state.commits.count == 101 && state.commits.allSatisfy { $0.sequence > state.checkpointSequence })
+        #expect(copiedBefore > 0 && copiedAfter > 0)
+        #expect(state.commits.count == 102 && state.commits.allSatisfy { $0.sequence > state.checkpointSequence })
 
-        let expected = try await contents(db, keys)
+        let expected = try await contents(db, keys + created)
+        #expect(expected.count == keyCount - 6 + created.count)
         let last = db.statistics().lastCommit
         await db.close()
         let reopened = try await Database.open(path: dir.path, options: durableOptions())
-        let recovered = try await contents(reopened, keys)
-        #expect(recovered.count == keyCount)
-        #expect(recovered == expected)  // values and versions
+        let recovered = try await contents(reopened, keys + created)
+        #expect(recovered == expected)  // values and versions; the deleted keys stay deleted
+        #expect(recovered[keys[1]] == nil && recovered[keys[19_999]] == nil && recovered[created[99]] != nil)
         #expect(recovered[keys[0]]?.value == "hot-99")
-        #expect(recovered[keys[keyCount - 1]]?.value == Bytes("new-\(keyCount - 1)-\(filler)"))
+        #expect(recovered[keys[keyCount - 7]]?.value == Bytes("new-\(keyCount - 7)-\(filler)"))
         #expect(reopened.statistics().lastCommit == last)
         await reopened.close()
     }
