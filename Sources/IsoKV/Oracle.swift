@@ -22,9 +22,8 @@ final class Oracle: Sendable {
     let commitLock = Locked<UInt64>(0)
     /// Live snapshots, for garbage collection, in `stripeCount` stripes so that transactions on different threads
     /// rarely touch the same lock when they begin and end. A transaction uses stripe `txid % stripeCount`.
-    /// Since December 2026 only the locked paths use them (serializable begins, statement snapshots, checkpoints,
-    /// backups) and snapshot transactions whose slot search found every slot taken; a `.snapshot` transaction
-    /// registers in ``slots``.
+    /// Since December 2026 only statement snapshots, backups and transactions whose slot search found every slot
+    /// taken use them; `.snapshot` and `.serializable` transactions register in ``slots``.
     let snapshots: [Locked<SnapshotRegistry>] = (0..<Oracle.stripeCount).map { _ in Locked(SnapshotRegistry()) }
     static let stripeCount = 8
     /// Lock-free snapshot registrations (``SnapshotSlots``): what a `.snapshot` transaction's first read takes.

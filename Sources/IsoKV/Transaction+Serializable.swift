@@ -29,11 +29,16 @@ extension Transaction {
     func beginSerializable() -> UInt64 {
         // A read-only transaction with no read-write serializable transaction around is safe at once: no SSI lock,
         // no transaction id, no tracking (`serializable` stays nil, so every hook sees it as untracked).
-        if isReadOnly, let snap = db.ssi.tryBeginSafeReadOnly(oracle: db.oracle, stripe: snapshotStripe) {
+        if isReadOnly,
+            let (snap, slot) = db.ssi.tryBeginSafeReadOnly(oracle: db.oracle, hint: slotHint, stripe: snapshotStripe)
+        {
             db.ssi.counters.safeAtBegin.add(1, stripe: snapshotStripe)
+            snapshotSlot = slot
             return snap
         }
-        let (snap, handle) = db.ssi.begin(txid: txid, readOnly: isReadOnly, oracle: db.oracle, stripe: snapshotStripe)
+        let (snap, slot, handle) = db.ssi.begin(
+            txid: txid, readOnly: isReadOnly, oracle: db.oracle, hint: slotHint, stripe: snapshotStripe)
+        snapshotSlot = slot
         serializable = SerializableTracking(handle: handle)
         return snap
     }
@@ -187,7 +192,7 @@ extension Transaction {
             db.ssi.end(h, pointKeys: [])
             serializable = nil
             if let s = snapshot {
-                _ = db.oracle.unregisterSnapshot(s, stripe: snapshotStripe)
+                _ = releaseSnapshot(s)
                 snapshot = nil
             }
             try Task.checkCancellation()

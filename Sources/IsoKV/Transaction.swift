@@ -73,8 +73,8 @@ public final class Transaction: StoreTransaction {
     /// The registered snapshot of a `.snapshot` transaction, taken at its first operation; nil before that and at
     /// the other levels. Unregistered when the transaction ends.
     var snapshot: UInt64?
-    /// The ``SnapshotSlots`` slot `snapshot` is registered in, or -1 (a stripe of the locked registry: always at
-    /// `.serializable`, or when every slot was taken).
+    /// The ``SnapshotSlots`` slot `snapshot` is registered in, or -1 (a stripe of the locked registry, when every
+    /// slot was taken).
     var snapshotSlot = -1
     /// Chains this transaction wrote, in first-write order (their pending writes are installed at commit).
     /// Invariant: each chain once; every chain here is also in `locks` with `.forUpdate`.

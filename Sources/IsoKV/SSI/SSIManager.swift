@@ -6,7 +6,7 @@ import Synchronization
 /// snapshots for read-only transactions, and the cleanup of committed transactions' SSI state. See SSI/DESIGN.md.
 ///
 /// Entry points, by purpose (all called by `Transaction`, only for `.serializable` transactions that are tracked):
-/// - life cycle: ``tryBeginSafeReadOnly(oracle:stripe:)`` (lock-free), ``begin(txid:readOnly:oracle:stripe:)``,
+/// - life cycle: ``tryBeginSafeReadOnly(oracle:hint:stripe:)`` (lock-free), ``begin(txid:readOnly:oracle:hint:stripe:)``,
 ///   ``commit(_:pointKeys:publish:)``, ``finishReadOnly(_:pointKeys:)`` (a tracked read-only commit, never waits),
 ///   ``end(_:pointKeys:)`` (abort / rollback), ``waitForSafety(_:)`` (deferrable);
 /// - reads: `pointLocks.add` before reading, ``readFoundNewer(_:writers:edge:)`` after;
@@ -62,12 +62,15 @@ final class SSIManager: Sendable {
     /// so `a1 > 0` unless T had already left — committed, before our snapshot, so not concurrent. If T incremented
     /// `b` after our load of `b1`, it did so before registering its snapshot, hence before ours, so `b2 != b1`. Every serializable commit publishes inside the SSI lock before leaving
     /// `activeReadWrite`, so a transaction counted out of `a` is visible to a snapshot registered afterwards.
-    func tryBeginSafeReadOnly(oracle: Oracle, stripe: Int) -> UInt64? {
+    /// The snapshot is registered as a `.snapshot` transaction's is (``Oracle/registerSnapshotFast(hint:stripe:)``:
+    /// a lock-free slot searched from `hint`, or stripe `stripe` when every slot is taken); returns it with its
+    /// slot (-1: the stripe).
+    func tryBeginSafeReadOnly(oracle: Oracle, hint: Int, stripe: Int) -> (snapshot: UInt64, slot: Int)? {
         let b1 = fastPath.readWriteBegins.load(ordering: .sequentiallyConsistent)
         guard fastPath.activeReadWrite.load(ordering: .sequentiallyConsistent) == 0 else { return nil }
-        let snap = oracle.registerSnapshot(stripe: stripe)
-        if fastPath.readWriteBegins.load(ordering: .sequentiallyConsistent) == b1 { return snap }
-        _ = oracle.unregisterSnapshot(snap, stripe: stripe)
+        let (snap, slot) = oracle.registerSnapshotFast(hint: hint, stripe: stripe)
+        if fastPath.readWriteBegins.load(ordering: .sequentiallyConsistent) == b1 { return (snap, slot) }
+        _ = oracle.unregisterSnapshotFast(snap, slot: slot, stripe: stripe)
         return nil
     }
 
@@ -131,24 +134,28 @@ final class SSIManager: Sendable {
     /// never tracked). Until then the transaction may already read and write: everything that can meet it (its
     /// point locks, its pending writes, its own calls) happens after its queueing, and every SSI critical section
     /// drains the queue first.
-    func begin(txid: UInt64, readOnly: Bool, oracle: Oracle, stripe: Int) -> (
-        snapshot: UInt64, handle: SerializableXactHandle
+    ///
+    /// The snapshot is registered like a `.snapshot` transaction's (a lock-free slot searched from `hint`, or
+    /// stripe `stripe` when every slot is taken: ``Oracle/registerSnapshotFast(hint:stripe:)``), inside the queue's
+    /// lock, so that it is taken in queue order.
+    func begin(txid: UInt64, readOnly: Bool, oracle: Oracle, hint: Int, stripe: Int) -> (
+        snapshot: UInt64, slot: Int, handle: SerializableXactHandle
     ) {
         let handle = SerializableXactHandle(txid: txid)
         let rec = XactRecord(handle: handle, readOnly: readOnly)
-        let snapshot = begins.withLock { q -> UInt64 in
+        let (snapshot, slot) = begins.withLock { q -> (UInt64, Int) in
             if !readOnly {
                 // Before the snapshot, in this order (tryBeginSafeReadOnly relies on it): count the transaction
                 // as active, then as begun. The active count drops when the record leaves `activeReadWrite`.
                 fastPath.activeReadWrite.add(1, ordering: .sequentiallyConsistent)
                 fastPath.readWriteBegins.add(1, ordering: .sequentiallyConsistent)
             }
-            let snap = oracle.registerSnapshot(stripe: stripe)
+            let registered = oracle.registerSnapshotFast(hint: hint, stripe: stripe)
             q.append(rec)
             beginsCount.store(q.count, ordering: .releasing)
-            return snap
+            return registered
         }
-        return (snapshot, handle)
+        return (snapshot, slot, handle)
     }
 
     /// Pre-commit check and commit mark (PostgreSQL's `PreCommit_CheckForSerializationFailure`), then `publish`
