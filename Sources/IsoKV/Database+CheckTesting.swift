@@ -111,7 +111,10 @@ extension Database {
         case .publishAheadOfLastCommit:
             oracle.commitLock.withLock { last in oracle.published.store(last + 1, ordering: .releasing) }
         case .registerSnapshotAheadOfPublished:
-            _ = oracle.snapshots[0].withLock { $0.registerLocked(oracle.latest() + 5) }
+            _ = oracle.snapshots[0].withLock { registry in
+                oracle.stripeRegistrations.add(1, ordering: .sequentiallyConsistent)
+                return registry.registerLocked(oracle.latest() + 5)
+            }
         case .registerSnapshotWithoutTransaction:
             _ = oracle.registerSnapshot(stripe: 0)
         case .removeFromIndex(let key):

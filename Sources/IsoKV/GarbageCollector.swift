@@ -41,11 +41,14 @@ final class GarbageCollector: Sendable {
         guard !touched.isEmpty || sweepNeeded else { return }
         let horizon = db.oracle.horizon()
         for chain in touched { _ = prune(chain, horizon: horizon, in: db) }
-        if sweepNeeded { sweep(db) }
+        if sweepNeeded { sweep(db, horizon: horizon) }
     }
 
-    /// Prunes every backlog chain at the current horizon; the clean ones leave the backlog.
-    func sweep(_ db: Database) {
+    /// Prunes every backlog chain at `horizon` (nil: the current one, computed after the backlog is copied); the
+    /// clean ones leave the backlog. A horizon computed earlier is still safe (it never decreases), only possibly
+    /// less up to date: the end of a transaction passes the one it just computed for its own chains, after its
+    /// snapshot was released, instead of computing it twice.
+    func sweep(_ db: Database, horizon given: UInt64? = nil) {
         guard
             sweeping.withLock({ busy in
                 defer { busy = true }; return !busy
@@ -54,7 +57,7 @@ final class GarbageCollector: Sendable {
         defer { sweeping.withLock { $0 = false } }
         let chains = backlog.withLock { Array($0.values) }
         guard !chains.isEmpty else { return }
-        let horizon = db.oracle.horizon()
+        let horizon = given ?? db.oracle.horizon()
         var done: [KeyChain] = []
         for chain in chains {
             let result = chain.prune(horizon: horizon, reclaimer: db.index.reclaimer)

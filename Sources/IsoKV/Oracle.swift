@@ -26,6 +26,11 @@ final class Oracle: Sendable {
     /// taken use them; `.snapshot` and `.serializable` transactions register in ``slots``.
     let snapshots: [Locked<SnapshotRegistry>] = (0..<Oracle.stripeCount).map { _ in Locked(SnapshotRegistry()) }
     static let stripeCount = 8
+    /// Registrations in `snapshots`, all stripes: incremented inside the stripe's lock *before* `published` is
+    /// loaded for the snapshot, decremented after the removal (both sequentially consistent). While it is 0,
+    /// ``horizon()`` skips the stripes' locks (argument there). Only ``registerSnapshot(stripe:)`` and
+    /// ``unregisterSnapshot(_:stripe:)`` (and a checker test hook) change the stripes.
+    let stripeRegistrations = Atomic<Int>(0)
     /// Lock-free snapshot registrations (``SnapshotSlots``): what a `.snapshot` transaction's first read takes.
     let slots: SnapshotSlots
     /// `slots`, unretained (this oracle holds it): a `.snapshot` transaction's registration and release reach it
@@ -47,13 +52,20 @@ final class Oracle: Sendable {
     /// Takes and registers a snapshot of the newest published commit in stripe `stripe`. The read of `published`
     /// happens under the stripe's lock; see ``horizon()`` for why that makes garbage collection safe.
     func registerSnapshot(stripe: Int) -> UInt64 {
-        snapshots[stripe].withLock { $0.registerLocked(latest()) }
+        snapshots[stripe].withLock { registry in
+            stripeRegistrations.add(1, ordering: .sequentiallyConsistent)
+            return registry.registerLocked(published.load(ordering: .sequentiallyConsistent))
+        }
     }
 
     /// Unregisters `snapshot`; returns whether its stripe's oldest snapshot moved forward (then the global horizon
     /// may have moved too, and a sweep may free versions).
     func unregisterSnapshot(_ snapshot: UInt64, stripe: Int) -> Bool {
-        snapshots[stripe].withLock { $0.unregisterLocked(snapshot) }
+        snapshots[stripe].withLock { registry in
+            guard registry.isRegisteredLocked(snapshot) else { return false }
+            defer { stripeRegistrations.subtract(1, ordering: .sequentiallyConsistent) }
+            return registry.unregisterLocked(snapshot)
+        }
     }
 
     /// Takes a snapshot of the newest published commit and registers it without a lock, in a free slot of
@@ -95,9 +107,16 @@ final class Oracle: Sendable {
     /// comes after the claim, it sees `b ≤ s` (or a later claim's value, if the transaction ended meanwhile). If it
     /// comes before the claim, then this function's load of `published` came before the registrant's second load,
     /// so the result is at most `s` (`published` only grows). Either way the result is `≤ s`.
+    ///
+    /// The stripes are skipped (no lock taken) while `stripeRegistrations` is 0 — the common case, since
+    /// transactions register in slots: a registrant increments it, then loads `published`, both sequentially
+    /// consistent; if this function's load of the count (after its load of `published`) reads 0, the increment
+    /// comes later in the total order, so the registrant's `published` is at least ours: `s ≥ result`. A
+    /// registration that ended before the load needs no protection.
     func horizon() -> UInt64 {
         var h = published.load(ordering: .sequentiallyConsistent)
         if let oldest = slots.oldest(), oldest < h { h = oldest }
+        guard stripeRegistrations.load(ordering: .sequentiallyConsistent) > 0 else { return h }
         for stripe in snapshots {
             if let oldest = stripe.withLock({ $0.oldest }), oldest < h { h = oldest }
         }
@@ -198,6 +217,8 @@ struct SnapshotRegistry {
         if oldest == nil || s < oldest! { oldest = s }
         return s
     }
+
+    func isRegisteredLocked(_ s: UInt64) -> Bool { counts[s] != nil }
 
     mutating func unregisterLocked(_ s: UInt64) -> Bool {
         guard let n = counts[s] else { return false }
