@@ -50,6 +50,31 @@ struct SnapshotSlotTests {
         expectConsistent(db)
     }
 
+    /// A snapshot registered in a stripe (statement snapshots, backups, or every slot taken) holds the horizon back
+    /// even though the horizon looks at the stripes only while their registration count is not zero; the count
+    /// returns to zero, and the horizon to `published`, when it ends. A serializable transaction registers in a slot.
+    @Test func stripeRegistrationsHoldTheHorizonAndAreCounted() async throws {
+        let db = makeDatabase()
+        try await db.put("k", "0")
+        #expect(db.oracle.stripeRegistrations.load(ordering: .relaxed) == 0)
+        let s = db.oracle.registerSnapshot(stripe: 3)
+        #expect(db.oracle.stripeRegistrations.load(ordering: .relaxed) == 1)
+        for i in 1...5 { try await db.put("k", Bytes("\(i)")) }
+        #expect(db.oracle.horizon() == s, "the stripe's snapshot is the oldest")
+        #expect(db.statistics().versions == 6, "GC keeps the version the stripe's snapshot sees, and the newer ones")
+        #expect(!db.oracle.unregisterSnapshot(s + 1000, stripe: 3), "not registered: nothing to remove")
+        #expect(db.oracle.stripeRegistrations.load(ordering: .relaxed) == 1)
+        #expect(db.oracle.unregisterSnapshot(s, stripe: 3))
+        #expect(db.oracle.stripeRegistrations.load(ordering: .relaxed) == 0)
+        #expect(db.oracle.horizon() == db.oracle.latest())
+
+        let tx = try await db.begin(.serializable)
+        _ = try await tx.get("k")
+        #expect(tx.snapshotSlot >= 0 && db.oracle.stripeRegistrations.load(ordering: .relaxed) == 0)
+        try await tx.commit()
+        #expect(db.oracle.slots.occupied().isEmpty)
+    }
+
     /// A snapshot registered in a slot that outlives its transaction is found by the checker (the count of
     /// registrations against open transactions includes the slots).
     @Test func checkerCountsSlots() async throws {
