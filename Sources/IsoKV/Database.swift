@@ -126,7 +126,15 @@ public final class Database: KeyValueStore, Sendable {
     /// Begins a transaction. Prefer `transaction {}`, which always ends it. A transaction that is dropped without
     /// commit or rollback is rolled back when the handle is deinitialized.
     nonisolated(nonsending) public func begin(_ isolation: IsolationLevel, readOnly: Bool) async throws -> Transaction {
-        Transaction(database: self, isolation: isolation, readOnly: readOnly)
+        makeTransaction(isolation, readOnly: readOnly, deferrable: false)
+    }
+
+    /// The transaction object of a begin, built in a synchronous function: `begin` stays a plain call (with the
+    /// initializer inlined into it, the optimizer specialized the async `begin` behind a thunk that allocated an
+    /// async frame per begin).
+    @inline(never)
+    func makeTransaction(_ isolation: IsolationLevel, readOnly: Bool, deferrable: Bool) -> Transaction {
+        Transaction(database: self, isolation: isolation, readOnly: readOnly, deferrable: deferrable)
     }
 
     /// Begins a transaction; with `deferrable` (only meaningful for a `.serializable` read-only transaction, as in
@@ -142,7 +150,7 @@ public final class Database: KeyValueStore, Sendable {
         async throws
         -> Transaction
     {
-        Transaction(database: self, isolation: isolation, readOnly: readOnly, deferrable: deferrable)
+        makeTransaction(isolation, readOnly: readOnly, deferrable: deferrable)
     }
 
     // MARK: Chains

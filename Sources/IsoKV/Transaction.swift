@@ -81,7 +81,7 @@ public final class Transaction: StoreTransaction {
     var writeOrder: [KeyChain] = []
     var written: Set<ObjectIdentifier> = []
     /// Row locks held, by chain. Released at commit/rollback/abort, or partly at rollback to a savepoint.
-    var locks: [ObjectIdentifier: (chain: KeyChain, mode: RowLockMode)] = [:]
+    var locks = [ObjectIdentifier: (chain: KeyChain, mode: RowLockMode)]()
     /// Undo entries recorded while at least one savepoint exists (a whole-transaction rollback needs none).
     var undo: [UndoEntry] = []
     /// Live savepoints, oldest first, with the undo-log length at their creation.
