@@ -13,8 +13,14 @@ final class GarbageCollector: Sendable {
     /// `backlog.count`, stored under the backlog lock, loaded without it so that the end of a read-only
     /// transaction skips the sweep without taking any lock when there is nothing to sweep.
     private let backlogCount = Atomic<Int>(0)
-    /// Set while a sweep runs, so concurrent enders do not sweep the same backlog twice.
-    private let sweeping = Locked(false)
+    /// Whether a sweep runs (`busy`: concurrent enders do not sweep the same backlog twice) and whether another
+    /// was asked for meanwhile (`again`: the running sweeper sweeps once more). Leaf lock.
+    private let sweeping = Locked(SweepState())
+
+    struct SweepState {
+        var busy = false
+        var again = false
+    }
 
     /// Prunes `chain` at `horizon`, files it in the backlog or removes it from the database when retired.
     func prune(_ chain: KeyChain, horizon: UInt64, in db: Database) -> ChainState.PruneResult {
@@ -48,13 +54,38 @@ final class GarbageCollector: Sendable {
     /// clean ones leave the backlog. A horizon computed earlier is still safe (it never decreases), only possibly
     /// less up to date: the end of a transaction passes the one it just computed for its own chains, after its
     /// snapshot was released, instead of computing it twice.
+    ///
+    /// One sweep at a time. A sweep asked for while another runs is not dropped: it is recorded (`again`), and
+    /// the running sweeper sweeps once more, at a horizon computed after the request, before it stops. (Dropping it
+    /// lost a collection whenever the oldest snapshot ended while a sweep was using a horizon from before that end:
+    /// once every transaction had ended, a version could stay uncollected until the next write.)
     func sweep(_ db: Database, horizon given: UInt64? = nil) {
-        guard
-            sweeping.withLock({ busy in
-                defer { busy = true }; return !busy
-            })
-        else { return }
-        defer { sweeping.withLock { $0 = false } }
+        let start = sweeping.withLock { s -> Bool in
+            if s.busy {
+                s.again = true
+                return false
+            }
+            s.busy = true
+            return true
+        }
+        guard start else { return }
+        var horizon = given
+        while true {
+            sweepOnce(db, horizon: horizon)
+            let more = sweeping.withLock { s -> Bool in
+                if s.again {
+                    s.again = false
+                    return true
+                }
+                s.busy = false
+                return false
+            }
+            guard more else { return }
+            horizon = nil  // the request came later: a fresh horizon
+        }
+    }
+
+    private func sweepOnce(_ db: Database, horizon given: UInt64?) {
         let chains = backlog.withLock { Array($0.values) }
         guard !chains.isEmpty else { return }
         let horizon = given ?? db.oracle.horizon()
