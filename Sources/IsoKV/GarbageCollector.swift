@@ -22,6 +22,11 @@ final class GarbageCollector: Sendable {
         var again = false
     }
 
+    /// Test hook: run once by the next sweep, after it fixed its horizon and before it prunes (a test asks for a
+    /// second sweep from there). `hasSweepHook` keeps the hook's lock off the sweep's path when none is set.
+    package let sweepHookForTesting = Locked<(@Sendable () -> Void)?>(nil)
+    package let hasSweepHook = Atomic<Bool>(false)
+
     /// Prunes `chain` at `horizon`, files it in the backlog or removes it from the database when retired.
     func prune(_ chain: KeyChain, horizon: UInt64, in db: Database) -> ChainState.PruneResult {
         let result = chain.prune(horizon: horizon, reclaimer: db.index.reclaimer)
@@ -89,6 +94,15 @@ final class GarbageCollector: Sendable {
         let chains = backlog.withLock { Array($0.values) }
         guard !chains.isEmpty else { return }
         let horizon = given ?? db.oracle.horizon()
+        if hasSweepHook.load(ordering: .acquiring),
+            let hook = sweepHookForTesting.withLock({ h -> (@Sendable () -> Void)? in
+                defer { h = nil }
+                return h
+            })
+        {
+            hasSweepHook.store(false, ordering: .releasing)
+            hook()
+        }
         var done: [KeyChain] = []
         for chain in chains {
             let result = chain.prune(horizon: horizon, reclaimer: db.index.reclaimer)

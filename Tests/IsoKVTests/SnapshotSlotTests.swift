@@ -1,5 +1,6 @@
 @_spi(Testing) @testable import IsoKV
 import IsoKVTestSupport
+import Synchronization
 import Testing
 
 /// The lock-free snapshot registrations of `.snapshot` transactions (`SnapshotSlots` in Oracle.swift) and their
@@ -73,6 +74,42 @@ struct SnapshotSlotTests {
         #expect(tx.snapshotSlot >= 0 && db.oracle.stripeRegistrations.load(ordering: .relaxed) == 0)
         try await tx.commit()
         #expect(db.oracle.slots.occupied().isEmpty)
+    }
+
+    /// A sweep asked for while another runs is not lost. The first sweep uses a horizon from while a reader still
+    /// held old versions; during it the reader's registration ends and another sweep is asked for. That request
+    /// must make the running sweeper sweep again at a fresh horizon (dropping it left the old versions until the
+    /// next write, even with every transaction ended).
+    @Test func aSweepAskedForDuringASweepRunsAfterIt() async throws {
+        let db = makeDatabase()
+        try await db.put("k", "0")
+        let reader = try await db.begin(.snapshot)
+        #expect(try await reader.get("k") == "0")
+        try await db.put("k", "1")
+        try await db.put("k", "2")
+        #expect(db.statistics().versions == 3, "the reader's version and the two newer ones")
+        let stale = db.oracle.horizon()
+        let (snapshot, slot, stripe) = (reader.snapshot!, reader.snapshotSlot, reader.snapshotStripe)
+        #expect(slot >= 0)
+        final class Flag: Sendable { let value = Atomic<Bool>(false) }
+        let asked = Flag()
+        db.gc.sweepHookForTesting.withLock { hook in
+            hook = { [db] in
+                // The reader's registration ends (as its commit would release it), and its end asks for a sweep.
+                _ = db.oracle.unregisterSnapshotFast(snapshot, slot: slot, stripe: stripe)
+                db.gc.sweep(db)
+                asked.value.store(true, ordering: .relaxed)
+            }
+        }
+        db.gc.hasSweepHook.store(true, ordering: .releasing)
+        db.gc.sweep(db, horizon: stale)
+        let hookRan = asked.value.load(ordering: .relaxed)
+        #expect(hookRan)
+        #expect(db.statistics().versions == 1, "collected by the sweep asked for during the first one")
+        reader.snapshotSlot = -1  // already released above
+        try await reader.commit()
+        #expect(db.oracle.slots.occupied().isEmpty)
+        expectConsistent(db)
     }
 
     /// A snapshot registered in a slot that outlives its transaction is found by the checker (the count of
