@@ -20,12 +20,19 @@ final class GarbageCollector: Sendable {
     struct SweepState {
         var busy = false
         var again = false
-    }
 
-    /// Test hook: run once by the next sweep, after it fixed its horizon and before it prunes (a test asks for a
-    /// second sweep from there). `hasSweepHook` keeps the hook's lock off the sweep's path when none is set.
-    package let sweepHookForTesting = Locked<(@Sendable () -> Void)?>(nil)
-    package let hasSweepHook = Atomic<Bool>(false)
+        /// Whether the caller starts a sweep; if one runs, records the request for it instead.
+        mutating func start() -> Bool {
+            if busy { again = true } else { busy = true; return true }
+            return false
+        }
+
+        /// Whether the sweeper must sweep once more (a request came meanwhile); otherwise it stops.
+        mutating func finishPass() -> Bool {
+            if again { again = false } else { busy = false; return false }
+            return true
+        }
+    }
 
     /// Prunes `chain` at `horizon`, files it in the backlog or removes it from the database when retired.
     func prune(_ chain: KeyChain, horizon: UInt64, in db: Database) -> ChainState.PruneResult {
@@ -64,45 +71,25 @@ final class GarbageCollector: Sendable {
     /// the running sweeper sweeps once more, at a horizon computed after the request, before it stops. (Dropping it
     /// lost a collection whenever the oldest snapshot ended while a sweep was using a horizon from before that end:
     /// once every transaction had ended, a version could stay uncollected until the next write.)
-    func sweep(_ db: Database, horizon given: UInt64? = nil) {
-        let start = sweeping.withLock { s -> Bool in
-            if s.busy {
-                s.again = true
-                return false
-            }
-            s.busy = true
-            return true
-        }
-        guard start else { return }
+    ///
+    /// `beforePruningForTesting` runs in the first pass, once its horizon is fixed (a test asks for another sweep
+    /// from there).
+    func sweep(_ db: Database, horizon given: UInt64? = nil, beforePruningForTesting: (() -> Void)? = nil) {
+        guard sweeping.withLock({ $0.start() }) else { return }
         var horizon = given
-        while true {
-            sweepOnce(db, horizon: horizon)
-            let more = sweeping.withLock { s -> Bool in
-                if s.again {
-                    s.again = false
-                    return true
-                }
-                s.busy = false
-                return false
-            }
-            guard more else { return }
-            horizon = nil  // the request came later: a fresh horizon
-        }
+        var hook = beforePruningForTesting
+        repeat {
+            sweepOnce(db, horizon: horizon, beforePruning: hook)
+            horizon = nil  // a request made during the pass came later: a fresh horizon
+            hook = nil
+        } while sweeping.withLock({ $0.finishPass() })
     }
 
-    private func sweepOnce(_ db: Database, horizon given: UInt64?) {
+    private func sweepOnce(_ db: Database, horizon given: UInt64?, beforePruning: (() -> Void)?) {
         let chains = backlog.withLock { Array($0.values) }
         guard !chains.isEmpty else { return }
         let horizon = given ?? db.oracle.horizon()
-        if hasSweepHook.load(ordering: .acquiring),
-            let hook = sweepHookForTesting.withLock({ h -> (@Sendable () -> Void)? in
-                defer { h = nil }
-                return h
-            })
-        {
-            hasSweepHook.store(false, ordering: .releasing)
-            hook()
-        }
+        beforePruning?()
         var done: [KeyChain] = []
         for chain in chains {
             let result = chain.prune(horizon: horizon, reclaimer: db.index.reclaimer)

@@ -62,9 +62,9 @@ final class Oracle: Sendable {
     /// may have moved too, and a sweep may free versions).
     func unregisterSnapshot(_ snapshot: UInt64, stripe: Int) -> Bool {
         snapshots[stripe].withLock { registry in
-            guard registry.isRegisteredLocked(snapshot) else { return false }
-            defer { stripeRegistrations.subtract(1, ordering: .sequentiallyConsistent) }
-            return registry.unregisterLocked(snapshot)
+            guard let oldestMoved = registry.unregisterLocked(snapshot) else { return false }
+            stripeRegistrations.subtract(1, ordering: .sequentiallyConsistent)
+            return oldestMoved
         }
     }
 
@@ -218,10 +218,9 @@ struct SnapshotRegistry {
         return s
     }
 
-    func isRegisteredLocked(_ s: UInt64) -> Bool { counts[s] != nil }
-
-    mutating func unregisterLocked(_ s: UInt64) -> Bool {
-        guard let n = counts[s] else { return false }
+    /// Removes one registration of `s`: nil if `s` was not registered, else whether the oldest snapshot moved.
+    mutating func unregisterLocked(_ s: UInt64) -> Bool? {
+        guard let n = counts[s] else { return nil }
         if n > 1 { counts[s] = n - 1; return false }
         counts[s] = nil
         guard s == oldest else { return false }

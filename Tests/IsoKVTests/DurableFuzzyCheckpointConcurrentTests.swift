@@ -129,4 +129,30 @@ import Testing
         #expect(db.statistics().wal?.syncs == syncs + 1)
         await db.close()
     }
+
+    /// A failed sync of the log's tail during a checkpoint fails the log (the fsyncgate rule: the kernel may have
+    /// dropped the unsynced pages): the checkpoint throws, later commits are refused, no checkpoint is installed,
+    /// and a reopen recovers what was written.
+    @Test func aFailedSyncOfTheLogDuringACheckpointFailsTheLog() async throws {
+        let dir = TemporaryDirectory("db-fuzzy-sync-fail")
+        defer { dir.remove() }
+        final class Armed: Sendable { let on = Atomic<Bool>(false) }
+        let armed = Armed()
+        let failSync = FaultHook { point in
+            point == .walSync && armed.on.load(ordering: .acquiring) ? .fail(errno: EIO) : nil
+        }
+        let db = try await Database.open(
+            path: dir.path, options: durableOptions(.buffered, segmentBytes: 1 << 20, faults: failSync))
+        for i in 0..<50 { try await db.put(Bytes("k\(i)"), Bytes("v\(i)")) }
+        armed.on.store(true, ordering: .releasing)
+        await expectCode(.storageFailure) { try await db.checkpoint() }
+        await expectCode(.storageFailure) { try await db.put("late", "x") }
+        await db.close()
+        let state = try WriteAheadLog.check(directory: dir.path)
+        #expect(state.checkpointSequence == 0 && state.checkpointEntries.isEmpty)
+        let reopened = try await Database.open(path: dir.path, options: durableOptions(.buffered))
+        #expect(try await reopened.get("k49")?.value == "v49")
+        #expect(try await reopened.get("late") == nil)
+        await reopened.close()
+    }
 }

@@ -1,6 +1,5 @@
 @_spi(Testing) @testable import IsoKV
 import IsoKVTestSupport
-import Synchronization
 import Testing
 
 /// The lock-free snapshot registrations of `.snapshot` transactions (`SnapshotSlots` in Oracle.swift) and their
@@ -91,20 +90,14 @@ struct SnapshotSlotTests {
         let stale = db.oracle.horizon()
         let (snapshot, slot, stripe) = (reader.snapshot!, reader.snapshotSlot, reader.snapshotStripe)
         #expect(slot >= 0)
-        final class Flag: Sendable { let value = Atomic<Bool>(false) }
-        let asked = Flag()
-        db.gc.sweepHookForTesting.withLock { hook in
-            hook = { [db] in
-                // The reader's registration ends (as its commit would release it), and its end asks for a sweep.
-                _ = db.oracle.unregisterSnapshotFast(snapshot, slot: slot, stripe: stripe)
-                db.gc.sweep(db)
-                asked.value.store(true, ordering: .relaxed)
-            }
+        var asked = false
+        db.gc.sweep(db, horizon: stale) {
+            // The reader's registration ends (as its commit would release it), and its end asks for a sweep.
+            _ = db.oracle.unregisterSnapshotFast(snapshot, slot: slot, stripe: stripe)
+            db.gc.sweep(db)
+            asked = true
         }
-        db.gc.hasSweepHook.store(true, ordering: .releasing)
-        db.gc.sweep(db, horizon: stale)
-        let hookRan = asked.value.load(ordering: .relaxed)
-        #expect(hookRan)
+        #expect(asked)
         #expect(db.statistics().versions == 1, "collected by the sweep asked for during the first one")
         reader.snapshotSlot = -1  // already released above
         try await reader.commit()
