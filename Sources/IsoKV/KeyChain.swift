@@ -213,6 +213,27 @@ struct ChainKey {
         isLong ? Bytes(sharing: longObject.takeUnretainedValue()) : Bytes(inlineWords: (low, high))
     }
 
+    /// Runs `body` on the key's bytes (a long key's object is not retained: the caller keeps its owner alive).
+    @inline(__always)
+    func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        if isLong { return try longObject._withUnsafeGuaranteedRef { try $0.withUnsafeBytes(body) } }
+        return try Bytes(inlineWords: (low, high)).withUnsafeBytes(body)
+    }
+
+    /// Whether this key sorts before `key` (the order of `Bytes`), without building a `Bytes`.
+    @inline(__always)
+    func precedes(_ key: Bytes) -> Bool {
+        if !isLong, let words = key.inlineWords { return Bytes.inlineLess((low, high), words) }
+        return withUnsafeBytes { a in key.withUnsafeBytes { b in Bytes.lessThan(a, b) } }
+    }
+
+    /// Whether `key` sorts before this key.
+    @inline(__always)
+    func follows(_ key: Bytes) -> Bool {
+        if !isLong, let words = key.inlineWords { return Bytes.inlineLess(words, (low, high)) }
+        return withUnsafeBytes { a in key.withUnsafeBytes { b in Bytes.lessThan(b, a) } }
+    }
+
     /// Whether this is `key`, without building a `Bytes` for a short key.
     @inline(__always)
     func equals(_ key: Bytes) -> Bool {
@@ -446,6 +467,14 @@ extension ChainStorage {
     @inline(__always)
     func hasKey(_ key: Bytes) -> Bool {
         withUnsafeMutablePointerToHeader { UnsafePointer($0).pointer(to: \.key)!.pointee.equals(key) }
+    }
+}
+
+extension KeyChain: OrderedIndexValue {
+    /// The chain's key words, which an index entry borrows: the chain owns a long key's object.
+    @inline(__always)
+    var indexKey: ChainKey {
+        storage.withUnsafeMutablePointerToHeader { UnsafePointer($0).pointer(to: \.key)!.pointee }
     }
 }
 

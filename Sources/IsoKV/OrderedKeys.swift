@@ -20,10 +20,25 @@ import IsoKVCore
 /// Nodes are not merged when they shrink: a leaf or inner node is dropped when it becomes empty, and a root with one
 /// child is replaced by that child. Deletes are rare in the engine (only garbage collection of deleted keys removes
 /// entries), so the tree stays close to the shape inserts give it.
-struct OrderedIndex<Value> {
+struct OrderedIndex<Value: OrderedIndexValue> {
+    /// A key and its value: 24 bytes for a chain (a `Bytes` field would take 17, padded to 24, for 32 in all).
     struct Entry {
-        let key: Bytes
-        var value: Value
+        /// The key's words, borrowed from `value` (which owns a long key's object; see ``OrderedIndexValue``).
+        let keyWords: ChainKey
+        /// Immutable: a new value needs a new entry (the words may point into the old value's key).
+        let value: Value
+
+        /// An entry for `value`, whose key must be `key`.
+        @inline(__always)
+        init(key: Bytes, value: Value) {
+            keyWords = value.indexKey
+            self.value = value
+            assert(keyWords.equals(key), "an index entry's value must own its key")
+        }
+
+        /// The key (a long key shares the value's object).
+        @inline(__always)
+        var key: Bytes { keyWords.bytes }
     }
 
     /// A node; immutable once built. A leaf has `entries` (strictly increasing by key) and no children; an inner
@@ -78,7 +93,8 @@ struct OrderedIndex<Value> {
             var a = 0, b = entries.count
             while a < b {
                 let mid = (a + b) / 2
-                if strict ? !(key < entries[mid].key) : entries[mid].key < key { a = mid + 1 } else { b = mid }
+                let words = entries[mid].keyWords
+                if strict ? !words.follows(key) : words.precedes(key) { a = mid + 1 } else { b = mid }
             }
             return a
         }
@@ -118,11 +134,11 @@ struct OrderedIndex<Value> {
         if node.isLeaf {
             var entries = node.entries
             let at = node.lowerBound(key, strict: false)
-            if at < entries.count && entries[at].key == key {
-                entries[at].value = value
+            if at < entries.count && entries[at].keyWords.equals(key) {
+                entries[at] = Entry(key: key, value: value)
                 return (Node(entries: entries), nil, false)
             }
-            entries.insert(Entry(key: key, value: value), at: at)
+            entries = entries.inserting(Entry(key: key, value: value), at: at)
             if entries.count <= maxLeaf { return (Node(entries: entries), nil, true) }
             // Appending past a full leaf's last key (ascending inserts: loads, new keys in key order) keeps the
             // leaf full and starts a new one, as PostgreSQL's rightmost page split and SQLite's quick balance do;
@@ -137,8 +153,8 @@ struct OrderedIndex<Value> {
         var separators = node.separators
         children[i] = child
         if let split {
-            children.insert(split.node, at: i + 1)
-            separators.insert(split.separator, at: i + 1)
+            children = children.inserting(split.node, at: i + 1)
+            separators = separators.inserting(split.separator, at: i + 1)
         }
         if children.count <= maxFanout {
             return (Node(separators: separators, children: children), nil, inserted)
@@ -168,11 +184,9 @@ struct OrderedIndex<Value> {
     private static func remove(_ key: Bytes, from node: Node) -> (Node?, Bool) {
         if node.isLeaf {
             let at = node.lowerBound(key, strict: false)
-            guard at < node.entries.count, node.entries[at].key == key else { return (node, false) }
+            guard at < node.entries.count, node.entries[at].keyWords.equals(key) else { return (node, false) }
             if node.entries.count == 1 { return (nil, true) }
-            var entries = node.entries
-            entries.remove(at: at)
-            return (Node(entries: entries), true)
+            return (Node(entries: node.entries.removing(at: at)), true)
         }
         let i = node.route(key)
         let (child, removed) = remove(key, from: node.children[i])
@@ -182,9 +196,9 @@ struct OrderedIndex<Value> {
         if let child {
             children[i] = child
         } else {
-            children.remove(at: i)
-            separators.remove(at: i)
-            if children.isEmpty { return (nil, true) }
+            if children.count == 1 { return (nil, true) }
+            children = children.removing(at: i)
+            separators = separators.removing(at: i)
         }
         return (Node(separators: separators, children: children), true)
     }
@@ -196,7 +210,7 @@ struct OrderedIndex<Value> {
         guard var node = root else { return nil }
         while !node.isLeaf { node = node.children[node.route(key)] }
         let at = node.lowerBound(key, strict: false)
-        return at < node.entries.count && node.entries[at].key == key ? node.entries[at].value : nil
+        return at < node.entries.count && node.entries[at].keyWords.equals(key) ? node.entries[at].value : nil
     }
 
     func contains(_ key: Bytes) -> Bool { value(for: key) != nil }
@@ -270,7 +284,7 @@ struct OrderedIndex<Value> {
             var i = from.map { node.lowerBound($0, strict: strict) } ?? 0
             return try node.entries.withUnsafeBufferPointer { entries in
                 while i < entries.count {
-                    if let upper, !(entries[i].key < upper) { return false }
+                    if let upper, !entries[i].keyWords.precedes(upper) { return false }
                     if try !body(entries.baseAddress! + i) { return false }
                     i += 1
                 }
@@ -297,7 +311,7 @@ struct OrderedIndex<Value> {
             var i = (before.map { node.lowerBound($0, strict: false) } ?? node.entries.count) - 1
             return try node.entries.withUnsafeBufferPointer { entries in
                 while i >= 0 {
-                    if let lower, entries[i].key < lower { return false }
+                    if let lower, entries[i].keyWords.precedes(lower) { return false }
                     if try !body(entries.baseAddress! + i) { return false }
                     i -= 1
                 }
@@ -382,9 +396,53 @@ struct OrderedIndex<Value> {
     }
 }
 
-/// The index of keys alone (tests, and any user that needs no value).
-typealias OrderedKeys = OrderedIndex<Void>
+extension Array {
+    /// A copy with `element` inserted at `index`, allocated for exactly the new count. Inserting into a copy of a
+    /// shared array would copy it into a buffer of twice the capacity (the growth policy for appends): every node the
+    /// persistent tree builds by insertion would keep up to half its slots empty for good.
+    @inline(__always)
+    func inserting(_ element: Element, at index: Int) -> [Element] {
+        precondition(index >= 0 && index <= count, "index out of range")
+        return [Element](unsafeUninitializedCapacity: count + 1) { buffer, initialized in
+            let base = buffer.baseAddress!  // capacity ≥ 1
+            withUnsafeBufferPointer { source in
+                if index > 0 { base.initialize(from: source.baseAddress!, count: index) }
+                (base + index).initialize(to: element)
+                if index < count {
+                    (base + index + 1).initialize(from: source.baseAddress! + index, count: count - index)
+                }
+            }
+            initialized = count + 1
+        }
+    }
 
-extension OrderedIndex where Value == Void {
-    mutating func insert(_ key: Bytes) { insert(key, ()) }
+    /// A copy without the element at `index`, allocated for exactly the new count.
+    @inline(__always)
+    func removing(at index: Int) -> [Element] {
+        precondition(index >= 0 && index < count, "index out of range")
+        if count == 1 { return [] }
+        return [Element](unsafeUninitializedCapacity: count - 1) { buffer, initialized in
+            let base = buffer.baseAddress!  // capacity ≥ 1
+            withUnsafeBufferPointer { source in
+                if index > 0 { base.initialize(from: source.baseAddress!, count: index) }
+                let after = count - index - 1
+                if after > 0 { (base + index).initialize(from: source.baseAddress! + index + 1, count: after) }
+            }
+            initialized = count - 1
+        }
+    }
+}
+
+/// A value an ``OrderedIndex`` entry can hold: it owns the storage of its key, which the entry borrows (two words,
+/// no reference count of its own). The engine's value is the key's chain (``KeyChain``), which holds its key.
+protocol OrderedIndexValue {
+    /// The key's words; a long key's object stays valid while this value is alive.
+    var indexKey: ChainKey { get }
+}
+
+/// The index of keys alone (tests): each entry's value is a chain with no version, which holds the key.
+typealias OrderedKeys = OrderedIndex<KeyChain>
+
+extension OrderedIndex where Value == KeyChain {
+    mutating func insert(_ key: Bytes) { insert(key, KeyChain.make(key: key)) }
 }

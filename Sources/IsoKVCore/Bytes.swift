@@ -255,31 +255,39 @@ public struct Bytes: Hashable, Comparable, Sendable, ExpressibleByStringLiteral,
     @inlinable
     public static func < (lhs: Bytes, rhs: Bytes) -> Bool {
         if case .inline(let l0, let h0) = lhs.storage, case .inline(let l1, let h1) = rhs.storage {
-            // Byte 0 is the low byte of `low`: byte-swapped, the words compare as the bytes do (zero padding after
-            // the count compares equal, so a tie goes to the shorter string, as `memcmp` order wants).
-            if l0 != l1 { return l0.byteSwapped < l1.byteSwapped }
-            let d0 = h0 & 0x00FF_FFFF_FFFF_FFFF
-            let d1 = h1 & 0x00FF_FFFF_FFFF_FFFF
-            if d0 != d1 { return d0.byteSwapped < d1.byteSwapped }
-            return h0 &>> 56 < h1 &>> 56
+            return inlineLess((l0, h0), (l1, h1))
         }
         return lessThan(lhs, rhs)
+    }
+
+    /// `<` on two inline keys' words (``inlineWords``).
+    @inlinable @inline(__always)
+    package static func inlineLess(_ a: (low: UInt64, high: UInt64), _ b: (low: UInt64, high: UInt64)) -> Bool {
+        // Byte 0 is the low byte of `low`: byte-swapped, the words compare as the bytes do (zero padding after
+        // the count compares equal, so a tie goes to the shorter string, as `memcmp` order wants).
+        if a.low != b.low { return a.low.byteSwapped < b.low.byteSwapped }
+        let d0 = a.high & 0x00FF_FFFF_FFFF_FFFF
+        let d1 = b.high & 0x00FF_FFFF_FFFF_FFFF
+        if d0 != d1 { return d0.byteSwapped < d1.byteSwapped }
+        return a.high &>> 56 < b.high &>> 56
+    }
+
+    /// The order of `<` on raw bytes: `memcmp` on the common prefix, then the shorter first.
+    @inlinable
+    package static func lessThan(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> Bool {
+        let n = Swift.min(a.count, b.count)
+        if n > 0, let pa = a.baseAddress, let pb = b.baseAddress {
+            let c = memcmp(pa, pb, n)
+            if c != 0 { return c < 0 }
+        }
+        return a.count < b.count
     }
 
     /// `memcmp` on the common prefix, then the shorter first: the order of `lexicographicallyPrecedes`, without its
     /// generic element-by-element loop (the scan index compares keys on every step).
     @usableFromInline
     static func lessThan(_ lhs: Bytes, _ rhs: Bytes) -> Bool {
-        lhs.withUnsafeBytes { a in
-            rhs.withUnsafeBytes { b in
-                let n = Swift.min(a.count, b.count)
-                if n > 0, let pa = a.baseAddress, let pb = b.baseAddress {
-                    let c = memcmp(pa, pb, n)
-                    if c != 0 { return c < 0 }
-                }
-                return a.count < b.count
-            }
-        }
+        lhs.withUnsafeBytes { a in rhs.withUnsafeBytes { b in lessThan(a, b) } }
     }
 
     /// The UTF-8 text in quotes when printable, otherwise `0x…` hex.

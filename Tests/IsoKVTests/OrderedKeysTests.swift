@@ -43,15 +43,17 @@ struct OrderedKeysTests {
 struct PersistentOrderedIndexTests {
     @Test func randomChangesMatchTheModelAndKeepEveryOldVersion() {
         var rng = SplitMix64(seed: testSeed("PersistentOrderedIndexTests.randomChanges"))
-        var idx = OrderedIndex<Int>()
+        var idx = OrderedIndex<Tagged>()
         var model: [Bytes: Int] = [:]
-        var frozen: [(OrderedIndex<Int>, [(Bytes, Int)])] = []
+        var frozen: [(OrderedIndex<Tagged>, [(Bytes, Int)])] = []
         for step in 0..<6000 {
             // Mostly inserts early (the tree grows to 3 levels), mostly removes late (nodes empty and vanish).
-            let k = Bytes("k\(rng.next() % 4000)")
+            // Half the keys are long (held by the entry's value, compared as bytes), half inline, interleaved.
+            let n = rng.next() % 4000
+            let k = Bytes(n % 2 == 0 ? "k\(n)" : "k\(n)-with-a-long-suffix")
             let insert = rng.next() % 100 < (step < 4000 ? 80 : 25)
             if insert {
-                idx.insert(k, step)
+                idx.insert(k, Tagged(k, step))
                 model[k] = step
             } else {
                 let removed = idx.remove(k)
@@ -66,14 +68,14 @@ struct PersistentOrderedIndexTests {
         let sorted = model.sorted { $0.key < $1.key }
         let all = idx.entries(in: .all, after: nil, reverse: false, max: .max)
         #expect(all.map(\.key) == sorted.map(\.0))
-        #expect(all.map(\.value) == sorted.map(\.1))
+        #expect(all.map(\.value.tag) == sorted.map(\.1))
         #expect(idx.count == model.count)
         for (old, expected) in frozen {
             let entries = old.entries(in: .all, after: nil, reverse: false, max: .max)
             #expect(entries.map(\.key) == expected.map(\.0))
-            #expect(entries.map(\.value) == expected.map(\.1))
+            #expect(entries.map(\.value.tag) == expected.map(\.1))
         }
-        for (k, v) in sorted.prefix(200) { #expect(idx.value(for: k) == v) }
+        for (k, v) in sorted.prefix(200) { #expect(idx.value(for: k)?.tag == v) }
         #expect(idx.value(for: "absent") == nil)
     }
 
@@ -81,14 +83,16 @@ struct PersistentOrderedIndexTests {
         var rng = SplitMix64(seed: testSeed("PersistentOrderedIndexTests.ranges"))
         var idx = OrderedKeys()
         var keys = Set<Bytes>()
+        // A third of the keys (and of the bounds and cursors) are long: compared as bytes with the inline ones.
+        func key(_ n: UInt64) -> Bytes { Bytes(n % 3 == 0 ? "r\(n)-a-long-suffix" : "r\(n)") }
         for _ in 0..<3000 {
-            let k = Bytes("r\(rng.next() % 10_000)")
+            let k = key(rng.next() % 10_000)
             idx.insert(k)
             keys.insert(k)
         }
         let sorted = keys.sorted()
         for _ in 0..<200 {
-            let a = Bytes("r\(rng.next() % 12_000)"), b = Bytes("r\(rng.next() % 12_000)")
+            let a = key(rng.next() % 12_000), b = key(rng.next() % 12_000)
             let range = KeyRange(from: Swift.min(a, b), to: Swift.max(a, b))
             let inRange = sorted.filter { range.contains($0) }
             #expect(idx.keys(in: range, after: nil, reverse: false, max: .max) == inRange)
@@ -112,7 +116,7 @@ struct PersistentOrderedIndexTests {
                 #expect(first == Array(inRange.prefix(first.count)) && !first.isEmpty)
             }
             // A cursor is a key of the range (a previous page's last key).
-            let cursor = Bytes("r\(rng.next() % 12_000)")
+            let cursor = key(rng.next() % 12_000)
             guard range.contains(cursor) else { continue }
             #expect(
                 idx.keys(in: range, after: cursor, reverse: false, max: 17)
@@ -122,6 +126,29 @@ struct PersistentOrderedIndexTests {
                     == Array(inRange.filter { $0 < cursor }.reversed().prefix(17)))
         }
         #expect(idx.keys(in: .all, after: nil, reverse: false, max: 0) == [])
+    }
+
+    /// A node built by an insert or a removal holds exactly its slots: inserting into a copy of a shared array
+    /// would double its capacity (the append growth policy), leaving up to half of every node empty for good.
+    @Test func nodesBuiltByChangesAreExactlySized() {
+        var rng = SplitMix64(seed: testSeed("PersistentOrderedIndexTests.exact"))
+        var idx = OrderedKeys()
+        for _ in 0..<20_000 { idx.insert(Bytes("x\(rng.next() % 100_000)")) }
+        for _ in 0..<2_000 { idx.remove(Bytes("x\(rng.next() % 100_000)")) }
+        #expect(idx.structuralProblem() == nil)
+        var nodes = 0
+        var slack = 0
+        func walk(_ node: OrderedKeys.Node) {
+            nodes += 1
+            // (malloc rounds a buffer up to 16 bytes: at most one spare slot of 8 bytes.)
+            slack = Swift.max(slack, node.entries.capacity - node.entries.count)
+            slack = Swift.max(slack, node.separators.capacity - node.separators.count)
+            slack = Swift.max(slack, node.children.capacity - node.children.count)
+            node.children.forEach(walk)
+        }
+        walk(idx.root!)
+        #expect(nodes > 300)
+        #expect(slack <= 1, "a node has \(slack) spare slots")
     }
 
     /// Ascending inserts (a load in key order) fill leaves instead of leaving each half empty, and the tree stays
@@ -152,4 +179,12 @@ struct PersistentOrderedIndexTests {
         #expect(idx.leafOccupancy().leaves - before <= 11)
         #expect(idx.structuralProblem() == nil)
     }
+}
+
+/// An index value for the tests: a chain that holds the key, and a number to tell values apart.
+struct Tagged: OrderedIndexValue {
+    let chain: KeyChain
+    let tag: Int
+    init(_ key: Bytes, _ tag: Int) { (chain, self.tag) = (KeyChain.make(key: key), tag) }
+    var indexKey: ChainKey { chain.indexKey }
 }
