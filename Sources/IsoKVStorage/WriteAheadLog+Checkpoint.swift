@@ -5,6 +5,9 @@
 #endif
 
 extension WriteAheadLog {
+    /// A checkpoint is written in chunks of this many bytes (one buffer, reserved once).
+    static let checkpointChunkBytes = 256 << 10
+
     /// Writes a checkpoint that replaces every record with sequence ≤ `sequence`, then deletes the WAL segments it
     /// covers.
     ///
@@ -54,12 +57,13 @@ extension WriteAheadLog {
         var fdOpen = true
         do {
             var chunk = WALFormat.checkpointHeader(sequence: sequence)
+            chunk.reserveCapacity(Self.checkpointChunkBytes + 64 << 10)
             var count: UInt64 = 0
             for try await entry in entries {
                 try WALFormat.checkKey(entry.key)
                 try WALFormat.appendFrame(to: &chunk) { WALFormat.encodeCheckpointEntry(entry, into: &$0) }
                 count += 1
-                if chunk.count >= 1 << 20 {
+                if chunk.count >= Self.checkpointChunkBytes {
                     // Written before it is emptied, so that the one buffer is reused (emptying it while the write
                     // still held it made `removeAll` allocate a new megabyte per chunk; no memory difference was
                     // measurable in `bench memory`).
