@@ -21,17 +21,17 @@ package final class SharedBytes: ManagedBuffer<SharedBytes.Header, SharedBytes.L
     @usableFromInline
     package struct Header {
         /// Bytes stored after the link; -1: none.
-        package let count: Int
+        @usableFromInline package let count: Int
         /// The owner's words.
-        package let word0: UInt64
-        package let word1: UInt64
+        @usableFromInline package let word0: UInt64
+        @usableFromInline package let word1: UInt64
     }
 
     /// The first tail element: the link (0, or an object's address with +1 owned by this one). The bytes follow it,
     /// in the elements after it, as raw memory.
     @usableFromInline
     package struct Link: ~Copyable {
-        let next: Atomic<UInt>
+        @usableFromInline let next: Atomic<UInt>
     }
 
     /// A new object holding a copy of `bytes` (nil: none), the owner's words, and `next` (its +1 moves here).
@@ -63,13 +63,13 @@ package final class SharedBytes: ManagedBuffer<SharedBytes.Header, SharedBytes.L
         _ = withUnsafeMutablePointerToElements { $0.deinitialize(count: 1) }
     }
 
-    @usableFromInline @inline(__always)
+    @inlinable @inline(__always)
     package var count: Int { withUnsafeMutablePointerToHeader { $0.pointee.count } }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     package var word0: UInt64 { withUnsafeMutablePointerToHeader { $0.pointee.word0 } }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     package var word1: UInt64 { withUnsafeMutablePointerToHeader { $0.pointee.word1 } }
 
     /// Calls `body` with the bytes (empty when there are none).
@@ -81,7 +81,7 @@ package final class SharedBytes: ManagedBuffer<SharedBytes.Header, SharedBytes.L
     }
 
     /// The link, loaded (sequentially consistent).
-    @inline(__always)
+    @inlinable @inline(__always)
     package func loadNext() -> Unmanaged<SharedBytes>? {
         Self.unmanaged(withUnsafeMutablePointerToElements { $0.pointee.next.load(ordering: .sequentiallyConsistent) })
     }
@@ -101,10 +101,10 @@ package final class SharedBytes: ManagedBuffer<SharedBytes.Header, SharedBytes.L
             })
     }
 
-    @inline(__always)
+    @usableFromInline @inline(__always)
     static func word(_ u: Unmanaged<SharedBytes>?) -> UInt { u.map { UInt(bitPattern: $0.toOpaque()) } ?? 0 }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     static func unmanaged(_ word: UInt) -> Unmanaged<SharedBytes>? {
         UnsafeRawPointer(bitPattern: word).map { Unmanaged.fromOpaque($0) }
     }
