@@ -18,7 +18,7 @@ extension Database {
         directory.forEach { _, chain in
             chain.state.withLock { c in
                 s.chains += 1
-                s.versions += c.versions.count
+                s.versions += c.versionCount
                 if c.pending != nil { s.pendingWrites += 1 }
             }
             return true

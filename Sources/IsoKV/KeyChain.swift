@@ -654,6 +654,17 @@ struct ChainState {
     /// The newest committed version.
     var newest: CommittedVersion? { headNode?._withUnsafeGuaranteedRef { $0.version } }
 
+    /// The number of committed versions (statistics: no version is copied).
+    var versionCount: Int {
+        var n = 0
+        var cur = headNode
+        while let u = cur {
+            n += 1
+            cur = u._withUnsafeGuaranteedRef { $0.loadNext() }
+        }
+        return n
+    }
+
     /// Calls `body` with each committed version, newest first, while it returns true.
     func forEachVersionNewestFirst(_ body: (CommittedVersion) throws -> Bool) rethrows {
         var cur = headNode
