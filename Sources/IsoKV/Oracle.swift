@@ -21,7 +21,8 @@ final class Oracle: Sendable {
     /// The durability layer's WAL append will happen inside this section, in commit order (see DESIGN.md).
     let commitLock = Locked<UInt64>(0)
     /// Live snapshots, for garbage collection, in `stripeCount` stripes so that transactions on different threads
-    /// rarely touch the same lock when they begin and end. A transaction uses stripe `txid % stripeCount`.
+    /// rarely touch the same lock when they begin and end. A transaction uses the stripe its handle's address picks
+    /// (`Transaction.snapshotStripe`).
     /// Since December 2026 only statement snapshots, backups and transactions whose slot search found every slot
     /// taken use them; `.snapshot` and `.serializable` transactions register in ``slots``.
     let snapshots: [Locked<SnapshotRegistry>] = (0..<Oracle.stripeCount).map { _ in Locked(SnapshotRegistry()) }

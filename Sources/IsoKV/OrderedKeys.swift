@@ -149,13 +149,10 @@ struct OrderedIndex<Value: OrderedIndexValue> {
         }
         let i = node.route(key)
         let (child, split, inserted) = insert(key, value, into: node.children[i])
-        var children = node.children
-        var separators = node.separators
+        // One copy of each array: the exactly sized one `inserting` builds after a split, else the copy on write.
+        var children = split.map { node.children.inserting($0.node, at: i + 1) } ?? node.children
         children[i] = child
-        if let split {
-            children = children.inserting(split.node, at: i + 1)
-            separators = separators.inserting(split.separator, at: i + 1)
-        }
+        let separators = split.map { node.separators.inserting($0.separator, at: i + 1) } ?? node.separators
         if children.count <= maxFanout {
             return (Node(separators: separators, children: children), nil, inserted)
         }

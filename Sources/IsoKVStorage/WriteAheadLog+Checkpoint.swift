@@ -57,6 +57,7 @@ extension WriteAheadLog {
         var fdOpen = true
         do {
             var chunk = WALFormat.checkpointHeader(sequence: sequence)
+            // Room for the frame that crosses the threshold (a larger entry grows the buffer, for this checkpoint).
             chunk.reserveCapacity(Self.checkpointChunkBytes + 64 << 10)
             var count: UInt64 = 0
             for try await entry in entries {
@@ -64,9 +65,8 @@ extension WriteAheadLog {
                 try WALFormat.appendFrame(to: &chunk) { WALFormat.encodeCheckpointEntry(entry, into: &$0) }
                 count += 1
                 if chunk.count >= Self.checkpointChunkBytes {
-                    // Written before it is emptied, so that the one buffer is reused (emptying it while the write
-                    // still held it made `removeAll` allocate a new megabyte per chunk; no memory difference was
-                    // measurable in `bench memory`).
+                    // Written before it is emptied, so that the one buffer is reused: emptying it while the write
+                    // still held a copy made `removeAll` allocate a new buffer per chunk.
                     let full = chunk
                     try await blocking { () throws(StorageError) in try Self.write(fd, full, tempPath, faults) }
                     chunk.removeAll(keepingCapacity: true)
