@@ -58,13 +58,25 @@ public final class EpochReclaimer: @unchecked Sendable {
         let kind: Int
     }
 
-    /// Garbage retired by the threads of one stripe, in three lists by epoch residue (e % 3).
-    /// Invariant: `items[i]` holds only garbage tagged `epochs[i]`, and `epochs[i] % 3 == i` unless empty.
+    /// Garbage retired by the threads of one stripe, in three lists by epoch residue (e % 3), and the garbage whose
+    /// grace period has ended, waiting to be freed a few items at a time (``EpochReclaimer/retire(_:kind:)``).
+    /// Invariant: `items[i]` holds only garbage tagged `epochs[i]`, and `epochs[i] % 3 == i` unless empty; `ready`
+    /// holds only garbage no reader can hold any more, at most `readyLimit` items after each retire.
     @usableFromInline
     struct Limbo {
         var epochs: (UInt, UInt, UInt) = (0, 0, 0)
         var items: ([Retired], [Retired], [Retired]) = ([], [], [])
-        var pending: Int { items.0.count + items.1.count + items.2.count }
+        var ready: [Retired] = []
+        /// Retired items whose grace period has not ended (yet).
+        var waiting: Int { items.0.count + items.1.count + items.2.count }
+        var pending: Int { waiting + ready.count }
+
+        /// Moves every list whose epoch is at most `safe` to `ready`.
+        mutating func moveReclaimableToReadyLocked(upTo safe: UInt) {
+            if epochs.0 <= safe, !items.0.isEmpty { Self.take(&items.0, into: &ready) }
+            if epochs.1 <= safe, !items.1.isEmpty { Self.take(&items.1, into: &ready) }
+            if epochs.2 <= safe, !items.2.isEmpty { Self.take(&items.2, into: &ready) }
+        }
 
         /// Takes every list whose epoch is at most `safe`, leaving it empty.
         mutating func takeReclaimableLocked(upTo safe: UInt, into out: inout [Retired]) {
@@ -104,6 +116,9 @@ public final class EpochReclaimer: @unchecked Sendable {
     let advances = Locked<UInt64>(0)
     /// Retire this many items in a stripe before trying to advance the epoch.
     let batch: Int
+    /// The most items a stripe keeps ready (grace period over, not yet freed) after a retire; past it the retire
+    /// frees them all at once. `4 × batch`.
+    let readyLimit: Int
     /// How to free each kind of retired object; immutable.
     let deleters: [Deleter]
 
@@ -119,6 +134,7 @@ public final class EpochReclaimer: @unchecked Sendable {
         while n < wanted { n <<= 1 }
         mask = n - 1
         self.batch = max(batch, 1)
+        readyLimit = 4 * self.batch
         counters = .allocate(capacity: n * Self.stripeWords)
         for i in 0..<(n * Self.stripeWords) { (counters + i).initialize(to: Atomic(0)) }
         limbo = (0..<n).map { _ in Locked(Limbo()) }
@@ -127,7 +143,12 @@ public final class EpochReclaimer: @unchecked Sendable {
     deinit {
         // No reader can be inside: every reader is a method of an object that keeps this reclaimer alive.
         var all: [Retired] = []
-        for l in limbo { l.withLock { $0.takeReclaimableLocked(upTo: .max, into: &all) } }
+        for l in limbo {
+            l.withLock {
+                $0.takeReclaimableLocked(upTo: .max, into: &all)
+                all += $0.ready
+            }
+        }
         free(all)
         counters.deinitialize(count: (mask + 1) * Self.stripeWords)
         counters.deallocate()
@@ -166,18 +187,30 @@ public final class EpochReclaimer: @unchecked Sendable {
     /// Call it only after `pointer` is unreachable for new readers (unlinked with a sequentially consistent store
     /// or read-modify-write), exactly once per pointer. The deleter runs later, on some writer's thread, outside
     /// every lock of the reclaimer (so it may itself retire more garbage).
+    ///
+    /// Garbage whose grace period has ended moves to the stripe's ready list, and each retire frees two items of
+    /// it (all of it past ``readyLimit``). Freeing a whole batch at once defeated the allocator's per-thread cache:
+    /// glibc's tcache keeps 7 chunks of a size, so the rest of a batch of 64 went back to the arena of the thread
+    /// that allocated them, under that arena's lock — which the other thread, allocating at the same moment,
+    /// then waited for in the kernel (most of the futex calls of a write-heavy engine run). Freed a few at a time,
+    /// between the writer's own allocations of the same sizes, they stay in the cache.
     public func retire(_ pointer: UnsafeMutableRawPointer, kind: Int) {
         precondition(deleters.indices.contains(kind), "EpochReclaimer: unknown deleter kind \(kind)")
         let stripe = ThreadStripe.current() & mask
         let e = epoch.load(ordering: .sequentiallyConsistent)
-        var reclaimable: [Retired] = []
-        let pending = limbo[stripe].withLock { l -> Int in
-            if e >= 2 { l.takeReclaimableLocked(upTo: e - 2, into: &reclaimable) }
+        var overflow: [Retired] = []
+        let (waiting, first, second) = limbo[stripe].withLock { l -> (Int, Retired?, Retired?) in
+            if e >= 2 { l.moveReclaimableToReadyLocked(upTo: e - 2) }
             l.appendLocked(Retired(pointer: pointer, kind: kind), epoch: e)
-            return l.pending
+            let first = l.ready.popLast()
+            let second = l.ready.popLast()
+            if l.ready.count > readyLimit { swap(&overflow, &l.ready) }
+            return (l.waiting, first, second)
         }
-        if !reclaimable.isEmpty { free(reclaimable) }
-        if pending >= batch { _ = tryAdvance() }
+        if let first { deleters[first.kind](first.pointer) }
+        if let second { deleters[second.kind](second.pointer) }
+        if !overflow.isEmpty { free(overflow) }
+        if waiting >= batch { _ = tryAdvance() }
     }
 
     private func free(_ items: [Retired]) {
@@ -215,6 +248,8 @@ public final class EpochReclaimer: @unchecked Sendable {
         for l in limbo {
             waiting += l.withLock { l -> Int in
                 l.takeReclaimableLocked(upTo: e - 2, into: &reclaimable)
+                reclaimable += l.ready
+                l.ready.removeAll()
                 return l.pending
             }
         }

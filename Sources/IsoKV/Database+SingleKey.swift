@@ -121,8 +121,8 @@ extension Database {
                 tx.rollbackNow()
                 return current?.commitTS ?? 0
             }
-            let txid = tx.txid
-            chain.state.withLock { $0.pending = PendingWrite(owner: txid, value: decision) }
+            let write = PendingWrite(owner: tx.txid, value: decision)  // allocates: outside the chain's mutex
+            chain.state.withLock { $0.pending = write }
             tx.writeOrder.append(chain)
             tx.written.insert(ObjectIdentifier(chain))
             return try await tx.commitReturningVersion() ?? 0

@@ -255,10 +255,29 @@ struct ChainHeader {
 }
 
 /// The uncommitted write of the transaction that holds the row's exclusive lock.
+///
+/// The write is kept as the version node it becomes at commit, built when the write is made — before the chain's
+/// mutex is taken — so that the commit's critical sections (the commit lock, and at `.serializable` the SSI lock
+/// and the begin queue's lock around the publication) allocate nothing: a `malloc` there could wait for the
+/// allocator's arena lock, held by another thread freeing a batch of retired versions, and every other committer
+/// and serializable begin would wait behind it. The node's commit number is `UInt64.max` until the install sets
+/// it (``ChainState/installLocked(owner:commitTS:)``), before the store that publishes the node; until then only
+/// its bytes are read (the owner's own reads and dirty reads share them through ``value``).
 struct PendingWrite {
-    var owner: UInt64
-    /// The value, or nil for a deletion.
-    var value: Bytes?
+    let owner: UInt64
+    /// The version this write becomes (a tombstone for a deletion), unpublished: `commitTS == UInt64.max`,
+    /// `creator == owner`, no link.
+    let node: VersionNode
+
+    /// Builds the write's version node (a copy of `value`'s bytes; nil: a deletion). Call it outside the chain's
+    /// mutex: it allocates.
+    init(owner: UInt64, value: Bytes?) {
+        self.owner = owner
+        node = VersionNode.version(value: value, commitTS: .max, creator: owner, next: nil)
+    }
+
+    /// The value, sharing the node (nil for a deletion).
+    var value: Bytes? { node.value }
 }
 
 /// A transaction suspended in ``LockManager/acquire(_:txid:mode:wait:timeout:)`` until the row lock is granted.
@@ -817,9 +836,13 @@ struct ChainState {
     /// becomes its `next`). Caller holds the commit lock.
     mutating func installLocked(owner: UInt64, commitTS: UInt64) {
         guard let p = pending, p.owner == owner else { return }
-        let node = VersionNode.version(value: p.value, commitTS: commitTS, creator: owner, next: headNode)
-        // The old head's +1 moves to the node's `next`; the head takes the node's +1. Readers that load the new
-        // head see a fully built node (sequentially consistent store after its initialization).
+        // The node was built with the write (no allocation here, inside the commit's critical sections). Its commit
+        // number and link are set before it is published: the old head's +1 moves to the node's `next`; the head
+        // takes a +1 of the node. Readers that load the new head see the node complete (sequentially consistent
+        // store after these stores).
+        let node = p.node
+        node.setWord0BeforePublication(commitTS)
+        node.storeNext(headNode)
         setHeadLocked(.passRetained(node))
         pending = nil
     }

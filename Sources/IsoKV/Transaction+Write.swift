@@ -47,12 +47,13 @@ extension Transaction {
         }
         let recordUndo = !savepoints.isEmpty
         let txid = self.txid
+        let write = PendingWrite(owner: txid, value: value)  // allocates: outside the chain's mutex
         // With the exclusive lock held nobody else can install a version here, so "newest" is stable.
         let outcome: (existed: Bool, previous: PendingWrite?)? = chain.state.withLock { s in
             let existed = s.read(txid: txid, snapshot: .max, dirty: false) != nil
             if mustBeAbsent && existed { return nil }
             let previous = s.pending
-            s.pending = PendingWrite(owner: txid, value: value)
+            s.pending = write
             return (existed, previous)
         }
         guard let outcome else {

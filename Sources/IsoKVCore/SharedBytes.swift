@@ -13,7 +13,9 @@ import Synchronization
 /// ```
 ///
 /// Invariants: immutable once made, except the link, which the owner changes with the atomic operations below
-/// (the engine under its chain's lock). `count` is -1 for "no bytes" (the engine's deletions); such an object is
+/// (the engine under its chain's lock), and `word0`, which the owner may set once more before it publishes the
+/// object to readers of the words (the engine builds a version before its commit number is known, and sets it at
+/// install, before the store that publishes the version; a `Bytes` sharing the object reads only the bytes). `count` is -1 for "no bytes" (the engine's deletions); such an object is
 /// never shared by a `Bytes`. The link holds +1 on the next object; freeing this object releases the objects linked
 /// from it iteratively (a long list never recurses).
 @usableFromInline
@@ -23,7 +25,7 @@ package final class SharedBytes: ManagedBuffer<SharedBytes.Header, SharedBytes.L
         /// Bytes stored after the link; -1: none.
         @usableFromInline package let count: Int
         /// The owner's words.
-        @usableFromInline package let word0: UInt64
+        @usableFromInline package var word0: UInt64
         @usableFromInline package let word1: UInt64
     }
 
@@ -71,6 +73,13 @@ package final class SharedBytes: ManagedBuffer<SharedBytes.Header, SharedBytes.L
 
     @inlinable @inline(__always)
     package var word1: UInt64 { withUnsafeMutablePointerToHeader { $0.pointee.word1 } }
+
+    /// Sets `word0`, before the object is published to any reader of the words (see the invariants above): a plain
+    /// store, ordered before the publishing store by that store's own ordering.
+    @inline(__always)
+    package func setWord0BeforePublication(_ value: UInt64) {
+        withUnsafeMutablePointerToHeader { $0.pointee.word0 = value }
+    }
 
     /// Calls `body` with the bytes (empty when there are none).
     @usableFromInline @inline(__always)
