@@ -121,7 +121,7 @@ extension Database {
                 tx.rollbackNow()
                 return current?.commitTS ?? 0
             }
-            let write = PendingWrite(owner: tx.txid, value: decision)  // allocates: outside the chain's mutex
+            let write = PendingWrite(owner: tx.txid, value: decision, buildVersion: true)  // allocates: before the lock
             chain.state.withLock { $0.pending = write }
             tx.writeOrder.append(chain)
             tx.written.insert(ObjectIdentifier(chain))

@@ -255,29 +255,34 @@ struct ChainHeader {
 }
 
 /// The uncommitted write of the transaction that holds the row's exclusive lock.
-///
-/// The write is kept as the version node it becomes at commit, built when the write is made — before the chain's
-/// mutex is taken — so that the commit's critical sections (the commit lock, and at `.serializable` the SSI lock
-/// and the begin queue's lock around the publication) allocate nothing: a `malloc` there could wait for the
-/// allocator's arena lock, held by another thread freeing a batch of retired versions, and every other committer
-/// and serializable begin would wait behind it. The node's commit number is `UInt64.max` until the install sets
-/// it (``ChainState/installLocked(owner:commitTS:)``), before the store that publishes the node; until then only
-/// its bytes are read (the owner's own reads and dirty reads share them through ``value``).
 struct PendingWrite {
-    let owner: UInt64
-    /// The version this write becomes (a tombstone for a deletion), unpublished: `commitTS == UInt64.max`,
-    /// `creator == owner`, no link.
-    let node: VersionNode
+    var owner: UInt64
+    /// The value, or nil for a deletion.
+    var value: Bytes?
+    /// The version this write becomes, built before the commit's critical sections — the commit lock, and at
+    /// `.serializable` the SSI lock and the begin queue's lock around the publication — so that they allocate
+    /// nothing: a `malloc` there could wait for the allocator's arena lock, held by another thread freeing retired
+    /// versions, and every other committer and serializable begin waited behind it. Unpublished (`commitTS ==
+    /// UInt64.max`, no link) until the install sets both. Built with the write for a transaction's first
+    /// ``versionsBuiltAtWrite`` writes (no extra visit of the chain), by the commit for the others
+    /// (`Transaction.prepareVersions`): a node built at every write of a bulk load interleaved with the index's
+    /// path copies and fragmented the heap (`bench memory`, 1M keys in transactions of 1 000 puts: 2.42× → 2.57×
+    /// the data), where nodes built together at commit sit together. nil: not built yet (the install builds it).
+    var version: VersionNode? = nil
 
-    /// Builds the write's version node (a copy of `value`'s bytes; nil: a deletion). Call it outside the chain's
-    /// mutex: it allocates.
+    /// How many writes of a transaction build their version at the write.
+    static let versionsBuiltAtWrite = 16
+
     init(owner: UInt64, value: Bytes?) {
         self.owner = owner
-        node = VersionNode.version(value: value, commitTS: .max, creator: owner, next: nil)
+        self.value = value
     }
 
-    /// The value, sharing the node (nil for a deletion).
-    var value: Bytes? { node.value }
+    /// A write whose version is built now if `buildVersion` (it allocates: call it outside the chain's mutex).
+    init(owner: UInt64, value: Bytes?, buildVersion: Bool) {
+        self.init(owner: owner, value: value)
+        if buildVersion { version = VersionNode.version(value: value, commitTS: .max, creator: owner, next: nil) }
+    }
 }
 
 /// A transaction suspended in ``LockManager/acquire(_:txid:mode:wait:timeout:)`` until the row lock is granted.
@@ -392,7 +397,8 @@ package struct KeyChain: @unchecked Sendable {
     /// released (the chain's lock stays a leaf).
     func prune(horizon: UInt64, reclaimer: EpochReclaimer) -> ChainState.PruneResult {
         let (result, cut) = state.withLock { $0.pruneLocked(horizon: horizon) }
-        for node in cut { reclaimer.retire(node.toOpaque(), kind: ScanIndex.versionKind) }
+        // One retire for the whole cut: its first node holds the rest of the list, released with it.
+        if let cut { reclaimer.retire(cut.toOpaque(), kind: ScanIndex.versionKind) }
         return result
     }
 
@@ -836,11 +842,11 @@ struct ChainState {
     /// becomes its `next`). Caller holds the commit lock.
     mutating func installLocked(owner: UInt64, commitTS: UInt64) {
         guard let p = pending, p.owner == owner else { return }
-        // The node was built with the write (no allocation here, inside the commit's critical sections). Its commit
-        // number and link are set before it is published: the old head's +1 moves to the node's `next`; the head
-        // takes a +1 of the node. Readers that load the new head see the node complete (sequentially consistent
-        // store after these stores).
-        let node = p.node
+        // The node was built by the commit before its critical sections (`Transaction.prepareVersions`); only a
+        // commit that did not prepare it allocates here. Its commit number and link are set before it is
+        // published: the old head's +1 moves to the node's `next`; the head takes a +1 of the node. Readers that
+        // load the new head see the node complete (sequentially consistent store after these stores).
+        let node = p.version ?? VersionNode.version(value: p.value, commitTS: .max, creator: owner, next: nil)
         node.setWord0BeforePublication(commitTS)
         node.storeNext(headNode)
         setHeadLocked(.passRetained(node))
@@ -874,11 +880,13 @@ struct ChainState {
 
     /// Drops the versions no snapshot at or after `horizon` can see: everything older than the newest version with
     /// `commitTS ≤ horizon`, and that version too if it is a tombstone. The dropped part of the list is unlinked
-    /// (one sequentially consistent store) and returned, still holding its +1, for the caller to retire to the
-    /// epoch reclaimer once the chain's lock is released: a lock-free reader may be walking it.
-    mutating func pruneLocked(horizon: UInt64) -> (PruneResult, [Unmanaged<VersionNode>]) {
-        if retired { return (.clean, []) }
-        var cut: [Unmanaged<VersionNode>] = []
+    /// (one sequentially consistent store) and its first node returned, still holding its +1 (and through its
+    /// link the older ones), for the caller to retire to the epoch reclaimer once the chain's lock is released: a
+    /// lock-free reader may be walking it. (One node rather than an array of them: an array cost an allocation per
+    /// prune that cut anything, that is per update.)
+    mutating func pruneLocked(horizon: UInt64) -> (PruneResult, cut: Unmanaged<VersionNode>?) {
+        if retired { return (.clean, nil) }
+        var cut: Unmanaged<VersionNode>? = nil
         // Find the newest node with commitTS ≤ horizon and the link that points at it.
         var previous: Unmanaged<VersionNode>? = nil  // the node whose `next` points at `cur`; nil: the head
         var cur = headNode
@@ -895,11 +903,11 @@ struct ChainState {
                     } else {
                         setHeadLocked(nil)
                     }
-                    cut.append(u)
+                    cut = u
                 } else if let next {
                     // Keep it, drop everything older.
                     u._withUnsafeGuaranteedRef { $0.storeNext(nil) }
-                    cut.append(next)
+                    cut = next
                 }
                 break
             }

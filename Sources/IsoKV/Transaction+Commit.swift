@@ -66,6 +66,7 @@ extension Transaction {
     /// Steps 3–4 in memory: one critical section of the commit lock (and, when serializable, of the SSI lock inside
     /// it, where the pre-commit check runs) assigns `ts`, installs and publishes.
     private func commitInMemory(ssi: SerializableXactHandle?, pointKeys: [Bytes]) throws -> UInt64 {
+        prepareVersions()
         let oracle = db.oracle
         var failure: IsoKVError?
         let ts = oracle.commitLock.withLock { last -> UInt64 in
@@ -96,6 +97,7 @@ extension Transaction {
             if let ssi { db.ssi.finishPrepared(ssi, pointKeys: pointKeys, publish: {}) }
             return nil
         }
+        prepareVersions()
         let oracle = db.oracle
         let log = durable.log
         let enqueued = oracle.commitLock.withLock { last -> Result<(UInt64, DurabilityTicket), StorageError> in
@@ -146,6 +148,23 @@ extension Transaction {
         }
         last = ts
         return ts
+    }
+
+    /// Builds the version node of each pending write that has none yet (`PendingWrite.version`: past a
+    /// transaction's first writes) before the commit's critical sections, so that the install under the commit
+    /// lock allocates nothing. The value is read and the node stored under the
+    /// chain's mutex; the node is built between the two, under no lock. The pending writes are stable: this
+    /// transaction holds their exclusive row locks, and only it changes them.
+    private func prepareVersions() {
+        guard unpreparedWrites else { return }
+        unpreparedWrites = false
+        let txid = self.txid
+        for chain in writeOrder {
+            let pending = chain.state.withLock { s -> PendingWrite? in s.pending?.owner == txid ? s.pending : nil }
+            guard let pending, pending.version == nil else { continue }
+            let node = VersionNode.version(value: pending.value, commitTS: .max, creator: txid, next: nil)
+            chain.state.withLock { $0.pending?.version = node }
+        }
     }
 
     /// This transaction's pending writes (key, value or nil for a delete), in write order. Writes undone by a

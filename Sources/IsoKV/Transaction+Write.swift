@@ -47,7 +47,9 @@ extension Transaction {
         }
         let recordUndo = !savepoints.isEmpty
         let txid = self.txid
-        let write = PendingWrite(owner: txid, value: value)  // allocates: outside the chain's mutex
+        let write = PendingWrite(
+            owner: txid, value: value, buildVersion: writeOrder.count < PendingWrite.versionsBuiltAtWrite)
+        if write.version == nil { unpreparedWrites = true }
         // With the exclusive lock held nobody else can install a version here, so "newest" is stable.
         let outcome: (existed: Bool, previous: PendingWrite?)? = chain.state.withLock { s in
             let existed = s.read(txid: txid, snapshot: .max, dirty: false) != nil

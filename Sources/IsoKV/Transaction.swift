@@ -80,6 +80,9 @@ public final class Transaction: StoreTransaction {
     /// Invariant: each chain once; every chain here is also in `locks` with `.forUpdate`.
     var writeOrder: [KeyChain] = []
     var written: Set<ObjectIdentifier> = []
+    /// Whether some pending write of this transaction was made without its version node (`PendingWrite.version`),
+    /// which the commit then builds before its critical sections (`prepareVersions`).
+    var unpreparedWrites = false
     /// Row locks held, by chain. Released at commit/rollback/abort, or partly at rollback to a savepoint.
     var locks = [ObjectIdentifier: (chain: KeyChain, mode: RowLockMode)]()
     /// Undo entries recorded while at least one savepoint exists (a whole-transaction rollback needs none).
