@@ -25,7 +25,7 @@ public final class Transaction: StoreTransaction {
     /// This transaction's id (the owner id in chains' locks and pending writes), assigned if needed.
     var txid: UInt64 {
         if assignedID == 0 {
-            assignedID = db.oracle.newTransactionID()
+            assignedID = db.oracleRef._withUnsafeGuaranteedRef { $0.newTransactionID() }
             // Live for the consistency checker until `state` leaves `.active` (LiveTransactions.swift).
             if case .active = state { db.live.assigned(assignedID) }
         }
@@ -146,7 +146,8 @@ public final class Transaction: StoreTransaction {
             snapshot = s
             return s
         }
-        let (s, slot) = db.oracle.registerSnapshotFast(hint: slotHint, stripe: snapshotStripe)
+        let (hint, stripe) = (slotHint, snapshotStripe)
+        let (s, slot) = db.oracleRef._withUnsafeGuaranteedRef { $0.registerSnapshotFast(hint: hint, stripe: stripe) }
         snapshot = s
         snapshotSlot = slot
         return s
@@ -160,7 +161,8 @@ public final class Transaction: StoreTransaction {
     /// collection horizon may have moved forward.
     func releaseSnapshot(_ s: UInt64) -> Bool {
         defer { snapshotSlot = -1 }
-        return db.oracle.unregisterSnapshotFast(s, slot: snapshotSlot, stripe: snapshotStripe)
+        let (slot, stripe) = (snapshotSlot, snapshotStripe)
+        return db.oracleRef._withUnsafeGuaranteedRef { $0.unregisterSnapshotFast(s, slot: slot, stripe: stripe) }
     }
 
     // MARK: Reads
