@@ -103,6 +103,39 @@ struct VersionListTests {
         expectConsistent(db)
     }
 
+    /// A write's version node is built with the write for a transaction's first `PendingWrite.versionsBuiltAtWrite`
+    /// writes and by the commit for the rest; rewrites, deletes and a rollback to a savepoint on both sides of that
+    /// line leave exactly the last pending value of each key installed, all at the commit's number.
+    @Test func versionsBuiltAtTheWriteAndAtTheCommitInstallTheLastValues() async throws {
+        let db = makeDatabase()
+        let n = 3 * PendingWrite.versionsBuiltAtWrite
+        func key(_ i: Int) -> Bytes { Bytes("key/\(i)") }
+        func long(_ tag: String, _ i: Int) -> Bytes { Bytes("\(tag) value of key \(i), longer than inline") }
+        for i in [7, n - 3] { try await db.put(key(i), "old") }
+        let tx = try await db.begin(.snapshot)
+        for i in 0..<n { try await tx.put(key(i), i.isMultiple(of: 3) ? Bytes("s\(i)") : long("first", i)) }
+        try await tx.put(key(2), long("second", 2))  // rewritten: built at the write
+        try await tx.put(key(n - 2), long("second", n - 2))  // rewritten past the line: built at the commit
+        _ = try await tx.delete(key(7))
+        let sp = try await tx.savepoint()
+        _ = try await tx.delete(key(n - 3))
+        try await tx.put(key(n - 1), long("undone", n - 1))
+        try await tx.rollback(to: sp)
+        let version = try #require(try await tx.commitReturningVersion())
+        for i in 0..<n {
+            let expected: Bytes? =
+                switch i {
+                case 7: nil
+                case 2, n - 2: long("second", i)
+                default: i.isMultiple(of: 3) ? Bytes("s\(i)") : long("first", i)
+                }
+            let got = try await db.get(key(i))
+            #expect(got?.value == expected, "key \(i)")
+            if expected != nil { #expect(got?.version == version, "key \(i)") }
+        }
+        expectConsistent(db)
+    }
+
     /// A plain scan reads committed data lock-free, except on chains the transaction wrote (own pending writes
     /// are only under the mutex): it sees its own writes and deletes, and never another transaction's.
     @Test(arguments: [IsolationLevel.readCommitted, .snapshot])
