@@ -78,13 +78,6 @@ public final class EpochReclaimer: @unchecked Sendable {
             if epochs.2 <= safe, !items.2.isEmpty { Self.take(&items.2, into: &ready) }
         }
 
-        /// Takes every list whose epoch is at most `safe`, leaving it empty.
-        mutating func takeReclaimableLocked(upTo safe: UInt, into out: inout [Retired]) {
-            if epochs.0 <= safe, !items.0.isEmpty { Self.take(&items.0, into: &out) }
-            if epochs.1 <= safe, !items.1.isEmpty { Self.take(&items.1, into: &out) }
-            if epochs.2 <= safe, !items.2.isEmpty { Self.take(&items.2, into: &out) }
-        }
-
         private static func take(_ list: inout [Retired], into out: inout [Retired]) {
             if out.isEmpty { swap(&out, &list) } else { out += list; list.removeAll(keepingCapacity: true) }
         }
@@ -145,7 +138,7 @@ public final class EpochReclaimer: @unchecked Sendable {
         var all: [Retired] = []
         for l in limbo {
             l.withLock {
-                $0.takeReclaimableLocked(upTo: .max, into: &all)
+                $0.moveReclaimableToReadyLocked(upTo: .max)
                 all += $0.ready
             }
         }
@@ -247,7 +240,7 @@ public final class EpochReclaimer: @unchecked Sendable {
         var waiting = 0
         for l in limbo {
             waiting += l.withLock { l -> Int in
-                l.takeReclaimableLocked(upTo: e - 2, into: &reclaimable)
+                l.moveReclaimableToReadyLocked(upTo: e - 2)
                 reclaimable += l.ready
                 l.ready.removeAll()
                 return l.pending

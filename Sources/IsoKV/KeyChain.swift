@@ -281,7 +281,12 @@ struct PendingWrite {
     /// A write whose version is built now if `buildVersion` (it allocates: call it outside the chain's mutex).
     init(owner: UInt64, value: Bytes?, buildVersion: Bool) {
         self.init(owner: owner, value: value)
-        if buildVersion { version = VersionNode.version(value: value, commitTS: .max, creator: owner, next: nil) }
+        if buildVersion { version = makeVersion() }
+    }
+
+    /// A new, unpublished version node for this write (it allocates: call it outside every lock).
+    func makeVersion() -> VersionNode {
+        VersionNode.version(value: value, commitTS: .max, creator: owner, next: nil)
     }
 }
 
@@ -846,9 +851,8 @@ struct ChainState {
         // commit that did not prepare it allocates here. Its commit number and link are set before it is
         // published: the old head's +1 moves to the node's `next`; the head takes a +1 of the node. Readers that
         // load the new head see the node complete (sequentially consistent store after these stores).
-        let node = p.version ?? VersionNode.version(value: p.value, commitTS: .max, creator: owner, next: nil)
-        node.setWord0BeforePublication(commitTS)
-        node.storeNext(headNode)
+        let node = p.version ?? p.makeVersion()
+        node.completeBeforePublication(word0: commitTS, next: headNode)
         setHeadLocked(.passRetained(node))
         pending = nil
     }

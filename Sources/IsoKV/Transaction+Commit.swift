@@ -162,7 +162,7 @@ extension Transaction {
         for chain in writeOrder {
             let pending = chain.state.withLock { s -> PendingWrite? in s.pending?.owner == txid ? s.pending : nil }
             guard let pending, pending.version == nil else { continue }
-            let node = VersionNode.version(value: pending.value, commitTS: .max, creator: txid, next: nil)
+            let node = pending.makeVersion()
             chain.state.withLock { $0.pending?.version = node }
         }
     }

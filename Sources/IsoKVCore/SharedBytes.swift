@@ -74,11 +74,13 @@ package final class SharedBytes: ManagedBuffer<SharedBytes.Header, SharedBytes.L
     @inlinable @inline(__always)
     package var word1: UInt64 { withUnsafeMutablePointerToHeader { $0.pointee.word1 } }
 
-    /// Sets `word0`, before the object is published to any reader of the words (see the invariants above): a plain
-    /// store, ordered before the publishing store by that store's own ordering.
+    /// Sets `word0` and the link (whose +1 moves here) of an object no reader of the words or the link can reach
+    /// yet (see the invariants above): plain and relaxed stores, ordered before the caller's publishing store by
+    /// that store's own ordering (the engine's head store is sequentially consistent).
     @inline(__always)
-    package func setWord0BeforePublication(_ value: UInt64) {
-        withUnsafeMutablePointerToHeader { $0.pointee.word0 = value }
+    package func completeBeforePublication(word0: UInt64, next: Unmanaged<SharedBytes>?) {
+        withUnsafeMutablePointerToHeader { $0.pointee.word0 = word0 }
+        withUnsafeMutablePointerToElements { $0.pointee.next.store(Self.word(next), ordering: .relaxed) }
     }
 
     /// Calls `body` with the bytes (empty when there are none).
