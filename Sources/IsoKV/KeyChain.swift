@@ -135,8 +135,7 @@ enum ChainLockStripes {
         #if DEBUG
             precondition(pthread_getspecific(held) == nil, "a chain lock taken while another is held")
         #endif
-        let rc = pthread_mutex_lock(m)
-        precondition(rc == 0, "pthread_mutex_lock failed: \(rc)")
+        RawLock.lock(m)
         #if DEBUG
             pthread_setspecific(held, UnsafeRawPointer(m))
         #endif

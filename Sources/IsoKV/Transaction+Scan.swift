@@ -1,47 +1,5 @@
 import IsoKVCore
 extension Transaction {
-    /// Rows of `run` (index entries lent in place) visible at `snapshot`, appended to `out` until it holds `max`;
-    /// returns whether the scan goes on. For a transaction with no pending write, inside the index's epoch.
-    @inline(__always)
-    func scanGroups(
-        _ run: UnsafeBufferPointer<OrderedIndex<KeyChain>.Entry>, snapshot: UInt64, txid: UInt64,
-        into out: inout [KeyValue], max: Int
-    ) throws -> Bool {
-        let group = 8
-        return withUnsafeTemporaryAllocation(of: UInt.self, capacity: group) { heads in
-            var start = 0
-            while start < run.count {
-                let n = Swift.min(group, run.count - start)
-                for k in 0..<n {
-                    heads[k] = KeyChain.headWord(lentAt: (run.baseAddress! + start + k).pointer(to: \.value)!)
-                }
-                for k in 0..<n {
-                    switch KeyChain.visibleNode(head: heads[k], at: snapshot) {
-                    case .some(let node): heads[k] = node.map { UInt(bitPattern: $0.toOpaque()) } ?? 0
-                    case .none: heads[k] = HeadWord.retiredBit  // retired: looked up below
-                    }
-                }
-                for k in 0..<n {
-                    let key = run[start + k].key
-                    let value: Bytes?
-                    if heads[k] == HeadWord.retiredBit {
-                        value = db.read(key, txid: txid, snapshot: snapshot, dirty: false)
-                    } else if let node = HeadWord.node(heads[k]) {
-                        value = node._withUnsafeGuaranteedRef { $0.value }
-                    } else {
-                        value = nil
-                    }
-                    if let value {
-                        out.append(KeyValue(key: key, value: value))
-                        if out.count >= max { return false }
-                    }
-                }
-                start += n
-            }
-            return true
-        }
-    }
-
     /// Scans `range` in key order (descending when `reverse`), returning at most `limit` visible rows.
     ///
     /// One scan sees one snapshot: the transaction's at `.snapshot`, a fresh registered statement snapshot at
@@ -91,27 +49,13 @@ extension Transaction {
             let txid = assignedID
             let lockFree = !dirty && !serial && snap != nil
             let wroteAny = !written.isEmpty
+            if lockFree && !wroteAny {
+                // The common case: committed data only (Database+Read.swift), the walk a `Database.read` scan takes.
+                db.scanCommitted(range, snapshot: snap!, max: max, reverse: reverse, into: &out)
+                return out
+            }
             try db.index.read { idx in
-                if lockFree && !wroteAny && !reverse {
-                    // The common case, by groups of entries: load every chain's head, then every visible node, then
-                    // build the rows, so that the cache misses of a group overlap instead of queueing behind each
-                    // row's reference count (an atomic write, which orders the loads after it).
-                    try idx.forEachRunInPlace(in: range) { run in
-                        try scanGroups(run, snapshot: snap!, txid: txid, into: &out, max: max)
-                    }
-                    return
-                }
                 try idx.forEachInPlace(in: range, after: nil, reverse: reverse) { lent in
-                    if lockFree && !wroteAny {
-                        // The common case reads the entry where it lies: no copy, so no reference count written.
-                        let key = lent.pointee.key
-                        if let value = KeyChain.committedValue(lentAt: lent.pointer(to: \.value)!, at: snap!)
-                            ?? db.read(key, txid: txid, snapshot: snap, dirty: false)  // retired: look it up
-                        {
-                            out.append(KeyValue(key: key, value: value))
-                        }
-                        return out.count < max
-                    }
                     let entry = lent.pointee
                     let value =
                         serial

@@ -61,8 +61,7 @@ public final class Locked<State>: @unchecked Sendable {
 
     @usableFromInline @inline(__always)
     func _lock() {
-        let rc = pthread_mutex_lock(mutex)
-        precondition(rc == 0, "pthread_mutex_lock failed: \(rc)")
+        RawLock.lock(mutex)
     }
 
     @usableFromInline @inline(__always)

@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -26,8 +28,7 @@ public struct RawLock: @unchecked Sendable {
     public func destroy() { RawLock.destroyMutex(mutex) }
 
     @inlinable @inline(__always) public func lock() {
-        let rc = pthread_mutex_lock(mutex)
-        precondition(rc == 0, "pthread_mutex_lock failed: \(rc)")
+        RawLock.lock(mutex)
     }
 
     @inlinable @inline(__always) public func unlock() {
@@ -59,6 +60,48 @@ public struct RawLock: @unchecked Sendable {
         pthread_mutexattr_destroy(&attr)
         precondition(rc == 0, "pthread_mutex_init failed: \(rc)")
         return m
+    }
+
+    /// Takes `m`: one `trylock`, and if the mutex is held, ``lockContended(_:)``.
+    @inlinable @inline(__always)
+    public static func lock(_ m: UnsafeMutablePointer<pthread_mutex_t>) {
+        if pthread_mutex_trylock(m) != 0 { lockContended(m) }
+    }
+
+    /// The wait for a held mutex: spin for up to about ``spinBudget`` iterations (a `trylock` after each round of
+    /// an exponentially growing busy wait), then park in `pthread_mutex_lock`.
+    ///
+    /// Why not leave it to glibc: its adaptive mutex spins about a hundred iterations (its default
+    /// `glibc.pthread.mutex_spin_count`) and then sleeps in the kernel. A critical section of a microsecond — a
+    /// serializable commit under the commit lock — outlasts that, and on a virtual machine the sleeper's idle
+    /// CPU is halted, so the wake-up (a futex wake, an inter-processor interrupt through the hypervisor, the
+    /// scheduler) costs far more than the critical section: a profile of scheduler switches under ycsb-a at
+    /// `.serializable` put most of them in the commit lock's `futex_wait` (Sources/IsoKV/DESIGN.md, "Performance
+    /// notes"). The budget (a few microseconds on the machines measured) bounds what a waiter burns when the
+    /// holder was preempted instead.
+    @usableFromInline @inline(never)
+    static func lockContended(_ m: UnsafeMutablePointer<pthread_mutex_t>) {
+        var round = 16
+        var spent = 0
+        while spent < spinBudget {
+            spin(round)
+            spent += round
+            if pthread_mutex_trylock(m) == 0 { return }
+            if round < 1024 { round &*= 2 }
+        }
+        let rc = pthread_mutex_lock(m)
+        precondition(rc == 0, "pthread_mutex_lock failed: \(rc)")
+    }
+
+    /// Busy-wait iterations before a contended lock parks (each a relaxed load of a line nobody writes).
+    public static let spinBudget = 32_768
+
+    /// Read in the busy wait: an atomic load the optimizer keeps, on a line no one writes.
+    static let spinWord = Atomic<Int>(0)
+
+    @inline(never)
+    static func spin(_ iterations: Int) {
+        for _ in 0..<iterations { _ = spinWord.load(ordering: .relaxed) }
     }
 
     static func destroyMutex(_ m: UnsafeMutablePointer<pthread_mutex_t>) {

@@ -10,7 +10,8 @@ import IsoKVWorkloads
 /// Rows: `raw map load` (the baseline: `map.load` on the same keys, the same map type as the engine's directory;
 /// with the default `chain-table` directory, which maps keys to chains only, the read-mostly map of byte strings),
 /// `db.get` (single-key read, no transaction), `tx get (snapshot, ro)` (one read-only `.snapshot` transaction per
-/// read: begin, get, commit), then the chosen workload at the chosen isolation level, each operation its own
+/// read: begin, get, commit), `db.read get (sync)` (one synchronous `Database.read` snapshot per read: the same
+/// reads without a transaction object or an async call), then the chosen workload at the chosen isolation level, each operation its own
 /// transaction, retried on `40001`/`40P01` (counted by cause through the retry policy's observer). Everything but the
 /// raw map row and the engine's statistics comes from `IsoKVWorkloads` (workloads, dataset, harness, histograms).
 struct BenchEngine: AsyncParsableCommand {
@@ -67,6 +68,20 @@ struct BenchEngine: AsyncParsableCommand {
     /// Interleaved slices per row (see `Harness.interleave`).
     static let slices = 5
 
+    /// The index of the chosen workload's row (after the raw map, `db.get`, `tx get` and `db.read get`).
+    static let workloadRow = 4
+
+    /// One synchronous snapshot per read (`Database.read`: register, get, release), in the harness's synchronous
+    /// loop as the raw map row is: a read-only transaction without a transaction object or an async call.
+    static func snapshotReadRow(_ harness: Harness, _ db: Database, _ data: Dataset) -> BenchRow {
+        BenchRow("db.read get (sync)") { length, seed in
+            await harness.measureSynchronous(length, seed: seed) { w in
+                let key = data.randomKey(using: &w.rng)
+                _ = try? db.read { try $0.get(key) }
+            }
+        }
+    }
+
     func run() async throws {
         if let backend { return try await runComparison(url: backend) }
         let workload = Workload<Database>.named(self.workload)!  // checked by validate()
@@ -81,6 +96,7 @@ struct BenchEngine: AsyncParsableCommand {
             map.rawMapRow(harness, data),
             harness.row("db.get", .pointGet, on: reads),
             harness.row("tx get (snapshot, ro)", .readOnlyTransactionGet, on: reads),
+            Self.snapshotReadRow(harness, db, data),
             harness.row(
                 "\(workload.name) @ \(isolation.rawValue)", workload,
                 on: WorkloadContext(store: db, data: data, isolation: isolation))
@@ -111,7 +127,7 @@ struct BenchEngine: AsyncParsableCommand {
         let ssiAfter = db.statistics().serializable
 
         let rawResult = results[0]
-        let mixed = results[3]
+        let mixed = results[Self.workloadRow]
         for (row, r) in zip(rows, results) {
             let ratio = r.opsPerSecond / rawResult.opsPerSecond
             let counters = r.counters
@@ -131,7 +147,7 @@ struct BenchEngine: AsyncParsableCommand {
                     aborts: counters.aborts, retries: counters.retries, gaveUp: counters.gaveUp))
         }
         if isolation == .serializable {
-            let baseline = results[4]
+            let baseline = results[Self.workloadRow + 1]
             func rate(_ r: HarnessResult) -> String { String(format: "%.2f%%", 100 * r.counters.abortRate) }
             report.notes.append(
                 String(format: "serializable / snapshot throughput: %.2fx", mixed.opsPerSecond / baseline.opsPerSecond)
@@ -159,7 +175,7 @@ struct BenchEngine: AsyncParsableCommand {
                 String(
                     format: "scans: %.0f scans/s, %.0f keys scanned/s (%.1f rows per scan) in the %@ row.",
                     perSecond, keysPerSecond,
-                    Double(mixed.counters.keysScanned) / Double(mixed.counters.scans), rows[3].name))
+                    Double(mixed.counters.keysScanned) / Double(mixed.counters.scans), rows[Self.workloadRow].name))
         }
         report.notes.append(
             "vs raw map: throughput / the raw \(map.baselineName) map's point loads on the same keys, same run.")
@@ -171,7 +187,7 @@ struct BenchEngine: AsyncParsableCommand {
         if workload.name == Workload<Database>.counter.name {
             let after = try await db.get(Dataset.counterKey)?.value.int64 ?? 0
             var committed = mixed.counters.committed
-            if isolation == .serializable { committed += results[4].counters.committed }
+            if isolation == .serializable { committed += results[Self.workloadRow + 1].counters.committed }
             report.notes.append(
                 "counter: \(committed) increments committed, counter moved by \(after - counterBefore)"
                     + (after - counterBefore < committed ? " (lost updates)" : ""))

@@ -32,13 +32,15 @@ struct BenchEngineCommandLineTests {
         return try JSONDecoder().decode(Document.self, from: Data(result.stdout.utf8))
     }
 
-    @Test("smoke: ycsb-b JSON has the four rows, the raw map as the 1.00x baseline, figures > 0")
+    @Test("smoke: ycsb-b JSON has the five rows, the raw map as the 1.00x baseline, figures > 0")
     func ycsbBSmoke() throws {
         let doc = try run(["--workload", "ycsb-b"])
         #expect(doc.title == "isokv bench engine")
         #expect(doc.parameters["workload"] == "ycsb-b")
         #expect(
-            doc.results.map(\.operation) == ["raw map load", "db.get", "tx get (snapshot, ro)", "ycsb-b @ snapshot"])
+            doc.results.map(\.operation) == [
+                "raw map load", "db.get", "tx get (snapshot, ro)", "db.read get (sync)", "ycsb-b @ snapshot"
+            ])
         #expect(doc.results.first?.ratioToRawMap == 1)
         for r in doc.results {
             #expect(r.opsPerSecond > 0 && r.p50Nanoseconds > 0, "\(r.operation)")
@@ -46,12 +48,12 @@ struct BenchEngineCommandLineTests {
         }
     }
 
-    @Test("smoke: serializable write-skew adds the same workload at snapshot as a fifth row")
+    @Test("smoke: serializable write-skew adds the same workload at snapshot as a last row")
     func serializableSmoke() throws {
         let doc = try run(["--workload", "write-skew", "--isolation", "serializable"])
         #expect(
             doc.results.map(\.operation) == [
-                "raw map load", "db.get", "tx get (snapshot, ro)",
+                "raw map load", "db.get", "tx get (snapshot, ro)", "db.read get (sync)",
                 "write-skew @ serializable", "write-skew @ snapshot"
             ])
         #expect(doc.results.allSatisfy { $0.opsPerSecond > 0 })

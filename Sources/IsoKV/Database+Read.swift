@@ -1,0 +1,157 @@
+import ConcurrentMaps
+import IsoKVCore
+
+extension Database {
+    /// Runs `body` synchronously against one snapshot of the database and returns what it returns.
+    ///
+    /// The snapshot is the newest published commit when `read` starts; every read through it sees exactly the
+    /// commits up to that one, whatever commits meanwhile (as a `.snapshot` read-only transaction does). It is
+    /// the cheapest way to read: no transaction object, no async call, no lock — committed versions are read
+    /// lock-free, and the snapshot is registered in a lock-free slot so that garbage collection keeps what it
+    /// sees. `read` never waits for a writer or a row lock, so it may run on any thread, a cooperative one
+    /// included; keep `body` short, since versions it can see are kept until it returns.
+    ///
+    /// ```swift
+    /// let (alice, bob) = try db.read { snapshot in
+    ///     (try snapshot.get("alice"), try snapshot.get("bob"))   // one consistent state of both keys
+    /// }
+    /// let recent = try db.read { try $0.scan(.prefix("orders/"), limit: 20) }
+    /// ```
+    ///
+    /// The snapshot cannot escape `body` (it is borrowed and not copyable). Writes, row locks and serializable
+    /// reads need a ``Transaction`` (``begin(_:readOnly:)`` or `transaction {}`).
+    public func read<R, E: Error>(_ body: (borrowing ReadSnapshot) throws(E) -> R) throws(E) -> R {
+        let thread = ThreadStripe.current()
+        let liveStripe = thread & (Oracle.stripeCount - 1)
+        liveRef._withUnsafeGuaranteedRef { $0.began(stripe: liveStripe) }
+        let (sequence, slot) = oracleRef._withUnsafeGuaranteedRef {
+            $0.registerSnapshotFast(hint: thread, stripe: liveStripe)
+        }
+        defer {
+            let advanced = oracleRef._withUnsafeGuaranteedRef {
+                $0.unregisterSnapshotFast(sequence, slot: slot, stripe: liveStripe)
+            }
+            liveRef._withUnsafeGuaranteedRef { $0.ended(txid: 0, stripe: liveStripe) }
+            gcRef._withUnsafeGuaranteedRef { $0.afterTransaction(touched: [], horizonAdvanced: advanced, in: self) }
+        }
+        return try body(ReadSnapshot(database: .passUnretained(self), sequence: sequence))
+    }
+
+    /// The committed rows of `range` visible at the registered `snapshot`, appended to `out` until it holds
+    /// `max`: the walk of a plain scan by a reader with no pending write (a ``ReadSnapshot``, or a transaction
+    /// that wrote nothing). The published index is walked in place inside its epoch, and each entry's chain is
+    /// read through the entry (no directory lookup, no lock); a chain retired meanwhile is looked up again.
+    func scanCommitted(_ range: KeyRange, snapshot: UInt64, max: Int, reverse: Bool, into out: inout [KeyValue]) {
+        index.read { idx in
+            if !reverse {
+                // By groups of entries: load every chain's head, then every visible node, then build the rows, so
+                // that the cache misses of a group overlap instead of queueing behind each row's reference count
+                // (an atomic write, which orders the loads after it).
+                idx.forEachRunInPlace(in: range) { run in
+                    scanGroups(run, snapshot: snapshot, into: &out, max: max)
+                }
+                return
+            }
+            idx.forEachInPlace(in: range, after: nil, reverse: true) { lent in
+                // The entry is read where it lies: no copy, so no reference count written.
+                let key = lent.pointee.key
+                if let value = KeyChain.committedValue(lentAt: lent.pointer(to: \.value)!, at: snapshot)
+                    ?? read(key, txid: 0, snapshot: snapshot, dirty: false)  // retired: look it up
+                {
+                    out.append(KeyValue(key: key, value: value))
+                }
+                return out.count < max
+            }
+        }
+    }
+
+    /// Rows of `run` (index entries lent in place) visible at `snapshot`, appended to `out` until it holds `max`;
+    /// returns whether the scan goes on. Inside the index's epoch.
+    @inline(__always)
+    private func scanGroups(
+        _ run: UnsafeBufferPointer<OrderedIndex<KeyChain>.Entry>, snapshot: UInt64, into out: inout [KeyValue],
+        max: Int
+    ) -> Bool {
+        let group = 8
+        return withUnsafeTemporaryAllocation(of: UInt.self, capacity: group) { heads in
+            var start = 0
+            while start < run.count {
+                let n = Swift.min(group, run.count - start)
+                for k in 0..<n {
+                    heads[k] = KeyChain.headWord(lentAt: (run.baseAddress! + start + k).pointer(to: \.value)!)
+                }
+                for k in 0..<n {
+                    switch KeyChain.visibleNode(head: heads[k], at: snapshot) {
+                    case .some(let node): heads[k] = node.map { UInt(bitPattern: $0.toOpaque()) } ?? 0
+                    case .none: heads[k] = HeadWord.retiredBit  // retired: looked up below
+                    }
+                }
+                for k in 0..<n {
+                    let key = run[start + k].key
+                    let value: Bytes?
+                    if heads[k] == HeadWord.retiredBit {
+                        value = read(key, txid: 0, snapshot: snapshot, dirty: false)
+                    } else if let node = HeadWord.node(heads[k]) {
+                        value = node._withUnsafeGuaranteedRef { $0.value }
+                    } else {
+                        value = nil
+                    }
+                    if let value {
+                        out.append(KeyValue(key: key, value: value))
+                        if out.count >= max { return false }
+                    }
+                }
+                start += n
+            }
+            return true
+        }
+    }
+}
+
+/// One registered snapshot of a ``Database``, lent to the body of ``Database/read(_:)``: synchronous reads of
+/// the committed state at ``sequence``.
+///
+/// ```swift
+/// let total = try db.read { snapshot in
+///     try snapshot.scan(.prefix("accounts/")).reduce(0) { $0 + ($1.value.int64 ?? 0) }
+/// }
+/// ```
+///
+/// Not copyable and only ever borrowed, so it cannot outlive the call that registered it (which is what keeps
+/// the versions it reads from garbage collection).
+public struct ReadSnapshot: ~Copyable {
+    /// Unretained: the database outlives the `read` call that lends this value.
+    let database: Unmanaged<Database>
+    /// The newest commit sequence number this snapshot sees (versions are commit sequence numbers).
+    public let sequence: UInt64
+
+    /// The value of `key` at this snapshot, or nil if it is absent or deleted there.
+    ///
+    /// Throws `22023` for an empty key and `54000` for one longer than the database's `maxKeySize`.
+    public func get(_ key: Bytes) throws -> Bytes? {
+        try database._withUnsafeGuaranteedRef { db throws -> Bytes? in
+            try db.limits.check(key: key)
+            if let found = db.readCommitted(key, snapshot: sequence) { return found.value }
+            return db.read(key, txid: 0, snapshot: sequence, dirty: false)
+        }
+    }
+
+    /// The rows of `range` at this snapshot in key order (descending when `reverse`), at most `limit` of them
+    /// (nil: the database's `maxScanLimit`).
+    ///
+    /// Throws `22023` for a negative `limit` or one above `maxScanLimit`.
+    public func scan(_ range: KeyRange, limit: Int? = nil, reverse: Bool = false) throws -> [KeyValue] {
+        try database._withUnsafeGuaranteedRef { db throws -> [KeyValue] in
+            let maxLimit = db.limits.maxScanLimit
+            if let limit, limit < 0 || limit > maxLimit {
+                throw IsoKVError(.invalidInput, "scan limit \(limit) outside 0...\(maxLimit)")
+            }
+            let max = limit ?? maxLimit
+            if max == 0 { return [] }
+            var out: [KeyValue] = []
+            out.reserveCapacity(Swift.min(max, 128))  // (a short scan fills it without growing)
+            db.scanCommitted(range, snapshot: sequence, max: max, reverse: reverse, into: &out)
+            return out
+        }
+    }
+}

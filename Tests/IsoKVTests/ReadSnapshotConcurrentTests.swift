@@ -1,0 +1,193 @@
+import Foundation
+@_spi(Testing) @testable import IsoKV
+import IsoKVCore
+import Synchronization
+import Testing
+
+/// `Database.read`: a synchronous snapshot. It sees one commit and nothing after it, keeps what it sees from
+/// garbage collection until it returns, checks its input, releases its registration however the body ends, and
+/// stays consistent under concurrent writers (also under ThreadSanitizer: the suite's name says Concurrent).
+@Suite("Read snapshots (Database.read)")
+struct ReadSnapshotConcurrentTests {
+    struct Stop: Error {}
+
+    /// Flags and counters shared with the threads below.
+    final class Shared: Sendable {
+        let entered = Atomic<Bool>(false)
+        let proceed = Atomic<Bool>(false)
+        let stop = Atomic<Bool>(false)
+        let bad = Atomic<Int>(0)
+        let reads = Atomic<Int>(0)
+
+        /// Inside a read's body: says so, then waits (on the reader's own thread) until told to go on.
+        func pause() {
+            entered.store(true, ordering: .sequentiallyConsistent)
+            while !proceed.load(ordering: .sequentiallyConsistent) { usleep(500) }
+        }
+    }
+
+    /// Runs `body` on a thread of its own (a body that waits must not hold one of the few cooperative threads).
+    static func onOwnThread<R: Sendable>(_ body: @escaping @Sendable () throws -> R) async throws -> R {
+        try await withCheckedThrowingContinuation { c in Thread { c.resume(with: Result { try body() }) }.start() }
+    }
+
+    static func until(_ condition: () -> Bool) async throws {
+        while !condition() { try await Task.sleep(for: .milliseconds(1)) }
+    }
+
+    @Test func readsSeeOneCommitAndNothingAfterIt() async throws {
+        let db = makeDatabase()
+        try await db.put("a", "1")
+        try await db.put("b", "1")
+        let before = db.statistics().lastCommit
+        // Commits made while the snapshot is registered (the reader waits inside its body) are invisible to it.
+        let shared = Shared()
+        let reader = Task {
+            try await Self.onOwnThread {
+                try db.read { snapshot in
+                    shared.pause()
+                    return (
+                        try snapshot.get("a"), try snapshot.get("b"), snapshot.sequence,
+                        try snapshot.scan(KeyRange(from: "a")).map { "\($0.key.string!)=\($0.value.string!)" }
+                    )
+                }
+            }
+        }
+        try await Self.until { shared.entered.load(ordering: .sequentiallyConsistent) }
+        try await db.put("a", "2")
+        try await db.put("c", "2")
+        shared.proceed.store(true, ordering: .sequentiallyConsistent)
+        let (a, b, seq, scanned) = try await reader.value
+        #expect(a == "1")
+        #expect(b == "1")
+        #expect(seq == before)
+        #expect(scanned == ["a=1", "b=1"])
+        // The next snapshot sees both commits.
+        #expect(try db.read { try $0.get("a") } == "2")
+        #expect(try db.read { try $0.scan(KeyRange(from: "a"), reverse: true).map(\.key) } == ["c", "b", "a"])
+        expectConsistent(db)
+    }
+
+    @Test func scansHonourTheirLimitAndDirection() async throws {
+        let db = makeDatabase()
+        for i in 0..<300 { try await db.put(Bytes("k\(1000 + i)"), Bytes("\(i)")) }
+        try await db.delete("k1001")
+        try db.read { s throws in
+            #expect(try s.scan(.prefix("k"), limit: 3).map(\.key) == ["k1000", "k1002", "k1003"])
+            #expect(try s.scan(.prefix("k"), limit: 2, reverse: true).map(\.key) == ["k1299", "k1298"])
+            #expect(try s.scan(.prefix("k")).count == 299)
+            #expect(try s.scan(.prefix("k"), limit: 0).isEmpty)
+            #expect(try s.scan(KeyRange(from: "k1100", to: "k1110")).count == 10)
+            #expect(try s.get("k1001") == nil)
+            #expect(try s.get("nope") == nil)
+        }
+    }
+
+    @Test func versionsItCanSeeOutliveConcurrentUpdatesUntilItReturns() async throws {
+        let db = makeDatabase()
+        try await db.put("k", "old")
+        let shared = Shared()
+        let reader = Task {
+            try await Self.onOwnThread {
+                try db.read { s throws in
+                    let registered = db.statistics().liveSnapshots
+                    shared.pause()
+                    return (registered, try s.get("k"), try s.scan(.prefix("k")).map(\.value))
+                }
+            }
+        }
+        try await Self.until { shared.entered.load(ordering: .sequentiallyConsistent) }
+        for i in 0..<50 { try await db.put("k", Bytes("new\(i)")) }
+        // Fifty updates later, GC has kept the version the snapshot sees (and, the horizon being the oldest
+        // snapshot, every newer one).
+        #expect(db.statistics().versions == 51)
+        shared.proceed.store(true, ordering: .sequentiallyConsistent)
+        let (registered, got, scanned) = try await reader.value
+        #expect(registered == 1)
+        #expect(got == "old")
+        #expect(scanned == ["old"])
+        #expect(db.statistics().liveSnapshots == 0)
+        // Released: GC keeps only the newest version from now on.
+        try await db.put("k", "newest")
+        #expect(db.statistics().versions == 1)
+        expectConsistent(db)
+    }
+
+    @Test func badInputThrowsTypedErrorsAndReleasesTheSnapshot() async throws {
+        let db = makeDatabase(limits: Limits(maxKeySize: 8))
+        try await db.put("k", "v")
+        await expectCode(.invalidInput) { try db.read { try $0.get("") } }
+        await expectCode(.limitExceeded) { try db.read { try $0.get("123456789") } }
+        await expectCode(.invalidInput) { try db.read { try $0.scan(.prefix("k"), limit: -1) } }
+        await expectCode(.invalidInput) {
+            try db.read { try $0.scan(.prefix("k"), limit: db.configuration.limits.maxScanLimit + 1) }
+        }
+        // The body's own error comes back as thrown (typed), and the registration ends with it.
+        do {
+            try db.read { (_: borrowing ReadSnapshot) throws(Stop) in throw Stop() }
+            Issue.record("expected Stop")
+        } catch {
+            let stop: Stop = error  // typed throws: the error is a Stop, statically
+            _ = stop
+        }
+        #expect(db.statistics().liveSnapshots == 0)
+        #expect(db.check(.quiescent).findings.isEmpty)
+    }
+
+    /// Transfers between accounts keep the total; every read snapshot, taken on threads of their own while the
+    /// transfers commit, sees the total exactly — by gets and by a scan (forward on one thread, reverse on the
+    /// other).
+    @Test func concurrentSnapshotsSeeConsistentTotals() async throws {
+        let db = makeDatabase()
+        let accounts = 16
+        for i in 0..<accounts { try await db.put(Bytes("acct/\(i)"), Bytes(Int64(100))) }
+        let total = Int64(100 * accounts)
+        let shared = Shared()
+        let readers = DispatchGroup()
+        for r in 0..<2 {
+            readers.enter()
+            Thread {
+                defer { readers.leave() }
+                while !shared.stop.load(ordering: .relaxed) {
+                    let (byGet, byScan) =
+                        (try? db.read { s in
+                            var sum: Int64 = 0
+                            for i in 0..<accounts { sum += try s.get(Bytes("acct/\(i)"))?.int64 ?? 0 }
+                            let scanned = try s.scan(.prefix("acct/"), reverse: r == 1).reduce(Int64(0)) {
+                                $0 + ($1.value.int64 ?? 0)
+                            }
+                            return (sum, scanned)
+                        }) ?? (Int64(-1), Int64(-1))
+                    if byGet != total || byScan != total { shared.bad.add(1, ordering: .relaxed) }
+                    shared.reads.add(1, ordering: .relaxed)
+                }
+            }.start()
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for w in 0..<2 {
+                group.addTask {
+                    for _ in 0..<300 {
+                        let from = Int.random(in: 0..<accounts)
+                        let to = (from + 1 + w) % accounts
+                        try await db.transaction(.snapshot) { tx in
+                            let a = try await tx.get(Bytes("acct/\(from)"))!.int64!
+                            let b = try await tx.get(Bytes("acct/\(to)"))!.int64!
+                            try await tx.put(Bytes("acct/\(from)"), Bytes(a - 1))
+                            try await tx.put(Bytes("acct/\(to)"), Bytes(b + 1))
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        try await Self.until { shared.reads.load(ordering: .relaxed) >= 20 }
+        shared.stop.store(true, ordering: .relaxed)
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            readers.notify(queue: .global()) { c.resume() }
+        }
+        #expect(shared.bad.load(ordering: .relaxed) == 0)
+        #expect(shared.reads.load(ordering: .relaxed) >= 20)
+        #expect(db.statistics().liveSnapshots == 0)
+        expectConsistent(db)
+    }
+}
