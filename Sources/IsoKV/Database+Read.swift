@@ -39,41 +39,77 @@ extension Database {
 
     /// The committed rows of `range` visible at the registered `snapshot`, appended to `out` until it holds
     /// `max`: the walk of a plain scan by a reader with no pending write (a ``ReadSnapshot``, or a transaction
-    /// that wrote nothing). The published index is walked in place inside its epoch, and each entry's chain is
-    /// read through the entry (no directory lookup, no lock); a chain retired meanwhile is looked up again.
+    /// that wrote nothing). Each row's value shares its version node (one reference count per row).
     func scanCommitted(_ range: KeyRange, snapshot: UInt64, max: Int, reverse: Bool, into out: inout [KeyValue]) {
-        index.read { idx in
+        visitCommitted(range, snapshot: snapshot, reverse: reverse) { key, row in
+            switch row {
+            case .node(let node):
+                out.append(KeyValue(key: key, value: node._withUnsafeGuaranteedRef { Bytes(sharing: $0) }))
+            case .copied(let value): out.append(KeyValue(key: key, value: value))
+            }
+            return out.count < max
+        }
+    }
+
+    /// A visible row as ``visitCommitted(_:snapshot:reverse:_:)`` finds it.
+    enum VisibleRow {
+        /// The version node holding the value (not a deletion), lent: valid inside the index's epoch only.
+        case node(Unmanaged<VersionNode>)
+        /// The value read under the chain's mutex, for a chain retired during the walk.
+        case copied(Bytes)
+    }
+
+    /// Calls `row` with each committed row of `range` visible at the registered `snapshot`, in key order
+    /// (descending when `reverse`), until it returns false. The published index is walked in place inside its
+    /// epoch, and each entry's chain is read through the entry (no directory lookup, no lock, no reference
+    /// count); a chain retired meanwhile is looked up again (`.copied`).
+    @inline(__always)
+    func visitCommitted(
+        _ range: KeyRange, snapshot: UInt64, reverse: Bool, _ row: (Bytes, VisibleRow) throws -> Bool
+    ) rethrows {
+        try index.read { idx in
             if !reverse {
-                // By groups of entries: load every chain's head, then every visible node, then build the rows, so
-                // that the cache misses of a group overlap instead of queueing behind each row's reference count
-                // (an atomic write, which orders the loads after it).
-                idx.forEachRunInPlace(in: range) { run in
-                    scanGroups(run, snapshot: snapshot, into: &out, max: max)
+                // By groups of entries: load every chain's head, then every visible node, then hand out the rows,
+                // so that the cache misses of a group overlap instead of queueing behind each row's work (a
+                // reference count is an atomic write, which orders the loads after it).
+                try idx.forEachRunInPlace(in: range) { run in
+                    try visitGroups(run, snapshot: snapshot, row)
                 }
                 return
             }
-            idx.forEachInPlace(in: range, after: nil, reverse: true) { lent in
+            try idx.forEachInPlace(in: range, after: nil, reverse: true) { lent in
                 // The entry is read where it lies: no copy, so no reference count written.
-                let key = lent.pointee.key
-                if let value = KeyChain.committedValue(lentAt: lent.pointer(to: \.value)!, at: snapshot)
-                    ?? read(key, txid: 0, snapshot: snapshot, dirty: false)  // retired: look it up
-                {
-                    out.append(KeyValue(key: key, value: value))
-                }
-                return out.count < max
+                let head = KeyChain.headWord(lentAt: lent.pointer(to: \.value)!)
+                return try visit(lent.pointee.key, KeyChain.visibleNode(head: head, at: snapshot), snapshot, row)
             }
         }
     }
 
-    /// Rows of `run` (index entries lent in place) visible at `snapshot`, appended to `out` until it holds `max`;
-    /// returns whether the scan goes on. Inside the index's epoch.
+    /// One entry's row: `found` is `visibleNode`'s answer (`.none`: the chain was retired).
     @inline(__always)
-    private func scanGroups(
-        _ run: UnsafeBufferPointer<OrderedIndex<KeyChain>.Entry>, snapshot: UInt64, into out: inout [KeyValue],
-        max: Int
-    ) -> Bool {
+    private func visit(
+        _ key: Bytes, _ found: Unmanaged<VersionNode>??, _ snapshot: UInt64, _ row: (Bytes, VisibleRow) throws -> Bool
+    ) rethrows -> Bool {
+        switch found {
+        case .none:
+            guard let value = read(key, txid: 0, snapshot: snapshot, dirty: false) else { return true }
+            return try row(key, .copied(value))
+        case .some(.none): return true
+        case .some(.some(let node)):
+            if node._withUnsafeGuaranteedRef({ $0.isTombstone }) { return true }
+            return try row(key, .node(node))
+        }
+    }
+
+    /// The rows of `run` (index entries lent in place) visible at `snapshot`, by groups of 8; returns whether the
+    /// walk goes on. Inside the index's epoch.
+    @inline(__always)
+    private func visitGroups(
+        _ run: UnsafeBufferPointer<OrderedIndex<KeyChain>.Entry>, snapshot: UInt64,
+        _ row: (Bytes, VisibleRow) throws -> Bool
+    ) rethrows -> Bool {
         let group = 8
-        return withUnsafeTemporaryAllocation(of: UInt.self, capacity: group) { heads in
+        return try withUnsafeTemporaryAllocation(of: UInt.self, capacity: group) { heads in
             var start = 0
             while start < run.count {
                 let n = Swift.min(group, run.count - start)
@@ -83,23 +119,13 @@ extension Database {
                 for k in 0..<n {
                     switch KeyChain.visibleNode(head: heads[k], at: snapshot) {
                     case .some(let node): heads[k] = node.map { UInt(bitPattern: $0.toOpaque()) } ?? 0
-                    case .none: heads[k] = HeadWord.retiredBit  // retired: looked up below
+                    case .none: heads[k] = HeadWord.retiredBit  // retired: looked up in `visit`
                     }
                 }
                 for k in 0..<n {
-                    let key = run[start + k].key
-                    let value: Bytes?
-                    if heads[k] == HeadWord.retiredBit {
-                        value = read(key, txid: 0, snapshot: snapshot, dirty: false)
-                    } else if let node = HeadWord.node(heads[k]) {
-                        value = node._withUnsafeGuaranteedRef { $0.value }
-                    } else {
-                        value = nil
-                    }
-                    if let value {
-                        out.append(KeyValue(key: key, value: value))
-                        if out.count >= max { return false }
-                    }
+                    let found: Unmanaged<VersionNode>?? =
+                        heads[k] == HeadWord.retiredBit ? .none : .some(HeadWord.node(heads[k]))
+                    guard try visit(run[start + k].key, found, snapshot, row) else { return false }
                 }
                 start += n
             }
@@ -152,6 +178,47 @@ public struct ReadSnapshot: ~Copyable {
             out.reserveCapacity(Swift.min(max, 128))  // (a short scan fills it without growing)
             db.scanCommitted(range, snapshot: sequence, max: max, reverse: reverse, into: &out)
             return out
+        }
+    }
+
+    /// Calls `body` with each row of `range` at this snapshot in key order (descending when `reverse`), at most
+    /// `limit` of them (nil: the database's `maxScanLimit`), until `body` returns false; returns how many rows it
+    /// was given. The value is lent in place — no copy, no reference count — and valid only during the call
+    /// (copy it, e.g. `Bytes(value)`, to keep it): the cheapest scan, as an LMDB cursor is.
+    ///
+    /// ```swift
+    /// let bytes = try db.read { s in
+    ///     var total = 0
+    ///     try s.forEach(.prefix("logs/"), limit: 1000) { _, value in total += value.count; return true }
+    ///     return total
+    /// }
+    /// ```
+    ///
+    /// Throws `22023` for a negative `limit` or one above `maxScanLimit`, and whatever `body` throws.
+    @discardableResult
+    public func forEach(
+        _ range: KeyRange, limit: Int? = nil, reverse: Bool = false,
+        _ body: (_ key: Bytes, _ value: UnsafeRawBufferPointer) throws -> Bool
+    ) throws -> Int {
+        try database._withUnsafeGuaranteedRef { db throws -> Int in
+            let maxLimit = db.limits.maxScanLimit
+            if let limit, limit < 0 || limit > maxLimit {
+                throw IsoKVError(.invalidInput, "scan limit \(limit) outside 0...\(maxLimit)")
+            }
+            let max = limit ?? maxLimit
+            var rows = 0
+            if max == 0 { return 0 }
+            try db.visitCommitted(range, snapshot: sequence, reverse: reverse) { key, row in
+                rows += 1
+                let more =
+                    switch row {
+                    case .node(let node):
+                        try node._withUnsafeGuaranteedRef { try $0.withUnsafeBytes { try body(key, $0) } }
+                    case .copied(let value): try value.withUnsafeBytes { try body(key, $0) }
+                    }
+                return more && rows < max
+            }
+            return rows
         }
     }
 }

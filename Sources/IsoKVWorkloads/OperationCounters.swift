@@ -18,6 +18,9 @@ public struct OperationCounters: Sendable, Hashable {
     /// Scans that returned (committed scan transactions; ycsb-e), and the rows they returned together.
     public var scans = 0
     public var keysScanned = 0
+    /// The XOR of one byte of each value a workload read in place (a scan visiting lent values): it makes the
+    /// read a result, so the optimizer cannot drop it. Its value means nothing.
+    public var valueDigest: UInt8 = 0
 
     public init() {}
 
@@ -37,6 +40,7 @@ public struct OperationCounters: Sendable, Hashable {
         gaveUp += other.gaveUp
         scans += other.scans
         keysScanned += other.keysScanned
+        valueDigest ^= other.valueDigest
     }
 }
 

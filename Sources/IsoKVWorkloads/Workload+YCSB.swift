@@ -27,15 +27,31 @@ extension Workload {
     /// E: 95% short scans (1–100 keys from a key chosen by the distribution), 5% inserts of new keys.
     @inlinable
     public static var ycsbE: Workload {
-        Workload(name: "ycsb-e", description: "95% scans of 1-100 keys from a chosen key, 5% inserts of new keys") {
-            context, w in
+        ycsbE(name: "ycsb-e", description: "95% scans of 1-100 keys from a chosen key, 5% inserts of new keys") {
+            context, w, range, length in
+            var rows = 0
+            try await w.transaction(context.store, context.isolation, readOnly: true) { tx in
+                rows = try await tx.scan(range, limit: length).count
+            }
+            return rows
+        }
+    }
+
+    /// E with the scans made by `scan` (given the range from the chosen key and the number of rows wanted; it
+    /// returns the rows it read): a store's own scan API in the same mix of key choices and inserts.
+    @inlinable
+    public static func ycsbE(
+        name: String, description: String,
+        scan:
+            nonisolated(nonsending) @escaping @Sendable (
+                _ context: WorkloadContext<Store>, _ worker: inout Worker, _ range: KeyRange, _ limit: Int
+            ) async throws -> Int
+    ) -> Workload {
+        Workload(name: name, description: description) { context, w in
             if w.rng.next() % 100 < 95 {
                 let from = context.data.randomKey(using: &w.rng)
                 let length = Int(w.rng.next() % 100) + 1
-                var rows = 0
-                try await w.transaction(context.store, context.isolation, readOnly: true) { tx in
-                    rows = try await tx.scan(KeyRange(from: from), limit: length).count
-                }
+                let rows = try await scan(context, &w, KeyRange(from: from), length)
                 w.counters.scans += 1
                 w.counters.keysScanned += rows
             } else {

@@ -71,6 +71,26 @@ struct BenchEngine: AsyncParsableCommand {
     /// The index of the chosen workload's row (after the raw map, `db.get`, `tx get` and `db.read get`).
     static let workloadRow = 4
 
+    /// The name of the ycsb-e row whose scans use `Database.read` (last, after the workload rows).
+    static let ycsbEReadRow = "ycsb-e, db.read forEach (sync)"
+
+    /// ycsb-e with each scan in one synchronous `Database.read` snapshot, its rows visited in place
+    /// (`ReadSnapshot.forEach`: no result array, no reference count; each value's first byte is read, as the LMDB
+    /// peer's cursor does), the inserts as in ycsb-e. A last row when the workload is ycsb-e.
+    static let ycsbEWithReadSnapshots = Workload<Database>.ycsbE(
+        name: "ycsb-e", description: "ycsb-e, each scan a synchronous Database.read visiting its rows in place"
+    ) { context, w, range, limit in
+        var digest: UInt8 = 0
+        let rows = try context.store.read { snapshot in
+            try snapshot.forEach(range, limit: limit) { _, value in
+                if let first = value.first { digest ^= first }
+                return true
+            }
+        }
+        w.counters.valueDigest ^= digest
+        return rows
+    }
+
     /// One synchronous snapshot per read (`Database.read`: register, get, release), in the harness's synchronous
     /// loop as the raw map row is: a read-only transaction without a transaction object or an async call.
     static func snapshotReadRow(_ harness: Harness, _ db: Database, _ data: Dataset) -> BenchRow {
@@ -104,6 +124,10 @@ struct BenchEngine: AsyncParsableCommand {
         // At `.serializable`, the same workload at `.snapshot` in the same run: what serializability costs.
         if isolation == .serializable {
             rows.append(harness.row("\(workload.name) @ snapshot", workload, on: reads))
+        }
+        // ycsb-e's scans through the synchronous read API, rows visited in place (the LMDB peer's cursor does so).
+        if workload.name == Workload<Database>.ycsbE.name {
+            rows.append(harness.row(Self.ycsbEReadRow, Self.ycsbEWithReadSnapshots, on: reads))
         }
 
         var report = Report<EngineBenchRecord>(
@@ -168,14 +192,13 @@ struct BenchEngine: AsyncParsableCommand {
                         + "\(safeLater) tracked until a concurrent writer ended, then found safe.")
             }
         }
-        if mixed.counters.scans > 0 {
-            let perSecond = Double(mixed.counters.scans) / Swift.max(mixed.seconds, 1e-9)
-            let keysPerSecond = Double(mixed.counters.keysScanned) / Swift.max(mixed.seconds, 1e-9)
+        for (row, r) in zip(rows, results) where r.counters.scans > 0 {
+            let perSecond = Double(r.counters.scans) / Swift.max(r.seconds, 1e-9)
+            let keysPerSecond = Double(r.counters.keysScanned) / Swift.max(r.seconds, 1e-9)
             report.notes.append(
                 String(
                     format: "scans: %.0f scans/s, %.0f keys scanned/s (%.1f rows per scan) in the %@ row.",
-                    perSecond, keysPerSecond,
-                    Double(mixed.counters.keysScanned) / Double(mixed.counters.scans), rows[Self.workloadRow].name))
+                    perSecond, keysPerSecond, Double(r.counters.keysScanned) / Double(r.counters.scans), row.name))
         }
         report.notes.append(
             "vs raw map: throughput / the raw \(map.baselineName) map's point loads on the same keys, same run.")

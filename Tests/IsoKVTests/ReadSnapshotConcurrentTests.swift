@@ -83,6 +83,119 @@ struct ReadSnapshotConcurrentTests {
         }
     }
 
+    @Test func forEachLendsEveryVisibleRowInOrderAndStopsWhenAsked() async throws {
+        let db = makeDatabase()
+        for i in 0..<300 {
+            try await db.put(Bytes("k\(1000 + i)"), Bytes("v\(i)-" + String(repeating: "x", count: i % 40)))
+        }
+        try await db.delete("k1001")
+        try await db.put("other", "o")
+        try db.read { s throws in
+            var seen: [KeyValue] = []
+            let n = try s.forEach(.prefix("k")) { key, value in
+                seen.append(KeyValue(key: key, value: Bytes(Array(value))))
+                return true
+            }
+            #expect(n == 299)
+            #expect(seen == (try s.scan(.prefix("k"))))
+            var reversed: [Bytes] = []
+            try s.forEach(.prefix("k"), limit: 3, reverse: true) { key, _ in
+                reversed.append(key)
+                return true
+            }
+            #expect(reversed == ["k1299", "k1298", "k1297"])
+            // The body stops the walk: the row it returned false for is the last one given.
+            var given = 0
+            #expect(
+                try s.forEach(.prefix("k")) { _, _ in
+                    given += 1; return given < 5
+                } == 5)
+            #expect(given == 5)
+            #expect(try s.forEach(.prefix("k"), limit: 0) { _, _ in true } == 0)
+        }
+        await expectCode(.invalidInput) { try db.read { try $0.forEach(.prefix("k"), limit: -1) { _, _ in true } } }
+        do {
+            _ = try db.read { s throws in try s.forEach(.prefix("k")) { _, _ in throw Stop() } }
+            Issue.record("expected Stop")
+        } catch {
+            #expect(error is Stop)
+        }
+        #expect(db.statistics().liveSnapshots == 0)
+    }
+
+    /// Pairs of keys created together and deleted together, their names reused (so garbage collection retires
+    /// their chains and a later pair gets a new chain for the same key while readers walk older index versions):
+    /// every snapshot's in-place walk sees both keys of a pair or neither, with equal values, exactly what its
+    /// `scan` returns, and exactly what point reads of every possible key (through the key directory, not the
+    /// index) find at the same snapshot.
+    @Test func concurrentForEachSeesPairsWhole() async throws {
+        let db = makeDatabase()
+        let names = 6
+        let universe = (0..<2).flatMap { w in
+            (0..<names).flatMap { n in ["a", "b"].map { Bytes("p/\(w)-\(n)/\($0)") } }
+        }
+        let shared = Shared()
+        let readers = DispatchGroup()
+        for r in 0..<2 {
+            readers.enter()
+            Thread {
+                defer { readers.leave() }
+                while !shared.stop.load(ordering: .relaxed) {
+                    let ok =
+                        (try? db.read { s throws -> Bool in
+                            var rows: [KeyValue] = []
+                            try s.forEach(.prefix("p/"), reverse: r == 1) { key, value in
+                                rows.append(KeyValue(key: key, value: Bytes(Array(value))))
+                                return true
+                            }
+                            let scanned = try s.scan(.prefix("p/"), reverse: r == 1)
+                            var byKey: [Bytes: Bytes] = [:]
+                            for row in rows { byKey[row.key] = row.value }
+                            var pointReads: [Bytes: Bytes] = [:]
+                            for key in universe { if let v = try s.get(key) { pointReads[key] = v } }
+                            var pairs: [String: [Bytes]] = [:]
+                            for row in rows {
+                                pairs[String(row.key.string!.dropLast(2)), default: []].append(row.value)
+                            }
+                            return rows == scanned && byKey == pointReads
+                                && pairs.values.allSatisfy { $0.count == 2 && $0[0] == $0[1] }
+                        }) ?? false
+                    if !ok { shared.bad.add(1, ordering: .relaxed) }
+                    shared.reads.add(1, ordering: .relaxed)
+                }
+            }.start()
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for w in 0..<2 {
+                group.addTask {
+                    for i in 0..<300 {
+                        let pair = "p/\(w)-\(i % names)"
+                        try await db.transaction(.snapshot) { tx in
+                            try await tx.put(Bytes(pair + "/a"), Bytes("\(i)"))
+                            try await tx.put(Bytes(pair + "/b"), Bytes("\(i)"))
+                        }
+                        if i >= 3 {
+                            let old = "p/\(w)-\((i - 3) % names)"
+                            try await db.transaction(.snapshot) { tx in
+                                try await tx.delete(Bytes(old + "/a"))
+                                try await tx.delete(Bytes(old + "/b"))
+                            }
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        try await Self.until { shared.reads.load(ordering: .relaxed) >= 20 }
+        shared.stop.store(true, ordering: .relaxed)
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            readers.notify(queue: .global()) { c.resume() }
+        }
+        #expect(shared.bad.load(ordering: .relaxed) == 0)
+        #expect(try db.read { try $0.scan(.prefix("p/")).count } == 2 * 2 * 3)
+        expectConsistent(db)
+    }
+
     @Test func versionsItCanSeeOutliveConcurrentUpdatesUntilItReturns() async throws {
         let db = makeDatabase()
         try await db.put("k", "old")

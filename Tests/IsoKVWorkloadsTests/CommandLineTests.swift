@@ -60,6 +60,17 @@ struct BenchEngineCommandLineTests {
         #expect(doc.results.allSatisfy { $0.retries <= $0.aborts.values.reduce(0, +) })
     }
 
+    @Test("smoke: ycsb-e adds its scans through Database.read as a last row, with its own scan note")
+    func ycsbEReadRowSmoke() throws {
+        let doc = try run(["--workload", "ycsb-e"])
+        #expect(doc.results.map(\.operation).suffix(2) == ["ycsb-e @ snapshot", "ycsb-e, db.read forEach (sync)"])
+        #expect(doc.results.allSatisfy { $0.opsPerSecond > 0 })
+        let result = try IsokvExecutable.run(
+            ["bench", "engine", "--workload", "ycsb-e", "--seconds", "0.05", "--warmup", "0.01", "--keys", "300"])
+        #expect(result.stdout.contains("in the ycsb-e, db.read forEach (sync) row."), "\(result.stdout)")
+        #expect(result.stdout.contains("in the ycsb-e @ snapshot row."), "\(result.stdout)")
+    }
+
     @Test("an unknown workload is refused with the list of workloads")
     func unknownWorkload() throws {
         let result = try IsokvExecutable.run(["bench", "engine", "--workload", "ycsb-z"])
