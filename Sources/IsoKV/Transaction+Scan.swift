@@ -45,9 +45,10 @@ extension Transaction {
             // A plain scan walks the published index in place (no lock, no copy of the entries) and reads each
             // chain it meets through the entry's chain, without a directory lookup. Committed data at a registered
             // snapshot is read from the chain's version list without its mutex (the index's epoch also covers the
-            // version lists); a chain this transaction wrote, a dirty read and a serializable read take the mutex.
+            // version lists); a chain this transaction wrote, a dirty read and a tracked serializable read take the mutex.
             let txid = assignedID
-            let lockFree = !dirty && !serial && snap != nil
+            // A serializable transaction that is not tracked (a read-only one found safe) reads as `.snapshot` does.
+            let lockFree = !dirty && !(serial && trackedHandle != nil) && snap != nil
             let wroteAny = !written.isEmpty
             if lockFree && !wroteAny {
                 // The common case: committed data only (Database+Read.swift), the walk a `Database.read` scan takes.

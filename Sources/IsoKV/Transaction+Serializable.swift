@@ -64,6 +64,9 @@ extension Transaction {
         chain: KeyChain? = nil
     ) throws -> Bytes? {
         guard let h = trackedHandle else {
+            // Untracked (a read-only transaction found safe): a snapshot read, lock-free unless this transaction
+            // has a pending write to look at, as at `.snapshot`.
+            if written.isEmpty, let found = db.readCommitted(key, snapshot: snapshot) { return found.value }
             return db.read(key, txid: assignedID, snapshot: snapshot, dirty: false, chain: chain)
         }
         try checkNotDoomed(h)
