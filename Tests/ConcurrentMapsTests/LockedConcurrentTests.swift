@@ -13,25 +13,11 @@ import Testing
         var overlaps = 0
     }
 
-    /// Runs `body(i)` on `n` threads of their own and waits for all of them.
-    static func onThreads(_ n: Int, _ body: @escaping @Sendable (Int) -> Void) {
-        let done = DispatchGroup()
-        for i in 0..<n {
-            done.enter()
-            let thread = Thread {
-                body(i)
-                done.leave()
-            }
-            thread.start()
-        }
-        done.wait()
-    }
-
     @Test func contendedCriticalSectionsRunOneAtATime() {
         let lock = Locked(Guarded())
         let threads = 4
         let perThread = 20_000
-        Self.onThreads(threads) { _ in
+        onThreads(threads) { _ in
             for _ in 0..<perThread {
                 lock.withLock { s in
                     if s.inside { s.overlaps += 1 }
@@ -54,7 +40,7 @@ import Testing
     @Test func aWaiterThatOutlastsItsSpinParksAndEntersAfterTheHolder() {
         let lock = Locked([String]())
         let holderInside = Atomic<Bool>(false)
-        Self.onThreads(2) { i in
+        onThreads(2) { i in
             if i == 0 {
                 lock.withLock { log in
                     holderInside.store(true, ordering: .sequentiallyConsistent)
@@ -80,7 +66,7 @@ import Testing
             deinit { lock.destroy() }
         }
         let box = Box()
-        Self.onThreads(3) { _ in
+        onThreads(3) { _ in
             for _ in 0..<20_000 {
                 box.lock.withLock {
                     if box.inside { box.overlaps += 1 }

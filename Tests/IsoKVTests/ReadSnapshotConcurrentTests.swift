@@ -35,6 +35,36 @@ struct ReadSnapshotConcurrentTests {
         while !condition() { try await Task.sleep(for: .milliseconds(1)) }
     }
 
+    /// Runs `check(reader)` in a loop on two threads of their own while `writer(0)` and `writer(1)` run as two
+    /// tasks, and at least 20 times in all; returns how many checks failed (a check that throws fails).
+    static func failedChecks(
+        while writer: @escaping @Sendable (Int) async throws -> Void,
+        _ check: @escaping @Sendable (_ reader: Int) throws -> Bool
+    ) async throws -> Int {
+        let shared = Shared()
+        let readers = DispatchGroup()
+        for r in 0..<2 {
+            readers.enter()
+            Thread {
+                defer { readers.leave() }
+                while !shared.stop.load(ordering: .relaxed) {
+                    if (try? check(r)) != true { shared.bad.add(1, ordering: .relaxed) }
+                    shared.reads.add(1, ordering: .relaxed)
+                }
+            }.start()
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for w in 0..<2 { group.addTask { try await writer(w) } }
+            try await group.waitForAll()
+        }
+        try await until { shared.reads.load(ordering: .relaxed) >= 20 }
+        shared.stop.store(true, ordering: .relaxed)
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            readers.notify(queue: .global()) { c.resume() }
+        }
+        return shared.bad.load(ordering: .relaxed)
+    }
+
     @Test func readsSeeOneCommitAndNothingAfterIt() async throws {
         let db = makeDatabase()
         try await db.put("a", "1")
@@ -134,64 +164,40 @@ struct ReadSnapshotConcurrentTests {
         let universe = (0..<2).flatMap { w in
             (0..<names).flatMap { n in ["a", "b"].map { Bytes("p/\(w)-\(n)/\($0)") } }
         }
-        let shared = Shared()
-        let readers = DispatchGroup()
-        for r in 0..<2 {
-            readers.enter()
-            Thread {
-                defer { readers.leave() }
-                while !shared.stop.load(ordering: .relaxed) {
-                    let ok =
-                        (try? db.read { s throws -> Bool in
-                            var rows: [KeyValue] = []
-                            try s.forEach(.prefix("p/"), reverse: r == 1) { key, value in
-                                rows.append(KeyValue(key: key, value: Bytes(Array(value))))
-                                return true
-                            }
-                            let scanned = try s.scan(.prefix("p/"), reverse: r == 1)
-                            var byKey: [Bytes: Bytes] = [:]
-                            for row in rows { byKey[row.key] = row.value }
-                            var pointReads: [Bytes: Bytes] = [:]
-                            for key in universe { if let v = try s.get(key) { pointReads[key] = v } }
-                            var pairs: [String: [Bytes]] = [:]
-                            for row in rows {
-                                pairs[String(row.key.string!.dropLast(2)), default: []].append(row.value)
-                            }
-                            return rows == scanned && byKey == pointReads
-                                && pairs.values.allSatisfy { $0.count == 2 && $0[0] == $0[1] }
-                        }) ?? false
-                    if !ok { shared.bad.add(1, ordering: .relaxed) }
-                    shared.reads.add(1, ordering: .relaxed)
+        let failed = try await Self.failedChecks(while: { w in
+            for i in 0..<300 {
+                let pair = "p/\(w)-\(i % names)"
+                try await db.transaction(.snapshot) { tx in
+                    try await tx.put(Bytes(pair + "/a"), Bytes("\(i)"))
+                    try await tx.put(Bytes(pair + "/b"), Bytes("\(i)"))
                 }
-            }.start()
-        }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for w in 0..<2 {
-                group.addTask {
-                    for i in 0..<300 {
-                        let pair = "p/\(w)-\(i % names)"
-                        try await db.transaction(.snapshot) { tx in
-                            try await tx.put(Bytes(pair + "/a"), Bytes("\(i)"))
-                            try await tx.put(Bytes(pair + "/b"), Bytes("\(i)"))
-                        }
-                        if i >= 3 {
-                            let old = "p/\(w)-\((i - 3) % names)"
-                            try await db.transaction(.snapshot) { tx in
-                                try await tx.delete(Bytes(old + "/a"))
-                                try await tx.delete(Bytes(old + "/b"))
-                            }
-                        }
+                if i >= 3 {
+                    let old = "p/\(w)-\((i - 3) % names)"
+                    try await db.transaction(.snapshot) { tx in
+                        try await tx.delete(Bytes(old + "/a"))
+                        try await tx.delete(Bytes(old + "/b"))
                     }
                 }
             }
-            try await group.waitForAll()
+        }) { r in
+            try db.read { s throws -> Bool in
+                var rows: [KeyValue] = []
+                try s.forEach(.prefix("p/"), reverse: r == 1) { key, value in
+                    rows.append(KeyValue(key: key, value: Bytes(Array(value))))
+                    return true
+                }
+                let scanned = try s.scan(.prefix("p/"), reverse: r == 1)
+                var byKey: [Bytes: Bytes] = [:]
+                for row in rows { byKey[row.key] = row.value }
+                var pointReads: [Bytes: Bytes] = [:]
+                for key in universe { if let v = try s.get(key) { pointReads[key] = v } }
+                var pairs: [String: [Bytes]] = [:]
+                for row in rows { pairs[String(row.key.string!.dropLast(2)), default: []].append(row.value) }
+                return rows == scanned && byKey == pointReads
+                    && pairs.values.allSatisfy { $0.count == 2 && $0[0] == $0[1] }
+            }
         }
-        try await Self.until { shared.reads.load(ordering: .relaxed) >= 20 }
-        shared.stop.store(true, ordering: .relaxed)
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            readers.notify(queue: .global()) { c.resume() }
-        }
-        #expect(shared.bad.load(ordering: .relaxed) == 0)
+        #expect(failed == 0)
         #expect(try db.read { try $0.scan(.prefix("p/")).count } == 2 * 2 * 3)
         expectConsistent(db)
     }
@@ -255,51 +261,28 @@ struct ReadSnapshotConcurrentTests {
         let accounts = 16
         for i in 0..<accounts { try await db.put(Bytes("acct/\(i)"), Bytes(Int64(100))) }
         let total = Int64(100 * accounts)
-        let shared = Shared()
-        let readers = DispatchGroup()
-        for r in 0..<2 {
-            readers.enter()
-            Thread {
-                defer { readers.leave() }
-                while !shared.stop.load(ordering: .relaxed) {
-                    let (byGet, byScan) =
-                        (try? db.read { s in
-                            var sum: Int64 = 0
-                            for i in 0..<accounts { sum += try s.get(Bytes("acct/\(i)"))?.int64 ?? 0 }
-                            let scanned = try s.scan(.prefix("acct/"), reverse: r == 1).reduce(Int64(0)) {
-                                $0 + ($1.value.int64 ?? 0)
-                            }
-                            return (sum, scanned)
-                        }) ?? (Int64(-1), Int64(-1))
-                    if byGet != total || byScan != total { shared.bad.add(1, ordering: .relaxed) }
-                    shared.reads.add(1, ordering: .relaxed)
-                }
-            }.start()
-        }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for w in 0..<2 {
-                group.addTask {
-                    for _ in 0..<300 {
-                        let from = Int.random(in: 0..<accounts)
-                        let to = (from + 1 + w) % accounts
-                        try await db.transaction(.snapshot) { tx in
-                            let a = try await tx.get(Bytes("acct/\(from)"))!.int64!
-                            let b = try await tx.get(Bytes("acct/\(to)"))!.int64!
-                            try await tx.put(Bytes("acct/\(from)"), Bytes(a - 1))
-                            try await tx.put(Bytes("acct/\(to)"), Bytes(b + 1))
-                        }
-                    }
+        let failed = try await Self.failedChecks(while: { w in
+            for _ in 0..<300 {
+                let from = Int.random(in: 0..<accounts)
+                let to = (from + 1 + w) % accounts
+                try await db.transaction(.snapshot) { tx in
+                    let a = try await tx.get(Bytes("acct/\(from)"))!.int64!
+                    let b = try await tx.get(Bytes("acct/\(to)"))!.int64!
+                    try await tx.put(Bytes("acct/\(from)"), Bytes(a - 1))
+                    try await tx.put(Bytes("acct/\(to)"), Bytes(b + 1))
                 }
             }
-            try await group.waitForAll()
+        }) { r in
+            try db.read { s throws -> Bool in
+                var sum: Int64 = 0
+                for i in 0..<accounts { sum += try s.get(Bytes("acct/\(i)"))?.int64 ?? 0 }
+                let scanned = try s.scan(.prefix("acct/"), reverse: r == 1).reduce(Int64(0)) {
+                    $0 + ($1.value.int64 ?? 0)
+                }
+                return sum == total && scanned == total
+            }
         }
-        try await Self.until { shared.reads.load(ordering: .relaxed) >= 20 }
-        shared.stop.store(true, ordering: .relaxed)
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            readers.notify(queue: .global()) { c.resume() }
-        }
-        #expect(shared.bad.load(ordering: .relaxed) == 0)
-        #expect(shared.reads.load(ordering: .relaxed) >= 20)
+        #expect(failed == 0)
         #expect(db.statistics().liveSnapshots == 0)
         expectConsistent(db)
     }
