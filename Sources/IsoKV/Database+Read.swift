@@ -168,11 +168,7 @@ public struct ReadSnapshot: ~Copyable {
     /// Throws `22023` for a negative `limit` or one above `maxScanLimit`.
     public func scan(_ range: KeyRange, limit: Int? = nil, reverse: Bool = false) throws -> [KeyValue] {
         try database._withUnsafeGuaranteedRef { db throws -> [KeyValue] in
-            let maxLimit = db.limits.maxScanLimit
-            if let limit, limit < 0 || limit > maxLimit {
-                throw IsoKVError(.invalidInput, "scan limit \(limit) outside 0...\(maxLimit)")
-            }
-            let max = limit ?? maxLimit
+            let max = try db.limits.scanRows(limit)
             if max == 0 { return [] }
             var out: [KeyValue] = []
             out.reserveCapacity(Swift.min(max, 128))  // (a short scan fills it without growing)
@@ -201,11 +197,7 @@ public struct ReadSnapshot: ~Copyable {
         _ body: (_ key: Bytes, _ value: UnsafeRawBufferPointer) throws -> Bool
     ) throws -> Int {
         try database._withUnsafeGuaranteedRef { db throws -> Int in
-            let maxLimit = db.limits.maxScanLimit
-            if let limit, limit < 0 || limit > maxLimit {
-                throw IsoKVError(.invalidInput, "scan limit \(limit) outside 0...\(maxLimit)")
-            }
-            let max = limit ?? maxLimit
+            let max = try db.limits.scanRows(limit)
             var rows = 0
             if max == 0 { return 0 }
             try db.visitCommitted(range, snapshot: sequence, reverse: reverse) { key, row in

@@ -128,6 +128,20 @@ enum ChainLockStripes {
             precondition(pthread_key_create(&key, nil) == 0)
             return key
         }()
+
+        /// Debug builds: how many chain locks this thread has taken, so that a test can check that a read path
+        /// takes none (`SafeReadOnlyConcurrentTests`).
+        static let taken: pthread_key_t = {
+            var key = pthread_key_t()
+            precondition(pthread_key_create(&key, nil) == 0)
+            return key
+        }()
+
+        static var takenOnThisThread: Int { Int(bitPattern: pthread_getspecific(taken)) }
+
+        static func countTaken() {
+            pthread_setspecific(taken, UnsafeRawPointer(bitPattern: takenOnThisThread + 1))
+        }
     #endif
 
     @inline(__always)
@@ -138,6 +152,7 @@ enum ChainLockStripes {
         RawLock.lock(m)
         #if DEBUG
             pthread_setspecific(held, UnsafeRawPointer(m))
+            countTaken()
         #endif
     }
 
@@ -149,6 +164,7 @@ enum ChainLockStripes {
         guard pthread_mutex_trylock(m) == 0 else { return false }
         #if DEBUG
             pthread_setspecific(held, UnsafeRawPointer(m))
+            countTaken()
         #endif
         return true
     }

@@ -16,13 +16,10 @@ extension Transaction {
         -> [KeyValue]
     {
         if lock != nil { try checkWritable() } else { try checkActive() }
-        if let limit, limit < 0 || limit > db.limits.maxScanLimit {
-            throw IsoKVError(.invalidInput, "scan limit \(limit) outside 0...\(db.limits.maxScanLimit)")
-        }
+        let max = try db.limits.scanRows(limit)
         if lock == nil && wait == .skipLocked {
             throw IsoKVError(.invalidInput, "wait: .skipLocked needs a lock mode")
         }
-        let max = limit ?? db.limits.maxScanLimit
         if max == 0 { return [] }
         let dirty = isolation == .readUncommitted
         if isDeferrable && snapshot == nil { try await waitForSafeSnapshot() }

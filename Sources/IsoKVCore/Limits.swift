@@ -16,6 +16,20 @@ public struct Limits: Sendable, Hashable {
         self.maxWritesPerTransaction = maxWritesPerTransaction
     }
 
+    /// The most rows a scan asked for `limit` rows may return: `limit`, or ``maxScanLimit`` when nil. Throws `22023`
+    /// for a negative `limit` or one above ``maxScanLimit``.
+    ///
+    /// ```swift
+    /// let rows = try limits.scanRows(requested)   // read at most `rows` rows
+    /// ```
+    public func scanRows(_ limit: Int?) throws(IsoKVError) -> Int {
+        guard let limit else { return maxScanLimit }
+        if limit < 0 || limit > maxScanLimit {
+            throw IsoKVError(.invalidInput, "scan limit \(limit) outside 0...\(maxScanLimit)")
+        }
+        return limit
+    }
+
     /// Throws `22023` for an empty key and `54000` for one longer than ``maxKeySize``.
     public func check(key: Bytes) throws(IsoKVError) {
         if key.isEmpty { throw IsoKVError(.invalidInput, "key must not be empty") }

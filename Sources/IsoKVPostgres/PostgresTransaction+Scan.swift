@@ -18,14 +18,10 @@ extension PostgresTransaction {
         wait: LockWait
     ) async throws -> [KeyValue] {
         if lock != nil { try checkWritable() } else { try checkActive() }
-        let limits = store.configuration.limits
-        if let limit, limit < 0 || limit > limits.maxScanLimit {
-            throw IsoKVError(.invalidInput, "scan limit \(limit) outside 0...\(limits.maxScanLimit)")
-        }
+        let max = try store.configuration.limits.scanRows(limit)
         if lock == nil && wait == .skipLocked {
             throw IsoKVError(.invalidInput, "wait: .skipLocked needs a lock mode")
         }
-        let max = limit ?? limits.maxScanLimit
         if max == 0 { return [] }
         let query = Self.scanQuery(range, limit: max, reverse: reverse, lock: lock, wait: wait)
         return try await run { c in
