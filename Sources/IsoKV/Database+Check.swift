@@ -455,15 +455,22 @@ struct ConsistencyChecker {
         guard quiescent else { return }
         // Point SIREAD locks: a holder without a record is fine while it lives (found safe, or untracked) or while
         // its release is pending (cleanup queue); otherwise the lock leaked.
+        var entries = 0
         for stripe in db.ssi.pointLocks.stripes {
             let table = stripe.withLock { $0 }
             for (key, holders) in table {
+                entries += holders.count
                 for t in Set(holders) where !records.contains(t) && !live.contains(t) && !awaitingRelease.contains(t) {
                     add(
                         .ssiPointLockOrphaned, key: key, transaction: t,
                         "point SIREAD lock of tx\(t), which has no record, has ended and is not awaiting release")
                 }
             }
+        }
+        // The count writers test instead of the stripes (`PointLockTable.entries`): exact when quiescent.
+        let counted = db.ssi.pointLocks.entries.load(ordering: .sequentiallyConsistent)
+        if counted != entries {
+            add(.ssiActiveSetMismatch, "pointLocks.entries is \(counted), the stripes hold \(entries) locks")
         }
     }
 }

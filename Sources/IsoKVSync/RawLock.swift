@@ -93,8 +93,15 @@ public struct RawLock: @unchecked Sendable {
         precondition(rc == 0, "pthread_mutex_lock failed: \(rc)")
     }
 
-    /// Busy-wait iterations before a contended lock parks (each a relaxed load of a line nobody writes).
-    public static let spinBudget = 32_768
+    #if TSAN
+        /// Busy-wait iterations before a contended lock parks. Under ThreadSanitizer (`-DTSAN`, as `scripts/test`
+        /// builds it) every load of the busy wait and every `trylock` is instrumented, tens of times slower, and a
+        /// full budget per contended acquisition made the concurrency suites run minutes longer.
+        public static let spinBudget = 512
+    #else
+        /// Busy-wait iterations before a contended lock parks (each a relaxed load of a line nobody writes).
+        public static let spinBudget = 32_768
+    #endif
 
     /// Read in the busy wait: an atomic load the optimizer keeps, on a line no one writes.
     static let spinWord = Atomic<Int>(0)

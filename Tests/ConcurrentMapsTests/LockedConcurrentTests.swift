@@ -16,7 +16,7 @@ import Testing
     @Test func contendedCriticalSectionsRunOneAtATime() {
         let lock = Locked(Guarded())
         let threads = 4
-        let perThread = 20_000
+        let perThread = 5_000
         onThreads(threads) { _ in
             for _ in 0..<perThread {
                 lock.withLock { s in
@@ -67,7 +67,7 @@ import Testing
         }
         let box = Box()
         onThreads(3) { _ in
-            for _ in 0..<20_000 {
+            for _ in 0..<5_000 {
                 box.lock.withLock {
                     if box.inside { box.overlaps += 1 }
                     box.inside = true
@@ -78,7 +78,7 @@ import Testing
         }
         box.lock.withLock {
             #expect(box.overlaps == 0)
-            #expect(box.count == 60_000)
+            #expect(box.count == 15_000)
         }
     }
 }

@@ -1,5 +1,6 @@
 import IsoKVCore
 import IsoKVSync
+import Synchronization
 
 /// The key set an SIREAD lock on a scanned range covers: `lower` inclusive, `upper` exclusive (or inclusive when
 /// `upperInclusive`, for a forward scan cut short by its limit), nil meaning unbounded.
@@ -52,6 +53,12 @@ final class PointLockTable: Sendable {
     static let stripeCount = 16
     /// Each stripe: key → holders (each txid once, usually one or two). Guarded by the stripe's own lock (a leaf).
     let stripes: [Locked<[Bytes: [UInt64]]>] = (0..<PointLockTable.stripeCount).map { _ in Locked([:]) }
+    /// Invariant: at least the number of (key, holder) entries in `stripes` — incremented (sequentially
+    /// consistent) before an entry is added, decremented after one is removed. A writer that loads 0 here after
+    /// installing its pending write can skip the stripe: a reader whose lock it could have missed read the chain
+    /// after the install (the chain's mutex orders the two), so the reader finds the write itself (SSI/DESIGN.md,
+    /// "Finding rw-antidependencies").
+    let entries = Atomic<Int>(0)
 
     @inline(__always)
     func stripe(_ key: Bytes) -> Locked<[Bytes: [UInt64]]> {
@@ -59,10 +66,14 @@ final class PointLockTable: Sendable {
     }
 
     func add(_ key: Bytes, owner: UInt64) {
+        entries.add(1, ordering: .sequentiallyConsistent)
         stripe(key).withLock { table in
             table[key, default: []].append(owner)
         }
     }
+
+    /// Whether no point lock is held (a sequentially consistent load; see `entries`).
+    var isEmpty: Bool { entries.load(ordering: .sequentiallyConsistent) == 0 }
 
     func holders(_ key: Bytes) -> [UInt64] {
         stripe(key).withLock { $0[key] ?? [] }
@@ -70,11 +81,14 @@ final class PointLockTable: Sendable {
 
     func remove(_ keys: some Sequence<Bytes>, owner: UInt64) {
         for key in keys {
-            stripe(key).withLock { table in
-                guard var h = table[key] else { return }
+            let removed = stripe(key).withLock { table -> Int in
+                guard var h = table[key] else { return 0 }
+                let before = h.count
                 h.removeAll { $0 == owner }
                 table[key] = h.isEmpty ? nil : h
+                return before - h.count
             }
+            if removed > 0 { entries.subtract(removed, ordering: .sequentiallyConsistent) }
         }
     }
 

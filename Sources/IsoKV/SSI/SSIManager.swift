@@ -404,7 +404,9 @@ final class SSIManager: Sendable {
     /// the index's) lock order, and then the reader sees the pending write itself and flags the edge
     /// (``readFoundNewer(_:writers:edge:)``), or it came before, and then its lock was added before our look.
     func checkWrite(_ h: SerializableXactHandle, key: Bytes) -> IsoKVError? {
-        let holders = pointLocks.holders(key)
+        // No point lock anywhere (the usual case: one-read transactions and reads of a key then written take
+        // none): the stripe's lock and lookup are skipped (`PointLockTable.entries` has the argument).
+        let holders = pointLocks.isEmpty ? [] : pointLocks.holders(key)
         // Loads in this order: a summarization sets `summarized` before it lowers the range count or removes the
         // point locks it moves into the summary.
         if holders.allSatisfy({ $0 == h.txid }) && fastPath.rangeLocks.load(ordering: .sequentiallyConsistent) == 0
