@@ -62,7 +62,13 @@ public struct RawLock: @unchecked Sendable {
         return m
     }
 
-    /// Takes `m`: one `trylock`, and if the mutex is held, ``lockContended(_:)``.
+    /// Takes `m`: one `trylock`, and if the mutex is held, ``lockContended(_:)`` (spin, then park). For mutexes
+    /// kept in memory of one's own, as the engine's chain-lock stripes are; pair it with `pthread_mutex_unlock`.
+    ///
+    /// ```swift
+    /// RawLock.lock(mutex)
+    /// defer { pthread_mutex_unlock(mutex) }
+    /// ```
     @inlinable @inline(__always)
     public static func lock(_ m: UnsafeMutablePointer<pthread_mutex_t>) {
         if pthread_mutex_trylock(m) != 0 { lockContended(m) }

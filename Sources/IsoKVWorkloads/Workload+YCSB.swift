@@ -39,6 +39,13 @@ extension Workload {
 
     /// E with the scans made by `scan` (given the range from the chosen key and the number of rows wanted; it
     /// returns the rows it read): a store's own scan API in the same mix of key choices and inserts.
+    ///
+    /// ```swift
+    /// let e = Workload<Database>.ycsbE(name: "ycsb-e", description: "scans through Database.read") {
+    ///     context, _, range, limit in
+    ///     try context.store.read { try $0.scan(range, limit: limit).count }
+    /// }
+    /// ```
     @inlinable
     public static func ycsbE(
         name: String, description: String,
