@@ -157,8 +157,7 @@ public struct ReadSnapshot: ~Copyable {
     public func get(_ key: Bytes) throws -> Bytes? {
         try database._withUnsafeGuaranteedRef { db throws -> Bytes? in
             try db.limits.check(key: key)
-            if let found = db.readCommitted(key, snapshot: sequence) { return found.value }
-            return db.read(key, txid: 0, snapshot: sequence, dirty: false)
+            return db.readAtSnapshot(key, sequence, txid: 0)
         }
     }
 

@@ -242,6 +242,14 @@ public final class Database: KeyValueStore, Sendable {
         }
     }
 
+    /// What a reader with no pending write on `key` sees at its registered `snapshot`: the lock-free committed read,
+    /// or the locked one when that cannot decide (a retired chain, another directory). `chain`: the index's hint.
+    @inline(__always)
+    func readAtSnapshot(_ key: Bytes, _ snapshot: UInt64, txid: UInt64, chain: KeyChain? = nil) -> Bytes? {
+        if let found = readCommitted(key, snapshot: snapshot) { return found.value }
+        return read(key, txid: txid, snapshot: snapshot, dirty: false, chain: chain)
+    }
+
     /// Helps garbage collection finish removing a retired chain from the directory (so that a caller that found
     /// it does not spin until GC gets there). GC itself fixes the index afterwards.
     func forget(retired chain: KeyChain) {

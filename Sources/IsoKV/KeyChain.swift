@@ -389,16 +389,6 @@ package struct KeyChain: @unchecked Sendable {
         Unmanaged.fromOpaque(UnsafeRawPointer(chain).load(as: UnsafeRawPointer.self))
     }
 
-    /// ``committedValue(at:)`` of the chain lent at `chain` (see ``storage(lentAt:)``), without retaining it.
-    @inline(__always)
-    static func committedValue(lentAt chain: UnsafePointer<KeyChain>, at snapshot: UInt64) -> Bytes?? {
-        switch storage(lentAt: chain)._withUnsafeGuaranteedRef({ $0.committedRead(at: snapshot) }) {
-        case .found(let value, _): return .some(value)
-        case .notFound: return .some(nil)
-        case .retired: return .none
-        }
-    }
-
     /// The head word (``HeadWord``) of the chain lent at `chain` (see ``storage(lentAt:)``), without retaining it.
     @inline(__always)
     static func headWord(lentAt chain: UnsafePointer<KeyChain>) -> UInt {

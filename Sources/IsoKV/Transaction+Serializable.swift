@@ -66,16 +66,17 @@ extension Transaction {
         guard let h = trackedHandle else {
             // Untracked (a read-only transaction found safe): a snapshot read, lock-free unless this transaction
             // has a pending write to look at, as at `.snapshot`.
-            if written.isEmpty, let found = db.readCommitted(key, snapshot: snapshot) { return found.value }
-            return db.read(key, txid: assignedID, snapshot: snapshot, dirty: false, chain: chain)
+            guard written.isEmpty else {
+                return db.read(key, txid: assignedID, snapshot: snapshot, dirty: false, chain: chain)
+            }
+            return db.readAtSnapshot(key, snapshot, txid: assignedID, chain: chain)
         }
         try checkNotDoomed(h)
         serializable!.operations += 1
         if pointLock && serializable!.operations == 1 {
             // The first operation: a snapshot read (no own write yet), tracked later if the transaction goes on.
             serializable!.deferredRead = key
-            if let found = db.readCommitted(key, snapshot: snapshot) { return found.value }
-            return db.read(key, txid: assignedID, snapshot: snapshot, dirty: false)
+            return db.readAtSnapshot(key, snapshot, txid: assignedID)
         }
         try trackDeferredRead(h)
         if pointLock { trackPoint(key, h) }

@@ -71,7 +71,10 @@ import Testing
                 box.lock.withLock {
                     if box.inside { box.overlaps += 1 }
                     box.inside = true
-                    box.count += 1
+                    // Work enough that waiters find the lock held, spin, and now and then park.
+                    var x = box.count
+                    for k in 0..<64 { x = x &+ k }
+                    box.count = x &- (63 * 64 / 2) + 1
                     box.inside = false
                 }
             }
