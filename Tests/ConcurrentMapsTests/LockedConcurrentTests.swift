@@ -11,6 +11,17 @@ import Testing
         var inside = false
         var count = 0
         var overlaps = 0
+
+        /// One critical section: notes an overlap, then a few hundred nanoseconds of work that adds one to
+        /// `count`, so that waiters often find the lock held, spin, and now and then park.
+        mutating func visit() {
+            if inside { overlaps += 1 }
+            inside = true
+            var x = count
+            for k in 0..<64 { x = x &+ k }
+            count = x &- (63 * 64 / 2) + 1
+            inside = false
+        }
     }
 
     @Test func contendedCriticalSectionsRunOneAtATime() {
@@ -19,15 +30,7 @@ import Testing
         let perThread = 5_000
         onThreads(threads) { _ in
             for _ in 0..<perThread {
-                lock.withLock { s in
-                    if s.inside { s.overlaps += 1 }
-                    s.inside = true
-                    // A few hundred nanoseconds of work, so that waiters often find the lock held and spin.
-                    var x = s.count
-                    for k in 0..<64 { x = x &+ k }
-                    s.count = x &- (63 * 64 / 2) + 1
-                    s.inside = false
-                }
+                lock.withLock { $0.visit() }
             }
         }
         let final = lock.withLock { $0 }
@@ -60,28 +63,18 @@ import Testing
     @Test func rawLockWaitersEnterOneAtATime() {
         final class Box: @unchecked Sendable {
             let lock = RawLock()
-            var inside = false
-            var overlaps = 0
-            var count = 0
+            var guarded = Guarded()
             deinit { lock.destroy() }
         }
         let box = Box()
         onThreads(3) { _ in
             for _ in 0..<5_000 {
-                box.lock.withLock {
-                    if box.inside { box.overlaps += 1 }
-                    box.inside = true
-                    // Work enough that waiters find the lock held, spin, and now and then park.
-                    var x = box.count
-                    for k in 0..<64 { x = x &+ k }
-                    box.count = x &- (63 * 64 / 2) + 1
-                    box.inside = false
-                }
+                box.lock.withLock { box.guarded.visit() }
             }
         }
         box.lock.withLock {
-            #expect(box.overlaps == 0)
-            #expect(box.count == 15_000)
+            #expect(box.guarded.overlaps == 0)
+            #expect(box.guarded.count == 15_000)
         }
     }
 }
