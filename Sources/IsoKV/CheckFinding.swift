@@ -64,11 +64,11 @@ public struct CheckFinding: Sendable, Hashable, CustomStringConvertible {
 
         // MARK: SSI (SSI/SSIState.swift, SerializableXact.swift), at every instant
 
-        /// `xacts[r].outConflicts[w] != nil ⇔ xacts[w].inConflicts[r] != nil` does not hold (`XactRecord.inConflicts`).
+        /// `xacts[r].outConflicts[w] != nil ⇔ xacts[w].inConflicts[r] != nil` does not hold (`SerializableXact.inConflicts`).
         case ssiEdgeAsymmetric
         /// A record contradicts itself or the clock: `commitSeq <= beginSeq`, a sequence above `clock`, `doomed`
         /// without a reason (or the reverse), doomed and committed, prepared and committed, a tracked record
-        /// marked safe, or `possibleUnsafe` not kept on both ends (`XactRecord`).
+        /// marked safe, or `possibleUnsafe` not kept on both ends (`SerializableXact`).
         case ssiRecordInconsistent
         /// A range SIREAD lock whose owner has no record (`SSIState.ranges`).
         case ssiRangeLockOrphaned

@@ -16,7 +16,7 @@ import IsoKVStorage
 
 extension Database {
     /// Verifies the engine's in-memory invariants — those written beside the fields of `ChainState`, `Oracle`,
-    /// `WaitGraph`, `GarbageCollector`, `SSIState` and `XactRecord` — and returns what is broken (nothing, when
+    /// `WaitGraph`, `GarbageCollector`, `SSIState` and `SerializableXact` — and returns what is broken (nothing, when
     /// the database is consistent).
     ///
     /// ```swift
@@ -378,12 +378,12 @@ struct ConsistencyChecker {
                             + (s.xacts[rd] == nil ? "tx\(rd) has no record" : "tx\(rd) has no conflict out to tx\(t)"))
                 }
                 var wrong: [String] = []
-                if r.handle.txid != t { wrong.append("its handle is tx\(r.handle.txid)'s") }
+                if r.txid != t { wrong.append("its record is tx\(r.txid)'s") }
                 if let c = r.commitSeq, c <= r.beginSeq { wrong.append("commitSeq \(c) ≤ beginSeq \(r.beginSeq)") }
                 if max(r.beginSeq, r.commitSeq ?? 0) > s.clock {
                     wrong.append("a sequence above the SSI clock \(s.clock)")
                 }
-                let doomed = r.handle.doomed.load(ordering: .acquiring)
+                let doomed = r.doomed.load(ordering: .acquiring)
                 if doomed != r.isDoomed {
                     wrong.append(doomed ? "doomed without a reason" : "a reason to doom, not doomed")
                 }
@@ -391,7 +391,7 @@ struct ConsistencyChecker {
                 if r.prepared && (r.isCommitted || r.readOnly) {
                     wrong.append("prepared and \(r.readOnly ? "read-only" : "committed")")
                 }
-                if r.handle.safe.load(ordering: .acquiring) { wrong.append("marked safe but still tracked") }
+                if r.safe.load(ordering: .acquiring) { wrong.append("marked safe but still tracked") }
                 for p in r.possibleUnsafe.sorted() {
                     guard let P = s.xacts[p], P.readOnly != r.readOnly, P.possibleUnsafe.contains(t) else {
                         wrong.append("possibleUnsafe lists tx\(p), which does not list it back")

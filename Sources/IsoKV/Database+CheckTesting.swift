@@ -142,7 +142,7 @@ extension Database {
         case .doomWithoutReason(let id):
             ssi.withCaughtUpStateForTesting { s in
                 guard let r = s.xacts[id.rawValue] else { preconditionFailure("tx\(id.rawValue) has no SSI record") }
-                r.handle.doomed.store(true, ordering: .releasing)
+                r.doomed.store(true, ordering: .releasing)
             }
         case .addRangeLock(let owner):
             ssi.withCaughtUpStateForTesting { s in

@@ -65,7 +65,7 @@ extension Transaction {
 
     /// Steps 3–4 in memory: one critical section of the commit lock (and, when serializable, of the SSI lock inside
     /// it, where the pre-commit check runs) assigns `ts`, installs and publishes.
-    private func commitInMemory(ssi: SerializableXactHandle?, pointKeys: [Bytes]) throws -> UInt64 {
+    private func commitInMemory(ssi: SerializableXact?, pointKeys: [Bytes]) throws -> UInt64 {
         prepareVersions()
         let oracle = db.oracle
         var failure: IsoKVError?
@@ -88,7 +88,7 @@ extension Transaction {
     /// and awaited outside it. The pending writes are stable meanwhile: this transaction holds their exclusive row
     /// locks until step 6.
     nonisolated(nonsending) private func commitDurably(
-        _ durable: DurableStore, ssi: SerializableXactHandle?,
+        _ durable: DurableStore, ssi: SerializableXact?,
         pointKeys: [Bytes]
     ) async throws -> UInt64? {
         let writes = pendingWrites()

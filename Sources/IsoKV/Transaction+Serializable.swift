@@ -3,7 +3,7 @@ import Foundation
 /// Per-transaction SSI tracking of a `.serializable` transaction, owned by the transaction (no lock needed).
 struct SerializableTracking {
     /// Shared with the SSI state: doomed / safe flags.
-    let handle: SerializableXactHandle
+    let xact: SerializableXact
     /// Keys this transaction holds a point SIREAD lock on (empty after escalation).
     var reads: Set<Bytes> = []
     /// Holds a whole-keyspace SIREAD lock (escalated): point reads add no more locks.
@@ -36,23 +36,23 @@ extension Transaction {
             snapshotSlot = slot
             return snap
         }
-        let (snap, slot, handle) = db.ssi.begin(
+        let (snap, slot, xact) = db.ssi.begin(
             txid: txid, readOnly: isReadOnly, oracle: db.oracle, hint: slotHint, stripe: snapshotStripe)
         snapshotSlot = slot
-        serializable = SerializableTracking(handle: handle)
+        serializable = SerializableTracking(xact: xact)
         return snap
     }
 
-    /// The tracked handle, or nil if untracked (no snapshot yet, or a safe read-only snapshot).
+    /// The tracked SSI record, or nil if untracked (no snapshot yet, or a safe read-only snapshot).
     @inline(__always)
-    var trackedHandle: SerializableXactHandle? {
-        guard let h = serializable?.handle, h.isTracked else { return nil }
+    var trackedHandle: SerializableXact? {
+        guard let h = serializable?.xact, h.isTracked else { return nil }
         return h
     }
 
     /// Throws (and aborts) if another transaction chose this one as the victim of a dangerous structure.
     @inline(__always)
-    func checkNotDoomed(_ h: SerializableXactHandle) throws {
+    func checkNotDoomed(_ h: SerializableXact) throws {
         if h.doomed.load(ordering: .acquiring) { throw abort(db.ssi.doomError(h)) }
     }
 
@@ -103,7 +103,7 @@ extension Transaction {
     /// SIREAD lock first, then the writers of versions of the key this transaction does not see. The value read
     /// then is the one a read now returns (same snapshot; versions newer than a registered snapshot are never
     /// collected). Nothing to do while this transaction's own pending write on the key stands.
-    func trackDeferredRead(_ h: SerializableXactHandle) throws {
+    func trackDeferredRead(_ h: SerializableXact) throws {
         guard let key = serializable?.deferredRead else { return }
         if let chain = serializable!.deferredReadWrittenAt, written.contains(ObjectIdentifier(chain)) { return }
         serializable!.deferredRead = nil
@@ -116,7 +116,7 @@ extension Transaction {
         }
     }
 
-    func trackPoint(_ key: Bytes, _ h: SerializableXactHandle) {
+    func trackPoint(_ key: Bytes, _ h: SerializableXact) {
         guard !serializable!.escalated, serializable!.reads.insert(key).inserted else { return }
         if serializable!.reads.count > db.ssi.limits.maxPointLocksPerTransaction {
             // Memory bound: one whole-keyspace lock replaces the points (added before they are removed).
@@ -170,9 +170,9 @@ extension Transaction {
         db.ssi.narrowRange(h, id: id, to: narrower)
     }
 
-    /// The handle to run the SSI pre-commit with, or nil if untracked. A deferred first read is tracked now, unless
+    /// The SSI record to run the pre-commit with, or nil if untracked. A deferred first read is tracked now, unless
     /// it was the transaction's only operation (a single read needs no SIREAD lock) or its own write covers it.
-    func serializableCommitHandle() throws -> SerializableXactHandle? {
+    func serializableCommitHandle() throws -> SerializableXact? {
         guard let h = trackedHandle else { return nil }
         if serializable!.deferredRead != nil {
             if serializable!.operations == 1 && writeOrder.isEmpty {
@@ -208,11 +208,11 @@ extension Transaction {
     func serializableEnd(committed: Bool) {
         guard let t = serializable else { return }
         serializable = nil
-        if committed && t.handle.isTracked { return }
+        if committed && t.xact.isTracked { return }
         if committed {
             db.ssi.pointLocks.remove(t.reads, owner: txid)
         } else {
-            db.ssi.end(t.handle, pointKeys: t.reads)
+            db.ssi.end(t.xact, pointKeys: t.reads)
         }
     }
 }

@@ -47,7 +47,7 @@ struct RangeLock: Sendable {
 ///
 /// Invariant: an entry (key, txid) exists from just before `txid` reads the key (the lock is added first, then the
 /// chain is read — see DESIGN.md "Why no conflict is missed") until `txid` is cleaned up, aborted, escalated to a
-/// range, or found safe. A txid found here whose `XactRecord` is gone is ignored: it was cleaned up (it cannot be
+/// range, or found safe. A txid found here whose `SerializableXact` is gone is ignored: it was cleaned up (it cannot be
 /// concurrent with any live transaction) or aborted.
 final class PointLockTable: Sendable {
     static let stripeCount = 16

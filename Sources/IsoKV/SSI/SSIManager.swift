@@ -35,7 +35,7 @@ final class SSIManager: Sendable {
     /// Held while taking a snapshot-registry stripe and, around a publication, chain locks (installs); taken after
     /// the SSI lock or alone. `beginsCount` mirrors its length (stored inside it; the SSI lock's holders load it
     /// inside the SSI lock and look only when something is there).
-    private let begins = Locked<[XactRecord]>([])
+    private let begins = Locked<[SerializableXact]>([])
     private let beginsCount = Atomic<Int>(0)
     /// Mirrors of the SSI state for the lock-free begin of a safe read-only transaction.
     let fastPath = SSIFastPath()
@@ -85,20 +85,21 @@ final class SSIManager: Sendable {
 
     /// Registers the queued begins, then records the queued read-only commits. Every holder of the SSI lock calls
     /// it first, so that the state it works on knows every transaction that has begun (any transaction whose lock,
-    /// pending write or handle it can meet began — and queued itself — before).
+    /// pending write or record it can meet began — and queued itself — before).
     @inline(__always)
     private func catchUpLocked(_ s: inout SSIState) {
         if beginsCount.load(ordering: .acquiring) > 0 { drainBeginsLocked(&s) }
         if finishedReadOnlyCount.load(ordering: .acquiring) > 0 { drainFinishedReadOnlyLocked(&s) }
     }
 
+    /// Registration happens inside the queue's lock (it only touches the SSI state, whose lock is held), so that
+    /// the queue keeps its buffer: taking the array out left the next begin to allocate a new one.
     private func drainBeginsLocked(_ s: inout SSIState) {
-        let begun = begins.withLock { q -> [XactRecord] in
+        begins.withLock { q in
+            for rec in q { s.registerBeginLocked(rec, counters: counters) }
+            q.removeAll(keepingCapacity: true)
             beginsCount.store(0, ordering: .releasing)
-            defer { q = [] }
-            return q
         }
-        for rec in begun { s.registerBeginLocked(rec, counters: counters) }
     }
 
     /// Runs `publish` (the engine's install + publish, or nothing) inside the begin queue's lock, then registers
@@ -106,14 +107,13 @@ final class SSIManager: Sendable {
     /// not see it and gets a `beginSeq` below the commit mark; one queued after saw it and is registered by a later
     /// holder of the SSI lock, above the mark.
     private func publishOrderedLocked(_ s: inout SSIState, _ publish: () -> Void) {
-        let begun = begins.withLock { q -> [XactRecord] in
+        begins.withLock { q in
             publish()
-            guard !q.isEmpty else { return [] }
+            guard !q.isEmpty else { return }
+            for rec in q { s.registerBeginLocked(rec, counters: counters) }
+            q.removeAll(keepingCapacity: true)
             beginsCount.store(0, ordering: .releasing)
-            defer { q = [] }
-            return q
         }
-        for rec in begun { s.registerBeginLocked(rec, counters: counters) }
     }
 
     private func drainFinishedReadOnlyLocked(_ s: inout SSIState) {
@@ -130,7 +130,7 @@ final class SSIManager: Sendable {
     /// Takes a serializable transaction's snapshot and queues its record for registration, without the SSI lock
     /// (the begin queue's short lock only). The next holder of the SSI lock registers it: `beginSeq`, the active
     /// sets, and for a read-only transaction its possibly unsafe partners — or, when no read-write serializable
-    /// transaction is active at that point of the queue, a safe snapshot (`handle.safe`; the transaction is then
+    /// transaction is active at that point of the queue, a safe snapshot (`safe`; the transaction is then
     /// never tracked). Until then the transaction may already read and write: everything that can meet it (its
     /// point locks, its pending writes, its own calls) happens after its queueing, and every SSI critical section
     /// drains the queue first.
@@ -139,10 +139,9 @@ final class SSIManager: Sendable {
     /// stripe `stripe` when every slot is taken: ``Oracle/registerSnapshotFast(hint:stripe:)``), inside the queue's
     /// lock, so that it is taken in queue order.
     func begin(txid: UInt64, readOnly: Bool, oracle: Oracle, hint: Int, stripe: Int) -> (
-        snapshot: UInt64, slot: Int, handle: SerializableXactHandle
+        snapshot: UInt64, slot: Int, xact: SerializableXact
     ) {
-        let handle = SerializableXactHandle(txid: txid)
-        let rec = XactRecord(handle: handle, readOnly: readOnly)
+        let rec = SerializableXact(txid: txid, readOnly: readOnly)
         let (snapshot, slot) = begins.withLock { q -> (UInt64, Int) in
             if !readOnly {
                 // Before the snapshot, in this order (tryBeginSafeReadOnly relies on it): count the transaction
@@ -155,14 +154,14 @@ final class SSIManager: Sendable {
             beginsCount.store(q.count, ordering: .releasing)
             return registered
         }
-        return (snapshot, slot, handle)
+        return (snapshot, slot, rec)
     }
 
     /// Pre-commit check and commit mark (PostgreSQL's `PreCommit_CheckForSerializationFailure`), then `publish`
     /// (the engine's install + publish, run inside the SSI lock so that the commit mark and the visibility of the
     /// writes are one event on the SSI clock). Called under the oracle's commit lock when the transaction wrote.
     /// Returns the error to abort with, or nil if committed.
-    func commit(_ h: SerializableXactHandle, pointKeys: [Bytes], publish: () -> Void) -> IsoKVError? {
+    func commit(_ h: SerializableXact, pointKeys: [Bytes], publish: () -> Void) -> IsoKVError? {
         let (error, release) = locked { s -> (IsoKVError?, SSICleanup) in
             // Found safe meanwhile (read-only): no longer tracked, nothing to check.
             guard s.xacts[h.txid] != nil else {
@@ -188,7 +187,7 @@ final class SSIManager: Sendable {
     /// after the real commit may add an edge from this reader — which cannot complete a dangerous structure, because
     /// one with a read-only `T_in` needs `T_out` committed before `T_in`'s snapshot, while `T_out` committed after the
     /// writer's snapshot (SSI/DESIGN.md, "Read-only commits").
-    func finishReadOnly(_ h: SerializableXactHandle, pointKeys: [Bytes]) {
+    func finishReadOnly(_ h: SerializableXact, pointKeys: [Bytes]) {
         if let release = state.withLockIfAvailable({ s -> SSICleanup in
             catchUpLocked(&s)
             s.commitReadOnlyLocked(h.txid, pointKeys: pointKeys)
@@ -216,7 +215,7 @@ final class SSIManager: Sendable {
                 // The active count is loaded here: a begin adds to it inside this lock, a record leaves it
                 // inside the SSI lock, so with both held it matches the state and the queue exactly.
                 QueuedBegins(
-                    entries: q.map { QueuedBegin(txid: $0.handle.txid, readOnly: $0.readOnly) },
+                    entries: q.map { QueuedBegin(txid: $0.txid, readOnly: $0.readOnly) },
                     activeReadWriteCount: fastPath.activeReadWrite.load(ordering: .sequentiallyConsistent))
             }
             return body(&s, commits, begun)
@@ -250,11 +249,11 @@ final class SSIManager: Sendable {
     /// `prepared` — from here on the transaction cannot be chosen as a victim, because its record is about to be
     /// written to the log. Returns the error to abort with, or nil. Call ``finishPrepared(_:pointKeys:publish:)``
     /// once the record is durable, or ``end(_:pointKeys:)`` if logging it failed.
-    func prepare(_ h: SerializableXactHandle) -> IsoKVError? {
+    func prepare(_ h: SerializableXact) -> IsoKVError? {
         locked { s -> IsoKVError? in
-            guard s.xacts[h.txid] != nil else { return nil }
+            guard let rec = s.xacts[h.txid] else { return nil }
             if let e = s.preCommitLocked(h.txid, counters: counters) { return e }
-            s.xacts[h.txid]!.prepared = true
+            rec.prepared = true
             return nil
         }
     }
@@ -262,15 +261,15 @@ final class SSIManager: Sendable {
     /// The second half: publishes (inside the SSI lock, as ``commit(_:pointKeys:publish:)`` does) and marks the
     /// prepared transaction committed. Conflicts that arrived while it was prepared are checked again: pivots
     /// between it and a concurrent reader are doomed (it cannot be), exactly as at a pre-commit check.
-    func finishPrepared(_ h: SerializableXactHandle, pointKeys: [Bytes], publish: () -> Void) {
+    func finishPrepared(_ h: SerializableXact, pointKeys: [Bytes], publish: () -> Void) {
         let release = locked { s -> SSICleanup in
-            guard s.xacts[h.txid] != nil else {
+            guard let rec = s.xacts[h.txid] else {
                 publishOrderedLocked(&s, publish)
                 return SSICleanup()
             }
             _ = s.preCommitLocked(h.txid, counters: counters)  // its own doom is impossible once prepared
             publishOrderedLocked(&s, publish)
-            s.xacts[h.txid]!.prepared = false
+            rec.prepared = false
             s.markCommittedLocked(h.txid, pointKeys: pointKeys)
             return s.cleanupLocked()
         }
@@ -278,7 +277,7 @@ final class SSIManager: Sendable {
     }
 
     /// Forgets an aborted or rolled-back transaction (its edges go with it: an aborted transaction is in no cycle).
-    func end(_ h: SerializableXactHandle, pointKeys: some Sequence<Bytes>) {
+    func end(_ h: SerializableXact, pointKeys: some Sequence<Bytes>) {
         let release = locked { s -> SSICleanup in
             guard s.xacts[h.txid] != nil else { return SSICleanup() }
             s.removeLocked(h.txid, summarize: false)
@@ -290,7 +289,7 @@ final class SSIManager: Sendable {
 
     /// Suspends (never blocks a thread) until a read-only transaction's snapshot is known safe or unsafe; returns
     /// `.pending` if the task was cancelled first.
-    func waitForSafety(_ h: SerializableXactHandle) async -> SnapshotSafety {
+    func waitForSafety(_ h: SerializableXact) async -> SnapshotSafety {
         await withTaskCancellationHandler {
             await withCheckedContinuation { (c: CheckedContinuation<SnapshotSafety, Never>) in
                 let resumeNow: SnapshotSafety? = locked { s in
@@ -327,7 +326,7 @@ final class SSIManager: Sendable {
 
     /// A tracked read of `what` found versions of it written by `writers` (committed after the reader's snapshot,
     /// or still pending): flags reader →rw writer for each serializable one. Returns the error to abort with.
-    func readFoundNewer(_ h: SerializableXactHandle, writers: [UInt64], edge: ConflictEdge) -> IsoKVError? {
+    func readFoundNewer(_ h: SerializableXact, writers: [UInt64], edge: ConflictEdge) -> IsoKVError? {
         locked { s in
             for w in writers where w != h.txid {
                 if s.xacts[w] == nil, let summarized = s.summary.writers[w] {
@@ -353,7 +352,7 @@ final class SSIManager: Sendable {
     /// Registers an SIREAD lock on `range` for `h`; returns its id (nil if `h` is no longer tracked: found safe
     /// meanwhile). Past `maxRangesPerTransaction` ranges, the transaction's ranges are replaced by one
     /// whole-keyspace lock.
-    func addRange(_ h: SerializableXactHandle, _ range: PredicateRange) -> (id: UInt64?, escalated: Bool) {
+    func addRange(_ h: SerializableXact, _ range: PredicateRange) -> (id: UInt64?, escalated: Bool) {
         locked { s in
             // Re-check under the lock: a lock added for an untracked owner would never be removed.
             guard s.xacts[h.txid] != nil else { return (nil, false) }
@@ -372,7 +371,7 @@ final class SSIManager: Sendable {
     }
 
     /// A scan stopped by its limit covers only what it read: replace its range by `narrower` (a subset).
-    func narrowRange(_ h: SerializableXactHandle, id: UInt64, to narrower: PredicateRange) {
+    func narrowRange(_ h: SerializableXact, id: UInt64, to narrower: PredicateRange) {
         locked { s in
             if let i = s.ranges.firstIndex(where: { $0.id == id && $0.owner == h.txid }) {
                 s.ranges[i].range = narrower
@@ -382,7 +381,7 @@ final class SSIManager: Sendable {
 
     /// Replaces `h`'s point locks by one whole-keyspace SIREAD lock (added before the points are removed, so the
     /// coverage never has a gap).
-    func escalate(_ h: SerializableXactHandle, pointKeys: some Sequence<Bytes>) {
+    func escalate(_ h: SerializableXact, pointKeys: some Sequence<Bytes>) {
         locked { s in
             guard s.xacts[h.txid] != nil else { return }
             s.nextRangeID += 1
@@ -403,7 +402,7 @@ final class SSIManager: Sendable {
     /// write (and the key in the index) before looking. Either its read came after our write in the chain's (or
     /// the index's) lock order, and then the reader sees the pending write itself and flags the edge
     /// (``readFoundNewer(_:writers:edge:)``), or it came before, and then its lock was added before our look.
-    func checkWrite(_ h: SerializableXactHandle, key: Bytes) -> IsoKVError? {
+    func checkWrite(_ h: SerializableXact, key: Bytes) -> IsoKVError? {
         // No point lock anywhere (the usual case: one-read transactions and reads of a key then written take
         // none): the stripe's lock and lookup are skipped (`PointLockTable.entries` has the argument).
         let holders = pointLocks.isEmpty ? [] : pointLocks.holders(key)
@@ -445,7 +444,7 @@ final class SSIManager: Sendable {
     }
 
     /// The reason `h` was doomed, as the error its owner throws.
-    func doomError(_ h: SerializableXactHandle) -> IsoKVError {
+    func doomError(_ h: SerializableXact) -> IsoKVError {
         let e = locked { $0.xacts[h.txid]?.doom }
         counters.doomedPivots.add(1, ordering: .relaxed)
         return e

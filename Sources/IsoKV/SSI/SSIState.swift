@@ -7,7 +7,7 @@ struct SSIState {
     var clock: UInt64 = 0
     /// Tracked serializable transactions: active ones, and committed ones some active one overlaps.
     /// Invariant: a committed record is kept while some active record has `beginSeq < commitSeq` (cleanupLocked).
-    var xacts: [UInt64: XactRecord] = [:]
+    var xacts = TxidMap<SerializableXact>()
     /// Range SIREAD locks, all transactions (a write checks each: O(ranges)).
     /// Invariant: every owner has a record in `xacts` (removed with it). Every change of the count is mirrored,
     /// inside the lock, into `fastPath.rangeLocks` (sequentially consistent) before the scan reads anything.
@@ -18,7 +18,7 @@ struct SSIState {
     /// Active read-write serializable transactions (what a new read-only one may be unsafe against).
     /// `fastPath.activeReadWrite` counts them plus the read-write begins still queued: a begin adds 1 before its
     /// snapshot, `leaveActiveReadWriteLocked` subtracts it (after the publication, for a commit).
-    var activeReadWrite: Set<UInt64> = []
+    var activeReadWrite = TxidSet()
     /// The atomics read by `SSIManager.tryBeginSafeReadOnly` without the lock.
     let fastPath: SSIFastPath
     let limits: SerializableLimits
@@ -48,7 +48,7 @@ struct SSIState {
     var pendingRelease: [SSIManager.Released] = []
     /// Records removed since the last cleanup, handed out by `cleanupLocked` so that they are freed after the SSI
     /// lock is released (freeing a record's dictionaries is most of the cost of removing it).
-    var garbage: [XactRecord] = []
+    var garbage: [SerializableXact] = []
     /// Read-only transactions found safe after their begin (statistics).
     var safeLater = 0
 
@@ -58,13 +58,13 @@ struct SSIState {
     /// the begin queue in snapshot order): the next tick of the SSI clock as `beginSeq`, and the active sets. A
     /// read-only transaction with no read-write serializable transaction active at this point is safe at once and
     /// not recorded; otherwise it lists them as possibly unsafe (and they list it).
-    mutating func registerBeginLocked(_ rec: XactRecord, counters: SSICounters) {
-        let t = rec.handle.txid
+    mutating func registerBeginLocked(_ rec: SerializableXact, counters: SSICounters) {
+        let t = rec.txid
         clock += 1
         rec.beginSeq = clock
         if rec.readOnly {
             if activeReadWrite.isEmpty {
-                rec.handle.safe.store(true, ordering: .releasing)
+                rec.safe.store(true, ordering: .releasing)
                 counters.safeAtBegin.add(1, stripe: Int(t % UInt64(Oracle.stripeCount)))
                 return
             }
@@ -93,10 +93,9 @@ struct SSIState {
         reader r: UInt64, writer w: UInt64, edge: ConflictEdge, me: UInt64,
         phase: ConflictPhase, counters: SSICounters
     ) -> IsoKVError? {
-        guard r != w, xacts[r] != nil, xacts[w] != nil, xacts[r]!.outConflicts[w] == nil else { return nil }
-        xacts[r]!.outConflicts[w] = edge
-        xacts[w]!.inConflicts[r] = edge
-        let R = xacts[r]!, W = xacts[w]!
+        guard r != w, let R = xacts[r], let W = xacts[w], R.outConflicts[w] == nil else { return nil }
+        R.outConflicts[w] = edge
+        W.inConflicts[r] = edge
         var cycle: String?
         var pivot = w
         // 1. The writer is a pivot with an out-conflict to T2 that committed first:  R -rw-> W -rw-> T2.
@@ -194,9 +193,9 @@ struct SSIState {
 
     mutating func doomLocked(_ t: UInt64, _ error: IsoKVError) {
         // Callers never choose a prepared transaction; the guard keeps a mistake from dooming a durable commit.
-        guard xacts[t] != nil, xacts[t]!.doom == nil, !xacts[t]!.prepared else { return }
-        xacts[t]!.doom = error
-        xacts[t]!.handle.doomed.store(true, ordering: .releasing)
+        guard let rec = xacts[t], rec.doom == nil, !rec.prepared else { return }
+        rec.doom = error
+        rec.doomed.store(true, ordering: .releasing)
     }
 
     // MARK: Read-only safety
@@ -214,25 +213,25 @@ struct SSIState {
             if let e = earliest, e < RO.beginSeq {
                 markUnsafeLocked(ro)
             } else {
-                xacts[ro]!.possibleUnsafe.remove(w)
-                if xacts[ro]!.possibleUnsafe.isEmpty { markSafeLocked(ro) }
+                RO.possibleUnsafe.remove(w)
+                if RO.possibleUnsafe.isEmpty { markSafeLocked(ro) }
             }
         }
-        xacts[w]?.possibleUnsafe = []
+        W.possibleUnsafe = []
     }
 
     mutating func markUnsafeLocked(_ ro: UInt64) {
         guard let RO = xacts[ro], RO.readOnly else { return }
         for rw in RO.possibleUnsafe { xacts[rw]?.possibleUnsafe.remove(ro) }
-        xacts[ro]!.possibleUnsafe = []
-        xacts[ro]!.safety = .unsafe
+        RO.possibleUnsafe = []
+        RO.safety = .unsafe
         deferred.removeValue(forKey: ro)?.resume(returning: .unsafe)
     }
 
     /// The read-only transaction can no longer take part in an anomaly: stop tracking it.
     mutating func markSafeLocked(_ ro: UInt64) {
         guard let RO = xacts[ro], RO.readOnly else { return }
-        RO.handle.safe.store(true, ordering: .releasing)
+        RO.safe.store(true, ordering: .releasing)
         safeLater += 1
         deferred.removeValue(forKey: ro)?.resume(returning: .safe)
         if !RO.pointKeys.isEmpty { pendingRelease.append((ro, RO.pointKeys)) }
@@ -246,12 +245,13 @@ struct SSIState {
     /// keys kept for cleanup, out of `activeReadWrite`, queued for cleanup, and the read-only transactions that
     /// waited on it resolved.
     mutating func markCommittedLocked(_ t: UInt64, pointKeys: [Bytes]) {
+        let rec = xacts[t]!
         clock += 1
-        xacts[t]!.commitSeq = clock
-        xacts[t]!.pointKeys = pointKeys
+        rec.commitSeq = clock
+        rec.pointKeys = pointKeys
         leaveActiveReadWriteLocked(t)
         committedQueue.append(t)
-        resolveReadOnlyAfterCommitLocked(t)
+        if !rec.possibleUnsafe.isEmpty { resolveReadOnlyAfterCommitLocked(t) }
     }
 
     /// Replaces every range lock of `owner` by one whole-keyspace lock with id `id` (escalation). The new lock is
@@ -263,13 +263,13 @@ struct SSIState {
     }
 
     mutating func commitReadOnlyLocked(_ t: UInt64, pointKeys: [Bytes]) {
-        guard xacts[t] != nil else {
+        guard let rec = xacts[t] else {
             if !pointKeys.isEmpty { pendingRelease.append((t, pointKeys)) }
             return
         }
         clock += 1
-        xacts[t]!.commitSeq = clock
-        xacts[t]!.pointKeys = pointKeys
+        rec.commitSeq = clock
+        rec.pointKeys = pointKeys
         committedQueue.append(t)
     }
 
@@ -301,8 +301,8 @@ struct SSIState {
             summary.ranges = []
         }
         if !rec.pointKeys.isEmpty { pendingRelease.append((t, rec.pointKeys)) }
-        for (w, _) in rec.outConflicts where xacts[w] != nil {
-            xacts[w]!.summaryInCommit = max(xacts[w]!.summaryInCommit ?? 0, c)
+        for (w, _) in rec.outConflicts {
+            if let W = xacts[w] { W.summaryInCommit = max(W.summaryInCommit ?? 0, c) }
         }
         if !rec.readOnly {
             var earliest = rec.summaryOutCommit
@@ -387,12 +387,15 @@ struct SSIState {
     /// reader with an edge to it keeps the fact as `summaryOutCommit`.
     mutating func removeLocked(_ t: UInt64, summarize: Bool) {
         guard let rec = xacts.removeValue(forKey: t) else { return }
-        defer { garbage.append(rec) }
-        for (r, e) in rec.inConflicts where xacts[r] != nil {
-            xacts[r]!.outConflicts[t] = nil
-            if summarize, let c = rec.commitSeq, xacts[r]!.summaryOutCommit.map({ c < $0 }) ?? true {
-                xacts[r]!.summaryOutCommit = c
-                xacts[r]!.summaryOutWhat = "\(e), written by tx\(t)"
+        // A record that owns tables or keys is freed after the lock; one that owns nothing is only an object, and
+        // handing it out would cost more (an array to grow) than freeing it here.
+        defer { if rec.ownsStorage { garbage.append(rec) } }
+        for (r, e) in rec.inConflicts {
+            guard let R = xacts[r] else { continue }
+            R.outConflicts[t] = nil
+            if summarize, let c = rec.commitSeq, R.summaryOutCommit.map({ c < $0 }) ?? true {
+                R.summaryOutCommit = c
+                R.summaryOutWhat = "\(e), written by tx\(t)"
             }
         }
         for (w, _) in rec.outConflicts { xacts[w]?.inConflicts[t] = nil }
@@ -400,9 +403,10 @@ struct SSIState {
             for rw in rec.possibleUnsafe { xacts[rw]?.possibleUnsafe.remove(t) }
         } else {
             // An aborted read-write transaction can no longer make anybody's snapshot unsafe.
-            for ro in rec.possibleUnsafe where xacts[ro]?.readOnly == true {
-                xacts[ro]!.possibleUnsafe.remove(t)
-                if xacts[ro]!.possibleUnsafe.isEmpty && xacts[ro]!.safety == .pending { markSafeLocked(ro) }
+            for ro in rec.possibleUnsafe {
+                guard let RO = xacts[ro], RO.readOnly else { continue }
+                RO.possibleUnsafe.remove(t)
+                if RO.possibleUnsafe.isEmpty && RO.safety == .pending { markSafeLocked(ro) }
             }
         }
         leaveActiveReadWriteLocked(t)
@@ -453,7 +457,7 @@ struct SSIState {
 /// What a cleanup leaves to do once the SSI lock is released: point locks to remove, records to free.
 struct SSICleanup {
     var released: [SSIManager.Released] = []
-    var garbage: [XactRecord] = []
+    var garbage: [SerializableXact] = []
 }
 
 /// Summarized committed transactions (PostgreSQL's `OldCommittedSxact` and `pg_serial`), behind the SSI lock. Kept

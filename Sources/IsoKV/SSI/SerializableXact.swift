@@ -1,26 +1,6 @@
 import IsoKVCore
 import Synchronization
 
-/// The part of a serializable transaction's SSI state its owner reads without the SSI lock.
-///
-/// Shared between the owning ``Transaction`` and the SSI state (`SSIState.xacts[txid].handle`). Both fields are
-/// atomics that only go from false to true, each stored under the SSI lock.
-final class SerializableXactHandle: Sendable {
-    let txid: UInt64
-    /// True once another transaction chose this one as the victim of a dangerous structure (PostgreSQL's
-    /// `SXACT_FLAG_DOOMED`); the owner then fails with `40001` at its next read, write or commit. The reason is in
-    /// `XactRecord.doom`.
-    let doomed = Atomic<Bool>(false)
-    /// True once this read-only transaction's snapshot is known safe: it is no longer tracked (no SIREAD locks, no
-    /// conflict checks) and can never fail with `40001` (PostgreSQL's `SXACT_FLAG_RO_SAFE`).
-    let safe = Atomic<Bool>(false)
-
-    init(txid: UInt64) { self.txid = txid }
-
-    /// Whether the owner must keep tracking reads.
-    @inline(__always) var isTracked: Bool { !safe.load(ordering: .acquiring) }
-}
-
 /// Whether a read-only transaction's snapshot can take part in an anomaly (Ports & Grittner §4.2).
 enum SnapshotSafety: Sendable {
     /// Some read-write transaction that was active at its snapshot is still running. (Also what
@@ -35,20 +15,45 @@ enum SnapshotSafety: Sendable {
     case unsafe
 }
 
-/// The SSI record of one serializable transaction (PostgreSQL's `SERIALIZABLEXACT`), in `SSIState.xacts`.
-/// Everything here is guarded by the SSI lock: a reference is only used inside it (or, once removed from
-/// `xacts`, only to be freed after it — see `SSICleanup`).
+/// The SSI record of one serializable transaction (PostgreSQL's `SERIALIZABLEXACT`): one object, shared by the
+/// owning ``Transaction`` (through `SerializableTracking.xact`), the begin queue and `SSIState.xacts`.
 ///
-/// A class, not a struct: records are updated in place many times per transaction (`xacts[t]!.x = …`), and with a
-/// struct each such update moved the whole record out of the dictionary and back, inside the SSI lock.
-final class XactRecord {
+/// Two kinds of fields, with two rules:
+/// - `txid`, `readOnly` (constants) and the atomics `doomed` and `safe` are read by the owner without the SSI lock;
+///   the atomics only go from false to true, each stored under the SSI lock.
+/// - Every `var` below them is guarded by the SSI lock: only read or written with it held. Before its
+///   registration (`SSIState.registerBeginLocked`) only the begin that made the record touches it.
+///
+/// Hence `@unchecked Sendable`: the owner's task and the SSI lock's holders share it, and the compiler cannot see
+/// that the lock guards the vars. One object rather than a handle plus a record: one
+/// allocation and one free per serializable transaction fewer, and no second reference to keep alive.
+///
+/// A class, not a struct: records are updated in place many times per transaction, and with a struct each such
+/// update moved the whole record out of the table and back, inside the SSI lock.
+final class SerializableXact: @unchecked Sendable {
     /// A record made at the begin, outside every lock; `beginSeq` is assigned when it is registered.
-    init(handle: SerializableXactHandle, readOnly: Bool) {
-        self.handle = handle
+    init(txid: UInt64, readOnly: Bool) {
+        self.txid = txid
         self.readOnly = readOnly
     }
 
-    let handle: SerializableXactHandle
+    let txid: UInt64
+    /// Declared read-only (`begin(.serializable, readOnly: true)`).
+    let readOnly: Bool
+    /// True once another transaction chose this one as the victim of a dangerous structure (PostgreSQL's
+    /// `SXACT_FLAG_DOOMED`); the owner then fails with `40001` at its next read, write or commit. The reason is in
+    /// `doom`. Stored under the SSI lock, together with `doom`.
+    let doomed = Atomic<Bool>(false)
+    /// True once this read-only transaction's snapshot is known safe: it is no longer tracked (no SIREAD locks, no
+    /// conflict checks) and can never fail with `40001` (PostgreSQL's `SXACT_FLAG_RO_SAFE`). Stored under the SSI
+    /// lock.
+    let safe = Atomic<Bool>(false)
+
+    /// Whether the owner must keep tracking reads (read without the SSI lock).
+    @inline(__always) var isTracked: Bool { !safe.load(ordering: .acquiring) }
+
+    // Guarded by the SSI lock from here on.
+
     /// SSI clock value of the begin, assigned at registration (`SSIState.registerBeginLocked`, in snapshot order;
     /// never changed afterwards). Registration is ordered against every commit's publication exactly as the
     /// snapshot is (the begin queue, `SSIManager.begin`), so a transaction `T` committed before this snapshot ⇔
@@ -57,15 +62,13 @@ final class XactRecord {
     /// SSI clock value at commit (assigned under the SSI lock, in the same critical section as the publication of
     /// its writes); nil while active. Invariant: `commitSeq == nil || commitSeq > beginSeq`.
     var commitSeq: UInt64?
-    /// Declared read-only (`begin(.serializable, readOnly: true)`).
-    let readOnly: Bool
-    /// Why this transaction was doomed (set together with `handle.doomed`).
+    /// Why this transaction was doomed (set together with `doomed`).
     var doom: IsoKVError?
     /// rw-antidependencies in: reader txid → what it read that this transaction wrote.
     /// Invariant: `xacts[r].outConflicts[self] != nil` ⇔ `inConflicts[r] != nil` (edges kept on both ends).
-    var inConflicts: [UInt64: ConflictEdge] = [:]
+    var inConflicts = TxidMap<ConflictEdge>()
     /// rw-antidependencies out: writer txid → what this transaction read that the writer wrote.
-    var outConflicts: [UInt64: ConflictEdge] = [:]
+    var outConflicts = TxidMap<ConflictEdge>()
     /// The earliest `commitSeq` among out-conflict partners already cleaned up (PostgreSQL's summary conflict out
     /// plus `earliestOutConflictCommit`), so that removing a committed partner loses no dangerous structure.
     var summaryOutCommit: UInt64?
@@ -79,7 +82,7 @@ final class XactRecord {
     var pointKeys: [Bytes] = []
     /// Read-only: the read-write transactions active at its snapshot and not yet ended (possible unsafe
     /// conflicts). Read-write: the read-only transactions whose set contains it.
-    var possibleUnsafe: Set<UInt64> = []
+    var possibleUnsafe = TxidSet()
     /// Read-only transactions only.
     var safety: SnapshotSafety = .pending
 
@@ -88,6 +91,11 @@ final class XactRecord {
     /// choose it aborts another participant instead (PostgreSQL's prepared-transaction rule).
     var prepared = false
     var isCommitted: Bool { commitSeq != nil }
+    /// Whether freeing this record frees more than the object: edges, point keys, partners, a diagnostic text.
+    var ownsStorage: Bool {
+        !inConflicts.isEmpty || !outConflicts.isEmpty || !pointKeys.isEmpty || !possibleUnsafe.isEmpty
+            || summaryOutWhat != nil || doom != nil
+    }
     var isDoomed: Bool { doom != nil }
 }
 
