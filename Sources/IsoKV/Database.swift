@@ -88,6 +88,10 @@ public final class Database: KeyValueStore, Sendable {
     let durable: DurableStore?
     /// Serializable snapshot isolation state (SSI/).
     let ssi: SSIManager
+    /// `ssi`, unretained (this database holds it), for the per-transaction paths (`Transaction.withSSI`), as
+    /// `oracleRef`: every serializable transaction of every thread calls into it, and a retain around each call
+    /// wrote its reference count, one cache line for all of them.
+    let ssiRef: Unmanaged<SSIManager>
     /// Transactions that have not ended, for ``check(_:)`` (LiveTransactions.swift).
     let live: LiveTransactions
     /// `live` and `gc`, unretained (this database holds them), for the per-transaction paths: a retain there
@@ -126,7 +130,9 @@ public final class Database: KeyValueStore, Sendable {
             self.tableRef = .passUnretained(table)
         }
         self.durable = durable
-        self.ssi = SSIManager(limits: configuration.serializable)
+        let ssi = SSIManager(limits: configuration.serializable)
+        self.ssi = ssi
+        self.ssiRef = .passUnretained(ssi)
     }
 
     var limits: Limits { configuration.limits }

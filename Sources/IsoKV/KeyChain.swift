@@ -625,6 +625,20 @@ struct ChainState {
             dropIdleRowLock()
         }
     }
+    /// Moves `owner`'s uncommitted write out, leaving none (nil, and nothing changed, if the write is not
+    /// `owner`'s): the same as reading `pending` and then setting it to nil, without copying the write.
+    mutating func takePending(owner: UInt64) -> PendingWrite? {
+        guard rowLock != nil else { return nil }
+        // Taken first and put back if it is not `owner`'s: reading `owner` in place copied the whole write.
+        let box = rowLockBox()
+        guard let taken = box.pending.take() else { return nil }
+        guard taken.owner == owner else {
+            box.pending = consume taken
+            return nil
+        }
+        dropIdleRowLock()
+        return taken
+    }
     /// The holder of the exclusive (`.forUpdate`) lock, 0 when none (transaction ids start at 1); see `exclusive`.
     private var exclusiveHolder: UInt64 {
         get { rowLock?.exclusiveHolder ?? 0 }
@@ -851,15 +865,16 @@ struct ChainState {
     /// Turns `owner`'s pending write into the committed version `commitTS` (the new head of the list; the old head
     /// becomes its `next`). Caller holds the commit lock.
     mutating func installLocked(owner: UInt64, commitTS: UInt64) {
-        guard let p = pending, p.owner == owner else { return }
+        // Moved out of the row-lock box, not copied (`pending`'s getter copies, and its setter then releases the
+        // copy's value and node again: two reference-count writes each, inside the commit lock).
+        guard var p = takePending(owner: owner) else { return }
         // The node was built by the commit before its critical sections (`Transaction.prepareVersions`); only a
         // commit that did not prepare it allocates here. Its commit number and link are set before it is
         // published: the old head's +1 moves to the node's `next`; the head takes a +1 of the node. Readers that
         // load the new head see the node complete (sequentially consistent store after these stores).
-        let node = p.version ?? p.makeVersion()
+        let node = p.version.take() ?? p.makeVersion()
         node.completeBeforePublication(word0: commitTS, next: headNode)
         setHeadLocked(.passRetained(node))
-        pending = nil
     }
 
     /// Unlinks the newest version if its commit number is `commitTS` and returns it for retirement (its +1, which

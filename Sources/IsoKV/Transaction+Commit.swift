@@ -43,9 +43,9 @@ extension Transaction {
         guard !writeOrder.isEmpty else {  // 2
             if let ssiXact, isReadOnly {
                 try checkNotDoomed(ssiXact)
-                db.ssi.finishReadOnly(ssiXact, pointKeys: pointKeys)
+                withSSI { $0.finishReadOnly(ssiXact, pointKeys: pointKeys) }
                 serializable = nil
-            } else if let ssiXact, let failure = db.ssi.commit(ssiXact, pointKeys: pointKeys, publish: {}) {
+            } else if let ssiXact, let failure = withSSI({ $0.commit(ssiXact, pointKeys: pointKeys, publish: {}) }) {
                 throw abort(failure)
             }
             endTransaction(.committed)
@@ -67,18 +67,21 @@ extension Transaction {
     /// it, where the pre-commit check runs) assigns `ts`, installs and publishes.
     private func commitInMemory(ssi: SerializableXact?, pointKeys: [Bytes]) throws -> UInt64 {
         prepareVersions()
-        let oracle = db.oracle
         var failure: IsoKVError?
-        let ts = oracle.commitLock.withLock { last -> UInt64 in
-            func installAndPublish() -> UInt64 {
-                let ts = installLocked(last: &last)
-                oracle.published.store(ts, ordering: .releasing)
+        // The oracle and the SSI manager unretained (`Database.oracleRef`, `ssiRef`): their reference counts sit
+        // on lines every committer shares.
+        let ts = db.oracleRef._withUnsafeGuaranteedRef { oracle in
+            oracle.commitLock.withLock { last -> UInt64 in
+                func installAndPublish() -> UInt64 {
+                    let ts = installLocked(last: &last)
+                    oracle.published.store(ts, ordering: .releasing)
+                    return ts
+                }
+                guard let ssi else { return installAndPublish() }
+                var ts: UInt64 = 0
+                failure = withSSI { $0.commit(ssi, pointKeys: pointKeys) { ts = installAndPublish() } }
                 return ts
             }
-            guard let ssi else { return installAndPublish() }
-            var ts: UInt64 = 0
-            failure = db.ssi.commit(ssi, pointKeys: pointKeys) { ts = installAndPublish() }
-            return ts
         }
         if let failure { throw abort(failure) }
         return ts

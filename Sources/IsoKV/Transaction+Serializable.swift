@@ -27,20 +27,41 @@ struct SerializableTracking {
 extension Transaction {
     /// Registers with SSI and takes the snapshot (one critical section); returns the snapshot.
     func beginSerializable() -> UInt64 {
+        let (hint, stripe) = (slotHint, snapshotStripe)
         // A read-only transaction with no read-write serializable transaction around is safe at once: no SSI lock,
         // no transaction id, no tracking (`serializable` stays nil, so every hook sees it as untracked).
-        if isReadOnly,
-            let (snap, slot) = db.ssi.tryBeginSafeReadOnly(oracle: db.oracle, hint: slotHint, stripe: snapshotStripe)
-        {
-            db.ssi.counters.safeAtBegin.add(1, stripe: snapshotStripe)
-            snapshotSlot = slot
-            return snap
+        if isReadOnly {
+            let begun: (snapshot: UInt64, slot: Int)? = withSSIAndOracle { ssi, oracle in
+                guard let begun = ssi.tryBeginSafeReadOnly(oracle: oracle, hint: hint, stripe: stripe) else {
+                    return nil
+                }
+                ssi.counters.safeAtBegin.add(1, stripe: stripe)
+                return begun
+            }
+            if let begun {
+                snapshotSlot = begun.slot
+                return begun.snapshot
+            }
         }
-        let (snap, slot, xact) = db.ssi.begin(
-            txid: txid, readOnly: isReadOnly, oracle: db.oracle, hint: slotHint, stripe: snapshotStripe)
+        let (id, readOnly) = (txid, isReadOnly)
+        let (snap, slot, xact) = withSSIAndOracle { ssi, oracle in
+            ssi.begin(txid: id, readOnly: readOnly, oracle: oracle, hint: hint, stripe: stripe)
+        }
         snapshotSlot = slot
         serializable = SerializableTracking(xact: xact)
         return snap
+    }
+
+    /// `db.ssi` for the per-transaction paths, without a retain (see `Database.ssiRef`).
+    @inline(__always)
+    func withSSI<R>(_ body: (SSIManager) throws -> R) rethrows -> R {
+        try db.ssiRef._withUnsafeGuaranteedRef(body)
+    }
+
+    /// `db.ssi` and `db.oracle`, neither retained.
+    @inline(__always)
+    private func withSSIAndOracle<R>(_ body: (SSIManager, Oracle) -> R) -> R {
+        db.ssiRef._withUnsafeGuaranteedRef { ssi in db.oracleRef._withUnsafeGuaranteedRef { body(ssi, $0) } }
     }
 
     /// The tracked SSI record, or nil if untracked (no snapshot yet, or a safe read-only snapshot).
@@ -124,7 +145,8 @@ extension Transaction {
             serializable!.reads = []
             serializable!.escalated = true
         } else {
-            db.ssi.pointLocks.add(key, owner: txid)
+            let owner = txid
+            withSSI { $0.pointLocks.add(key, owner: owner) }
         }
     }
 
@@ -140,7 +162,7 @@ extension Transaction {
         } else {
             try trackDeferredRead(h)
         }
-        if let e = db.ssi.checkWrite(h, key: key) { throw abort(e) }
+        if let e = withSSI({ $0.checkWrite(h, key: key) }) { throw abort(e) }
     }
 
     /// Before a scan reads anything: an SIREAD lock on the whole `range` (narrowed afterwards if the limit
@@ -209,10 +231,11 @@ extension Transaction {
         guard let t = serializable else { return }
         serializable = nil
         if committed && t.xact.isTracked { return }
+        let owner = txid
         if committed {
-            db.ssi.pointLocks.remove(t.reads, owner: txid)
+            if !t.reads.isEmpty { withSSI { $0.pointLocks.remove(t.reads, owner: owner) } }
         } else {
-            db.ssi.end(t.xact, pointKeys: t.reads)
+            withSSI { $0.end(t.xact, pointKeys: t.reads) }
         }
     }
 }

@@ -27,7 +27,10 @@ public final class Transaction: StoreTransaction {
         if assignedID == 0 {
             assignedID = db.oracleRef._withUnsafeGuaranteedRef { $0.newTransactionID() }
             // Live for the consistency checker until `state` leaves `.active` (LiveTransactions.swift).
-            if case .active = state { db.live.assigned(assignedID) }
+            if case .active = state {
+                let id = assignedID
+                db.liveRef._withUnsafeGuaranteedRef { $0.assigned(id) }
+            }
         }
         return assignedID
     }
