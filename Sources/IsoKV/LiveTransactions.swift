@@ -14,13 +14,13 @@ import IsoKVSync
 final class LiveTransactions: Sendable {
     static let stripeCount = 8
     /// Ids of active transactions, striped by `txid % stripeCount`. Leaf locks, each taken alone.
-    private let ids: [Locked<Set<UInt64>>] = (0..<LiveTransactions.stripeCount).map { _ in Locked([]) }
+    private let ids: [Locked<TxidSet>] = (0..<LiveTransactions.stripeCount).map { _ in Locked([]) }
     /// Active transactions: +1 in `init`, −1 at the end, each in the cell of `Transaction.liveStripe` (the
     /// current thread's, which may differ between the two: only the sum is a count).
     let open = StripedCounter(stripes: Oracle.stripeCount)
 
     @inline(__always)
-    private func stripe(_ txid: UInt64) -> Locked<Set<UInt64>> { ids[Int(txid % UInt64(Self.stripeCount))] }
+    private func stripe(_ txid: UInt64) -> Locked<TxidSet> { ids[Int(txid % UInt64(Self.stripeCount))] }
 
     func began(stripe: Int) { open.add(1, stripe: stripe) }
 

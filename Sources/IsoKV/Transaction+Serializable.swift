@@ -228,8 +228,9 @@ extension Transaction {
     /// At the end of the transaction: an aborted or rolled-back one leaves SSI at once; a committed one was
     /// handed over at commit (its locks stay until no overlapping transaction lives), unless it was untracked.
     func serializableEnd(committed: Bool) {
-        guard let t = serializable else { return }
-        serializable = nil
+        // Moved out (leaving nil), not copied: a copy retained the record, the read set and the deferred key only
+        // to release them again.
+        guard let t = serializable.take() else { return }
         if committed && t.xact.isTracked { return }
         let owner = txid
         if committed {
