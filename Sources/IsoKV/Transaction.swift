@@ -51,7 +51,9 @@ public final class Transaction: StoreTransaction {
     /// A `.serializable`, read-only, deferrable transaction: its first operation waits for a safe snapshot.
     let isDeferrable: Bool
     /// SSI tracking of a `.serializable` transaction, set with its snapshot (see Transaction+Serializable.swift).
-    var serializable: SerializableTracking?
+    /// Only the owning task touches it (a transaction is not `Sendable`), and each SSI hook reads and updates it
+    /// several times: the runtime's exclusivity checks are off for it (`@exclusivity(unchecked)`).
+    @exclusivity(unchecked) var serializable: SerializableTracking?
 
     enum State {
         case active

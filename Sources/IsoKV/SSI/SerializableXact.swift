@@ -52,44 +52,47 @@ final class SerializableXact: @unchecked Sendable {
     /// Whether the owner must keep tracking reads (read without the SSI lock).
     @inline(__always) var isTracked: Bool { !safe.load(ordering: .acquiring) }
 
-    // Guarded by the SSI lock from here on.
+    // Guarded by the SSI lock from here on. The runtime's exclusivity checks are off for these fields
+    // (`@exclusivity(unchecked)`): every access happens inside the SSI lock, which already rules out overlapping
+    // ones from two threads, and the checks (a thread-local access set per read or write of a field) were a
+    // measurable part of the SSI critical section (`swift_beginAccess`, `AccessSet::insert` in its profile).
 
     /// SSI clock value of the begin, assigned at registration (`SSIState.registerBeginLocked`, in snapshot order;
     /// never changed afterwards). Registration is ordered against every commit's publication exactly as the
     /// snapshot is (the begin queue, `SSIManager.begin`), so a transaction `T` committed before this snapshot ⇔
     /// `T.commitSeq < beginSeq`.
-    var beginSeq: UInt64 = 0
+    @exclusivity(unchecked) var beginSeq: UInt64 = 0
     /// SSI clock value at commit (assigned under the SSI lock, in the same critical section as the publication of
     /// its writes); nil while active. Invariant: `commitSeq == nil || commitSeq > beginSeq`.
-    var commitSeq: UInt64?
+    @exclusivity(unchecked) var commitSeq: UInt64?
     /// Why this transaction was doomed (set together with `doomed`).
-    var doom: IsoKVError?
+    @exclusivity(unchecked) var doom: IsoKVError?
     /// rw-antidependencies in: reader txid → what it read that this transaction wrote.
     /// Invariant: `xacts[r].outConflicts[self] != nil` ⇔ `inConflicts[r] != nil` (edges kept on both ends).
-    var inConflicts = TxidMap<ConflictEdge>()
+    @exclusivity(unchecked) var inConflicts = TxidMap<ConflictEdge>()
     /// rw-antidependencies out: writer txid → what this transaction read that the writer wrote.
-    var outConflicts = TxidMap<ConflictEdge>()
+    @exclusivity(unchecked) var outConflicts = TxidMap<ConflictEdge>()
     /// The earliest `commitSeq` among out-conflict partners already cleaned up (PostgreSQL's summary conflict out
     /// plus `earliestOutConflictCommit`), so that removing a committed partner loses no dangerous structure.
-    var summaryOutCommit: UInt64?
+    @exclusivity(unchecked) var summaryOutCommit: UInt64?
     /// What the partner cleaned up behind `summaryOutCommit` was (for diagnostics).
-    var summaryOutWhat: String?
+    @exclusivity(unchecked) var summaryOutWhat: String?
     /// The newest `commitSeq` among summarized transactions with an rw-conflict *into* this one (PostgreSQL's
     /// summary conflict-in): each is treated as a committed read-write `T_in` that committed then (a later commit
     /// is the conservative side of every check that uses it).
-    var summaryInCommit: UInt64?
+    @exclusivity(unchecked) var summaryInCommit: UInt64?
     /// Point SIREAD keys, handed over at commit so that the cleanup can remove them from `PointLockTable`.
-    var pointKeys: [Bytes] = []
+    @exclusivity(unchecked) var pointKeys: [Bytes] = []
     /// Read-only: the read-write transactions active at its snapshot and not yet ended (possible unsafe
     /// conflicts). Read-write: the read-only transactions whose set contains it.
-    var possibleUnsafe = TxidSet()
+    @exclusivity(unchecked) var possibleUnsafe = TxidSet()
     /// Read-only transactions only.
-    var safety: SnapshotSafety = .pending
+    @exclusivity(unchecked) var safety: SnapshotSafety = .pending
 
     /// Passed the pre-commit check and is committing on a durable database (its record is in the WAL, awaiting
     /// fsync), but not yet marked committed: it can no longer be the victim. A dangerous structure that would
     /// choose it aborts another participant instead (PostgreSQL's prepared-transaction rule).
-    var prepared = false
+    @exclusivity(unchecked) var prepared = false
     var isCommitted: Bool { commitSeq != nil }
     /// Whether freeing this record frees more than the object: edges, point keys, partners, a diagnostic text.
     var ownsStorage: Bool {
