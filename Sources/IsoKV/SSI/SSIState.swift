@@ -46,8 +46,9 @@ struct SSIState {
     var deferredObservers: [UInt64: [CheckedContinuation<Void, Never>]] = [:]
     /// Point locks to remove after the lock is released (records removed while safe).
     var pendingRelease: [SSIManager.Released] = []
-    /// Records removed since the last cleanup, handed out by `cleanupLocked` so that they are freed after the SSI
-    /// lock is released (freeing a record's dictionaries is most of the cost of removing it).
+    /// Records removed since the last cleanup that own tables, keys or text (`SerializableXact.ownsStorage`), handed
+    /// out by `cleanupLocked` so that they are freed after the SSI lock is released (freeing those is most of the
+    /// cost of removing such a record). A record that owns nothing is freed where it is removed.
     var garbage: [SerializableXact] = []
     /// Read-only transactions found safe after their begin (statistics).
     var safeLater = 0
