@@ -46,14 +46,14 @@ import IsoKVTestSupport
 
     /// Forced migrations racing with writers: every thread owns keys and checks that its last write is what it
     /// reads back, through migrations in both directions.
-    @Test func concurrentMigrationsLoseNothing() {
+    @Test func concurrentMigrationsLoseNothing() async {
         var policy = AdaptiveMap<Int, Int>.Policy()
         policy.adaptive = false
         let m = AdaptiveMap<Int, Int>(strategy: .readMostly, policy: policy)
         let failures = Atomic<Int>(0)
         let done = Atomic<Int>(0)
         let writers = 3
-        onThreads(writers + 1) { t in
+        await onThreads(writers + 1) { t in
             if t == writers {
                 var i = 0
                 let all = AdaptiveMap<Int, Int>.Strategy.allCases

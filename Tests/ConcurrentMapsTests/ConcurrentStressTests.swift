@@ -12,11 +12,11 @@ import IsoKVTestSupport
     /// Each thread owns a key range and mirrors it in a private dictionary, while all threads also read a shared
     /// immutable range: at the end every thread's keys match its mirror and every shared read was right.
     @Test(arguments: Implementations.names)
-    func disjointOwnersAndSharedReaders(implementation: String) {
+    func disjointOwnersAndSharedReaders(implementation: String) async {
         let map = Implementations.make(implementation)
         for k in 0..<256 { map.store(-1 - k, k) }  // shared, never written again
         let failures = Atomic<Int>(0)
-        onThreads(Self.threads) { t in
+        await onThreads(Self.threads) { t in
             var rng = SplitMix64(seed: UInt64(t + 1))
             var mine: [Int: Int] = [:]
             let base = (t + 1) * 1_000_000
@@ -48,12 +48,12 @@ import IsoKVTestSupport
 
     /// Compare-and-swap is linearizable per key: increments by CAS loops from many threads add up exactly.
     @Test(arguments: Implementations.names)
-    func compareAndSwapCounters(implementation: String) throws {
+    func compareAndSwapCounters(implementation: String) async throws {
         let map = Implementations.make(implementation)
         let keys = 8, perThread = 3_000
         for k in 0..<keys { map.store(k, 0) }
         let lost = Atomic<Int>(0)  // loads that found no value: counted, so one test fails instead of the process
-        onThreads(Self.threads) { t in
+        await onThreads(Self.threads) { t in
             for i in 0..<perThread {
                 let k = (i + t) % keys
                 while true {
@@ -73,11 +73,11 @@ import IsoKVTestSupport
     /// Churn on shared keys: every key is created by exactly one successful `loadOrStore` and removed by exactly
     /// one successful `loadAndDelete`, with creators and deleters racing; nothing deleted comes back.
     @Test(arguments: Implementations.names)
-    func createOnceDeleteOnce(implementation: String) {
+    func createOnceDeleteOnce(implementation: String) async {
         let map = Implementations.make(implementation)
         let keys = 6_000
         let created = Atomic<Int>(0), deleted = Atomic<Int>(0), disagreements = Atomic<Int>(0)
-        onThreads(Self.threads) { t in
+        await onThreads(Self.threads) { t in
             for k in 0..<keys {
                 let r = map.loadOrStore(k, t)
                 if !r.loaded { created.add(1, ordering: .relaxed) }
@@ -99,10 +99,10 @@ import IsoKVTestSupport
     /// forEach, count and clear running against writers: no crash, no key visited twice, and after the writers
     /// stop a final clear leaves the map empty.
     @Test(arguments: Implementations.names)
-    func rangeAndClearAgainstWriters(implementation: String) {
+    func rangeAndClearAgainstWriters(implementation: String) async {
         let map = Implementations.make(implementation)
         let duplicates = Atomic<Int>(0)
-        onThreads(Self.threads) { t in
+        await onThreads(Self.threads) { t in
             var rng = SplitMix64(seed: UInt64(100 + t))
             for i in 0..<4_000 {
                 let k = Int.random(in: 0..<512, using: &rng)

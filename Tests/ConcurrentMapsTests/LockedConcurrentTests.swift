@@ -7,10 +7,10 @@ import Testing
 /// parks; either way it gets the lock only after the holder has left, and every critical section runs alone.
 @Suite struct LockedConcurrentTests {
     #if TSAN
-        /// Under ThreadSanitizer every instrumented critical section and wait is tens of times slower, and these
-        /// threads hold the test process's cooperative threads while they run (5 000 each took the TSan step from
-        /// about 2 to about 9 minutes).
-        static let perThread = 500
+        /// Under ThreadSanitizer every instrumented critical section and wait is tens of times slower, and with
+        /// more threads than cores a spinning waiter burns the time slice its preempted holder needs (500 each
+        /// took 55 s on a slower machine, while the rest of the suite ran on the one core left).
+        static let perThread = 200
     #else
         static let perThread = 5_000
     #endif
@@ -33,11 +33,11 @@ import Testing
         }
     }
 
-    @Test func contendedCriticalSectionsRunOneAtATime() {
+    @Test func contendedCriticalSectionsRunOneAtATime() async {
         let lock = Locked(Guarded())
         let threads = 4
         let perThread = Self.perThread
-        onThreads(threads) { _ in
+        await onThreads(threads) { _ in
             for _ in 0..<perThread {
                 lock.withLock { $0.visit() }
             }
@@ -49,10 +49,10 @@ import Testing
 
     /// A holder that stays far longer than the spin budget: the waiter gives up spinning and parks, and still
     /// enters only after the holder has left.
-    @Test func aWaiterThatOutlastsItsSpinParksAndEntersAfterTheHolder() {
+    @Test func aWaiterThatOutlastsItsSpinParksAndEntersAfterTheHolder() async {
         let lock = Locked([String]())
         let holderInside = Atomic<Bool>(false)
-        onThreads(2) { i in
+        await onThreads(2) { i in
             if i == 0 {
                 lock.withLock { log in
                     holderInside.store(true, ordering: .sequentiallyConsistent)
@@ -69,14 +69,14 @@ import Testing
     }
 
     /// The same two properties for a bare `RawLock`.
-    @Test func rawLockWaitersEnterOneAtATime() {
+    @Test func rawLockWaitersEnterOneAtATime() async {
         final class Box: @unchecked Sendable {
             let lock = RawLock()
             var guarded = Guarded()
             deinit { lock.destroy() }
         }
         let box = Box()
-        onThreads(3) { _ in
+        await onThreads(3) { _ in
             for _ in 0..<Self.perThread {
                 box.lock.withLock { box.guarded.visit() }
             }

@@ -23,8 +23,11 @@ enum Implementations {
     }
 }
 
-/// Runs `body(threadIndex)` on `threads` OS threads at once and waits for all of them.
-func onThreads(_ threads: Int, _ body: @escaping @Sendable (Int) -> Void) {
+/// Runs `body(threadIndex)` on `threads` OS threads at once and waits for all of them — suspended, not blocking:
+/// a test that blocked its cooperative thread while its own threads ran took one of the two cores' worth of
+/// cooperative threads from every other test for as long (under ThreadSanitizer, long enough for other tests to
+/// pass their time limits).
+func onThreads(_ threads: Int, _ body: @escaping @Sendable (Int) -> Void) async {
     let group = DispatchGroup()
     for t in 0..<threads {
         group.enter()
@@ -34,5 +37,7 @@ func onThreads(_ threads: Int, _ body: @escaping @Sendable (Int) -> Void) {
         }
         thread.start()
     }
-    group.wait()
+    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+        group.notify(queue: .global()) { done.resume() }
+    }
 }
