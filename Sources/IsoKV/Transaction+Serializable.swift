@@ -2,7 +2,7 @@ import IsoKVCore
 import Foundation
 /// Per-transaction SSI tracking of a `.serializable` transaction, owned by the transaction (no lock needed).
 struct SerializableTracking {
-    /// Shared with the SSI state: doomed / safe flags.
+    /// The transaction's SSI record, shared with the SSI state; the owner reads only its `doomed` and `safe` flags.
     let xact: SerializableXact
     /// Keys this transaction holds a point SIREAD lock on (empty after escalation).
     var reads: Set<Bytes> = []
