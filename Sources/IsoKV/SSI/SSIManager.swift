@@ -95,11 +95,15 @@ final class SSIManager: Sendable {
     /// Registration happens inside the queue's lock (it only touches the SSI state, whose lock is held), so that
     /// the queue keeps its buffer: taking the array out left the next begin to allocate a new one.
     private func drainBeginsLocked(_ s: inout SSIState) {
-        begins.withLock { q in
-            for rec in q { s.registerBeginLocked(rec, counters: counters) }
-            q.removeAll(keepingCapacity: true)
-            beginsCount.store(0, ordering: .releasing)
-        }
+        begins.withLock { q in registerQueuedLocked(&q, &s) }
+    }
+
+    /// Registers the queued begins `q` in queue order and empties it, keeping its buffer (the caller holds the SSI
+    /// lock and the begin queue's lock).
+    private func registerQueuedLocked(_ q: inout [SerializableXact], _ s: inout SSIState) {
+        for rec in q { s.registerBeginLocked(rec, counters: counters) }
+        q.removeAll(keepingCapacity: true)
+        beginsCount.store(0, ordering: .releasing)
     }
 
     /// Runs `publish` (the engine's install + publish, or nothing) inside the begin queue's lock, then registers
@@ -109,10 +113,7 @@ final class SSIManager: Sendable {
     private func publishOrderedLocked(_ s: inout SSIState, _ publish: () -> Void) {
         begins.withLock { q in
             publish()
-            guard !q.isEmpty else { return }
-            for rec in q { s.registerBeginLocked(rec, counters: counters) }
-            q.removeAll(keepingCapacity: true)
-            beginsCount.store(0, ordering: .releasing)
+            if !q.isEmpty { registerQueuedLocked(&q, &s) }
         }
     }
 

@@ -201,10 +201,11 @@ struct SSIState {
 
     // MARK: Read-only safety
 
-    /// After read-write `w` committed: each read-only transaction that listed it learns whether `w` made its
+    /// After read-write `W` committed: each read-only transaction that listed it learns whether `w` made its
     /// snapshot unsafe (an rw-conflict out of `w` to a transaction committed before the snapshot).
-    mutating func resolveReadOnlyAfterCommitLocked(_ w: UInt64) {
-        guard let W = xacts[w], !W.readOnly, !W.possibleUnsafe.isEmpty else { return }
+    mutating func resolveReadOnlyAfterCommitLocked(_ W: SerializableXact) {
+        guard !W.readOnly, !W.possibleUnsafe.isEmpty else { return }
+        let w = W.txid
         var earliest = W.summaryOutCommit
         for (t, _) in W.outConflicts {
             if let c = xacts[t]?.commitSeq, earliest == nil || c < earliest! { earliest = c }
@@ -252,7 +253,7 @@ struct SSIState {
         rec.pointKeys = pointKeys
         leaveActiveReadWriteLocked(t)
         committedQueue.append(t)
-        if !rec.possibleUnsafe.isEmpty { resolveReadOnlyAfterCommitLocked(t) }
+        resolveReadOnlyAfterCommitLocked(rec)
     }
 
     /// Replaces every range lock of `owner` by one whole-keyspace lock with id `id` (escalation). The new lock is
