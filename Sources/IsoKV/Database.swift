@@ -295,4 +295,8 @@ extension Database: LockWaitObservable {
     nonisolated(nonsending) public func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes) async {
         await lockManager.waitUntilWaiting(transaction.rawValue, on: key)
     }
+
+    /// How many ``waitUntilWaiting(_:on:)`` observations are pending: for the test that a cancelled one leaves
+    /// nothing behind.
+    package var lockWaitObserversForTesting: Int { lockManager.graph.withLock { $0.observers.count } }
 }

@@ -158,15 +158,31 @@ final class LockManager: Sendable {
         waiter?.continuation.resume(throwing: error)
     }
 
-    /// Returns once transaction `txid` is suspended waiting for a row lock on `key` (immediately if it already is).
+    /// Returns once transaction `txid` is suspended waiting for a row lock on `key` (immediately if it already is),
+    /// or once the calling task is cancelled (its observer is removed then, so an abandoned observation leaves
+    /// nothing behind).
     nonisolated(nonsending) func waitUntilWaiting(_ txid: UInt64, on key: Bytes) async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let ready = graph.withLock { g -> Bool in
-                if g.waitingOn[txid]?.key == key { return true }
-                g.observers.append(WaitObserver(txid: txid, key: key, continuation: continuation))
-                return false
+        let id = graph.withLock { g in
+            g.lastObserverID &+= 1
+            return g.lastObserverID
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                // `Task.isCancelled` is read under the graph lock: a cancellation handler that ran before this
+                // section found no observer to resume, and the flag it follows is already set.
+                let ready = graph.withLock { g -> Bool in
+                    if g.waitingOn[txid]?.key == key || Task.isCancelled { return true }
+                    g.observers.append(WaitObserver(id: id, txid: txid, key: key, continuation: continuation))
+                    return false
+                }
+                if ready { continuation.resume() }
             }
-            if ready { continuation.resume() }
+        } onCancel: {
+            let observer = graph.withLock { g -> WaitObserver? in
+                guard let i = g.observers.firstIndex(where: { $0.id == id }) else { return nil }
+                return g.observers.remove(at: i)
+            }
+            observer?.continuation.resume()
         }
     }
 }
@@ -175,6 +191,8 @@ final class LockManager: Sendable {
 struct ChainRetired: Error {}
 
 struct WaitObserver {
+    /// Unique per observation (``WaitGraph/lastObserverID``): a cancelled observation removes only its own entry.
+    let id: UInt64
     let txid: UInt64
     let key: Bytes
     let continuation: CheckedContinuation<Void, Never>
@@ -189,6 +207,8 @@ struct WaitGraph {
     var waitingOn: [UInt64: KeyChain] = [:]
     /// Test observers (``LockManager/waitUntilWaiting(_:on:)``) not yet satisfied.
     var observers: [WaitObserver] = []
+    /// The id of the newest observer; incremented for each observation.
+    var lastObserverID: UInt64 = 0
 
     /// Records the wait, then looks for a cycle through `txid`. Returns the cycle (starting at `txid`, each member
     /// waiting for the next, the last waiting for `txid`) or nil, and the observers to resume if there is no cycle.

@@ -35,8 +35,9 @@ public protocol ConformanceBackend: Sendable {
     nonisolated(nonsending) func discardStore(_ store: Store) async
 
     /// Returns once transaction `transaction` is suspended waiting for a row lock on `key` in `store` (at once if it
-    /// already is). Needed when ``BackendCapabilities/observableLockWaits``. It may never return if the
-    /// transaction never waits: the replays race it against the transaction's completion and abandon it then.
+    /// already is). Needed when ``BackendCapabilities/observableLockWaits``. If the transaction never waits it
+    /// returns only when the calling task is cancelled (or throws `CancellationError`): the replays race it against
+    /// the transaction's completion and cancel it then.
     nonisolated(nonsending) func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes, in store: Store)
         async throws
 

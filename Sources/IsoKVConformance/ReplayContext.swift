@@ -200,9 +200,9 @@ struct ReplayContext<Backend: ConformanceBackend>: Sendable {
         return waiting
     }
 
-    /// True if `observation` returns before `participant` ends, false if the participant ends first; throws what
-    /// `observation` throws if it fails first. The loser is left running: the participant always ends (it waits
-    /// on locks this replay holds), the observation may never return and is abandoned.
+    /// True if `observation` returns before `participant` ends, false if the participant ends first (the observation
+    /// is cancelled then: it may never return otherwise); throws what `observation` throws if it fails first. A
+    /// participant that loses is left running: it always ends (it waits on locks this replay holds).
     private func firstOf<Value>(
         _ participant: Participant<Value>,
         observation: @escaping @Sendable () async throws -> Void
@@ -210,7 +210,7 @@ struct ReplayContext<Backend: ConformanceBackend>: Sendable {
         let task = participant.task
         return try await withCheckedThrowingContinuation { (first: CheckedContinuation<Bool, any Error>) in
             let once = Once()
-            Task {
+            let observer = Task {
                 do {
                     try await observation()
                     if once.claim() { first.resume(returning: true) }
@@ -220,7 +220,10 @@ struct ReplayContext<Backend: ConformanceBackend>: Sendable {
             }
             Task {
                 _ = await task.result
-                if once.claim() { first.resume(returning: false) }
+                if once.claim() {
+                    first.resume(returning: false)
+                    observer.cancel()
+                }
             }
         }
     }

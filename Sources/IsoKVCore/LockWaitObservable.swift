@@ -17,9 +17,10 @@
 /// It observes; it never changes what the store does. The embedded `Database` conforms (as `@_spi(Testing)` API);
 /// a remote backend may implement it by asking its server which sessions wait for which lock.
 public protocol LockWaitObservable {
-    /// Returns once transaction `transaction` waits for a row lock on `key` (at once if it already does).
+    /// Returns once transaction `transaction` waits for a row lock on `key` (at once if it already does), or once
+    /// the calling task is cancelled.
     ///
-    /// If the transaction never waits on `key` (it got the lock, or it ended), the call does not return: callers that
-    /// cannot rule that out race it against the transaction's completion (as `IsoKVConformance` does).
+    /// If the transaction never waits on `key` (it got the lock, or it ended), the call returns only when cancelled:
+    /// callers that cannot rule that out race it against the transaction's completion (as `IsoKVConformance` does).
     nonisolated(nonsending) func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes) async
 }

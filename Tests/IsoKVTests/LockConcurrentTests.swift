@@ -87,6 +87,42 @@ struct LockConcurrentTests {
         try await LockReplays.deadlockVictimIsRetried(makeDatabase())
     }
 
+    /// An observation of a wait that never comes returns when its task is cancelled, and leaves no observer behind.
+    @Test func waitUntilWaitingReturnsWhenCancelled() async throws {
+        let db = makeDatabase()
+        let t = try await db.begin(.readCommitted)
+        let id = t.id
+        let observer = Task { await db.waitUntilWaiting(id, on: "x") }
+        while db.lockWaitObserversForTesting == 0 { await Task.yield() }
+        observer.cancel()
+        await observer.value
+        #expect(db.lockWaitObserversForTesting == 0)
+        // Already cancelled before it starts: returns at once, registers nothing.
+        let early = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            await db.waitUntilWaiting(id, on: "x")
+        }
+        await early.value
+        #expect(db.lockWaitObserversForTesting == 0)
+        try await t.rollback()
+    }
+
+    /// A test cancelled (by its time limit) while it awaits a spawned transaction that waits for a lock cancels that
+    /// transaction: its wait ends with `CancellationError` instead of keeping the test, and the run, alive.
+    @Test func awaitingASpawnedWaiterPassesCancellationOn() async throws {
+        let db = makeDatabase()
+        try await seed(db, [("x", "0")])
+        let holder = try await db.begin(.readCommitted)
+        try await holder.lock("x", .forUpdate)
+        let waiter = try await spawn(db, .readCommitted) { tx in try await tx.lock("x", .forUpdate) }
+        await db.waitUntilWaiting(waiter.id, on: "x")
+        let awaiting = Task { try await waiter.value }
+        awaiting.cancel()
+        await #expect(throws: CancellationError.self) { try await awaiting.value }
+        #expect(waiter.task.isCancelled)
+        try await holder.rollback()
+    }
+
     @Test func skipLockedSingleRowLock() async throws {
         let db = makeDatabase()
         try await seed(db, [("x", "0")])

@@ -31,9 +31,27 @@ func expectCode<R>(
 struct Spawned<R: Sendable> {
     let id: TransactionID
     let task: Task<R, any Error>
-    var value: R { get async throws { try await task.value } }
-    /// The outcome as a Result, for asserting on failures.
-    var result: Result<R, any Error> { get async { await task.result } }
+    /// The transaction's result. If the awaiting task is cancelled (a test's time limit), the transaction's task is
+    /// cancelled too, so that a lock wait it is in ends instead of keeping the test, and the run, alive.
+    var value: R {
+        get async throws {
+            try await withTaskCancellationHandler {
+                try await task.value
+            } onCancel: {
+                task.cancel()
+            }
+        }
+    }
+    /// The outcome as a Result, for asserting on failures (cancels the transaction's task as ``value`` does).
+    var result: Result<R, any Error> {
+        get async {
+            await withTaskCancellationHandler {
+                await task.result
+            } onCancel: {
+                task.cancel()
+            }
+        }
+    }
 }
 
 /// Begins a transaction in a new task and runs `body` in it; returns once the transaction exists. `body` decides
