@@ -7,7 +7,17 @@ extension Database {
     /// ```swift
     /// if let v = try await db.get("config") { print(v.value, v.version) }
     /// ```
+    ///
+    /// Inlinable around a synchronous function (``getNow(_:)``): a caller specialized for the engine reads without
+    /// an async call.
+    @inlinable
     nonisolated(nonsending) public func get(_ key: Bytes) async throws -> VersionedValue? {
+        try getNow(key)
+    }
+
+    /// ``get(_:)``, synchronously (it never waits).
+    @usableFromInline
+    func getNow(_ key: Bytes) throws -> VersionedValue? {
         try limits.check(key: key)
         if let found = readCommitted(key, snapshot: nil) {
             return found.value.map { VersionedValue(value: $0, version: found.version) }
