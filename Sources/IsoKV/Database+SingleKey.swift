@@ -8,7 +8,7 @@ extension Database {
     /// if let v = try await db.get("config") { print(v.value, v.version) }
     /// ```
     ///
-    /// Inlinable around a synchronous function (``getNow(_:)``): a caller specialized for the engine reads without
+    /// Inlinable around a synchronous function (`getNow`): a caller specialized for the engine reads without
     /// an async call.
     @inlinable
     nonisolated(nonsending) public func get(_ key: Bytes) async throws -> VersionedValue? {
