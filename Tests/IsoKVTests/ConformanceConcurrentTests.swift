@@ -1,6 +1,7 @@
 import Foundation
 @_spi(Testing) import IsoKV
 import IsoKVConformance
+import Synchronization
 import Testing
 
 /// The conformance library run against the embedded engine, and against the engine dressed up as other kinds of
@@ -73,6 +74,21 @@ struct ConformanceConcurrentTests {
         let outcome = try await runner.run(.dirtyWrite, at: .readCommitted)
         #expect(outcome.verdict == .unexpected("stalled"))
         #expect(outcome.detail.contains("last step: T2 writes x = 2"), "\(outcome.detail)")
+    }
+
+    /// When the participant ends first (here: cancelled by the stall guard), the lock-wait observation that lost the
+    /// race is cancelled, and the engine drops its observer: nothing of the replay stays registered in the store.
+    @Test func anObservationThatLostTheRaceLeavesNoObserver() async throws {
+        let backend = BlindBackend()
+        let runner = ConformanceRunner(backend: backend, stallTimeout: .milliseconds(300))
+        _ = try await runner.run(.dirtyWrite, at: .readCommitted)
+        let store = try #require(backend.made.stores.withLock { $0.last })
+        // The participant's end, and so the cancellation, comes after the run has reported the stall.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while store.lockWaitObserversForTesting > 0 && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(store.lockWaitObserversForTesting == 0)
     }
 
     @Test func aMissingCapabilityIsNotRunAndSaysWhy() async throws {
@@ -179,10 +195,21 @@ func expectConforms(_ report: ConformanceReport, sourceLocation: SourceLocation 
 struct BlindBackend: ConformanceBackend {
     let name = "blind"
     let capabilities = BackendCapabilities.embeddedEngine
+    /// Every store it made, in order.
+    let made = MadeStores()
 
-    func makeStore(_ options: StoreOptions) async throws -> Database { makeDatabase(lockTimeout: options.lockTimeout) }
+    func makeStore(_ options: StoreOptions) async throws -> Database {
+        let db = makeDatabase(lockTimeout: options.lockTimeout)
+        made.stores.withLock { $0.append(db) }
+        return db
+    }
 
     func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes, in store: Database) async throws {
         await store.waitUntilWaiting(transaction, on: "a key nobody locks")
     }
+}
+
+/// The stores a test backend made (a class: `Mutex` is not copyable, a backend is).
+final class MadeStores: Sendable {
+    let stores = Mutex<[Database]>([])
 }
