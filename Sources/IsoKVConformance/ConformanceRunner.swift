@@ -119,9 +119,11 @@ public struct ConformanceRunner<Backend: ConformanceBackend>: Sendable {
         let finding: Finding
         switch await finished(task, within: stallTimeout) {
         case nil:
+            // The last step is read before the participants are cancelled: once cancelled, they end, and the replay
+            // may log that ("T2 ended without waiting …") before this line, hiding the step it stalled on.
+            let last = log.steps.last ?? "none"
             task.cancel()
             log.cancelParticipants()
-            let last = log.steps.last ?? "none"
             let text = "did not finish within \(milliseconds(stallTimeout)); last step: \(last)"
             finding = Finding(.unexpected("stalled"), text)
         case .success(let found)?:
