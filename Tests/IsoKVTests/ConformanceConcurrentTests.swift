@@ -1,7 +1,7 @@
 import Foundation
 @_spi(Testing) import IsoKV
 import IsoKVConformance
-import Synchronization
+import IsoKVSync
 import Testing
 
 /// The conformance library run against the embedded engine, and against the engine dressed up as other kinds of
@@ -82,7 +82,7 @@ struct ConformanceConcurrentTests {
         let backend = BlindBackend()
         let runner = ConformanceRunner(backend: backend, stallTimeout: .milliseconds(300))
         _ = try await runner.run(.dirtyWrite, at: .readCommitted)
-        let store = try #require(backend.made.stores.withLock { $0.last })
+        let store = try #require(backend.stores.withLock { $0.last })
         // The participant's end, and so the cancellation, comes after the run has reported the stall.
         let deadline = ContinuousClock.now + .seconds(20)
         while store.lockWaitObserversForTesting > 0 && ContinuousClock.now < deadline {
@@ -196,20 +196,15 @@ struct BlindBackend: ConformanceBackend {
     let name = "blind"
     let capabilities = BackendCapabilities.embeddedEngine
     /// Every store it made, in order.
-    let made = MadeStores()
+    let stores = Locked<[Database]>([])
 
     func makeStore(_ options: StoreOptions) async throws -> Database {
         let db = makeDatabase(lockTimeout: options.lockTimeout)
-        made.stores.withLock { $0.append(db) }
+        stores.withLock { $0.append(db) }
         return db
     }
 
     func waitUntilWaiting(_ transaction: TransactionID, on key: Bytes, in store: Database) async throws {
         await store.waitUntilWaiting(transaction, on: "a key nobody locks")
     }
-}
-
-/// The stores a test backend made (a class: `Mutex` is not copyable, a backend is).
-final class MadeStores: Sendable {
-    let stores = Mutex<[Database]>([])
 }

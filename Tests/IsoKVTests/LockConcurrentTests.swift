@@ -1,5 +1,6 @@
 @_spi(Testing) import IsoKV
 import IsoKVConformance
+import IsoKVTestSupport
 import Testing
 
 /// The row-lock replays of the conformance suite (FOR SHARE / FOR UPDATE, NOWAIT, SKIP LOCKED, lock timeout,
@@ -92,17 +93,19 @@ struct LockConcurrentTests {
         let db = makeDatabase()
         let t = try await db.begin(.readCommitted)
         let id = t.id
-        let observer = Task { await db.waitUntilWaiting(id, on: "x") }
+        // Bounded waits (`result(of:within:)`): if cancellation were ignored, the observation would never return,
+        // and the test must fail rather than hang.
+        let observer = Task { () async throws in await db.waitUntilWaiting(id, on: "x") }
         while db.lockWaitObserversForTesting == 0 { await Task.yield() }
         observer.cancel()
-        await observer.value
+        #expect(try await result(of: observer, within: 20) != nil, "a cancelled observation did not return")
         #expect(db.lockWaitObserversForTesting == 0)
         // Already cancelled before it starts: returns at once, registers nothing.
-        let early = Task {
+        let early = Task { () async throws in
             withUnsafeCurrentTask { $0?.cancel() }
             await db.waitUntilWaiting(id, on: "x")
         }
-        await early.value
+        #expect(try await result(of: early, within: 20) != nil, "an observation begun cancelled did not return")
         #expect(db.lockWaitObserversForTesting == 0)
         try await t.rollback()
     }
@@ -118,9 +121,10 @@ struct LockConcurrentTests {
         await db.waitUntilWaiting(waiter.id, on: "x")
         let awaiting = Task { try await waiter.value }
         awaiting.cancel()
-        await #expect(throws: CancellationError.self) { try await awaiting.value }
+        // Bounded: without the cancellation passed on, `awaiting` waits as long as `holder` holds the lock.
+        await #expect(throws: CancellationError.self) { _ = try await result(of: awaiting, within: 20) }
         #expect(waiter.task.isCancelled)
-        try await holder.rollback()
+        try await holder.rollback()  // lets the waiter through if it was not cancelled
     }
 
     @Test func skipLockedSingleRowLock() async throws {
