@@ -21,20 +21,67 @@ extension Database {
     /// The snapshot cannot escape `body` (it is borrowed and not copyable). Writes, row locks and serializable
     /// reads need a ``Transaction`` (``begin(_:readOnly:)`` or `transaction {}`).
     public func read<R, E: Error>(_ body: (borrowing ReadSnapshot) throws(E) -> R) throws(E) -> R {
+        let registration = registerRead()
+        defer { unregisterRead(registration) }
+        return try body(ReadSnapshot(database: .passUnretained(self), sequence: registration.sequence))
+    }
+
+    /// Runs `body` against one snapshot of the database, as ``read(_:)`` does, and returns what it returns;
+    /// `body` may suspend. The lightest read-only transaction an async caller can hold across an `await`: no
+    /// transaction object and no reference to the database are made, and there is one async call per
+    /// transaction, not one per read (the snapshot's reads are synchronous).
+    ///
+    /// ```swift
+    /// let (order, customer) = try await db.withSnapshot { snapshot in
+    ///     let order = try snapshot.get("orders/17")
+    ///     await Task.yield()                           // other work; the snapshot still sees the same state
+    ///     return (order, try snapshot.get("customers/3"))
+    /// }
+    /// ```
+    ///
+    /// Versions the snapshot can see are kept from garbage collection until `body` returns, so do not hold it
+    /// across long waits. Writes, row locks and serializable reads need a ``Transaction``.
+    @inlinable
+    nonisolated(nonsending) public func withSnapshot<R, E: Error>(
+        _ body: nonisolated(nonsending) (borrowing ReadSnapshot) async throws(E) -> R
+    ) async throws(E) -> R {
+        let registration = registerRead()
+        defer { unregisterRead(registration) }
+        return try await body(ReadSnapshot(database: .passUnretained(self), sequence: registration.sequence))
+    }
+
+    /// A snapshot registered for ``read(_:)`` or ``withSnapshot(_:)``, with where it was registered.
+    @usableFromInline
+    struct ReadRegistration {
+        /// The snapshot's commit sequence number.
+        @usableFromInline let sequence: UInt64
+        /// Its ``SnapshotSlots`` slot, or -1 (registered in stripe `liveStripe` of the locked registry).
+        let slot: Int
+        /// The cell of `LiveTransactions.open` it is counted in (the registering thread's).
+        let liveStripe: Int
+    }
+
+    /// Registers a snapshot of the newest published commit (lock-free: a slot from the registering thread's
+    /// hint) and counts it as a live transaction. End it with ``unregisterRead(_:)``, on any thread.
+    @usableFromInline
+    func registerRead() -> ReadRegistration {
         let thread = ThreadStripe.current()
         let liveStripe = thread & (Oracle.stripeCount - 1)
         liveRef._withUnsafeGuaranteedRef { $0.began(stripe: liveStripe) }
         let (sequence, slot) = oracleRef._withUnsafeGuaranteedRef {
             $0.registerSnapshotFast(hint: thread, stripe: liveStripe)
         }
-        defer {
-            let advanced = oracleRef._withUnsafeGuaranteedRef {
-                $0.unregisterSnapshotFast(sequence, slot: slot, stripe: liveStripe)
-            }
-            liveRef._withUnsafeGuaranteedRef { $0.ended(txid: 0, stripe: liveStripe) }
-            gcRef._withUnsafeGuaranteedRef { $0.afterTransaction(touched: [], horizonAdvanced: advanced, in: self) }
+        return ReadRegistration(sequence: sequence, slot: slot, liveStripe: liveStripe)
+    }
+
+    /// Ends `registration`; a garbage collection sweep follows if the horizon may have moved past a backlog.
+    @usableFromInline
+    func unregisterRead(_ registration: ReadRegistration) {
+        let advanced = oracleRef._withUnsafeGuaranteedRef {
+            $0.unregisterSnapshotFast(registration.sequence, slot: registration.slot, stripe: registration.liveStripe)
         }
-        return try body(ReadSnapshot(database: .passUnretained(self), sequence: sequence))
+        liveRef._withUnsafeGuaranteedRef { $0.ended(txid: 0, stripe: registration.liveStripe) }
+        gcRef._withUnsafeGuaranteedRef { $0.afterTransaction(touched: [], horizonAdvanced: advanced, in: self) }
     }
 
     /// The committed rows of `range` visible at the registered `snapshot`, appended to `out` until it holds
@@ -147,9 +194,15 @@ extension Database {
 /// the versions it reads from garbage collection).
 public struct ReadSnapshot: ~Copyable {
     /// Unretained: the database outlives the `read` call that lends this value.
-    let database: Unmanaged<Database>
+    @usableFromInline let database: Unmanaged<Database>
     /// The newest commit sequence number this snapshot sees (versions are commit sequence numbers).
     public let sequence: UInt64
+
+    @usableFromInline
+    init(database: Unmanaged<Database>, sequence: UInt64) {
+        self.database = database
+        self.sequence = sequence
+    }
 
     /// The value of `key` at this snapshot, or nil if it is absent or deleted there.
     ///

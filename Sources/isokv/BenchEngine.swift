@@ -11,7 +11,8 @@ import IsoKVWorkloads
 /// with the default `chain-table` directory, which maps keys to chains only, the read-mostly map of byte strings),
 /// `db.get` (single-key read, no transaction), `tx get (snapshot, ro)` (one read-only `.snapshot` transaction per
 /// read: begin, get, commit), `db.read get (sync)` (one synchronous `Database.read` snapshot per read: the same
-/// reads without a transaction object or an async call), then the chosen workload at the chosen isolation level, each operation its own
+/// reads without a transaction object or an async call), `db.withSnapshot get (async)` (one `Database.withSnapshot`
+/// per read: the same snapshot lent to an async body, one async call per read), then the chosen workload at the chosen isolation level, each operation its own
 /// transaction, retried on `40001`/`40P01` (counted by cause through the retry policy's observer). Everything but the
 /// raw map row and the engine's statistics comes from `IsoKVWorkloads` (workloads, dataset, harness, histograms).
 struct BenchEngine: AsyncParsableCommand {
@@ -68,27 +69,48 @@ struct BenchEngine: AsyncParsableCommand {
     /// Interleaved slices per row (see `Harness.interleave`).
     static let slices = 5
 
-    /// The index of the chosen workload's row (after the raw map, `db.get`, `tx get` and `db.read get`).
-    static let workloadRow = 4
+    /// The index of the chosen workload's row (after the raw map, `db.get`, `tx get`, `db.read get` and
+    /// `db.withSnapshot get`).
+    static let workloadRow = 5
 
-    /// The name of the ycsb-e row whose scans use `Database.read` (last, after the workload rows).
+    /// The name of the ycsb-e row whose scans use `Database.read` (after the workload rows).
     static let ycsbEReadRow = "ycsb-e, db.read forEach (sync)"
+    /// The name of the ycsb-e row whose scans use `Database.withSnapshot` (last).
+    static let ycsbEAsyncSnapshotRow = "ycsb-e, db.withSnapshot forEach (async)"
 
     /// ycsb-e with each scan in one synchronous `Database.read` snapshot, its rows visited in place
     /// (`ReadSnapshot.forEach`: no result array, no reference count; each value's first byte is read, as the LMDB
-    /// peer's cursor does), the inserts as in ycsb-e. A last row when the workload is ycsb-e.
+    /// peer's cursor does), the inserts as in ycsb-e. A row after the workload's when the workload is ycsb-e.
     static let ycsbEWithReadSnapshots = Workload<Database>.ycsbE(
         name: "ycsb-e", description: "ycsb-e, each scan a synchronous Database.read visiting its rows in place"
     ) { context, w, range, limit in
-        var digest: UInt8 = 0
-        let rows = try context.store.read { snapshot in
-            try snapshot.forEach(range, limit: limit) { _, value in
-                if let first = value.first { digest ^= first }
-                return true
-            }
-        }
+        let (rows, digest) = try context.store.read { try visitFirstBytes($0, range, limit) }
         w.counters.valueDigest ^= digest
         return rows
+    }
+
+    /// ycsb-e with each scan in one `Database.withSnapshot` (an async call per scan), its rows visited in place as
+    /// in ``ycsbEWithReadSnapshots``. The last row when the workload is ycsb-e.
+    static let ycsbEWithAsyncSnapshots = Workload<Database>.ycsbE(
+        name: "ycsb-e", description: "ycsb-e, each scan a Database.withSnapshot visiting its rows in place"
+    ) { context, w, range, limit in
+        let (rows, digest) = try await context.store.withSnapshot { try visitFirstBytes($0, range, limit) }
+        w.counters.valueDigest ^= digest
+        return rows
+    }
+
+    /// Visits up to `limit` rows of `range` in place, reading each value's first byte (as the LMDB peer does);
+    /// returns the rows visited and the XOR of those bytes.
+    @inline(__always)
+    static func visitFirstBytes(
+        _ snapshot: borrowing ReadSnapshot, _ range: KeyRange, _ limit: Int
+    ) throws -> (rows: Int, digest: UInt8) {
+        var digest: UInt8 = 0
+        let rows = try snapshot.forEach(range, limit: limit) { _, value in
+            if let first = value.first { digest ^= first }
+            return true
+        }
+        return (rows, digest)
     }
 
     /// One synchronous snapshot per read (`Database.read`: register, get, release), in the harness's synchronous
@@ -100,6 +122,15 @@ struct BenchEngine: AsyncParsableCommand {
                 _ = try? db.read { try $0.get(key) }
             }
         }
+    }
+
+    /// One `Database.withSnapshot` per read, in the async harness as the other engine rows: a read-only
+    /// transaction with one async call and no transaction object.
+    static let asyncSnapshotGet = Workload<Database>(
+        name: "snapshot-get", description: "one get in a Database.withSnapshot"
+    ) { context, w in
+        let key = context.data.randomKey(using: &w.rng)
+        _ = try await context.store.withSnapshot { try $0.get(key) }
     }
 
     func run() async throws {
@@ -117,6 +148,7 @@ struct BenchEngine: AsyncParsableCommand {
             harness.row("db.get", .pointGet, on: reads),
             harness.row("tx get (snapshot, ro)", .readOnlyTransactionGet, on: reads),
             Self.snapshotReadRow(harness, db, data),
+            harness.row("db.withSnapshot get (async)", Self.asyncSnapshotGet, on: reads),
             harness.row(
                 "\(workload.name) @ \(isolation.rawValue)", workload,
                 on: WorkloadContext(store: db, data: data, isolation: isolation))
@@ -125,9 +157,10 @@ struct BenchEngine: AsyncParsableCommand {
         if isolation == .serializable {
             rows.append(harness.row("\(workload.name) @ snapshot", workload, on: reads))
         }
-        // ycsb-e's scans through the synchronous read API, rows visited in place (the LMDB peer's cursor does so).
+        // ycsb-e's scans through the read snapshots, rows visited in place (the LMDB peer's cursor does so).
         if workload.name == Workload<Database>.ycsbE.name {
             rows.append(harness.row(Self.ycsbEReadRow, Self.ycsbEWithReadSnapshots, on: reads))
+            rows.append(harness.row(Self.ycsbEAsyncSnapshotRow, Self.ycsbEWithAsyncSnapshots, on: reads))
         }
 
         var report = Report<EngineBenchRecord>(

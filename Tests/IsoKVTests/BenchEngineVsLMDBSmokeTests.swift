@@ -58,15 +58,18 @@ struct BenchEngineVsLMDBSmokeTests {
         try #require(r.status == 0, "\(r.stderr.suffix(2000))")
         let out = try JSONDecoder().decode(Envelope.self, from: Data(r.stdout.utf8))
         #expect(out.title == "isokv engine vs LMDB")
-        // ycsb-c's and ycsb-e's reads through the synchronous `Database.read` come last, each against the same
-        // LMDB runs as its workload.
+        // ycsb-c's and ycsb-e's reads through the read snapshots (`Database.read`, `Database.withSnapshot`) come
+        // last, each against the same LMDB runs as its workload.
         #expect(
             out.results.map(\.workload) == [
-                "ycsb-c", "ycsb-a", "ycsb-e", "ycsb-c, Database.read", "ycsb-e, Database.read"
+                "ycsb-c", "ycsb-a", "ycsb-e", "ycsb-c, Database.read", "ycsb-c, withSnapshot",
+                "ycsb-e, Database.read", "ycsb-e, withSnapshot"
             ])
-        if out.results.count == 5 {
+        if out.results.count == 7 {
             #expect(out.results[3].lmdbOpsPerSecond == out.results[0].lmdbOpsPerSecond)
-            #expect(out.results[4].lmdbOpsPerSecond == out.results[2].lmdbOpsPerSecond)
+            #expect(out.results[4].lmdbOpsPerSecond == out.results[0].lmdbOpsPerSecond)
+            #expect(out.results[5].lmdbOpsPerSecond == out.results[2].lmdbOpsPerSecond)
+            #expect(out.results[6].lmdbOpsPerSecond == out.results[2].lmdbOpsPerSecond)
         }
         for row in out.results {
             #expect(row.isokvOpsPerSecond > 0 && row.lmdbOpsPerSecond > 0, "\(row)")

@@ -4,10 +4,10 @@ import IsoKVCore
 import Synchronization
 import Testing
 
-/// `Database.read`: a synchronous snapshot. It sees one commit and nothing after it, keeps what it sees from
+/// `Database.read`: a synchronous snapshot; `Database.withSnapshot`: the same snapshot lent to an async body. It sees one commit and nothing after it, keeps what it sees from
 /// garbage collection until it returns, checks its input, releases its registration however the body ends, and
 /// stays consistent under concurrent writers (also under ThreadSanitizer: the suite's name says Concurrent).
-@Suite("Read snapshots (Database.read)")
+@Suite("Read snapshots (Database.read, Database.withSnapshot)")
 struct ReadSnapshotConcurrentTests {
     struct Stop: Error {}
 
@@ -18,6 +18,8 @@ struct ReadSnapshotConcurrentTests {
         let stop = Atomic<Bool>(false)
         let bad = Atomic<Int>(0)
         let reads = Atomic<Int>(0)
+        /// Writer tasks that have finished.
+        let writersDone = Atomic<Int>(0)
 
         /// Inside a read's body: says so, then waits (on the reader's own thread) until told to go on.
         func pause() {
@@ -281,6 +283,136 @@ struct ReadSnapshotConcurrentTests {
                 }
                 return sum == total && scanned == total
             }
+        }
+        #expect(failed == 0)
+        #expect(db.statistics().liveSnapshots == 0)
+        expectConsistent(db)
+    }
+
+    // MARK: withSnapshot (async body)
+
+    @Test func withSnapshotKeepsOneSnapshotAcrossSuspensions() async throws {
+        let db = makeDatabase()
+        try await db.put("a", "1")
+        try await db.put("b", "1")
+        let before = db.statistics().lastCommit
+        let (a1, a2, b, seq, scanned) = try await db.withSnapshot { snapshot in
+            let a1 = try snapshot.get("a")
+            // Another task commits while the body is suspended on it.
+            try await Task {
+                try await db.put("a", "2")
+                try await db.put("c", "2")
+            }.value
+            await Task.yield()
+            return (
+                a1, try snapshot.get("a"), try snapshot.get("b"), snapshot.sequence,
+                try snapshot.scan(KeyRange(from: "a")).map { "\($0.key.string!)=\($0.value.string!)" }
+            )
+        }
+        #expect(a1 == "1")
+        #expect(a2 == "1")
+        #expect(b == "1")
+        #expect(seq == before)
+        #expect(scanned == ["a=1", "b=1"])
+        #expect(try await db.withSnapshot { try $0.get("a") } == "2")
+        #expect(db.statistics().liveSnapshots == 0)
+        expectConsistent(db)
+    }
+
+    @Test func withSnapshotKeepsWhatItSeesFromGarbageCollectionUntilItReturns() async throws {
+        let db = makeDatabase()
+        try await db.put("k", "old")
+        let (registered, versions, got) = try await db.withSnapshot { s in
+            let registered = db.statistics().liveSnapshots
+            for i in 0..<50 { try await db.put("k", Bytes("new\(i)")) }
+            return (registered, db.statistics().versions, try s.get("k"))
+        }
+        #expect(registered == 1)
+        #expect(versions == 51)
+        #expect(got == "old")
+        #expect(db.statistics().liveSnapshots == 0)
+        try await db.put("k", "newest")
+        #expect(db.statistics().versions == 1)
+        expectConsistent(db)
+    }
+
+    @Test func withSnapshotReleasesItsSnapshotOnErrorsAndCancellation() async throws {
+        let db = makeDatabase(limits: Limits(maxKeySize: 8))
+        try await db.put("k", "v")
+        await expectCode(.invalidInput) { try await db.withSnapshot { try $0.get("") } }
+        await expectCode(.limitExceeded) { try await db.withSnapshot { try $0.get("123456789") } }
+        await expectCode(.invalidInput) { try await db.withSnapshot { try $0.scan(.prefix("k"), limit: -1) } }
+        do {
+            try await db.withSnapshot { (_: borrowing ReadSnapshot) async throws(Stop) in throw Stop() }
+            Issue.record("expected Stop")
+        } catch {
+            let stop: Stop = error  // typed throws, as in `read`
+            _ = stop
+        }
+        // A cancelled task: the body sees the cancellation at its next check and the snapshot is released.
+        let task = Task {
+            try await db.withSnapshot { s in
+                while !Task.isCancelled { await Task.yield() }
+                try Task.checkCancellation()
+                return try s.get("k")
+            }
+        }
+        try await Self.until { db.statistics().liveSnapshots == 1 }
+        task.cancel()
+        let result = await task.result
+        #expect(throws: CancellationError.self) { try result.get() }
+        #expect(db.statistics().liveSnapshots == 0)
+        #expect(db.check(.quiescent).findings.isEmpty)
+    }
+
+    /// Transfers keep the total; async snapshots in two tasks, each yielding between its reads while two other
+    /// tasks commit transfers, see the total exactly.
+    @Test func concurrentAsyncSnapshotsSeeConsistentTotals() async throws {
+        let db = makeDatabase()
+        let accounts = 16
+        for i in 0..<accounts { try await db.put(Bytes("acct/\(i)"), Bytes(Int64(100))) }
+        let total = Int64(100 * accounts)
+        let shared = Shared()
+        let failed = try await withThrowingTaskGroup(of: Int.self) { group in
+            for w in 0..<2 {
+                group.addTask {
+                    defer { shared.writersDone.add(1, ordering: .sequentiallyConsistent) }
+                    for _ in 0..<300 {
+                        let from = Int.random(in: 0..<accounts)
+                        let to = (from + 1 + w) % accounts
+                        try await db.transaction(.snapshot) { tx in
+                            let a = try await tx.get(Bytes("acct/\(from)"))!.int64!
+                            let b = try await tx.get(Bytes("acct/\(to)"))!.int64!
+                            try await tx.put(Bytes("acct/\(from)"), Bytes(a - 1))
+                            try await tx.put(Bytes("acct/\(to)"), Bytes(b + 1))
+                        }
+                    }
+                    return 0
+                }
+            }
+            for r in 0..<2 {
+                group.addTask {
+                    var failed = 0
+                    var reads = 0
+                    while shared.writersDone.load(ordering: .sequentiallyConsistent) < 2 || reads < 20 {
+                        let ok = try await db.withSnapshot { s in
+                            var sum: Int64 = 0
+                            for i in 0..<accounts {
+                                sum += try s.get(Bytes("acct/\(i)"))?.int64 ?? 0
+                                if i % 4 == 0 { await Task.yield() }
+                            }
+                            let scanned = try s.scan(.prefix("acct/"), reverse: r == 1).reduce(Int64(0)) {
+                                $0 + ($1.value.int64 ?? 0)
+                            }
+                            return sum == total && scanned == total
+                        }
+                        if !ok { failed += 1 }
+                        reads += 1
+                    }
+                    return failed
+                }
+            }
+            return try await group.reduce(0, +)
         }
         #expect(failed == 0)
         #expect(db.statistics().liveSnapshots == 0)

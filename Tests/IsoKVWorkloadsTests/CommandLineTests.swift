@@ -32,14 +32,15 @@ struct BenchEngineCommandLineTests {
         return try JSONDecoder().decode(Document.self, from: Data(result.stdout.utf8))
     }
 
-    @Test("smoke: ycsb-b JSON has the five rows, the raw map as the 1.00x baseline, figures > 0")
+    @Test("smoke: ycsb-b JSON has the six rows, the raw map as the 1.00x baseline, figures > 0")
     func ycsbBSmoke() throws {
         let doc = try run(["--workload", "ycsb-b"])
         #expect(doc.title == "isokv bench engine")
         #expect(doc.parameters["workload"] == "ycsb-b")
         #expect(
             doc.results.map(\.operation) == [
-                "raw map load", "db.get", "tx get (snapshot, ro)", "db.read get (sync)", "ycsb-b @ snapshot"
+                "raw map load", "db.get", "tx get (snapshot, ro)", "db.read get (sync)",
+                "db.withSnapshot get (async)", "ycsb-b @ snapshot"
             ])
         #expect(doc.results.first?.ratioToRawMap == 1)
         for r in doc.results {
@@ -54,21 +55,25 @@ struct BenchEngineCommandLineTests {
         #expect(
             doc.results.map(\.operation) == [
                 "raw map load", "db.get", "tx get (snapshot, ro)", "db.read get (sync)",
-                "write-skew @ serializable", "write-skew @ snapshot"
+                "db.withSnapshot get (async)", "write-skew @ serializable", "write-skew @ snapshot"
             ])
         #expect(doc.results.allSatisfy { $0.opsPerSecond > 0 })
         #expect(doc.results.allSatisfy { $0.retries <= $0.aborts.values.reduce(0, +) })
     }
 
-    @Test("smoke: ycsb-e adds its scans through Database.read as a last row, with its own scan note")
+    @Test("smoke: ycsb-e adds its scans through Database.read and Database.withSnapshot as last rows, with scan notes")
     func ycsbEReadRowSmoke() throws {
         let doc = try run(["--workload", "ycsb-e"])
-        #expect(doc.results.map(\.operation).suffix(2) == ["ycsb-e @ snapshot", "ycsb-e, db.read forEach (sync)"])
+        #expect(
+            doc.results.map(\.operation).suffix(3) == [
+                "ycsb-e @ snapshot", "ycsb-e, db.read forEach (sync)", "ycsb-e, db.withSnapshot forEach (async)"
+            ])
         #expect(doc.results.allSatisfy { $0.opsPerSecond > 0 })
         let result = try IsokvExecutable.run(
             ["bench", "engine", "--workload", "ycsb-e", "--seconds", "0.05", "--warmup", "0.01", "--keys", "300"])
         #expect(result.stdout.contains("in the ycsb-e, db.read forEach (sync) row."), "\(result.stdout)")
         #expect(result.stdout.contains("in the ycsb-e @ snapshot row."), "\(result.stdout)")
+        #expect(result.stdout.contains("in the ycsb-e, db.withSnapshot forEach (async) row."), "\(result.stdout)")
     }
 
     @Test("an unknown workload is refused with the list of workloads")
