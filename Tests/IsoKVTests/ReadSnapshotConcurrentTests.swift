@@ -33,8 +33,16 @@ struct ReadSnapshotConcurrentTests {
         try await withCheckedThrowingContinuation { c in Thread { c.resume(with: Result { try body() }) }.start() }
     }
 
+    struct TimedOut: Error {}
+
+    /// Waits until `condition` holds, for at most 20 s (then throws `TimedOut`: a regression fails the test
+    /// instead of hanging it).
     static func until(_ condition: () -> Bool) async throws {
-        while !condition() { try await Task.sleep(for: .milliseconds(1)) }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !condition() {
+            guard ContinuousClock.now < deadline else { throw TimedOut() }
+            try await Task.sleep(for: .milliseconds(1))
+        }
     }
 
     /// Runs `check(reader)` in a loop on two threads of their own while `writer(0)` and `writer(1)` run as two
@@ -350,14 +358,18 @@ struct ReadSnapshotConcurrentTests {
             _ = stop
         }
         // A cancelled task: the body sees the cancellation at its next check and the snapshot is released.
+        let shared = Shared()
         let task = Task {
             try await db.withSnapshot { s in
+                shared.entered.store(true, ordering: .sequentiallyConsistent)
                 while !Task.isCancelled { await Task.yield() }
                 try Task.checkCancellation()
                 return try s.get("k")
             }
         }
-        try await Self.until { db.statistics().liveSnapshots == 1 }
+        defer { task.cancel() }
+        try await Self.until { shared.entered.load(ordering: .sequentiallyConsistent) }
+        #expect(db.statistics().liveSnapshots == 1)
         task.cancel()
         let result = await task.result
         #expect(throws: CancellationError.self) { try result.get() }
