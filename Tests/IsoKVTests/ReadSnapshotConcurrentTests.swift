@@ -263,6 +263,21 @@ struct ReadSnapshotConcurrentTests {
         #expect(db.check(.quiescent).findings.isEmpty)
     }
 
+    /// 300 transfers of 1 between accounts `acct/0` … `acct/<accounts - 1>` (writer `w` moves to the account `w + 1`
+    /// further on), each a `.snapshot` transaction: the total never changes.
+    static func transfers(_ db: Database, accounts: Int, writer w: Int) async throws {
+        for _ in 0..<300 {
+            let from = Int.random(in: 0..<accounts)
+            let to = (from + 1 + w) % accounts
+            try await db.transaction(.snapshot) { tx in
+                let a = try await tx.get(Bytes("acct/\(from)"))!.int64!
+                let b = try await tx.get(Bytes("acct/\(to)"))!.int64!
+                try await tx.put(Bytes("acct/\(from)"), Bytes(a - 1))
+                try await tx.put(Bytes("acct/\(to)"), Bytes(b + 1))
+            }
+        }
+    }
+
     /// Transfers between accounts keep the total; every read snapshot, taken on threads of their own while the
     /// transfers commit, sees the total exactly — by gets and by a scan (forward on one thread, reverse on the
     /// other).
@@ -272,16 +287,7 @@ struct ReadSnapshotConcurrentTests {
         for i in 0..<accounts { try await db.put(Bytes("acct/\(i)"), Bytes(Int64(100))) }
         let total = Int64(100 * accounts)
         let failed = try await Self.failedChecks(while: { w in
-            for _ in 0..<300 {
-                let from = Int.random(in: 0..<accounts)
-                let to = (from + 1 + w) % accounts
-                try await db.transaction(.snapshot) { tx in
-                    let a = try await tx.get(Bytes("acct/\(from)"))!.int64!
-                    let b = try await tx.get(Bytes("acct/\(to)"))!.int64!
-                    try await tx.put(Bytes("acct/\(from)"), Bytes(a - 1))
-                    try await tx.put(Bytes("acct/\(to)"), Bytes(b + 1))
-                }
-            }
+            try await Self.transfers(db, accounts: accounts, writer: w)
         }) { r in
             try db.read { s throws -> Bool in
                 var sum: Int64 = 0
@@ -389,16 +395,7 @@ struct ReadSnapshotConcurrentTests {
             for w in 0..<2 {
                 group.addTask {
                     defer { shared.writersDone.add(1, ordering: .sequentiallyConsistent) }
-                    for _ in 0..<300 {
-                        let from = Int.random(in: 0..<accounts)
-                        let to = (from + 1 + w) % accounts
-                        try await db.transaction(.snapshot) { tx in
-                            let a = try await tx.get(Bytes("acct/\(from)"))!.int64!
-                            let b = try await tx.get(Bytes("acct/\(to)"))!.int64!
-                            try await tx.put(Bytes("acct/\(from)"), Bytes(a - 1))
-                            try await tx.put(Bytes("acct/\(to)"), Bytes(b + 1))
-                        }
-                    }
+                    try await Self.transfers(db, accounts: accounts, writer: w)
                     return 0
                 }
             }
