@@ -181,8 +181,8 @@ extension Database {
     }
 }
 
-/// One registered snapshot of a ``Database``, lent to the body of ``Database/read(_:)``: synchronous reads of
-/// the committed state at ``sequence``.
+/// One registered snapshot of a ``Database``, lent to the body of ``Database/read(_:)`` or
+/// ``Database/withSnapshot(_:)``: synchronous reads of the committed state at ``sequence``.
 ///
 /// ```swift
 /// let total = try db.read { snapshot in
