@@ -21,24 +21,46 @@ struct ReadSnapshotConcurrentTests {
         /// Writer tasks that have finished.
         let writersDone = Atomic<Int>(0)
 
-        /// Inside a read's body: says so, then waits (on the reader's own thread) until told to go on.
+        /// Inside a read's body: says so, then waits (on the reader's own thread) until told to go on, for at most
+        /// 600 s (a test that failed before saying so leaves no thread spinning behind it).
         func pause() {
             entered.store(true, ordering: .sequentiallyConsistent)
-            while !proceed.load(ordering: .sequentiallyConsistent) { usleep(500) }
+            let deadline = ContinuousClock.now + .seconds(600)
+            while !proceed.load(ordering: .sequentiallyConsistent) && ContinuousClock.now < deadline { usleep(500) }
         }
     }
 
-    /// Runs `body` on a thread of its own (a body that waits must not hold one of the few cooperative threads).
-    static func onOwnThread<R: Sendable>(_ body: @escaping @Sendable () throws -> R) async throws -> R {
-        try await withCheckedThrowingContinuation { c in Thread { c.resume(with: Result { try body() }) }.start() }
+    /// A thread of its own (a body that waits must not hold one of the few cooperative threads), started when this
+    /// is made, not when some task first runs: in a loaded test run a new task can wait tens of seconds for a
+    /// cooperative thread, and a reader that never starts would time the test out.
+    struct OwnThread<R: Sendable>: Sendable {
+        struct NoResult: Error {}
+        private let result: AsyncThrowingStream<R, any Error>
+
+        init(_ body: @escaping @Sendable () throws -> R) {
+            let (result, continuation) = AsyncThrowingStream<R, any Error>.makeStream()
+            self.result = result
+            Thread {
+                continuation.yield(with: Result { try body() })
+                continuation.finish()
+            }.start()
+        }
+
+        /// What the body returned, or what it threw.
+        var value: R {
+            get async throws {
+                for try await r in result { return r }
+                throw NoResult()
+            }
+        }
     }
 
     struct TimedOut: Error {}
 
-    /// Waits until `condition` holds, for at most 20 s (then throws `TimedOut`: a regression fails the test
-    /// instead of hanging it).
+    /// Waits until `condition` holds, for at most 120 s (then throws `TimedOut`: a regression fails the test
+    /// instead of hanging it; the bound is wide because the whole suite runs in parallel on two cores).
     static func until(_ condition: () -> Bool) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + .seconds(120)
         while !condition() {
             guard ContinuousClock.now < deadline else { throw TimedOut() }
             try await Task.sleep(for: .milliseconds(1))
@@ -82,15 +104,13 @@ struct ReadSnapshotConcurrentTests {
         let before = db.statistics().lastCommit
         // Commits made while the snapshot is registered (the reader waits inside its body) are invisible to it.
         let shared = Shared()
-        let reader = Task {
-            try await Self.onOwnThread {
-                try db.read { snapshot in
-                    shared.pause()
-                    return (
-                        try snapshot.get("a"), try snapshot.get("b"), snapshot.sequence,
-                        try snapshot.scan(KeyRange(from: "a")).map { "\($0.key.string!)=\($0.value.string!)" }
-                    )
-                }
+        let reader = OwnThread {
+            try db.read { snapshot in
+                shared.pause()
+                return (
+                    try snapshot.get("a"), try snapshot.get("b"), snapshot.sequence,
+                    try snapshot.scan(KeyRange(from: "a")).map { "\($0.key.string!)=\($0.value.string!)" }
+                )
             }
         }
         try await Self.until { shared.entered.load(ordering: .sequentiallyConsistent) }
@@ -216,13 +236,11 @@ struct ReadSnapshotConcurrentTests {
         let db = makeDatabase()
         try await db.put("k", "old")
         let shared = Shared()
-        let reader = Task {
-            try await Self.onOwnThread {
-                try db.read { s throws in
-                    let registered = db.statistics().liveSnapshots
-                    shared.pause()
-                    return (registered, try s.get("k"), try s.scan(.prefix("k")).map(\.value))
-                }
+        let reader = OwnThread {
+            try db.read { s throws in
+                let registered = db.statistics().liveSnapshots
+                shared.pause()
+                return (registered, try s.get("k"), try s.scan(.prefix("k")).map(\.value))
             }
         }
         try await Self.until { shared.entered.load(ordering: .sequentiallyConsistent) }
