@@ -84,8 +84,9 @@ func begin(_ client: any TestClientProtocol, _ body: String = "{}", sourceLocati
     return r.json["id"] as? String ?? "missing"
 }
 
-/// Polls until `condition` holds (at most `seconds`), suspending between tries.
-func eventually(_ seconds: Double = 10, _ condition: () async throws -> Bool) async throws -> Bool {
+/// Polls until `condition` holds (at most `seconds`; wide, because the whole suite runs in parallel on two cores and
+/// a task may wait seconds for a thread), suspending between tries.
+func eventually(_ seconds: Double = 60, _ condition: () async throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1000))
     while ContinuousClock.now < deadline {
         if try await condition() { return true }

@@ -84,7 +84,7 @@ struct ConformanceConcurrentTests {
         _ = try await runner.run(.dirtyWrite, at: .readCommitted)
         let store = try #require(backend.stores.withLock { $0.last })
         // The participant's end, and so the cancellation, comes after the run has reported the stall.
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + .seconds(120)
         while store.lockWaitObserversForTesting > 0 && ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(5))
         }
