@@ -16,6 +16,15 @@ final class GarbageCollector: Sendable {
     /// Whether a sweep runs (`busy`: concurrent enders do not sweep the same backlog twice) and whether another
     /// was asked for meanwhile (`again`: the running sweeper sweeps once more). Leaf lock.
     private let sweeping = Locked(SweepState())
+    /// The newest horizon a sweep pass has used. Written only by the sweeper (one sweep at a time); loaded by every
+    /// transaction end. Invariant: every chain in the backlog has been pruned at this horizon or a newer one — by
+    /// that pass (a pass fixes its horizon before it copies the backlog), or, for a chain filed after the copy, by
+    /// its filer's re-check at a fresh horizon (`prune`). So a sweep at a horizon no newer than this one can collect
+    /// nothing, and a transaction end skips it: while an old snapshot stays open the horizon does not move, and
+    /// every end used to walk the whole backlog, quadratic in the writes made under that snapshot.
+    private let sweptHorizon = Atomic<UInt64>(0)
+    /// Sweep passes run so far (for tests: a skipped sweep runs none).
+    let sweepPasses = Atomic<Int>(0)
 
     struct SweepState {
         var busy = false
@@ -53,16 +62,17 @@ final class GarbageCollector: Sendable {
         return result
     }
 
-    /// Called when a transaction ends, after its locks and snapshot were released.
+    /// Called when a transaction ends, after its locks and snapshot were released. Sweeps the backlog only when
+    /// the horizon moved past the last pass's (`sweptHorizon`).
     func afterTransaction(touched: [KeyChain], horizonAdvanced: Bool, in db: Database) {
         let sweepNeeded = horizonAdvanced && backlogCount.load(ordering: .relaxed) > 0
         guard !touched.isEmpty || sweepNeeded else { return }
         let horizon = db.oracle.horizon()
         for chain in touched { _ = prune(chain, horizon: horizon, in: db) }
-        if sweepNeeded { sweep(db, horizon: horizon) }
+        if sweepNeeded && horizon > sweptHorizon.load(ordering: .acquiring) { sweep(db, horizon: horizon) }
     }
 
-    /// Prunes every backlog chain at `horizon` (nil: the current one, computed after the backlog is copied); the
+    /// Prunes every backlog chain at `horizon` (nil: the current one, computed before the backlog is copied); the
     /// clean ones leave the backlog. A horizon computed earlier is still safe (it never decreases), only possibly
     /// less up to date: the end of a transaction passes the one it just computed for its own chains, after its
     /// snapshot was released, instead of computing it twice.
@@ -86,9 +96,13 @@ final class GarbageCollector: Sendable {
     }
 
     private func sweepOnce(_ db: Database, horizon given: UInt64?, beforePruning: (() -> Void)?) {
+        sweepPasses.add(1, ordering: .relaxed)
+        // The horizon before the copy: a chain filed after the copy was re-pruned by its filer at a horizon computed
+        // after this one (see `sweptHorizon`).
+        let horizon = given ?? db.oracle.horizon()
         let chains = backlog.withLock { Array($0.values) }
         guard !chains.isEmpty else { return }
-        let horizon = given ?? db.oracle.horizon()
+        if horizon > sweptHorizon.load(ordering: .relaxed) { sweptHorizon.store(horizon, ordering: .releasing) }
         beforePruning?()
         var done: [KeyChain] = []
         for chain in chains {

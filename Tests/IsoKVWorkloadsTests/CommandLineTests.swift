@@ -76,6 +76,30 @@ struct BenchEngineCommandLineTests {
         #expect(result.stdout.contains("in the ycsb-e, db.withSnapshot forEach (async) row."), "\(result.stdout)")
     }
 
+    @Test("--hold-snapshot keeps one snapshot open through the rows; its versions go when it ends")
+    func holdSnapshot() throws {
+        #expect(try run(["--workload", "ycsb-a", "--hold-snapshot"]).parameters["snapshot held open"] == "yes")
+        #expect(try run(["--workload", "ycsb-a"]).parameters["snapshot held open"] == "no")
+        let result = try IsokvExecutable.run(
+            [
+                "bench", "engine", "--workload", "ycsb-a", "--seconds", "0.05", "--warmup", "0.01", "--keys", "300",
+                "--hold-snapshot"
+            ])
+        #expect(result.status == 0, "\(result.stderr)")
+        let note = try #require(
+            result.stdout.firstMatch(of: /(\d+) versions were held when it ended \((\d+) after\)/),
+            "\(result.stdout)")
+        let (held, after) = (Int(note.output.1)!, Int(note.output.2)!)
+        // The updates made while it was open stayed (one version per key at least, plus the updates), and went
+        // with it: one version per key is left.
+        #expect(held > after, "\(note.output.0)")
+        #expect(after <= 301, "\(note.output.0)")
+        let refused = try IsokvExecutable.run(
+            ["bench", "engine", "--hold-snapshot", "--backend", "postgres://nobody@127.0.0.1:1/none"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("--hold-snapshot"), "\(refused.stderr)")
+    }
+
     @Test("an unknown workload is refused with the list of workloads")
     func unknownWorkload() throws {
         let result = try IsokvExecutable.run(["bench", "engine", "--workload", "ycsb-z"])
