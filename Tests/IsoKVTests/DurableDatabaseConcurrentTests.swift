@@ -1,6 +1,7 @@
 import Foundation
 import IsoKV
 import IsoKVStorage
+import IsoKVSync
 import Synchronization
 import Testing
 import IsoKVTestSupport
@@ -378,7 +379,9 @@ import IsoKVTestSupport
 /// A gate for the log's flusher thread: `pass()` blocks while closed (it runs on a thread the log owns, never on
 /// a cooperative one); the test polls `hasWaiter`.
 final class SyncGate: Sendable {
-    private let state = Mutex<(closed: Bool, waiting: Bool)>((false, false))
+    // `Locked` (a pthread mutex), not `Synchronization.Mutex`: ThreadSanitizer cannot see the latter's contended
+    // slow path and reports a race between `pass()` and `hasWaiter`.
+    private let state = Locked<(closed: Bool, waiting: Bool)>((false, false))
     private let condition = DispatchSemaphore(value: 0)
 
     func close() { state.withLock { $0.closed = true } }
