@@ -20,7 +20,7 @@ extension Database {
 
     func releaseSnapshotForCopy(_ snapshot: UInt64) {
         let advanced = oracle.unregisterSnapshot(snapshot, stripe: 0)
-        gc.afterTransaction(touched: [], horizonAdvanced: advanced, in: self)
+        gc.afterTransaction(touched: [], horizonAdvanced: advanced, released: snapshot, in: self)
     }
 }
 

@@ -81,7 +81,9 @@ extension Database {
             $0.unregisterSnapshotFast(registration.sequence, slot: registration.slot, stripe: registration.liveStripe)
         }
         liveRef._withUnsafeGuaranteedRef { $0.ended(txid: 0, stripe: registration.liveStripe) }
-        gcRef._withUnsafeGuaranteedRef { $0.afterTransaction(touched: [], horizonAdvanced: advanced, in: self) }
+        gcRef._withUnsafeGuaranteedRef {
+            $0.afterTransaction(touched: [], horizonAdvanced: advanced, released: registration.sequence, in: self)
+        }
     }
 
     /// The committed rows of `range` visible at the registered `snapshot`, appended to `out` until it holds

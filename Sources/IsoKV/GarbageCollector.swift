@@ -62,10 +62,16 @@ final class GarbageCollector: Sendable {
         return result
     }
 
-    /// Called when a transaction ends, after its locks and snapshot were released. Sweeps the backlog only when
-    /// the horizon moved past the last pass's (`sweptHorizon`).
-    func afterTransaction(touched: [KeyChain], horizonAdvanced: Bool, in db: Database) {
-        let sweepNeeded = horizonAdvanced && backlogCount.load(ordering: .relaxed) > 0
+    /// Called when a transaction ends, after its locks and snapshot (`released`, if it had one) were released.
+    /// Sweeps the backlog only when the horizon moved past the last pass's (`sweptHorizon`), and not when an older
+    /// registration is still live (``Oracle/olderRegistrationLive(than:)``: its own end sweeps).
+    func afterTransaction(touched: [KeyChain], horizonAdvanced: Bool, released: UInt64? = nil, in db: Database) {
+        var sweepNeeded = horizonAdvanced && backlogCount.load(ordering: .relaxed) > 0
+        if sweepNeeded, let released,
+            db.oracleRef._withUnsafeGuaranteedRef({ $0.olderRegistrationLive(than: released) })
+        {
+            sweepNeeded = false
+        }
         guard !touched.isEmpty || sweepNeeded else { return }
         let horizon = db.oracle.horizon()
         for chain in touched { _ = prune(chain, horizon: horizon, in: db) }

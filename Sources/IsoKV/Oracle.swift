@@ -34,6 +34,10 @@ final class Oracle: Sendable {
     let stripeRegistrations = Atomic<Int>(0)
     /// Lock-free snapshot registrations (``SnapshotSlots``): what a `.snapshot` transaction's first read takes.
     let slots: SnapshotSlots
+    /// The slot that held the smallest lower bound when ``horizon()`` last found a slot taken (-1: never). A hint
+    /// only, written by `horizon()` when it changes: ``unregisterSnapshotFast(_:slot:stripe:)`` reads that one slot
+    /// to tell whether an older registration is still live (``olderRegistrationLive(than:)``).
+    private let oldestSlotHint = Atomic<Int>(-1)
     /// `slots`, unretained (this oracle holds it): a `.snapshot` transaction's registration and release reach it
     /// without writing its reference count, a cache line every thread would share.
     private let slotsRef: Unmanaged<SnapshotSlots>
@@ -83,14 +87,37 @@ final class Oracle: Sendable {
         return (published.load(ordering: .sequentiallyConsistent), slot)
     }
 
-    /// Ends a registration of ``registerSnapshotFast(hint:stripe:)`` (slot -1: the one in `stripe`). Returns whether the horizon may have moved forward:
-    /// always true for a slot (a slot does not know whether it held the oldest snapshot; the caller's sweep is
-    /// skipped anyway while the GC backlog is empty).
+    /// Ends a registration of ``registerSnapshotFast(hint:stripe:)`` (slot -1: the one in `stripe`). Returns whether
+    /// the horizon may have moved forward: always true for a slot (a slot does not know whether it held the oldest
+    /// snapshot; the caller's sweep is skipped anyway while the GC backlog is empty, and otherwise asks
+    /// ``olderRegistrationLive(than:)`` first).
     @inline(__always)
     func unregisterSnapshotFast(_ snapshot: UInt64, slot: Int, stripe: Int) -> Bool {
         if slot < 0 { return unregisterSnapshot(snapshot, stripe: stripe) }
         slotsRef._withUnsafeGuaranteedRef { $0.release(slot) }
         return true
+    }
+
+    /// Whether the hinted slot (``oldestSlotHint``) holds a lower bound below `snapshot`, read after the caller
+    /// released its registration of `snapshot`: one load of the hint and one of that slot, instead of
+    /// ``horizon()``'s walk over every slot. Then the caller's release did not move the horizon past that bound: the
+    /// minimum over the slots is at or below it, before the release and after. Garbage collection asks it only when
+    /// its backlog is not empty (both loads touch lines other threads write).
+    ///
+    /// The registration the hint found then reports the horizon's move when it ends, unless it too finds an older
+    /// one. The registration with the smallest bound finds none and does the whole check. Two ends that race each
+    /// other are sequentially consistent: each releases and then loads, so the one that loads second sees the
+    /// other's release, and nobody is left waiting on an ended registration.
+    ///
+    /// One case defers a little work: a bound at or above the caller's own lower bound but below `snapshot` (a
+    /// registration that loaded `published` between the caller's two loads). There the caller's release may have
+    /// moved the horizon up to that bound, and what that frees waits for the next end that checks. It is deferred,
+    /// never lost: the last registration to end always checks.
+    @inline(__always)
+    func olderRegistrationLive(than snapshot: UInt64) -> Bool {
+        let at = oldestSlotHint.load(ordering: .relaxed)
+        guard at >= 0, let bound = slotsRef._withUnsafeGuaranteedRef({ $0.bound(at: at) }) else { return false }
+        return bound < snapshot
     }
 
     /// The garbage-collection horizon: the oldest live snapshot, or the newest published commit if none is live.
@@ -116,7 +143,10 @@ final class Oracle: Sendable {
     /// registration that ended before the load needs no protection.
     func horizon() -> UInt64 {
         var h = published.load(ordering: .sequentiallyConsistent)
-        if let oldest = slots.oldest(), oldest < h { h = oldest }
+        if let (oldest, at) = slots.oldestWithSlot() {
+            if oldest < h { h = oldest }
+            if oldestSlotHint.load(ordering: .relaxed) != at { oldestSlotHint.store(at, ordering: .relaxed) }
+        }
         guard stripeRegistrations.load(ordering: .sequentiallyConsistent) > 0 else { return h }
         for stripe in snapshots {
             if let oldest = stripe.withLock({ $0.oldest }), oldest < h { h = oldest }
@@ -184,13 +214,24 @@ final class SnapshotSlots: @unchecked Sendable {
     func release(_ i: Int) { slot(i).pointee.store(0, ordering: .sequentiallyConsistent) }
 
     /// The smallest registered lower bound, or nil if no slot is taken.
-    func oldest() -> UInt64? {
+    func oldest() -> UInt64? { oldestWithSlot()?.bound }
+
+    /// The smallest registered lower bound and the slot holding it, or nil if no slot is taken.
+    func oldestWithSlot() -> (bound: UInt64, slot: Int)? {
         var m = UInt64.max
+        var at = -1
         for i in 0..<Self.count {
             let v = slot(i).pointee.load(ordering: .sequentiallyConsistent)
-            if v != 0 && v &- 1 < m { m = v &- 1 }
+            if v != 0 && v &- 1 < m { (m, at) = (v &- 1, i) }
         }
-        return m == .max ? nil : m
+        return at < 0 ? nil : (m, at)
+    }
+
+    /// The lower bound registered in slot `i`, or nil if it is free.
+    @inline(__always)
+    func bound(at i: Int) -> UInt64? {
+        let v = slot(i).pointee.load(ordering: .sequentiallyConsistent)
+        return v == 0 ? nil : v &- 1
     }
 
     /// The registered lower bounds, slot by slot (not a snapshot while transactions begin and end).

@@ -233,10 +233,13 @@ extension Transaction {
         if !undo.isEmpty { undo = [] }
         if !savepoints.isEmpty { savepoints = [] }
         var advanced = false
+        let released = snapshot
         if let s = snapshot {
             advanced = releaseSnapshot(s)
             snapshot = nil
         }
-        db.gcRef._withUnsafeGuaranteedRef { $0.afterTransaction(touched: touched, horizonAdvanced: advanced, in: db) }
+        db.gcRef._withUnsafeGuaranteedRef {
+            $0.afterTransaction(touched: touched, horizonAdvanced: advanced, released: released, in: db)
+        }
     }
 }

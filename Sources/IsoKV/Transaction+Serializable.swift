@@ -218,8 +218,13 @@ extension Transaction {
             db.ssi.end(h, pointKeys: [])
             serializable = nil
             if let s = snapshot {
-                _ = releaseSnapshot(s)
+                // As at a transaction's end: an end that found this registration older than its own left the
+                // sweep to it (Oracle.olderRegistrationLive), and after a cancelled wait no later snapshot checks.
+                let advanced = releaseSnapshot(s)
                 snapshot = nil
+                db.gcRef._withUnsafeGuaranteedRef {
+                    $0.afterTransaction(touched: [], horizonAdvanced: advanced, released: s, in: db)
+                }
             }
             try Task.checkCancellation()
         }

@@ -26,6 +26,31 @@ struct SnapshotSlotTests {
         for i in taken { slots.release(i) }
     }
 
+    /// `olderRegistrationLive(than:)`: after a release, whether the slot `horizon()` last found holding the smallest
+    /// bound still holds a bound below the released snapshot (then the ender leaves the GC sweep to that
+    /// registration's end). A stale hint — its slot free, or holding a bound no older — says no.
+    @Test func anOlderLiveRegistrationIsFoundThroughTheHint() {
+        let oracle = Oracle()
+        oracle.published.store(5, ordering: .sequentiallyConsistent)
+        let (old, oldSlot) = oracle.registerSnapshotFast(hint: 0, stripe: 0)
+        oracle.published.store(9, ordering: .sequentiallyConsistent)
+        let (young, youngSlot) = oracle.registerSnapshotFast(hint: 1, stripe: 0)
+        #expect(old == 5 && young == 9)
+        #expect(!oracle.olderRegistrationLive(than: young), "no horizon computed yet: no hint")
+        #expect(oracle.horizon() == 5)
+        _ = oracle.unregisterSnapshotFast(young, slot: youngSlot, stripe: 0)
+        #expect(oracle.olderRegistrationLive(than: young), "the old registration is live")
+        #expect(!oracle.olderRegistrationLive(than: old), "nothing is older than the oldest")
+        _ = oracle.unregisterSnapshotFast(old, slot: oldSlot, stripe: 0)
+        #expect(!oracle.olderRegistrationLive(than: young), "the hinted slot is free")
+        let (again, againSlot) = oracle.registerSnapshotFast(hint: oldSlot, stripe: 0)
+        #expect(againSlot == oldSlot && again == 9)
+        #expect(!oracle.olderRegistrationLive(than: 9), "the hinted slot's bound is not older")
+        #expect(oracle.olderRegistrationLive(than: 10))
+        _ = oracle.unregisterSnapshotFast(again, slot: againSlot, stripe: 0)
+        #expect(oracle.slots.occupied().isEmpty)
+    }
+
     /// More open snapshot transactions than slots: the rest register in the stripes; the statistics, the horizon
     /// and the checker count both, and everything is unregistered at the end.
     @Test func moreTransactionsThanSlotsFallBackToStripes() async throws {
