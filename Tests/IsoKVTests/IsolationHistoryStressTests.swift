@@ -215,7 +215,7 @@ import Testing
         let dir = TemporaryDirectory("history-\(level)")
         defer { dir.remove() }
         let (history, tally) = try await Self.run(level, transactions: Self.count, directory: dir.path)
-        let own = try HistoryChecker.check(history, at: Self.historyLevel(level))
+        let own = try await checkOffThePool(history, at: Self.historyLevel(level))
         #expect(own.isValid, "\(own.summary(maxCycles: 5))")
         #expect(own.stats.edges["rw-predicate", default: 0] > 0, "no predicate edge derived: \(own.stats.edges)")
         #expect(own.stats.ambiguousAbsentReads == 0)
@@ -223,13 +223,13 @@ import Testing
         var shown: Set<Phenomenon> = []
         switch level {
         case .readUncommitted:
-            shown = try HistoryChecker.check(history, at: .readCommitted).phenomena
+            shown = try await checkOffThePool(history, at: .readCommitted).phenomena
             #expect(shown.contains(.g1a), "\(shown)")
         case .readCommitted:
-            shown = try HistoryChecker.check(history, at: .snapshot).phenomena
+            shown = try await checkOffThePool(history, at: .snapshot).phenomena
             #expect(shown.contains(.gSingle), "\(shown)")
         case .snapshot:
-            shown = try HistoryChecker.check(history, at: .serializable).phenomena
+            shown = try await checkOffThePool(history, at: .serializable).phenomena
             #expect(shown.contains(.g2), "\(shown)")
         case .serializable:
             break
