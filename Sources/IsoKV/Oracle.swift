@@ -35,8 +35,8 @@ final class Oracle: Sendable {
     /// Lock-free snapshot registrations (``SnapshotSlots``): what a `.snapshot` transaction's first read takes.
     let slots: SnapshotSlots
     /// The slot that held the smallest lower bound when ``horizon()`` last found a slot taken (-1: never). A hint
-    /// only, written by `horizon()` when it changes: ``unregisterSnapshotFast(_:slot:stripe:)`` reads that one slot
-    /// to tell whether an older registration is still live (``olderRegistrationLive(than:)``).
+    /// only, written by `horizon()` when it changes: ``olderRegistrationLive(than:)`` reads that one slot to tell
+    /// whether a registration older than a released one is still live.
     private let oldestSlotHint = Atomic<Int>(-1)
     /// `slots`, unretained (this oracle holds it): a `.snapshot` transaction's registration and release reach it
     /// without writing its reference count, a cache line every thread would share.

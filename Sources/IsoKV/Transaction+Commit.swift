@@ -232,9 +232,17 @@ extension Transaction {
         }
         if !undo.isEmpty { undo = [] }
         if !savepoints.isEmpty { savepoints = [] }
+        releaseSnapshotAndCollect(touched: touched)
+    }
+
+    /// Releases the snapshot, if one is registered, then lets garbage collection prune `touched` and sweep if the
+    /// release may have moved the horizon. At the end of the transaction, and when a deferrable transaction drops
+    /// an unsafe snapshot (an end that found that registration older than its own left the sweep to it).
+    @inline(__always)
+    func releaseSnapshotAndCollect(touched: [KeyChain]) {
         var advanced = false
         let released = snapshot
-        if let s = snapshot {
+        if let s = released {
             advanced = releaseSnapshot(s)
             snapshot = nil
         }

@@ -217,15 +217,7 @@ extension Transaction {
             if await db.ssi.waitForSafety(h) == .safe { return }
             db.ssi.end(h, pointKeys: [])
             serializable = nil
-            if let s = snapshot {
-                // As at a transaction's end: an end that found this registration older than its own left the
-                // sweep to it (Oracle.olderRegistrationLive), and after a cancelled wait no later snapshot checks.
-                let advanced = releaseSnapshot(s)
-                snapshot = nil
-                db.gcRef._withUnsafeGuaranteedRef {
-                    $0.afterTransaction(touched: [], horizonAdvanced: advanced, released: s, in: db)
-                }
-            }
+            releaseSnapshotAndCollect(touched: [])
             try Task.checkCancellation()
         }
     }
