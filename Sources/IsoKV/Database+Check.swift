@@ -467,6 +467,12 @@ struct ConsistencyChecker {
                 }
             }
         }
+        // A lazy read-only transaction frees its slot at its registration or at its end: never more slots taken
+        // than transactions open.
+        let (lazy, open) = (db.ssi.lazySlots.occupied().count, report.openTransactions)
+        if lazy > open {
+            add(.ssiActiveSetMismatch, "\(lazy) lazy read-only snapshot slots taken, \(open) transactions open")
+        }
         // The count writers test instead of the stripes (`PointLockTable.entries`): exact when quiescent.
         let counted = db.ssi.pointLocks.entries.load(ordering: .sequentiallyConsistent)
         if counted != entries {

@@ -51,6 +51,8 @@ public enum TestingCorruption: Sendable {
     case addPointLock(key: Bytes, owner: TransactionID)
     /// Removes an active read-write serializable transaction from `activeReadWrite`. → `ssiActiveSetMismatch`
     case removeFromActiveReadWrite(TransactionID)
+    /// Takes a lazy read-only snapshot slot that no transaction owns. → `ssiActiveSetMismatch`
+    case claimLazySlotWithoutTransaction
 }
 
 @_spi(Testing)
@@ -158,6 +160,8 @@ extension Database {
                     s.activeReadWrite.contains(id.rawValue), "tx\(id.rawValue) is not an active read-write one")
                 s.leaveActiveReadWriteLocked(id.rawValue)  // the count mirror follows: only the set is wrong
             }
+        case .claimLazySlotWithoutTransaction:
+            _ = ssi.lazySlots.claim(oracle.latest(), hint: 0)
         }
     }
 }

@@ -130,7 +130,7 @@ public final class Database: KeyValueStore, Sendable {
             self.tableRef = .passUnretained(table)
         }
         self.durable = durable
-        let ssi = SSIManager(limits: configuration.serializable)
+        let ssi = SSIManager(limits: configuration.serializable, oracle: oracle)
         self.ssi = ssi
         self.ssiRef = .passUnretained(ssi)
     }

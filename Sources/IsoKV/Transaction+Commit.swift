@@ -21,9 +21,12 @@ extension Transaction {
     /// 6. Release the row locks (waking waiters), unregister the snapshot, prune the touched chains
     ///    (`endTransaction(_:)`); durable: maybe start a background checkpoint.
     nonisolated(nonsending) public func commit() async throws {
-        // Step 2 for a transaction that wrote nothing and has no SSI record, without the inner async call (the
-        // commit of every read-only transaction; strict mode goes the long way, to run its check).
-        if writeOrder.isEmpty && serializable == nil && !db.configuration.checkAfterEveryCommit {
+        // Step 2 for a transaction that wrote nothing and has no SSI record (none at all, or a lazy read-only one
+        // never registered), without the inner async call (the commit of every read-only transaction; strict
+        // mode goes the long way, to run its check).
+        if writeOrder.isEmpty && (serializable == nil || serializable!.lazySlot != nil)
+            && !db.configuration.checkAfterEveryCommit
+        {
             try checkActive()
             endTransaction(.committed)
             return

@@ -3,7 +3,8 @@ import Foundation
 /// Per-transaction SSI tracking of a `.serializable` transaction, owned by the transaction (no lock needed).
 struct SerializableTracking {
     /// The transaction's SSI record, shared with the SSI state; the owner reads only its `doomed` and `safe` flags.
-    let xact: SerializableXact
+    /// Replaced once, by the registration of a lazy read-only transaction.
+    var xact: SerializableXact
     /// Keys this transaction holds a point SIREAD lock on (empty after escalation).
     var reads: Set<Bytes> = []
     /// Holds a whole-keyspace SIREAD lock (escalated): point reads add no more locks.
@@ -20,6 +21,10 @@ struct SerializableTracking {
     var deferredReadWrittenAt: KeyChain?
 
     var pointKeys: [Bytes] { Array(reads) }
+    /// Read-only and not registered with SSI yet (SSI/DESIGN.md, "Read-only transactions registered late"): the
+    /// lazy slot holding a bound of its snapshot, until the registration (at its second operation) or its end.
+    /// `xact` is then ``SerializableXact/lazyPlaceholder``.
+    var lazySlot: Int?
 }
 
 /// The SSI hooks of a transaction: each is called only at `.serializable` and does nothing more than a snapshot
@@ -42,6 +47,16 @@ extension Transaction {
                 snapshotSlot = begun.slot
                 return begun.snapshot
             }
+        }
+        // Read-only and in memory: begun without SSI, registered only if a second operation comes (one read
+        // needs no tracking at all). Durable databases mark commits after their fsync, not always in timestamp
+        // order: they register at once.
+        if isReadOnly && !isDeferrable && db.durable == nil,
+            let lazy = withSSI({ $0.beginLazyReadOnly(hint: hint, stripe: stripe) })
+        {
+            snapshotSlot = lazy.slot
+            serializable = SerializableTracking(xact: .lazyPlaceholder, lazySlot: lazy.lazySlot)
+            return lazy.snapshot
         }
         let (id, readOnly) = (txid, isReadOnly)
         let (snap, slot, xact) = withSSIAndOracle { ssi, oracle in
@@ -77,6 +92,23 @@ extension Transaction {
         if h.doomed.load(ordering: .acquiring) { throw abort(db.ssi.doomError(h)) }
     }
 
+    /// The SSI record to track an operation with, registering this transaction first if it was begun lazily
+    /// (read-only, not registered yet: ``SerializableTracking/lazySlot``). Called by every operation after the
+    /// first, which is a deferred point read and needs no record. Returns nil when the registration found the
+    /// snapshot safe (the transaction is then untracked).
+    func registeredHandle(_ h: SerializableXact) -> SerializableXact? {
+        guard let lazySlot = serializable!.lazySlot else { return h }
+        let rec = SerializableXact(txid: txid, readOnly: true)
+        let snap = snapshot!
+        withSSI { ssi in
+            ssi.registerLate(rec, snapshot: snap)
+            ssi.endLazyReadOnly(lazySlot: lazySlot, registered: true, stripe: liveStripe)
+        }
+        serializable!.xact = rec
+        serializable!.lazySlot = nil
+        return rec.isTracked ? rec : nil
+    }
+
     /// A serializable read of `key`: SIREAD lock first (a point lock, unless a scan's range lock covers it), then
     /// the snapshot read, noting versions written by others after the snapshot or still pending — each an
     /// rw-antidependency from this transaction to their writer.
@@ -99,6 +131,10 @@ extension Transaction {
             serializable!.deferredRead = key
             return db.readAtSnapshot(key, snapshot, txid: assignedID)
         }
+        guard let h = registeredHandle(h) else {
+            serializable!.deferredRead = nil  // found safe at its registration: nothing to track
+            return db.readAtSnapshot(key, snapshot, txid: assignedID, chain: chain)
+        }
         try trackDeferredRead(h)
         if pointLock { trackPoint(key, h) }
         let (value, writers) = db.readNotingWriters(key, txid: txid, snapshot: snapshot, chain: chain)
@@ -116,6 +152,7 @@ extension Transaction {
         guard let h = trackedHandle else { return }
         try checkNotDoomed(h)
         serializable!.operations += 1
+        guard let h = registeredHandle(h) else { return }  // (a lazy transaction is read-only: never here)
         try trackDeferredRead(h)
         trackPoint(key, h)
     }
@@ -155,6 +192,7 @@ extension Transaction {
         guard let h = trackedHandle else { return }
         try checkNotDoomed(h)
         serializable!.operations += 1
+        guard let h = registeredHandle(h) else { return }  // (a lazy transaction is read-only: never here)
         if serializable!.deferredRead == key {
             // First updater wins passed and the pending write stands: no version of the key newer than the
             // snapshot can be committed by another transaction before this one ends.
@@ -171,6 +209,10 @@ extension Transaction {
         guard let h = trackedHandle else { return nil }
         try checkNotDoomed(h)
         serializable!.operations += 1
+        guard let h = registeredHandle(h) else {
+            serializable!.deferredRead = nil  // found safe at its registration: nothing to track
+            return nil
+        }
         try trackDeferredRead(h)
         let (id, escalated) = db.ssi.addRange(h, PredicateRange(range))
         guard let id else { return nil }
@@ -196,6 +238,11 @@ extension Transaction {
     /// it was the transaction's only operation (a single read needs no SIREAD lock) or its own write covers it.
     func serializableCommitHandle() throws -> SerializableXact? {
         guard let h = trackedHandle else { return nil }
+        // Lazy and never registered: its one read (if any) needs no tracking; `serializableEnd` frees the slot.
+        if serializable!.lazySlot != nil {
+            serializable!.deferredRead = nil
+            return nil
+        }
         if serializable!.deferredRead != nil {
             if serializable!.operations == 1 && writeOrder.isEmpty {
                 serializable!.deferredRead = nil
@@ -228,6 +275,11 @@ extension Transaction {
         // Moved out (leaving nil), not copied: a copy retained the record, the read set and the deferred key only
         // to release them again.
         guard let t = serializable.take() else { return }
+        if let lazySlot = t.lazySlot {
+            // Never registered: no record, no SIREAD lock.
+            withSSI { $0.endLazyReadOnly(lazySlot: lazySlot, registered: false, stripe: liveStripe) }
+            return
+        }
         if committed && t.xact.isTracked { return }
         let owner = txid
         if committed {

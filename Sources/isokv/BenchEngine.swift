@@ -232,9 +232,13 @@ struct BenchEngine: AsyncParsableCommand {
                     + "deadlocks \(causesAfter.deadlocks - causesBefore.deadlocks).")
             let safeAtBegin = ssiAfter.safeReadOnlyAtBegin - ssiBefore.safeReadOnlyAtBegin
             let safeLater = ssiAfter.safeReadOnlyLater - ssiBefore.safeReadOnlyLater
-            if safeAtBegin + safeLater > 0 {
+            let unregistered = ssiAfter.readOnlyNeverRegistered - ssiBefore.readOnlyNeverRegistered
+            let late = ssiAfter.readOnlyRegisteredLate - ssiBefore.readOnlyRegisteredLate
+            if safeAtBegin + safeLater + unregistered + late > 0 {
                 report.notes.append(
                     "read-only serializable transactions: \(safeAtBegin) safe at begin (untracked), "
+                        + "\(unregistered) ended after one read without registering with SSI, "
+                        + "\(late) registered at their second operation, "
                         + "\(safeLater) tracked until a concurrent writer ended, then found safe.")
             }
         }

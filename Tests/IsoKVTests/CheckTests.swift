@@ -226,6 +226,20 @@ struct CheckTests {
         try await t.rollback()
     }
 
+    @Test func lazyReadOnlySlotWithoutTransaction() async throws {
+        let db = makeDatabase()
+        let writer = try await db.begin(.serializable)
+        try await writer.put("w", "1")  // so that the read-only one below is not safe at begin
+        let ro = try await db.begin(.serializable, readOnly: true)
+        _ = try await ro.get("k")  // lazy: holds a slot, which one open transaction explains
+        expectConsistent(db)
+        try await ro.commit()
+        try await writer.commit()
+        expectConsistent(db)
+        db._testingCorrupt(.claimLazySlotWithoutTransaction)
+        expectOnly(.ssiActiveSetMismatch, db)
+    }
+
     @Test func ssiRecordOfAnEndedTransaction() async throws {
         let db = makeDatabase()
         let t = try await db.begin(.serializable)

@@ -110,19 +110,62 @@ struct SerializableDeferredReadTests {
         try await u.rollback()
     }
 
-    /// A read-write transaction whose only operation was a read commits through the SSI commit (not as read-only)
-    /// and is not tracked for it; a read-only one with a concurrent writer is tracked and also takes no lock.
-    @Test func readOnlyTrackedSingleReadTakesNoLock() async throws {
+    /// A read-only transaction with a concurrent writer (so not safe at begin) is not registered with SSI for its
+    /// first read: no record, no lock. It ends that way; only a second operation registers it.
+    @Test func readOnlySingleReadIsNeverRegistered() async throws {
         let db = makeDatabase()
-        try await seed(db, [("a", "1")])
+        try await seed(db, [("a", "1"), ("b", "2")])
         let writer = try await db.begin()
         try await writer.put("w", "1")  // a read-write transaction active: read-only begins are not safe
         let ro = try await db.begin(.serializable, readOnly: true)
         #expect(try await ro.get("a") == "1")
-        #expect(db.statistics().serializable.active == 2)
+        var s = db.statistics().serializable
+        #expect(s.active == 1 && s.safeReadOnlyAtBegin == 0, "\(s)")  // the writer only
         #expect(pointLocks(db) == 0)
         try await ro.commit()
+        s = db.statistics().serializable
+        #expect(s.readOnlyNeverRegistered == 1 && s.readOnlyRegisteredLate == 0, "\(s)")
+
+        let two = try await db.begin(.serializable, readOnly: true)
+        #expect(try await two.get("a") == "1")
+        #expect(try await two.get("b") == "2")  // registered now, both reads tracked
+        s = db.statistics().serializable
+        #expect(s.active == 2 && s.readOnlyRegisteredLate == 1 && s.pointLocks == 2, "\(s)")
+        expectConsistent(db, .concurrent)
+        try await two.commit()
         try await writer.commit()
-        #expect(pointLocks(db) == 0)
+        s = db.statistics().serializable
+        #expect(s.active == 0 && s.retainedCommitted == 0 && s.pointLocks == 0, "\(s)")
+        expectConsistent(db)
+    }
+
+    /// Fekete's read-only anomaly with the read-only transaction registered late, after the pivot committed: its
+    /// registration goes below the pivot's commit, and the pivot's record — which the cleanup at its commit would
+    /// have removed, no registered transaction overlapping it — is still there, so the late-tracked first read
+    /// closes the structure and the read-only transaction fails (as it does when registered at its begin).
+    @Test(arguments: [false, true]) func lateRegistrationStillSeesThePivotThatCommitted(summarized: Bool) async throws {
+        // With `summarized`, commits after the pivot push it out of the retained records into the summary.
+        let db = Database.inMemory(
+            Database.Configuration(serializable: SerializableLimits(maxRetainedCommitted: summarized ? 2 : 10_000)))
+        try await seed(db, [("x", "0"), ("y", "0")])
+        let pivot = try await db.begin()
+        _ = try await pivot.get("x")
+        _ = try await pivot.get("y")
+        let deposit = try await db.begin()
+        try await deposit.put("y", "20")
+        try await deposit.commit()  // pivot -rw(y)-> deposit, which committed first
+        let report = try await db.begin(.serializable, readOnly: true)  // sees the deposit, not the pivot's write
+        #expect(try await report.get("x") == "0")  // one read: not registered
+        try await pivot.put("x", "-11")
+        try await pivot.commit()  // no conflict in yet: commits
+        if summarized {
+            for i in 0..<4 { try await db.transaction(.serializable) { try await $0.put(Bytes("filler/\(i)"), "1") } }
+            #expect(db.statistics().serializable.summarizedWriters >= 1)
+        }
+        // The second read registers it, tracks the first: report -rw(x)-> pivot -rw(y)-> deposit.
+        await expectCode(.serializationFailure) { _ = try await report.get("y") }
+        let s = db.statistics().serializable
+        #expect(s.readOnlyRegisteredLate == 1, "\(s)")
+        expectConsistent(db)
     }
 }

@@ -43,10 +43,58 @@ final class SSIManager: Sendable {
     let pointLocks = PointLockTable()
     let limits: SerializableLimits
     let counters = SSICounters()
+    /// The database's oracle: the published commit, read for the bound of the lazy read-only snapshots.
+    private let oracle: Oracle
+    /// The snapshots of read-only transactions not registered yet (``beginLazyReadOnly(hint:stripe:)``): a lower
+    /// bound of each, in the slots' protocol (the oracle's `horizon()` has the argument). While one is there, a
+    /// committed record it may still need is neither removed nor dropped from the summary
+    /// (``lazyBound()``); it leaves at registration or at the end.
+    let lazySlots = SnapshotSlots()
 
-    init(limits: SerializableLimits) {
+    init(limits: SerializableLimits, oracle: Oracle) {
         self.limits = limits
+        self.oracle = oracle
         self.state = Locked(SSIState(fastPath: fastPath, limits: limits))
+    }
+
+    // MARK: Read-only transactions registered late
+
+    /// Begins a read-only serializable transaction without registering it (SSI/DESIGN.md, "Read-only
+    /// transactions registered late"): its snapshot, and a lower bound of it in ``lazySlots``. Returns nil when
+    /// every lazy slot is taken (then the caller begins as usual, through the begin queue).
+    ///
+    /// Order (all sequentially consistent): load `published` as `b`, claim a lazy slot holding `b`, then register
+    /// the snapshot (which loads `published` again, so `snapshot ≥ b`). ``lazyBound()`` loads `published` and then
+    /// the slots: if it sees the claim, the bound is `≤ b`; if not, its load of `published` came before ours, so
+    /// the bound is `≤ snapshot`. Either way no record a lazy transaction cannot see is released.
+    func beginLazyReadOnly(hint: Int, stripe: Int) -> (snapshot: UInt64, slot: Int, lazySlot: Int)? {
+        let b = oracle.published.load(ordering: .sequentiallyConsistent)
+        guard let lazySlot = lazySlots.claim(b, hint: hint) else { return nil }
+        let (snapshot, slot) = oracle.registerSnapshotFast(hint: hint, stripe: stripe)
+        return (snapshot, slot, lazySlot)
+    }
+
+    /// Ends a lazy read-only transaction that was never registered (`registered`: false) or frees its lazy slot
+    /// after its registration (true).
+    func endLazyReadOnly(lazySlot: Int, registered: Bool, stripe: Int) {
+        lazySlots.release(lazySlot)
+        if !registered { counters.neverRegistered.add(1, stripe: stripe) }
+    }
+
+    /// A bound at or below every lazy read-only transaction's snapshot: the smallest lazy slot, or `published`
+    /// when there is none. A committed record with `commitTS` at or below it is visible to all of them.
+    func lazyBound() -> UInt64 {
+        let p = oracle.published.load(ordering: .sequentiallyConsistent)
+        guard let oldest = lazySlots.oldest() else { return p }
+        return Swift.min(p, oldest)
+    }
+
+    /// Registers the lazy read-only transaction `rec` (txid assigned now) whose snapshot is `snapshot`, at its
+    /// second operation: at the place its snapshot has among the commits (``SSIState/registerLateLocked(_:snapshot:counters:)``).
+    /// The caller frees its lazy slot afterwards.
+    func registerLate(_ rec: SerializableXact, snapshot: UInt64) {
+        locked { s in s.registerLateLocked(rec, snapshot: snapshot, counters: counters) }
+        counters.registeredLate.add(1, ordering: .relaxed)
     }
 
     /// A read-only serializable transaction's begin without the SSI lock, when it is safe at once: returns its
@@ -158,6 +206,11 @@ final class SSIManager: Sendable {
         return (snapshot, slot, rec)
     }
 
+    /// The newest published commit, read inside the SSI lock right after a publication: the commit's `ts` (in
+    /// memory the commit lock is held too, so nothing else publishes in between).
+    @inline(__always)
+    private func publishedNow() -> UInt64 { oracle.published.load(ordering: .sequentiallyConsistent) }
+
     /// Pre-commit check and commit mark (PostgreSQL's `PreCommit_CheckForSerializationFailure`), then `publish`
     /// (the engine's install + publish, run inside the SSI lock so that the commit mark and the visibility of the
     /// writes are one event on the SSI clock). Called under the oracle's commit lock when the transaction wrote.
@@ -171,8 +224,8 @@ final class SSIManager: Sendable {
             }
             if let e = s.preCommitLocked(h.txid, counters: counters) { return (e, SSICleanup()) }
             publishOrderedLocked(&s, publish)
-            s.markCommittedLocked(h.txid, pointKeys: pointKeys)
-            return (nil, s.cleanupLocked())
+            s.markCommittedLocked(h.txid, pointKeys: pointKeys, commitTS: publishedNow())
+            return (nil, s.cleanupLocked(lazyBound: lazyBound))
         }
         self.release(release)
         return error
@@ -192,7 +245,7 @@ final class SSIManager: Sendable {
         if let release = state.withLockIfAvailable({ s -> SSICleanup in
             catchUpLocked(&s)
             s.commitReadOnlyLocked(h.txid, pointKeys: pointKeys)
-            return s.cleanupLocked()
+            return s.cleanupLocked(lazyBound: lazyBound)
         }) {
             self.release(release)
             return
@@ -271,8 +324,8 @@ final class SSIManager: Sendable {
             _ = s.preCommitLocked(h.txid, counters: counters)  // its own doom is impossible once prepared
             publishOrderedLocked(&s, publish)
             rec.prepared = false
-            s.markCommittedLocked(h.txid, pointKeys: pointKeys)
-            return s.cleanupLocked()
+            s.markCommittedLocked(h.txid, pointKeys: pointKeys, commitTS: publishedNow())
+            return s.cleanupLocked(lazyBound: lazyBound)
         }
         self.release(release)
     }
@@ -282,7 +335,7 @@ final class SSIManager: Sendable {
         let release = locked { s -> SSICleanup in
             guard s.xacts[h.txid] != nil else { return SSICleanup() }
             s.removeLocked(h.txid, summarize: false)
-            return s.cleanupLocked()
+            return s.cleanupLocked(lazyBound: lazyBound)
         }
         pointLocks.remove(pointKeys, owner: h.txid)
         self.release(release)
@@ -469,7 +522,7 @@ final class SSIManager: Sendable {
     func statistics() -> SerializableStatistics {
         var released = SSICleanup()
         var st = locked { s in
-            released = s.cleanupLocked()
+            released = s.cleanupLocked(lazyBound: lazyBound)
             var st = SerializableStatistics()
             for (_, r) in s.xacts {
                 if r.isCommitted { st.retainedCommitted += 1 } else { st.active += 1 }
@@ -485,6 +538,8 @@ final class SSIManager: Sendable {
         release(released)
         st.pointLocks = pointLocks.count
         st.safeReadOnlyAtBegin = counters.safeAtBegin.value
+        st.readOnlyNeverRegistered = counters.neverRegistered.value
+        st.readOnlyRegisteredLate = counters.registeredLate.load(ordering: .relaxed)
         st.escalations = counters.escalations.load(ordering: .relaxed)
         st.queuedReadOnlyCommits = counters.queuedReadOnlyCommits.load(ordering: .relaxed)
         return st
@@ -530,6 +585,11 @@ final class SSICounters: Sendable {
     /// Read-only commits handed over through the queue because the SSI lock was busy.
     let queuedReadOnlyCommits = Atomic<Int>(0)
     let escalations = Atomic<Int>(0)
+    /// Lazy read-only transactions that ended without being registered (one read or none): striped, as
+    /// `safeAtBegin`.
+    let neverRegistered = StripedCounter(stripes: Oracle.stripeCount)
+    /// Lazy read-only transactions registered at a later operation.
+    let registeredLate = Atomic<Int>(0)
 }
 
 /// Where an rw-antidependency was found.

@@ -3,7 +3,9 @@ import IsoKVCore
 /// are `…Locked` mutating methods: only callable with the lock held.
 struct SSIState {
     /// The SSI clock: bumped at every tracked begin and commit, inside the same critical section as the snapshot /
-    /// the publication, so it orders snapshots and commits exactly as visibility does.
+    /// the publication, so it orders snapshots and commits exactly as visibility does. It moves by 2, so every
+    /// event has an even number and the odd one below a commit's is free for a read-only transaction registered
+    /// late, whose snapshot falls just before that commit (`registerLateLocked`).
     var clock: UInt64 = 0
     /// Tracked serializable transactions: active ones, and committed ones some active one overlaps.
     /// Invariant: a committed record is kept while some active record has `beginSeq < commitSeq` (cleanupLocked).
@@ -61,7 +63,7 @@ struct SSIState {
     /// not recorded; otherwise it lists them as possibly unsafe (and they list it).
     mutating func registerBeginLocked(_ rec: SerializableXact, counters: SSICounters) {
         let t = rec.txid
-        clock += 1
+        clock += 2
         rec.beginSeq = clock
         if rec.readOnly {
             if activeReadWrite.isEmpty {
@@ -76,6 +78,46 @@ struct SSIState {
         }
         xacts[t] = rec
         activeQueue.append((rec.beginSeq, t))
+    }
+
+    /// Registers read-only `rec`, begun lazily with snapshot `snapshot` (``SSIManager/beginLazyReadOnly(hint:stripe:)``),
+    /// at the place of its snapshot among the commits — where the begin queue would have put it:
+    /// - no read-write commit it cannot see is recorded (the common case: none happened since its snapshot): the
+    ///   next tick, as ``registerBeginLocked(_:counters:)`` does (the read-write transactions active now are a
+    ///   superset of those active at its snapshot that have not ended: its possible unsafe conflicts, or safe at
+    ///   once if there are none);
+    /// - otherwise the odd number just below the oldest such commit (retained or summarized: none was cleaned up,
+    ///   see `cleanupLocked(lazyBound:)`), so that "T committed before the snapshot ⇔ `T.commitSeq < beginSeq`"
+    ///   still holds. Its possible unsafe conflicts are not known any more (some ended before now): its snapshot
+    ///   is taken as unsafe, so it stays tracked to its end — the conservative side.
+    mutating func registerLateLocked(_ rec: SerializableXact, snapshot: UInt64, counters: SSICounters) {
+        var firstUnseen: UInt64?
+        var i = committedQueue.count - 1
+        while i >= committedHead {
+            // Newest first; read-write commits are in commit-timestamp order (in memory, both are assigned under
+            // the commit lock), so the walk stops at the first one the snapshot sees.
+            if let r = xacts[committedQueue[i]], !r.readOnly, let c = r.commitSeq {
+                if r.commitTS <= snapshot { break }
+                firstUnseen = c
+            }
+            i -= 1
+        }
+        if !summary.isEmpty {
+            for (_, w) in summary.writers where w.commitTS > snapshot {
+                if firstUnseen.map({ w.commitSeq < $0 }) ?? true { firstUnseen = w.commitSeq }
+            }
+        }
+        guard let firstUnseen else {
+            registerBeginLocked(rec, counters: counters)
+            return
+        }
+        rec.beginSeq = firstUnseen - 1
+        rec.safety = .unsafe
+        xacts[rec.txid] = rec
+        // `activeQueue` is in begin order: an older begin goes in its place (at least at the head).
+        var at = activeQueue.count
+        while at > activeHead && activeQueue[at - 1].begin > rec.beginSeq { at -= 1 }
+        activeQueue.insert((rec.beginSeq, rec.txid), at: at)
     }
 
     /// `t` is no longer an active read-write transaction (committed, aborted or rolled back).
@@ -246,10 +288,11 @@ struct SSIState {
     /// same critical section as the publication of its writes: the next tick of the SSI clock, its point SIREAD
     /// keys kept for cleanup, out of `activeReadWrite`, queued for cleanup, and the read-only transactions that
     /// waited on it resolved.
-    mutating func markCommittedLocked(_ t: UInt64, pointKeys: [Bytes]) {
+    mutating func markCommittedLocked(_ t: UInt64, pointKeys: [Bytes], commitTS: UInt64) {
         let rec = xacts[t]!
-        clock += 1
+        clock += 2
         rec.commitSeq = clock
+        rec.commitTS = commitTS
         rec.pointKeys = pointKeys
         leaveActiveReadWriteLocked(t)
         committedQueue.append(t)
@@ -269,7 +312,7 @@ struct SSIState {
             if !pointKeys.isEmpty { pendingRelease.append((t, pointKeys)) }
             return
         }
-        clock += 1
+        clock += 2
         rec.commitSeq = clock
         rec.pointKeys = pointKeys
         committedQueue.append(t)
@@ -311,7 +354,8 @@ struct SSIState {
             for (t2, _) in rec.outConflicts {
                 if let c2 = xacts[t2]?.commitSeq, earliest.map({ c2 < $0 }) ?? true { earliest = c2 }
             }
-            summary.writers[t] = SummarizedWriter(commitSeq: c, earliestOutCommit: earliest)
+            summary.writers[t] = SummarizedWriter(commitSeq: c, commitTS: rec.commitTS, earliestOutCommit: earliest)
+            summary.newestWriterTS = max(summary.newestWriterTS, rec.commitTS)
         }
         removeLocked(t, summarize: true)
     }
@@ -417,7 +461,13 @@ struct SSIState {
 
     /// Removes the committed transactions that no active serializable transaction overlaps (committed before the
     /// oldest active one began); returns the point locks to remove after the SSI lock is released.
-    mutating func cleanupLocked() -> SSICleanup {
+    ///
+    /// `lazyBound` (``SSIManager/lazyBound()``, called only when a record is about to go): a bound at or below the
+    /// snapshot of every read-only transaction not registered yet. A record committed after it stays, as it would
+    /// if those transactions had been registered at their snapshots (SSI/DESIGN.md, "Read-only transactions
+    /// registered late").
+    mutating func cleanupLocked(lazyBound: () -> UInt64) -> SSICleanup {
+        var bound: UInt64?
         while activeHead < activeQueue.count {
             let (b, t) = activeQueue[activeHead]
             if let r = xacts[t], !r.isCommitted, r.beginSeq == b { break }
@@ -433,6 +483,10 @@ struct SSIState {
             let t = committedQueue[committedHead]
             guard let r = xacts[t], let c = r.commitSeq else { committedHead += 1; continue }
             if let oldestActive, c > oldestActive { break }
+            if !r.readOnly {
+                if bound == nil { bound = lazyBound() }
+                if r.commitTS > bound! { break }
+            }
             committedHead += 1
             if !r.pointKeys.isEmpty { pendingRelease.append((t, r.pointKeys)) }
             removeLocked(t, summarize: true)
@@ -441,7 +495,9 @@ struct SSIState {
         while committedQueue.count - committedHead > limits.maxRetainedCommitted {
             summarizeOldestLocked()
         }
-        if !summary.isEmpty, oldestActive.map({ summary.newestCommit < $0 }) ?? true {
+        if !summary.isEmpty, oldestActive.map({ summary.newestCommit < $0 }) ?? true,
+            summary.newestWriterTS <= (bound ?? lazyBound())
+        {
             // No active transaction overlaps any summarized one any more.
             summary = SSISummary()
             fastPath.summarized.store(false, ordering: .sequentiallyConsistent)
@@ -476,6 +532,9 @@ struct SSISummary {
     var writers: [UInt64: SummarizedWriter] = [:]
     /// The newest `commitSeq` summarized.
     var newestCommit: UInt64 = 0
+    /// The newest commit timestamp (`SerializableXact.commitTS`) among the summarized writers: while a lazy
+    /// read-only transaction's snapshot is older, the summary stays (its registration may need the writers).
+    var newestWriterTS: UInt64 = 0
 
     var isEmpty: Bool { newestCommit == 0 }
 
@@ -500,6 +559,8 @@ struct SummaryReader: Comparable {
 /// What is kept of a summarized read-write transaction: enough to judge an edge from a reader to it.
 struct SummarizedWriter {
     let commitSeq: UInt64
+    /// Its commit timestamp (`SerializableXact.commitTS`): for the registration of a lazy read-only transaction.
+    let commitTS: UInt64
     /// The earliest `commitSeq` among the transactions it had an rw-conflict out to that had committed when it
     /// was summarized (nil: none). Later ones cannot have committed before it.
     let earliestOutCommit: UInt64?

@@ -16,6 +16,10 @@ public struct SerializableStatistics: Sendable, Hashable, Codable {
     /// Read-only transactions whose snapshot was safe at once / became safe later (both never fail).
     public var safeReadOnlyAtBegin = 0
     public var safeReadOnlyLater = 0
+    /// Read-only transactions (in memory) begun without registering with SSI that ended that way, after one read
+    /// or none; and those registered at their second operation.
+    public var readOnlyNeverRegistered = 0
+    public var readOnlyRegisteredLate = 0
     /// Escalations of a transaction's SIREAD locks to the whole keyspace.
     public var escalations = 0
     /// Tracked read-only commits that found the SSI lock busy and were queued for its next holder (they never wait).

@@ -37,6 +37,11 @@ final class SerializableXact: @unchecked Sendable {
         self.readOnly = readOnly
     }
 
+    /// The record a lazy read-only transaction holds until it is registered (SSI/DESIGN.md, "Read-only transactions
+    /// registered late"): never registered, never doomed nor marked safe; shared by all of them (the owner only
+    /// reads its two atomics).
+    static let lazyPlaceholder = SerializableXact(txid: 0, readOnly: true)
+
     let txid: UInt64
     /// Declared read-only (`begin(.serializable, readOnly: true)`).
     let readOnly: Bool
@@ -65,6 +70,9 @@ final class SerializableXact: @unchecked Sendable {
     /// SSI clock value at commit (assigned under the SSI lock, in the same critical section as the publication of
     /// its writes); nil while active. Invariant: `commitSeq == nil || commitSeq > beginSeq`.
     @exclusivity(unchecked) var commitSeq: UInt64?
+    /// The commit timestamp of its writes (the oracle's `ts`), set with `commitSeq` for a read-write commit; 0
+    /// otherwise. Places a read-only transaction registered late (`SSIState.registerLateLocked`).
+    @exclusivity(unchecked) var commitTS: UInt64 = 0
     /// Why this transaction was doomed (set together with `doomed`).
     @exclusivity(unchecked) var doom: IsoKVError?
     /// rw-antidependencies in: reader txid → what it read that this transaction wrote.
