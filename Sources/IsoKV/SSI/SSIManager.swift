@@ -6,7 +6,9 @@ import Synchronization
 /// snapshots for read-only transactions, and the cleanup of committed transactions' SSI state. See SSI/DESIGN.md.
 ///
 /// Entry points, by purpose (all called by `Transaction`, only for `.serializable` transactions that are tracked):
-/// - life cycle: ``tryBeginSafeReadOnly(oracle:hint:stripe:)`` (lock-free), ``begin(txid:readOnly:oracle:hint:stripe:)``,
+/// - life cycle: ``tryBeginSafeReadOnly(oracle:hint:stripe:)`` (lock-free), ``beginLazyReadOnly(hint:stripe:)``
+///   (lock-free; ``registerLate(_:snapshot:)`` at a second operation, ``endLazyReadOnly(lazySlot:registered:stripe:)``),
+///   ``begin(txid:readOnly:oracle:hint:stripe:)``,
 ///   ``commit(_:pointKeys:publish:)``, ``finishReadOnly(_:pointKeys:)`` (a tracked read-only commit, never waits),
 ///   ``end(_:pointKeys:)`` (abort / rollback), ``waitForSafety(_:)`` (deferrable);
 /// - reads: `pointLocks.add` before reading, ``readFoundNewer(_:writers:edge:)`` after;

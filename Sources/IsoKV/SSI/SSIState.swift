@@ -8,7 +8,8 @@ struct SSIState {
     /// late, whose snapshot falls just before that commit (`registerLateLocked`).
     var clock: UInt64 = 0
     /// Tracked serializable transactions: active ones, and committed ones some active one overlaps.
-    /// Invariant: a committed record is kept while some active record has `beginSeq < commitSeq` (cleanupLocked).
+    /// Invariant: a committed record is kept while some active record has `beginSeq < commitSeq`, and a read-write
+    /// one also while its `commitTS` is above some lazy read-only snapshot (cleanupLocked).
     var xacts = TxidMap<SerializableXact>()
     /// Range SIREAD locks, all transactions (a write checks each: O(ranges)).
     /// Invariant: every owner has a record in `xacts` (removed with it). Every change of the count is mirrored,
