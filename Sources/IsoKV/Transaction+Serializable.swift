@@ -95,7 +95,7 @@ extension Transaction {
     /// The SSI record to track an operation with, registering this transaction first if it was begun lazily
     /// (read-only, not registered yet: ``SerializableTracking/lazySlot``). Called by every operation after the
     /// first, which is a deferred point read and needs no record. Returns nil when the registration found the
-    /// snapshot safe (the transaction is then untracked).
+    /// snapshot safe: the transaction is then untracked, and its deferred read needs no tracking either.
     func registeredHandle(_ h: SerializableXact) -> SerializableXact? {
         guard let lazySlot = serializable!.lazySlot else { return h }
         let rec = SerializableXact(txid: txid, readOnly: true)
@@ -106,7 +106,11 @@ extension Transaction {
         }
         serializable!.xact = rec
         serializable!.lazySlot = nil
-        return rec.isTracked ? rec : nil
+        guard rec.isTracked else {
+            serializable!.deferredRead = nil
+            return nil
+        }
+        return rec
     }
 
     /// A serializable read of `key`: SIREAD lock first (a point lock, unless a scan's range lock covers it), then
@@ -131,8 +135,7 @@ extension Transaction {
             serializable!.deferredRead = key
             return db.readAtSnapshot(key, snapshot, txid: assignedID)
         }
-        guard let h = registeredHandle(h) else {
-            serializable!.deferredRead = nil  // found safe at its registration: nothing to track
+        guard let h = registeredHandle(h) else {  // found safe at its registration
             return db.readAtSnapshot(key, snapshot, txid: assignedID, chain: chain)
         }
         try trackDeferredRead(h)
@@ -152,7 +155,7 @@ extension Transaction {
         guard let h = trackedHandle else { return }
         try checkNotDoomed(h)
         serializable!.operations += 1
-        guard let h = registeredHandle(h) else { return }  // (a lazy transaction is read-only: never here)
+        assert(serializable!.lazySlot == nil, "a lazy transaction is read-only: it never locks")
         try trackDeferredRead(h)
         trackPoint(key, h)
     }
@@ -192,7 +195,7 @@ extension Transaction {
         guard let h = trackedHandle else { return }
         try checkNotDoomed(h)
         serializable!.operations += 1
-        guard let h = registeredHandle(h) else { return }  // (a lazy transaction is read-only: never here)
+        assert(serializable!.lazySlot == nil, "a lazy transaction is read-only: it never writes")
         if serializable!.deferredRead == key {
             // First updater wins passed and the pending write stands: no version of the key newer than the
             // snapshot can be committed by another transaction before this one ends.
@@ -209,10 +212,7 @@ extension Transaction {
         guard let h = trackedHandle else { return nil }
         try checkNotDoomed(h)
         serializable!.operations += 1
-        guard let h = registeredHandle(h) else {
-            serializable!.deferredRead = nil  // found safe at its registration: nothing to track
-            return nil
-        }
+        guard let h = registeredHandle(h) else { return nil }  // found safe at its registration
         try trackDeferredRead(h)
         let (id, escalated) = db.ssi.addRange(h, PredicateRange(range))
         guard let id else { return nil }
