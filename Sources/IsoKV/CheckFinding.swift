@@ -67,8 +67,9 @@ public struct CheckFinding: Sendable, Hashable, CustomStringConvertible {
         /// `xacts[r].outConflicts[w] != nil ⇔ xacts[w].inConflicts[r] != nil` does not hold (`SerializableXact.inConflicts`).
         case ssiEdgeAsymmetric
         /// A record contradicts itself or the clock: `commitSeq <= beginSeq`, a sequence above `clock`, `doomed`
-        /// without a reason (or the reverse), doomed and committed, prepared and committed, a tracked record
-        /// marked safe, or `possibleUnsafe` not kept on both ends (`SerializableXact`).
+        /// without a reason (or the reverse), doomed and committed, prepared and committed, prepared but not in
+        /// the prepared list (or the reverse), a prepared commit already visible but not marked committed, a
+        /// tracked record marked safe, or `possibleUnsafe` not kept on both ends (`SerializableXact`).
         case ssiRecordInconsistent
         /// A range SIREAD lock whose owner has no record (`SSIState.ranges`).
         case ssiRangeLockOrphaned

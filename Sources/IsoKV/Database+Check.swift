@@ -361,6 +361,8 @@ struct ConsistencyChecker {
                 if kind.requiresQuiescence && !quiescent { return }
                 findings.append(CheckFinding(kind, key: key, transaction: t, message()))
             }
+            // Loaded inside the SSI lock: every publication that can expose a prepared commit runs inside it.
+            let published = db.oracle.published.load(ordering: .sequentiallyConsistent)
             let queuedCommits = Set(queued.map(\.txid))
             awaitingRelease = queuedCommits.union(s.pendingRelease.map(\.txid))
             for (t, r) in s.xacts {
@@ -390,6 +392,14 @@ struct ConsistencyChecker {
                 if r.isDoomed && r.isCommitted { wrong.append("doomed and committed") }
                 if r.prepared && (r.isCommitted || r.readOnly) {
                     wrong.append("prepared and \(r.readOnly ? "read-only" : "committed")")
+                }
+                if r.prepared != s.prepared.contains(where: { $0 === r }) {
+                    wrong.append(
+                        r.prepared ? "prepared, missing from the prepared list" : "listed as prepared, not prepared")
+                }
+                // Every publication marks the prepared commits it makes visible (SSIManager.commitPreparedLocked).
+                if r.prepared, case let ts = r.preparedTS.load(ordering: .acquiring), ts != 0, ts <= published {
+                    wrong.append("prepared commit \(ts) visible (published \(published)) but not marked committed")
                 }
                 if r.safe.load(ordering: .acquiring) { wrong.append("marked safe but still tracked") }
                 for p in r.possibleUnsafe.sorted() {

@@ -37,6 +37,9 @@ public enum TestingCorruption: Sendable {
     /// Removes a live transaction from the registry of live transactions, as if it had ended without releasing
     /// what it holds. → `lockOfEndedTransaction`, `ssiRecordOfEndedTransaction`
     case forgetTransaction(TransactionID)
+    /// Sets `prepared` on an active read-write serializable record without listing it among the prepared ones,
+    /// as a durable commit that lost track of it would. → `ssiRecordInconsistent`
+    case markPreparedUnlisted(TransactionID)
     /// Removes a waiting transaction's entry from the wait-for graph. → `waitGraphMismatch`
     case forgetWait(TransactionID)
     /// Removes the key's chain from the GC backlog. → `versionsNotFiledForGC`
@@ -159,6 +162,13 @@ extension Database {
                 precondition(
                     s.activeReadWrite.contains(id.rawValue), "tx\(id.rawValue) is not an active read-write one")
                 s.leaveActiveReadWriteLocked(id.rawValue)  // the count mirror follows: only the set is wrong
+            }
+        case .markPreparedUnlisted(let id):
+            ssi.withCaughtUpStateForTesting { s in
+                guard let r = s.xacts[id.rawValue], !r.readOnly, !r.isCommitted else {
+                    preconditionFailure("tx\(id.rawValue) has no active read-write SSI record")
+                }
+                r.prepared = true
             }
         case .claimLazySlotWithoutTransaction:
             _ = ssi.lazySlots.claim(oracle.latest(), hint: 0)

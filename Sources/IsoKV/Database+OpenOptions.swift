@@ -16,6 +16,10 @@ extension Database {
         public var configuration: Configuration
         /// Failpoints for tests (nil: none). Test-only: reached through `@_spi(Testing) import IsoKV`.
         @_spi(Testing) public var faults: FaultHook?
+        /// Called on a committing task once its record is durable and before its commit is published, with the
+        /// commit's sequence number (nil: none). Test-only (`@_spi(Testing)`): a test holds one commit here to make
+        /// a later one publish first.
+        @_spi(Testing) public var beforePublish: (@Sendable (_ commit: UInt64) async -> Void)?
 
         /// ```swift
         /// let db = try await Database.open(path: "data", options: .init(durability: .buffered))

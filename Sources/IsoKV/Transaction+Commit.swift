@@ -56,8 +56,8 @@ extension Transaction {
         }
         let version: UInt64?
         if let durable = db.durable {
-            if let ssiXact, let failure = db.ssi.prepare(ssiXact) { throw abort(failure) }  // 3
-            version = try await commitDurably(durable, ssi: ssiXact, pointKeys: pointKeys)  // 4, 5
+            if let ssiXact, let failure = db.ssi.prepare(ssiXact, pointKeys: pointKeys) { throw abort(failure) }  // 3
+            version = try await commitDurably(durable, ssi: ssiXact)  // 4, 5
         } else {
             version = try commitInMemory(ssi: ssiXact, pointKeys: pointKeys)  // 3, 4
         }
@@ -93,14 +93,13 @@ extension Transaction {
     /// Steps 4–5 on a durable database: the record is enqueued in the log under the commit lock, in `ts` order,
     /// and awaited outside it. The pending writes are stable meanwhile: this transaction holds their exclusive row
     /// locks until step 6.
-    nonisolated(nonsending) private func commitDurably(
-        _ durable: DurableStore, ssi: SerializableXact?,
-        pointKeys: [Bytes]
-    ) async throws -> UInt64? {
+    nonisolated(nonsending) private func commitDurably(_ durable: DurableStore, ssi: SerializableXact?) async throws
+        -> UInt64?
+    {
         let writes = pendingWrites()
         // Every write was undone by rollbacks to savepoints: nothing to log or publish.
         if writes.isEmpty {
-            if let ssi { db.ssi.finishPrepared(ssi, pointKeys: pointKeys, publish: {}) }
+            if let ssi { db.ssi.finishPrepared(ssi, commitTS: nil, publish: {}) }
             return nil
         }
         prepareVersions()
@@ -118,7 +117,10 @@ extension Transaction {
             } catch {
                 return .failure(error)  // nothing installed
             }
-            return .success((installLocked(last: &last), ticket))
+            let ts = installLocked(last: &last)
+            // Before the commit lock is released: a later commit's publication must find it (SSIManager.commitPreparedLocked).
+            ssi?.preparedTS.store(ts, ordering: .releasing)
+            return .success((ts, ticket))
         }
         let ts: UInt64
         let ticket: DurabilityTicket
@@ -136,10 +138,14 @@ extension Transaction {
             }
             throw fail(DurableStore.commitError(error as? StorageError ?? .logFailed(cause: "\(error)")))
         }
+        if let hook = durable.options.beforePublish { await hook(ts) }
+        // Publishing `ts` makes every commit up to it visible, and may come before theirs (two commits acknowledged
+        // by one fsync resume in either order): SSI marks the prepared serializable ones among them committed in
+        // the same event.
         if let ssi {
-            db.ssi.finishPrepared(ssi, pointKeys: pointKeys) { oracle.publish(atLeast: ts) }
+            db.ssi.finishPrepared(ssi, commitTS: ts) { oracle.publish(atLeast: ts) }
         } else {
-            oracle.publish(atLeast: ts)
+            db.ssi.publishDurable(ts) { oracle.publish(atLeast: ts) }
         }
         return ts
     }

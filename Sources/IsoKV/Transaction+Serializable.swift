@@ -48,10 +48,10 @@ extension Transaction {
                 return begun.snapshot
             }
         }
-        // Read-only and in memory: begun without SSI, registered only if a second operation comes (one read
-        // needs no tracking at all). Durable databases mark commits after their fsync, not always in timestamp
-        // order: they register at once.
-        if isReadOnly && !isDeferrable && db.durable == nil,
+        // Read-only: begun without SSI, registered only if a second operation comes (one read needs no tracking
+        // at all). Durable databases too: their commits are marked in timestamp order, in the publication that
+        // makes them visible (SSIManager.commitPreparedLocked), as in memory.
+        if isReadOnly && !isDeferrable,
             let lazy = withSSI({ $0.beginLazyReadOnly(hint: hint, stripe: stripe) })
         {
             snapshotSlot = lazy.slot

@@ -226,6 +226,15 @@ struct CheckTests {
         try await t.rollback()
     }
 
+    @Test func preparedRecordMissingFromThePreparedList() async throws {
+        let db = makeDatabase()
+        let t = try await db.begin(.serializable)
+        try await t.put("k", "1")
+        expectConsistent(db, .concurrent)
+        db._testingCorrupt(.markPreparedUnlisted(t.id))
+        expectOnly(.ssiRecordInconsistent, db, .concurrent, transaction: t.id)
+    }
+
     @Test func lazyReadOnlySlotWithoutTransaction() async throws {
         let db = makeDatabase()
         let writer = try await db.begin(.serializable)

@@ -1,6 +1,6 @@
 import Testing
 import Foundation
-@testable import IsoKV
+@_spi(Testing) @testable import IsoKV
 import IsoKVStorage
 import IsoKVSync
 import IsoKVTestSupport
@@ -151,5 +151,98 @@ import IsoKVTestSupport
         print("write skew, durable: \(aborts); retried \(retries)")
         await db.close()
         expectConsistent(db)
+    }
+    /// Fekete's read-only anomaly across a commit that a later one published. T1 (serializable, the `T_out`) is
+    /// durable but held before its own publication; a later commit `publisher` (serializable or snapshot) is
+    /// acknowledged by a later fsync and publishes up to its own sequence number, which makes T1's deposit visible
+    /// first. A read-only serializable report R then sees the deposit but not the pivot T2's withdrawal, while T2
+    /// read neither. R ──rw──▶ T2 ──rw──▶ T1 with T1 visible to R: T1 committed before R's snapshot, so T2's write
+    /// must fail with 40001 — which requires T1's commit mark to precede R's begin on the SSI clock although T1
+    /// itself has not reached its publication yet.
+    @Test(.timeLimit(.minutes(1)), arguments: [IsolationLevel.serializable, .snapshot])
+    func readOnlyAnomalyAcrossACommitPublishedByALaterOne(publisher: IsolationLevel) async throws {
+        let dir = TemporaryDirectory("ssi-published-later")
+        defer { dir.remove() }
+        let pause = CommitPause()
+        var options = durableOptions(.fsync)
+        options.beforePublish = { _ in await pause.passIfArmed() }
+        let db = try await Database.open(path: dir.path, options: options)
+        try await seed(db, [("savings", "0"), ("checking", "0")])
+        let t2 = try await db.begin(.serializable)
+        #expect(try await t2.get("savings") == "0")
+        #expect(try await t2.get("checking") == "0")
+        pause.arm()
+        let t1 = Task {
+            let t1 = try await db.begin(.serializable)
+            try await t1.put("savings", "20")  // T2 ──rw──▶ T1
+            try await t1.commit()
+        }
+        while !pause.hasWaiter { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(try await db.get("savings")?.value == "0", "T1 is durable but not published")
+        let later = try await db.begin(publisher)
+        try await later.put("unrelated", "1")
+        try await later.commit()
+        #expect(try await db.get("savings")?.value == "20", "the later commit published T1 too")
+        #expect(pause.hasWaiter, "T1 must still be held")
+        #expect(db.statistics().serializable.preparedMarkedByLaterCommit == 1)
+        expectConsistent(db, .concurrent)  // a visible prepared commit must be marked committed
+        let report = try await db.begin(.serializable, readOnly: true)
+        #expect(try await report.get("savings") == "20")
+        #expect(try await report.get("checking") == "0")
+        var failure: IsoKVError?
+        do {
+            try await t2.put("checking", "-11")  // R ──rw──▶ T2: T2 is the pivot
+            try await t2.commit()
+        } catch let e as IsoKVError { failure = e }
+        pause.release()
+        try await t1.value
+        try await report.commit()
+        #expect(failure?.code == .serializationFailure, "T2 must fail: \(String(describing: failure))")
+        #expect(try await db.get("checking")?.value == "0")
+        await db.close()
+        expectConsistent(db)
+    }
+}
+
+/// Holds one commit of a durable database before its publication (`OpenOptions.beforePublish`): the first commit
+/// to pass after `arm()` suspends until `release()`; the test polls `hasWaiter`.
+final class CommitPause: Sendable {
+    private struct State {
+        var armed = false
+        var released = false
+        var waiter: CheckedContinuation<Void, Never>?
+        var holding = false
+    }
+    // `Locked` (a pthread mutex): see SyncGate.
+    private let state = Locked(State())
+
+    func arm() { state.withLock { $0.armed = true } }
+    var hasWaiter: Bool { state.withLock { $0.holding } }
+
+    func passIfArmed() async {
+        let hold = state.withLock { s -> Bool in
+            defer { s.armed = false }
+            return s.armed
+        }
+        guard hold else { return }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resume = state.withLock { s -> Bool in
+                if s.released { return true }
+                s.waiter = c
+                s.holding = true
+                return false
+            }
+            if resume { c.resume() }
+        }
+    }
+
+    func release() {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.released = true
+            s.holding = false
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume()
     }
 }

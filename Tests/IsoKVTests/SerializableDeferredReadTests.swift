@@ -112,8 +112,10 @@ struct SerializableDeferredReadTests {
 
     /// A read-only transaction with a concurrent writer (so not safe at begin) is not registered with SSI for its
     /// first read: no record, no lock. It ends that way; only a second operation registers it.
-    @Test func readOnlySingleReadIsNeverRegistered() async throws {
-        let db = makeDatabase()
+    @Test(arguments: [false, true]) func readOnlySingleReadIsNeverRegistered(durable: Bool) async throws {
+        let dir = TemporaryDirectory("late-registration")
+        defer { dir.remove() }
+        let db = durable ? try await Database.open(path: dir.path, options: durableOptions(.fsync)) : makeDatabase()
         try await seed(db, [("a", "1"), ("b", "2")])
         let writer = try await db.begin()
         try await writer.put("w", "1")  // a read-write transaction active: read-only begins are not safe
@@ -137,16 +139,24 @@ struct SerializableDeferredReadTests {
         s = db.statistics().serializable
         #expect(s.active == 0 && s.retainedCommitted == 0 && s.pointLocks == 0, "\(s)")
         expectConsistent(db)
+        if durable { await db.close() }
     }
 
     /// Fekete's read-only anomaly with the read-only transaction registered late, after the pivot committed: its
     /// registration goes below the pivot's commit, and the pivot's record — which the cleanup at its commit would
     /// have removed, no registered transaction overlapping it — is still there, so the late-tracked first read
     /// closes the structure and the read-only transaction fails (as it does when registered at its begin).
-    @Test(arguments: [false, true]) func lateRegistrationStillSeesThePivotThatCommitted(summarized: Bool) async throws {
+    /// On a durable database too (`durable`): there commits are marked after their fsync, in timestamp order.
+    @Test(arguments: [false, true], [false, true])
+    func lateRegistrationStillSeesThePivotThatCommitted(summarized: Bool, durable: Bool) async throws {
         // With `summarized`, commits after the pivot push it out of the retained records into the summary.
-        let db = Database.inMemory(
-            Database.Configuration(serializable: SerializableLimits(maxRetainedCommitted: summarized ? 2 : 10_000)))
+        let configuration = Database.Configuration(
+            serializable: SerializableLimits(maxRetainedCommitted: summarized ? 2 : 10_000))
+        let dir = TemporaryDirectory("late-registration-pivot")
+        defer { dir.remove() }
+        var options = durableOptions(.fsync)
+        options.configuration = configuration
+        let db = durable ? try await Database.open(path: dir.path, options: options) : Database.inMemory(configuration)
         try await seed(db, [("x", "0"), ("y", "0")])
         let pivot = try await db.begin()
         _ = try await pivot.get("x")
@@ -167,5 +177,6 @@ struct SerializableDeferredReadTests {
         let s = db.statistics().serializable
         #expect(s.readOnlyRegisteredLate == 1, "\(s)")
         expectConsistent(db)
+        if durable { await db.close() }
     }
 }

@@ -39,6 +39,9 @@ final class SSIManager: Sendable {
     /// inside the SSI lock and look only when something is there).
     private let begins = Locked<[SerializableXact]>([])
     private let beginsCount = Atomic<Int>(0)
+    /// `SSIState.prepared.count`, stored inside the SSI lock (sequentially consistent): a durable commit that is
+    /// not serializable publishes without the SSI lock while it is 0 (``publishDurable(_:publish:)``).
+    private let preparedCount = Atomic<Int>(0)
     /// Mirrors of the SSI state for the lock-free begin of a safe read-only transaction.
     let fastPath = SSIFastPath()
     /// Point SIREAD locks, striped; read paths add to it without the global lock.
@@ -303,39 +306,118 @@ final class SSIManager: Sendable {
 
     /// The first half of ``commit(_:pointKeys:publish:)`` for a durable database: the pre-commit check, then
     /// `prepared` — from here on the transaction cannot be chosen as a victim, because its record is about to be
-    /// written to the log. Returns the error to abort with, or nil. Call ``finishPrepared(_:pointKeys:publish:)``
-    /// once the record is durable, or ``end(_:pointKeys:)`` if logging it failed.
-    func prepare(_ h: SerializableXact) -> IsoKVError? {
+    /// written to the log. `pointKeys` (its point SIREAD keys) are kept in the record, for whichever publication
+    /// marks it committed. Returns the error to abort with, or nil. Then, under the commit lock, store the commit's
+    /// `ts` in `h.preparedTS`; call ``finishPrepared(_:commitTS:publish:)`` once the record is durable, or
+    /// ``end(_:pointKeys:)`` if logging it failed.
+    func prepare(_ h: SerializableXact, pointKeys: [Bytes]) -> IsoKVError? {
         locked { s -> IsoKVError? in
             guard let rec = s.xacts[h.txid] else { return nil }
             if let e = s.preCommitLocked(h.txid, counters: counters) { return e }
             rec.prepared = true
+            rec.pointKeys = pointKeys
+            s.prepared.append(rec)
+            preparedCount.store(s.prepared.count, ordering: .sequentiallyConsistent)
             return nil
         }
     }
 
-    /// The second half: publishes (inside the SSI lock, as ``commit(_:pointKeys:publish:)`` does) and marks the
-    /// prepared transaction committed. Conflicts that arrived while it was prepared are checked again: pivots
-    /// between it and a concurrent reader are doomed (it cannot be), exactly as at a pre-commit check.
-    func finishPrepared(_ h: SerializableXact, pointKeys: [Bytes], publish: () -> Void) {
+    /// The second half, once the record of commit `commitTS` is durable (nil: the transaction had nothing left to
+    /// log, every write undone by savepoint rollbacks): publishes inside the SSI lock, as
+    /// ``commit(_:pointKeys:publish:)`` does, and marks it committed — unless a later commit's publication, which
+    /// made its writes visible too, already did (``commitPreparedLocked(_:through:own:publish:)``).
+    func finishPrepared(_ h: SerializableXact, commitTS: UInt64?, publish: () -> Void) {
         let release = locked { s -> SSICleanup in
-            guard let rec = s.xacts[h.txid] else {
+            guard let rec = s.xacts[h.txid], rec.prepared else {
+                // Not tracked any more, or marked committed by an earlier publication that covered its `ts`.
                 publishOrderedLocked(&s, publish)
                 return SSICleanup()
             }
-            _ = s.preCommitLocked(h.txid, counters: counters)  // its own doom is impossible once prepared
-            publishOrderedLocked(&s, publish)
-            rec.prepared = false
-            s.markCommittedLocked(h.txid, pointKeys: pointKeys, commitTS: publishedNow())
-            return s.cleanupLocked(lazyBound: lazyBound)
+            guard let commitTS else {
+                // Nothing written: nothing published, no timestamp order to keep; marked now.
+                _ = s.preCommitLocked(h.txid, counters: counters)
+                publishOrderedLocked(&s, publish)
+                rec.prepared = false
+                s.prepared.removeAll { $0 === rec }
+                preparedCount.store(s.prepared.count, ordering: .sequentiallyConsistent)
+                s.markCommittedLocked(h.txid, pointKeys: rec.pointKeys, commitTS: publishedNow())
+                return s.cleanupLocked(lazyBound: lazyBound)
+            }
+            return commitPreparedLocked(&s, through: commitTS, own: rec, publish: publish)
         }
         self.release(release)
+    }
+
+    /// The publication of a durable commit `ts` that is not serializable (`publish` makes every commit up to `ts`
+    /// visible). While some serializable transaction is prepared it goes through the SSI lock, so that the
+    /// prepared ones at or below `ts` are marked committed in the same event; otherwise it runs `publish` alone.
+    ///
+    /// Why the lock-free check is enough: a prepared transaction with a smaller `ts` stored the count (inside the
+    /// SSI lock, sequentially consistent) before its commit-lock section, which came before this commit's, and
+    /// this load comes after that; so it reads at least that count, or a later one stored when the transaction
+    /// was marked (by a publication that covered it).
+    func publishDurable(_ ts: UInt64, publish: () -> Void) {
+        guard preparedCount.load(ordering: .sequentiallyConsistent) > 0 else {
+            publish()
+            return
+        }
+        let release = locked { s in commitPreparedLocked(&s, through: ts, own: nil, publish: publish) }
+        self.release(release)
+    }
+
+    /// Publishes a durable commit `ts` and marks every prepared transaction with a `ts` at or below it committed,
+    /// in timestamp order (SSI/DESIGN.md, "Durable databases: prepared transactions"). Two commits acknowledged by
+    /// the same fsync resume in any order, and `publish` (`published = max(published, ts)`) makes every commit up
+    /// to `ts` visible: the later one's publication exposes the earlier one's writes. Marking the earlier one here
+    /// keeps "T committed before S's snapshot ⇔ `T.commitSeq < S.beginSeq`": without it a serializable snapshot
+    /// taken in between would see a commit that the SSI clock places after it, and the read-only rules would miss
+    /// a dangerous structure (`DurableSerializableConcurrentTests`, Fekete's read-only anomaly). Each such
+    /// commit's record is durable: the log acknowledges in log order, which is `ts` order.
+    ///
+    /// A prepared record whose `preparedTS` reads 0 got (or will get) its `ts` in a commit-lock section after
+    /// this commit's, so its `ts` is above `ts`. Conflicts that arrived while a transaction was prepared are
+    /// checked again first: pivots between it and a concurrent reader are doomed, exactly as at a pre-commit check.
+    /// `own`: the publishing commit's record (nil: a commit that is not serializable).
+    private func commitPreparedLocked(
+        _ s: inout SSIState, through ts: UInt64, own: SerializableXact?, publish: () -> Void
+    ) -> SSICleanup {
+        var due: [SerializableXact] = []
+        for rec in s.prepared {
+            let t = rec.preparedTS.load(ordering: .acquiring)
+            if t != 0 && t <= ts { due.append(rec) }
+        }
+        if due.count > 1 {
+            due.sort { $0.preparedTS.load(ordering: .relaxed) < $1.preparedTS.load(ordering: .relaxed) }
+        }
+        for rec in due { _ = s.preCommitLocked(rec.txid, counters: counters) }  // no doom once prepared
+        publishOrderedLocked(&s, publish)
+        guard !due.isEmpty else { return SSICleanup() }
+        for rec in due {
+            rec.prepared = false
+            s.markCommittedLocked(rec.txid, pointKeys: rec.pointKeys, commitTS: rec.preparedTS.load(ordering: .relaxed))
+        }
+        s.prepared.removeAll { !$0.prepared }
+        preparedCount.store(s.prepared.count, ordering: .sequentiallyConsistent)
+        let forOthers = own == nil ? due.count : due.count - 1
+        if forOthers > 0 { counters.preparedMarkedByLaterCommit.add(forOthers, ordering: .relaxed) }
+        return s.cleanupLocked(lazyBound: lazyBound)
     }
 
     /// Forgets an aborted or rolled-back transaction (its edges go with it: an aborted transaction is in no cycle).
     func end(_ h: SerializableXact, pointKeys: some Sequence<Bytes>) {
         let release = locked { s -> SSICleanup in
-            guard s.xacts[h.txid] != nil else { return SSICleanup() }
+            guard let rec = s.xacts[h.txid] else { return SSICleanup() }
+            if rec.prepared {
+                // Its log write failed (so did every later one: the log's failed state is sticky).
+                rec.prepared = false
+                s.prepared.removeAll { $0 === rec }
+                preparedCount.store(s.prepared.count, ordering: .sequentiallyConsistent)
+            } else if rec.isCommitted {
+                // Marked committed by a later commit's publication, yet its own wait failed: only with
+                // `.unsafeNoSync`, where a wait checks the log's failure without waiting for its record. Its record
+                // stays until the cleanup (more conflicts, never fewer).
+                return SSICleanup()
+            }
             s.removeLocked(h.txid, summarize: false)
             return s.cleanupLocked(lazyBound: lazyBound)
         }
@@ -544,6 +626,7 @@ final class SSIManager: Sendable {
         st.readOnlyRegisteredLate = counters.registeredLate.load(ordering: .relaxed)
         st.escalations = counters.escalations.load(ordering: .relaxed)
         st.queuedReadOnlyCommits = counters.queuedReadOnlyCommits.load(ordering: .relaxed)
+        st.preparedMarkedByLaterCommit = counters.preparedMarkedByLaterCommit.load(ordering: .relaxed)
         return st
     }
 }
@@ -592,6 +675,8 @@ final class SSICounters: Sendable {
     let neverRegistered = StripedCounter(stripes: Oracle.stripeCount)
     /// Lazy read-only transactions registered at a later operation.
     let registeredLate = Atomic<Int>(0)
+    /// Prepared transactions marked committed by a later commit's publication (durable databases).
+    let preparedMarkedByLaterCommit = Atomic<Int>(0)
 }
 
 /// Where an rw-antidependency was found.

@@ -55,6 +55,9 @@ struct SSIState {
     var garbage: [SerializableXact] = []
     /// Read-only transactions found safe after their begin (statistics).
     var safeLater = 0
+    /// Durable databases: the prepared transactions not marked committed yet, in prepare order. Invariant: exactly
+    /// the records with `prepared` set; `SSIManager.preparedCount` mirrors the count (stored inside the lock).
+    var prepared: [SerializableXact] = []
 
     // MARK: Begin and the active set
 

@@ -24,6 +24,9 @@ public struct SerializableStatistics: Sendable, Hashable, Codable {
     public var escalations = 0
     /// Tracked read-only commits that found the SSI lock busy and were queued for its next holder (they never wait).
     public var queuedReadOnlyCommits = 0
+    /// Durable databases: serializable commits marked committed by a later commit's publication, which made their
+    /// writes visible first (two commits acknowledged by the same fsync resume in either order).
+    public var preparedMarkedByLaterCommit = 0
     /// Committed transactions summarized so far because more than `maxRetainedCommitted` were retained.
     public var summarized = 0
     /// Summarized writers still remembered (24 bytes each), and summary SIREAD locks (points + ranges + the

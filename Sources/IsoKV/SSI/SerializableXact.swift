@@ -54,6 +54,13 @@ final class SerializableXact: @unchecked Sendable {
     /// lock.
     let safe = Atomic<Bool>(false)
 
+    /// Durable databases: the commit timestamp (the oracle's `ts`) of this prepared transaction, stored inside the
+    /// commit lock's critical section that assigns it (release); 0 before that, and always in memory. Loaded under
+    /// the SSI lock (acquire) by whichever publication covers it: every publication of a `ts` marks the prepared
+    /// transactions at or below it committed, in timestamp order (`SSIManager.commitPreparedLocked`). A prepared
+    /// record whose value is still 0 there has a `ts` above the publication's (its commit-lock section comes later).
+    let preparedTS = Atomic<UInt64>(0)
+
     /// Whether the owner must keep tracking reads (read without the SSI lock).
     @inline(__always) var isTracked: Bool { !safe.load(ordering: .acquiring) }
 
@@ -100,6 +107,7 @@ final class SerializableXact: @unchecked Sendable {
     /// Passed the pre-commit check and is committing on a durable database (its record is in the WAL, awaiting
     /// fsync), but not yet marked committed: it can no longer be the victim. A dangerous structure that would
     /// choose it aborts another participant instead (PostgreSQL's prepared-transaction rule).
+    /// Invariant: `prepared` ⇔ the record is in `SSIState.prepared` (then its `pointKeys` are already set).
     @exclusivity(unchecked) var prepared = false
     var isCommitted: Bool { commitSeq != nil }
     /// Whether freeing this record frees more than the object: edges, point keys, partners, a diagnostic text.
