@@ -176,15 +176,27 @@ extension WriteAheadLog {
         }
         Glibc.close(context.fd)
         context.fd = -1
-        let (failed, exitContinuation) = shared.withLock { s -> ([Waiter], PlainContinuation?) in
+        let (failed, acknowledged, exitContinuation) = shared.withLock {
+            s -> ([Waiter], [Waiter], PlainContinuation?) in
             if let exitError, s.failure == nil { s.failure = .logFailed(cause: exitError.description) }
             s.flusherExited = true
             if mode == .buffered && exitError == nil { s.stats.syncs += 1 }
-            let waiters = s.waiters
+            var waiters = s.waiters
             s.waiters = []
-            return (waiters, s.exitContinuation)
+            // `.unsafeNoSync` (waits forced by back-pressure): a record below one already acknowledged stays
+            // acknowledged (`LogState.unsafeAckedLSN`).
+            var acknowledged: [Waiter] = []
+            if mode == .unsafeNoSync {
+                waiters.removeAll { w in
+                    guard s.acknowledgeUnsafeLocked(w.end) else { return false }
+                    acknowledged.append(w)
+                    return true
+                }
+            }
+            return (waiters, acknowledged, s.exitContinuation)
         }
         let error = failure ?? .closed
+        for w in acknowledged { w.continuation.resume() }
         for w in failed { w.continuation.resume(throwing: error) }
         // The notifier resumes what it still holds, then `close()`.
         notifier.stop(then: exitContinuation)

@@ -160,13 +160,19 @@ public final class WriteAheadLog: Sendable {
     }
 
     func waitDurable(_ ticket: DurabilityTicket, force: Bool) async throws {
-        if options.durability == .unsafeNoSync && !force {
-            if let failure = shared.withLock({ $0.failure }) { throw failure }
+        let unsafe = options.durability == .unsafeNoSync
+        if unsafe && !force {
+            let failure = shared.withLock { s in s.acknowledgeUnsafeLocked(ticket.end) ? nil : s.failure }
+            if let failure { throw failure }
             return
         }
         try await suspendCommitter { (continuation: CommitContinuation) in
             let outcome = shared.withLock { s -> Result<Bool, StorageError> in
-                if s.ackedLSN(options.durability) >= ticket.end { return .success(true) }
+                if s.ackedLSN(options.durability) >= ticket.end {
+                    if unsafe { _ = s.acknowledgeUnsafeLocked(ticket.end) }
+                    return .success(true)
+                }
+                if unsafe && s.failure != nil && s.acknowledgeUnsafeLocked(ticket.end) { return .success(true) }
                 if let failure = s.failure { return .failure(failure) }
                 s.waiters.append(Waiter(end: ticket.end, continuation: continuation))
                 return .success(false)
@@ -269,6 +275,11 @@ struct LogState {
     var waiters: [Waiter] = []
     /// Set once, by the flusher, when a write/fsync/rotation fails; then every append throws it. Never cleared.
     var failure: StorageError?
+    /// `.unsafeNoSync`: the end of the newest record whose wait returned (acknowledged at its enqueue, or written).
+    /// Invariant: acknowledgments are a prefix of the log — after a failure, a record at or below this end is still
+    /// acknowledged, because a later one was (the engine publishes a commit's sequence number and with it every
+    /// earlier commit, so an earlier one must not fail after a later one succeeded).
+    var unsafeAckedLSN: UInt64 = 0
     /// Set by `close()`; the flusher drains the queue and exits.
     var closing = false
     /// True while the flusher is (about to be) parked on `wake`: the next enqueuer clears it and posts.
@@ -307,6 +318,14 @@ struct LogState {
     }
 
     /// The LSN up to which appends are acknowledged in `mode`.
+    /// `.unsafeNoSync`: whether the record ending at `end` is acknowledged now (no failure, already written, or
+    /// below an acknowledged one: ``unsafeAckedLSN``); if so, records the acknowledgment.
+    mutating func acknowledgeUnsafeLocked(_ end: UInt64) -> Bool {
+        guard failure == nil || end <= Swift.max(unsafeAckedLSN, writtenLSN) else { return false }
+        if end > unsafeAckedLSN { unsafeAckedLSN = end }
+        return true
+    }
+
     func ackedLSN(_ mode: DurabilityMode) -> UInt64 {
         switch mode {
         case .fsync: return syncedLSN

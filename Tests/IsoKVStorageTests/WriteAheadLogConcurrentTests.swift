@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import IsoKVStorage
 import IsoKVTestSupport
@@ -220,6 +221,41 @@ import IsoKVTestSupport
         let (again, recovered) = try await WriteAheadLog.open(directory: dir.path)
         await again.close()
         #expect(recovered.commits == records)
+    }
+
+    /// `.unsafeNoSync` acknowledges a record at its enqueue, so acknowledgments must stay a prefix of the log
+    /// when the log fails: records A < B < D are queued while the flusher's write is held, B's wait returns, then
+    /// the write fails. A (below B) is still acknowledged; D (above every acknowledged record) fails, and so does
+    /// every later enqueue. Before, A's wait failed after B's succeeded: the engine, which publishes B's sequence
+    /// number and with it A's, showed A's writes and then took them back.
+    @Test(.timeLimit(.minutes(1))) func unsafeNoSyncAcknowledgmentsStayAPrefixWhenTheLogFails() async throws {
+        let dir = TemporaryDirectory("unsafe-prefix")
+        defer { dir.remove() }
+        let held = DispatchSemaphore(value: 0)
+        let writes = Atomic<Int>(0)
+        let failing = FaultHook { point in
+            guard point == .walWrite else { return nil }
+            writes.add(1, ordering: .sequentiallyConsistent)
+            held.wait()  // on the log's flusher thread
+            return .fail(errno: EIO)
+        }
+        let (log, _) = try await WriteAheadLog.open(
+            directory: dir.path, options: WALOptions(durability: .unsafeNoSync, faults: failing))
+        func record(_ n: UInt64) -> CommitRecord {
+            CommitRecord(sequence: n, writes: [KeyWrite(key: [UInt8(n)], value: [1], version: n)])
+        }
+        let a = try log.enqueue(record(1))
+        while writes.load(ordering: .sequentiallyConsistent) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let b = try log.enqueue(record(2))
+        let d = try log.enqueue(record(3))
+        try await log.waitDurable(b)  // acknowledged at once: no failure yet
+        held.signal()
+        while log.failure == nil { try await Task.sleep(for: .milliseconds(1)) }
+        held.signal()  // (in case the flusher writes again before it exits)
+        try await log.waitDurable(a)  // below B: still acknowledged
+        await #expect(throws: StorageError.self) { try await log.waitDurable(d) }
+        #expect(throws: StorageError.self) { _ = try log.enqueue(record(4)) }
+        await log.close()
     }
 
     @Test func checkpointWithAnOversizedKeyFailsCleanly() async throws {

@@ -413,9 +413,10 @@ final class SSIManager: Sendable {
                 s.prepared.removeAll { $0 === rec }
                 preparedCount.store(s.prepared.count, ordering: .sequentiallyConsistent)
             } else if rec.isCommitted {
-                // Marked committed by a later commit's publication, yet its own wait failed: only with
-                // `.unsafeNoSync`, where a wait checks the log's failure without waiting for its record. Its record
-                // stays until the cleanup (more conflicts, never fewer).
+                // Marked committed by a later commit's publication, yet its own log wait failed: impossible, as the
+                // log's acknowledgments are a prefix of it in every mode (IsoKVStorage DESIGN, "Failures"). Were it
+                // to happen, the record stays until the cleanup (more conflicts, never fewer).
+                assertionFailure("tx\(h.txid) failed after a later commit marked it committed")
                 return SSICleanup()
             }
             s.removeLocked(h.txid, summarize: false)
