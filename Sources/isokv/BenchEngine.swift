@@ -178,7 +178,8 @@ struct BenchEngine: AsyncParsableCommand {
                 ("threads", "\(threads)"), ("keys", "\(keys)"), ("seconds per row", "\(seconds)"),
                 ("value size", "\(valueSize)"), ("distribution", distribution.rawValue),
                 ("interleaved slices per row", "\(Self.slices)"), ("warm-up per row", "\(warmup)"),
-                ("map", map.rawValue), ("snapshot held open", holdSnapshot ? "yes" : "no")
+                ("map", map.rawValue), ("snapshot held open", holdSnapshot ? "yes" : "no"),
+                ("malloc arenas", MallocArenas.setting)
             ],
             columns: ["operation", "ops/s", "p50", "p99", "vs raw map", "aborts (retries)"])
 

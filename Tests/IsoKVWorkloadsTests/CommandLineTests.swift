@@ -37,6 +37,12 @@ struct BenchEngineCommandLineTests {
         let doc = try run(["--workload", "ycsb-b"])
         #expect(doc.title == "isokv bench engine")
         #expect(doc.parameters["workload"] == "ycsb-b")
+        // The malloc arena setting is printed: array scans depend on it (MallocArenas).
+        if ProcessInfo.processInfo.environment["MALLOC_ARENA_MAX"] == nil {
+            #expect(doc.parameters["malloc arenas"] == "1 (isokv default)")
+        } else {
+            #expect(doc.parameters["malloc arenas"]?.hasSuffix("(MALLOC_ARENA_MAX)") == true)
+        }
         #expect(
             doc.results.map(\.operation) == [
                 "raw map load", "db.get", "tx get (snapshot, ro)", "db.read get (sync)",
