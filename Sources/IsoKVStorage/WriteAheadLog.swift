@@ -110,7 +110,7 @@ public final class WriteAheadLog: Sendable {
         let mode = options.durability
         if mode == .unsafeNoSync {
             let ticket = try enqueueFrame(frame, sequence: record.sequence)
-            if ticket.overQueueLimit { try await waitDurable(ticket, force: true) }
+            try await waitDurable(ticket, force: ticket.overQueueLimit)  // (records the acknowledgment)
             return
         }
         try await suspendCommitter { (continuation: CommitContinuation) in
@@ -317,7 +317,6 @@ struct LogState {
         return true
     }
 
-    /// The LSN up to which appends are acknowledged in `mode`.
     /// `.unsafeNoSync`: whether the record ending at `end` is acknowledged now (no failure, already written, or
     /// below an acknowledged one: ``unsafeAckedLSN``); if so, records the acknowledgment.
     mutating func acknowledgeUnsafeLocked(_ end: UInt64) -> Bool {
@@ -326,6 +325,7 @@ struct LogState {
         return true
     }
 
+    /// The LSN up to which appends are acknowledged in `mode`.
     func ackedLSN(_ mode: DurabilityMode) -> UInt64 {
         switch mode {
         case .fsync: return syncedLSN
