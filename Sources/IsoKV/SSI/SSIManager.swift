@@ -223,13 +223,14 @@ final class SSIManager: Sendable {
     func commit(_ h: SerializableXact, pointKeys: [Bytes], publish: () -> Void) -> IsoKVError? {
         let (error, release) = locked { s -> (IsoKVError?, SSICleanup) in
             // Found safe meanwhile (read-only): no longer tracked, nothing to check.
-            guard s.xacts[h.txid] != nil else {
+            guard s.xacts.contains(h.txid) else {
                 publishOrderedLocked(&s, publish)
                 return (nil, SSICleanup())
             }
-            if let e = s.preCommitLocked(h.txid, counters: counters) { return (e, SSICleanup()) }
+            // `h` is the registered record (one object: SerializableXact).
+            if let e = s.preCommitLocked(h, counters: counters) { return (e, SSICleanup()) }
             publishOrderedLocked(&s, publish)
-            s.markCommittedLocked(h.txid, pointKeys: pointKeys, commitTS: publishedNow())
+            s.markCommittedLocked(h, pointKeys: pointKeys, commitTS: publishedNow())
             return (nil, s.cleanupLocked(lazyBound: lazyBound))
         }
         self.release(release)
@@ -313,7 +314,7 @@ final class SSIManager: Sendable {
     func prepare(_ h: SerializableXact, pointKeys: [Bytes]) -> IsoKVError? {
         locked { s -> IsoKVError? in
             guard let rec = s.xacts[h.txid] else { return nil }
-            if let e = s.preCommitLocked(h.txid, counters: counters) { return e }
+            if let e = s.preCommitLocked(rec, counters: counters) { return e }
             rec.prepared = true
             rec.pointKeys = pointKeys
             s.prepared.append(rec)
@@ -335,12 +336,12 @@ final class SSIManager: Sendable {
             }
             guard let commitTS else {
                 // Nothing written: nothing published, no timestamp order to keep; marked now.
-                _ = s.preCommitLocked(h.txid, counters: counters)
+                _ = s.preCommitLocked(rec, counters: counters)
                 publishOrderedLocked(&s, publish)
                 rec.prepared = false
                 s.prepared.removeAll { $0 === rec }
                 preparedCount.store(s.prepared.count, ordering: .sequentiallyConsistent)
-                s.markCommittedLocked(h.txid, pointKeys: rec.pointKeys, commitTS: publishedNow())
+                s.markCommittedLocked(rec, pointKeys: rec.pointKeys, commitTS: publishedNow())
                 return s.cleanupLocked(lazyBound: lazyBound)
             }
             return commitPreparedLocked(&s, through: commitTS, own: rec, publish: publish)
@@ -389,12 +390,12 @@ final class SSIManager: Sendable {
         if due.count > 1 {
             due.sort { $0.preparedTS.load(ordering: .relaxed) < $1.preparedTS.load(ordering: .relaxed) }
         }
-        for rec in due { _ = s.preCommitLocked(rec.txid, counters: counters) }  // no doom once prepared
+        for rec in due { _ = s.preCommitLocked(rec, counters: counters) }  // no doom once prepared
         publishOrderedLocked(&s, publish)
         guard !due.isEmpty else { return SSICleanup() }
         for rec in due {
             rec.prepared = false
-            s.markCommittedLocked(rec.txid, pointKeys: rec.pointKeys, commitTS: rec.preparedTS.load(ordering: .relaxed))
+            s.markCommittedLocked(rec, pointKeys: rec.pointKeys, commitTS: rec.preparedTS.load(ordering: .relaxed))
         }
         s.prepared.removeAll { !$0.prepared }
         preparedCount.store(s.prepared.count, ordering: .sequentiallyConsistent)

@@ -202,8 +202,9 @@ struct SSIState {
     /// pivot whose T_in is `me` or an uncommitted, read-write, not doomed transaction (PostgreSQL's
     /// `PreCommit_CheckForSerializationFailure`). Aborting the pivot rather than `me` means a retry of the pivot
     /// starts after `me` committed and sees its writes, so it cannot fail the same way. Returns `me`'s own doom.
-    mutating func preCommitLocked(_ me: UInt64, counters: SSICounters) -> IsoKVError? {
-        guard let rec = xacts[me] else { return nil }
+    /// `rec` is the registered record of `me` (the caller has it: no lookup, no reference count).
+    mutating func preCommitLocked(_ rec: SerializableXact, counters: SSICounters) -> IsoKVError? {
+        let me = rec.txid
         if let d = rec.doom {
             counters.doomedPivots.add(1, ordering: .relaxed)
             return d
@@ -216,7 +217,7 @@ struct SSIState {
                 guard dangerous else { continue }
                 if P.prepared {
                     // The pivot is committing durably and cannot be aborted: `me` (T_out, not yet committed) must.
-                    guard !(xacts[me]?.prepared ?? false) else { continue }
+                    guard !rec.prepared else { continue }
                     return IsoKVError(
                         .serializationFailure,
                         "could not serialize access due to read/write dependencies among transactions (tx\(tin) "
@@ -292,8 +293,8 @@ struct SSIState {
     /// same critical section as the publication of its writes: the next tick of the SSI clock, its point SIREAD
     /// keys kept for cleanup, out of `activeReadWrite`, queued for cleanup, and the read-only transactions that
     /// waited on it resolved.
-    mutating func markCommittedLocked(_ t: UInt64, pointKeys: [Bytes], commitTS: UInt64) {
-        let rec = xacts[t]!
+    mutating func markCommittedLocked(_ rec: SerializableXact, pointKeys: [Bytes], commitTS: UInt64) {
+        let t = rec.txid
         clock += 2
         rec.commitSeq = clock
         rec.commitTS = commitTS

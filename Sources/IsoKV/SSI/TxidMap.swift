@@ -53,6 +53,10 @@ struct TxidMap<Value> {
         }
     }
 
+    /// Whether `key` is present (no copy of its value: for a class, no reference count written).
+    @inline(__always)
+    func contains(_ key: UInt64) -> Bool { find(key) != nil }
+
     subscript(key: UInt64) -> Value? {
         get { find(key).flatMap { slots[$0].value } }
         set {
