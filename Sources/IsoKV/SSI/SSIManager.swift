@@ -339,8 +339,7 @@ final class SSIManager: Sendable {
                 _ = s.preCommitLocked(rec, counters: counters)
                 publishOrderedLocked(&s, publish)
                 rec.prepared = false
-                s.prepared.removeAll { $0 === rec }
-                preparedCount.store(s.prepared.count, ordering: .sequentiallyConsistent)
+                unlistPreparedLocked(&s)
                 s.markCommittedLocked(rec, pointKeys: rec.pointKeys, commitTS: publishedNow())
                 return s.cleanupLocked(lazyBound: lazyBound)
             }
@@ -397,11 +396,17 @@ final class SSIManager: Sendable {
             rec.prepared = false
             s.markCommittedLocked(rec, pointKeys: rec.pointKeys, commitTS: rec.preparedTS.load(ordering: .relaxed))
         }
-        s.prepared.removeAll { !$0.prepared }
-        preparedCount.store(s.prepared.count, ordering: .sequentiallyConsistent)
+        unlistPreparedLocked(&s)
         let forOthers = own == nil ? due.count : due.count - 1
         if forOthers > 0 { counters.preparedMarkedByLaterCommit.add(forOthers, ordering: .relaxed) }
         return s.cleanupLocked(lazyBound: lazyBound)
+    }
+
+    /// Drops the records whose `prepared` was just cleared from `SSIState.prepared` and stores the new count in
+    /// ``preparedCount`` (the one place both change after `prepare`).
+    private func unlistPreparedLocked(_ s: inout SSIState) {
+        s.prepared.removeAll { !$0.prepared }
+        preparedCount.store(s.prepared.count, ordering: .sequentiallyConsistent)
     }
 
     /// Forgets an aborted or rolled-back transaction (its edges go with it: an aborted transaction is in no cycle).
@@ -411,8 +416,7 @@ final class SSIManager: Sendable {
             if rec.prepared {
                 // Its log write failed (so did every later one: the log's failed state is sticky).
                 rec.prepared = false
-                s.prepared.removeAll { $0 === rec }
-                preparedCount.store(s.prepared.count, ordering: .sequentiallyConsistent)
+                unlistPreparedLocked(&s)
             } else if rec.isCommitted {
                 // Marked committed by a later commit's publication, yet its own log wait failed: impossible, as the
                 // log's acknowledgments are a prefix of it in every mode (IsoKVStorage DESIGN, "Failures"). Were it

@@ -14,7 +14,7 @@ import Foundation
 /// A scan's result array is one (48 bytes a row): `bench engine --workload ycsb-e`'s array scans in transactions
 /// ran 1.4× faster with `MALLOC_ARENA_MAX=8` (234–238k → 326–363k ops/s, same binary), while the scans that visit
 /// rows in place did not move. The memory bound is kept; an application embedding IsoKV gets glibc's default.
-/// `MALLOC_ARENA_MAX`, when set, wins (glibc reads it itself); every report prints the setting.
+/// `MALLOC_ARENA_MAX`, when set, wins (glibc reads it itself); `bench engine` and `bench memory` print the setting.
 ///
 /// ```swift
 /// let setting = MallocArenas.configure()   // "1 (isokv default)" on glibc unless MALLOC_ARENA_MAX is set
