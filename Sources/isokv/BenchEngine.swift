@@ -179,7 +179,7 @@ struct BenchEngine: AsyncParsableCommand {
                 ("value size", "\(valueSize)"), ("distribution", distribution.rawValue),
                 ("interleaved slices per row", "\(Self.slices)"), ("warm-up per row", "\(warmup)"),
                 ("map", map.rawValue), ("snapshot held open", holdSnapshot ? "yes" : "no"),
-                ("malloc arenas", MallocArenas.setting)
+                ("allocator", Allocator.setting)
             ],
             columns: ["operation", "ops/s", "p50", "p99", "vs raw map", "aborts (retries)"])
 

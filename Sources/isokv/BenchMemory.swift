@@ -4,11 +4,6 @@ import IsoKV
 import IsoKVStorage
 import IsoKVWorkloads
 
-#if canImport(Glibc)
-    /// glibc's `malloc_trim` (declared in malloc.h, which the Glibc module does not export).
-    @_silgen_name("malloc_trim") private func glibcMallocTrim(_ pad: Int) -> Int32
-#endif
-
 /// `isokv bench memory`: how much resident memory the engine needs per byte of data, after a load and during a
 /// soak of random updates (old versions must be collected, so the figure must stay flat).
 ///
@@ -16,7 +11,9 @@ import IsoKVWorkloads
 /// bytes in transactions of 1 000 puts, then `updates-factor × keys` updates of uniformly random keys (each a
 /// `db.put`, its own transaction, with a fresh value) from `tasks` concurrent tasks. Every key and value is built
 /// for the engine (nothing is shared with the benchmark), so the resident-memory growth is what the engine holds.
-/// Resident memory is `VmRSS` of `/proc/self/status`, measured before the load (after `malloc_trim`), after it,
+/// With `--mode both` each mode runs in a child process (this executable, started again with `--mode <mode>`).
+/// Resident memory is `VmRSS` of `/proc/self/status`, measured before the load (after the allocator has returned
+/// its free memory: `malloc_trim`, or jemalloc's purge), after it,
 /// at every tenth of the soak and after it; the figures are the growth over the pre-load value divided by the raw
 /// data (keys × (key bytes + value bytes)).
 struct BenchMemory: AsyncParsableCommand {
@@ -27,7 +24,9 @@ struct BenchMemory: AsyncParsableCommand {
             Resident memory is VmRSS from /proc/self/status; each figure is (VmRSS - VmRSS before the load) / raw \
             data, raw data = keys x (14-byte key + value bytes). The durable mode opens a fresh directory under the \
             temporary directory (removed afterwards) with the chosen durability and the default background \
-            checkpoint threshold; its figure includes the log's buffers, not the page cache of its files.
+            checkpoint threshold; its figure includes the log's buffers, not the page cache of its files. With \
+            --mode both each mode runs in a child isokv process of its own, so memory the allocator kept from one \
+            mode cannot hide the next one's growth.
             """
     )
 
@@ -64,14 +63,17 @@ struct BenchMemory: AsyncParsableCommand {
                 ("keys", "\(keys)"), ("key size", "\(Dataset.key(0).count)"), ("value size", "\(valueSize)"),
                 ("raw data", String(format: "%.1f MB", rawBytes / 1e6)),
                 ("soak updates", "\(updatesFactor * keys) (uniform keys, one db.put each)"), ("tasks", "\(tasks)"),
-                ("durable mode", durability.rawValue), ("malloc arenas", MallocArenas.setting)
+                ("durable mode", durability.rawValue), ("allocator", Allocator.setting)
             ],
             columns: [
                 "mode", "load s", "after load", "x raw", "soak max", "after soak", "x raw", "soak / load"
             ])
         let modes: [Mode] = mode == .both ? [.inMemory, .durable] : [mode]
         for m in modes {
-            let r = try await measure(m, rawBytes: rawBytes)
+            // Both modes: each in a process of its own, so that memory the allocator kept after one mode (jemalloc
+            // keeps purged pages mapped, and `MADV_FREE` pages still count as resident) cannot hide the next
+            // mode's growth.
+            let r = mode == .both ? try await measureInChild(m) : try await measure(m, rawBytes: rawBytes)
             report.add(
                 [
                     m.rawValue, String(format: "%.1f", r.loadSeconds), Self.megabytes(r.afterLoadBytes),
@@ -83,6 +85,34 @@ struct BenchMemory: AsyncParsableCommand {
             "Figures are VmRSS growth over the value before the load; x raw = growth / raw data. soak max: the "
                 + "largest of the samples taken at every tenth of the soak.")
         print(try report.render(format))
+    }
+
+    /// Runs `isokv bench memory --mode <mode>` with this run's options as a child process and returns its row.
+    func measureInChild(_ mode: Mode) async throws -> MemoryBenchRecord {
+        struct Output: Decodable { var results: [MemoryBenchRecord] }
+        let directory = FileManager.default.temporaryDirectory
+            .appendingPathComponent("isokv-bench-memory-\(ProcessInfo.processInfo.processIdentifier)-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let out = directory + "/out", err = directory + "/err"
+        let arguments = [
+            "bench", "memory", "--mode", mode.rawValue, "--keys", "\(keys)", "--value-size", "\(valueSize)",
+            "--updates-factor", "\(updatesFactor)", "--tasks", "\(tasks)", "--durability", durability.rawValue,
+            "--format", "json"
+        ]
+        let process = try ChildProcesses.spawn(
+            try BenchTools.ownExecutable(), arguments, stdout: out, stderr: err)
+        while process.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+        let stderr = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+        guard process.terminationStatus == 0,
+            let data = FileManager.default.contents(atPath: out),
+            let row = try? JSONDecoder().decode(Output.self, from: data).results.first
+        else {
+            throw BenchMemoryError(
+                "the \(mode.rawValue) measurement (a child isokv process) failed with status "
+                    + "\(process.terminationStatus): \(stderr.suffix(2000))")
+        }
+        return row
     }
 
     func measure(_ mode: Mode, rawBytes: Double) async throws -> MemoryBenchRecord {
@@ -158,7 +188,11 @@ struct BenchMemory: AsyncParsableCommand {
 
     /// VmRSS of this process in bytes, from /proc/self/status; nil where that file is missing.
     static func residentBytes() -> Int? {
-        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return nil }
+        #if os(Linux)
+            guard let status = Allocator.procFile("/proc/self/status") else { return nil }
+        #else
+            let status = ""
+        #endif
         for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count >= 2, let kb = Int(fields[1]) else { return nil }
@@ -167,12 +201,8 @@ struct BenchMemory: AsyncParsableCommand {
         return nil
     }
 
-    /// Returns freed heap memory to the system (glibc), so that one mode's garbage does not count in the next.
-    static func trim() {
-        #if canImport(Glibc)
-            _ = glibcMallocTrim(0)
-        #endif
-    }
+    /// Returns freed heap memory to the system, so that one mode's garbage does not count in the next.
+    static func trim() { Allocator.releaseFreeMemory() }
 
     static func megabytes(_ bytes: Double) -> String { String(format: "%.0f MB", bytes / 1e6) }
 }
@@ -184,8 +214,14 @@ extension Duration {
     }
 }
 
-/// One row of the JSON output.
-struct MemoryBenchRecord: Encodable {
+/// A measurement that could not be made (a child process failed).
+struct BenchMemoryError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// One row of the JSON output (decoded too: `--mode both` reads each mode's row from a child process).
+struct MemoryBenchRecord: Codable {
     var mode: String
     var keys: Int
     var valueSize: Int

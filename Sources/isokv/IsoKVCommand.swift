@@ -6,12 +6,13 @@ struct IsoKVCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "isokv",
         abstract: "IsoKV: a transactional key-value store and a concurrency lab.",
-        subcommands: [Serve.self, Bench.self, Lab.self, Check.self, Backup.self, CrashChild.self]
+        subcommands: [Serve.self, Bench.self, Lab.self, Check.self, Backup.self, CrashChild.self, AllocatorCommand.self]
     )
 
-    /// Sets the malloc arenas (``MallocArenas``) before anything allocates on other threads, then parses and runs.
+    /// Chooses the allocator (``Allocator``; this may re-execute the process) before anything else runs, then
+    /// parses and runs.
     static func main() async {
-        _ = MallocArenas.setting
+        _ = Allocator.setting
         await main(nil)
     }
 }

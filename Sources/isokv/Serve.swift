@@ -105,7 +105,9 @@ struct Serve: AsyncParsableCommand {
         let auth = token == nil ? "none" : "bearer token"
         let server = try IsoKVServer(configuration: config, database: store, logger: logger) { bound in
             let shown = host.contains(":") ? "[\(host)]" : host
-            Self.say("isokv: listening on http://\(shown):\(bound) (\(storeDescription), auth: \(auth))")
+            Self.say(
+                "isokv: listening on http://\(shown):\(bound) (\(storeDescription), auth: \(auth), "
+                    + "allocator: \(Allocator.setting))")
         }
         try await server.run()
         Self.say("isokv: stopped; store closed")

@@ -81,6 +81,12 @@ struct BenchEngineVsLMDBSmokeTests {
             return
         }
         #expect(peer.hasPrefix("LMDB "))
+        // The allocator every isokv run printed (the script installs jemalloc, which isokv then preloads).
+        guard case .string(let allocator) = out.parameters["isokv allocator"] else {
+            Issue.record("no isokv allocator parameter: \(out.parameters)")
+            return
+        }
+        #expect(allocator.hasPrefix("jemalloc "), "\(allocator)")
     }
 
     @Test("the LMDB peer reads every key it chooses and scans in order (it checks its end state itself)")

@@ -3,8 +3,9 @@ import IsoKVTestSupport
 import Testing
 
 /// `isokv bench memory` end to end with a tiny load (this build's debug binary): the JSON rows of both modes are
-/// consistent with each other and with the raw data, the soak really ran, and the malloc arena setting is reported
-/// (one arena by default; the environment's `MALLOC_ARENA_MAX` wins). A smoke test: never the figures' size.
+/// consistent with each other and with the raw data, the soak really ran, and the allocator in effect is reported
+/// (jemalloc or glibc with one arena; `ISOKV_MALLOC` and `MALLOC_ARENA_MAX` choose). A smoke test: never the
+/// figures' size.
 @Suite("isokv bench memory smoke", .serialized)
 struct BenchMemorySmokeTests {
     struct Envelope: Decodable {
@@ -48,12 +49,13 @@ struct BenchMemorySmokeTests {
             #expect(abs(row.afterLoadRatio - row.afterLoadBytes / row.rawBytes) < 1e-9 * max(1, row.afterLoadRatio))
             #expect(abs(row.afterSoakRatio - row.afterSoakBytes / row.rawBytes) < 1e-9 * max(1, row.afterSoakRatio))
         }
-        #expect(out.parameters["malloc arenas"] == "1 (isokv default)")
+        let allocator = out.parameters["allocator"] ?? ""
+        #expect(allocator.hasPrefix("jemalloc ") || allocator.hasPrefix("glibc, "), "\(allocator)")
     }
 
-    @Test("MALLOC_ARENA_MAX in the environment overrides the default and is reported")
-    func environmentOverridesArenas() async throws {
-        let out = try await run(["MALLOC_ARENA_MAX": "4"])
-        #expect(out.parameters["malloc arenas"] == "4 (MALLOC_ARENA_MAX)")
+    @Test("ISOKV_MALLOC=glibc with MALLOC_ARENA_MAX in the environment is what runs, and is reported")
+    func environmentChoosesTheAllocator() async throws {
+        let out = try await run(["ISOKV_MALLOC": "glibc", "MALLOC_ARENA_MAX": "4"])
+        #expect(out.parameters["allocator"] == "glibc, MALLOC_ARENA_MAX=4 (ISOKV_MALLOC=glibc)")
     }
 }

@@ -32,17 +32,26 @@ struct BenchEngineCommandLineTests {
         return try JSONDecoder().decode(Document.self, from: Data(result.stdout.utf8))
     }
 
+    /// A field of `isokv allocator`'s output: its text, or the environment object (not compared here).
+    enum AllocatorField: Decodable, Equatable {
+        case text(String), object
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            self = (try? container.decode(String.self)).map(Self.text) ?? .object
+        }
+    }
+
     @Test("smoke: ycsb-b JSON has the six rows, the raw map as the 1.00x baseline, figures > 0")
     func ycsbBSmoke() throws {
         let doc = try run(["--workload", "ycsb-b"])
         #expect(doc.title == "isokv bench engine")
         #expect(doc.parameters["workload"] == "ycsb-b")
-        // The malloc arena setting is printed: array scans depend on it (MallocArenas).
-        if ProcessInfo.processInfo.environment["MALLOC_ARENA_MAX"] == nil {
-            #expect(doc.parameters["malloc arenas"] == "1 (isokv default)")
-        } else {
-            #expect(doc.parameters["malloc arenas"]?.hasSuffix("(MALLOC_ARENA_MAX)") == true)
-        }
+        // The allocator in effect is printed (array scans depend on it): the one `isokv allocator` reports.
+        let allocator = try IsokvExecutable.run(["allocator"])
+        #expect(allocator.status == 0, "\(allocator.stderr)")
+        let chosen = try JSONDecoder().decode([String: AllocatorField].self, from: Data(allocator.stdout.utf8))
+        #expect(doc.parameters["allocator"] != nil)
+        #expect(chosen["allocator"] == .text(doc.parameters["allocator"] ?? ""))
         #expect(
             doc.results.map(\.operation) == [
                 "raw map load", "db.get", "tx get (snapshot, ro)", "db.read get (sync)",
