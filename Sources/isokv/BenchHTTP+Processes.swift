@@ -92,8 +92,11 @@ struct BenchDirectory {
 final class ChildProcesses {
     private var running: [(name: String, process: Process)] = []
 
-    /// Starts `isokv serve` on a free loopback port (`--listen 127.0.0.1:0`) and returns the port it prints.
-    func startIsokv(executable: String, data: String, durability: String, log: String) async throws -> Int {
+    /// Starts `isokv serve` on a free loopback port (`--listen 127.0.0.1:0`) and returns the port and the allocator
+    /// its "listening on" line prints.
+    func startIsokv(executable: String, data: String, durability: String, log: String) async throws -> (
+        port: Int, allocator: String
+    ) {
         let out = log + ".stdout"
         let process = try Self.spawn(
             executable,
@@ -107,7 +110,10 @@ final class ChildProcesses {
         while ContinuousClock.now < deadline {
             let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
             if let range = text.range(of: marker), let port = Int(text[range.upperBound...].prefix { $0.isNumber }) {
-                return port
+                // "… (durable store at …, auth: none, allocator: jemalloc 5.3.0, 1 arena (preloaded: …))"
+                let line = text[range.upperBound...].prefix { $0 != "\n" }
+                let allocator = line.range(of: ", allocator: ").map { String(line[$0.upperBound...].dropLast()) }
+                return (port, allocator ?? "not reported")
             }
             guard process.isRunning else {
                 throw BenchHTTPError("isokv serve exited (status \(process.terminationStatus)) before listening")

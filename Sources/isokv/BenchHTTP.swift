@@ -94,7 +94,7 @@ struct BenchHTTP: AsyncParsableCommand {
         let servers = ChildProcesses()
         let report: Report<Row>
         do {
-            let isokv = try await servers.startIsokv(
+            let (isokv, allocator) = try await servers.startIsokv(
                 executable: try BenchTools.ownExecutable(), data: work.path("data"), durability: durability,
                 log: work.path("isokv.log"))
             let nginxPort = try await servers.startNginx(
@@ -116,7 +116,7 @@ struct BenchHTTP: AsyncParsableCommand {
                 let result = try await runner.run(port: port, script: script, seconds: duration, label: workload)
                 measured.append((workload, server, result))
             }
-            report = makeReport(measured, mode: mode, tools: tools)
+            report = makeReport(measured, mode: mode, tools: tools, allocator: allocator)
             try await servers.stopAll()
         } catch {
             try? await servers.stopAll()
@@ -129,7 +129,8 @@ struct BenchHTTP: AsyncParsableCommand {
     }
 
     func makeReport(
-        _ measured: [(workload: String, server: String, WrkResult)], mode: Database.Durability, tools: BenchTools
+        _ measured: [(workload: String, server: String, WrkResult)], mode: Database.Durability, tools: BenchTools,
+        allocator: String
     )
         -> Report<Row>
     {
@@ -148,6 +149,7 @@ struct BenchHTTP: AsyncParsableCommand {
                     "isokv",
                     "isokv serve, embedded durable store, durability \(durability) (\(Self.meaning(mode))), no token"
                 ),
+                ("isokv allocator", allocator),
                 (
                     "nginx",
                     "\(tools.nginxVersion): worker_processes auto, access_log off, open_file_cache, keepalive_requests 1000000"

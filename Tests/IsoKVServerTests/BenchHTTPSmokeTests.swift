@@ -94,6 +94,9 @@ struct BenchHTTPSmokeTests {
         }
         #expect(report.parameters["isokv"]?.contains("durability buffered") == true)
         #expect(report.parameters["machine"]?.contains("cores") == true)
+        // The server's allocator, from its "listening on" line (jemalloc or glibc: `isokv allocator`).
+        let allocator = report.parameters["isokv allocator"] ?? ""
+        #expect(allocator.hasPrefix("jemalloc ") || allocator.hasPrefix("glibc, "), "\(allocator)")
         #if DEBUG
             #expect(stderr.contains("debug build"), "a debug build must warn: \(stderr)")
         #endif
