@@ -11,7 +11,7 @@ import Foundation
 /// two or sixteen arenas, 2.44× and flat with one). Why not glibc with one arena: every allocation above glibc's
 /// 1 KiB per-thread cache takes that arena's lock, which sleeps in the kernel at once when the other thread holds
 /// it. A scan's result array is one (48 bytes a row): array scans in transactions ran at 0.30× LMDB with one arena
-/// and 0.56× with jemalloc (`scripts/bench-engine-vs-lmdb --workloads ycsb-e`), whose per-thread caches hold
+/// and 0.58× with jemalloc (`scripts/bench-engine-vs-lmdb --workloads ycsb-e`), whose per-thread caches hold
 /// blocks up to 32 KiB. jemalloc with one arena keeps the memory figure (2.42× in memory, 2.46× durable).
 ///
 /// jemalloc replaces `malloc` only if it is loaded before glibc, so `configure()` re-executes the binary
