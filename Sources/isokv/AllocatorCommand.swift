@@ -19,9 +19,7 @@ struct AllocatorCommand: ParsableCommand {
 
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
-        let names =
-            Allocator.loaderVariables + [Allocator.preloadedVariable]
-            + Allocator.loaderVariables.map(Allocator.savedVariable)
+        let names = Allocator.managedVariables
         let output = Output(
             allocator: Allocator.setting,
             environment: environment.filter { names.contains($0.key) })

@@ -23,7 +23,8 @@ import Foundation
 /// `ISOKV_MALLOC` chooses: `auto` (the default: jemalloc when found, else glibc with one arena), `jemalloc` (fail if
 /// it is not found), `glibc`, or the path of a jemalloc library. `MALLOC_ARENA_MAX`, when set, wins over the one
 /// glibc arena. If `malloc` is already someone else's (an `LD_PRELOAD` of the caller's, a sanitizer's
-/// interceptors) it is left alone. `bench engine`, `bench memory` and `serve`'s first log line print the setting.
+/// interceptors) it is left alone. `bench engine`, `bench memory` and `bench http` print the setting among their
+/// parameters, and `serve` in its "listening on" line.
 ///
 /// ```swift
 /// let setting = Allocator.configure()  // "jemalloc 5.3.0, 1 arena (preloaded: …)" or "glibc, 1 arena (…)"
@@ -37,6 +38,8 @@ enum Allocator {
     static func savedVariable(_ name: String) -> String { "ISOKV_MALLOC_SAVED_\(name)" }
     /// The variables the re-execution sets and the second image restores.
     static let loaderVariables = ["LD_PRELOAD", "MALLOC_CONF"]
+    /// Every variable the re-execution may set: the loader's, the marker, and the saved originals.
+    static var managedVariables: [String] { loaderVariables + [preloadedVariable] + loaderVariables.map(savedVariable) }
     /// jemalloc's configuration when the environment gives none: one arena, as with glibc (the memory goal).
     static let defaultJemallocConfiguration = "narenas:1"
 
@@ -134,7 +137,7 @@ enum Allocator {
             execv("/proc/self/exe", CommandLine.unsafeArgv)
             // Still here: the re-execution failed. Undo and go on with glibc (or fail if jemalloc was asked for).
             let failure = String(cString: strerror(errno))
-            for name in loaderVariables + [preloadedVariable] + loaderVariables.map(savedVariable) {
+            for name in managedVariables {
                 if let value = environment[name] { setenv(name, value, 1) } else { unsetenv(name) }
             }
             if choice.isExplicit { throw Failure(description: "could not re-execute with \(library): \(failure)") }
