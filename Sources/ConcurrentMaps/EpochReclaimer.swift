@@ -114,6 +114,11 @@ public final class EpochReclaimer: @unchecked Sendable {
     let readyLimit: Int
     /// How to free each kind of retired object; immutable.
     let deleters: [Deleter]
+    #if DEBUG
+        /// Tests only: runs at the start of every ``retire(_:kind:)``, before the stripe's lock is taken, where
+        /// another retire on the same stripe and epoch advances can come between (`EpochReclaimerTests`).
+        let beforeRetireLock = Locked<(@Sendable () -> Void)?>(nil)
+    #endif
 
     /// Creates a reclaimer with `stripes` reader stripes (rounded up to a power of two).
     /// - Parameters:
@@ -190,9 +195,17 @@ public final class EpochReclaimer: @unchecked Sendable {
     public func retire(_ pointer: UnsafeMutableRawPointer, kind: Int) {
         precondition(deleters.indices.contains(kind), "EpochReclaimer: unknown deleter kind \(kind)")
         let stripe = ThreadStripe.current() & mask
-        let e = epoch.load(ordering: .sequentiallyConsistent)
+        #if DEBUG
+            if let hook = beforeRetireLock.withLock({ $0 }) { hook() }
+        #endif
         var overflow: [Retired] = []
         let (waiting, first, second) = limbo[stripe].withLock { l -> (Int, Retired?, Retired?) in
+            // The epoch is read under the stripe's lock, so the tags appended to a stripe never decrease. Read
+            // before the lock, it could be three advances old by the time the lock was taken (a thread descheduled
+            // in between, another thread of the stripe retiring meanwhile): its list `e % 3` would then hold newer
+            // garbage, which the append would retag `e` and free two epochs early. Any epoch read after the
+            // pointer was unlinked is a safe tag; a later one only delays the free.
+            let e = epoch.load(ordering: .sequentiallyConsistent)
             if e >= 2 { l.moveReclaimableToReadyLocked(upTo: e - 2) }
             l.appendLocked(Retired(pointer: pointer, kind: kind), epoch: e)
             let first = l.ready.popLast()

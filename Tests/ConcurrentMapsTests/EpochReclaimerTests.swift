@@ -1,4 +1,4 @@
-import ConcurrentMaps
+@testable import ConcurrentMaps
 import Synchronization
 import Testing
 
@@ -47,6 +47,60 @@ import Testing
         #expect(reclaimer.pendingCount == 0)
         #expect(freed.count.load(ordering: .relaxed) == 1_000)
     }
+
+    #if DEBUG
+        /// A retire whose thread falls behind while other retires of its stripe move on: between the start of the
+        /// retire and its stripe's lock, the epoch advances three times and the stripe takes an item at the new
+        /// epoch (the hook runs on the same thread, so on the same stripe). When the epoch was read before the
+        /// lock, the late retire tagged the stripe's list for `e % 3` with its stale epoch: the debug build's
+        /// assertion stopped the process (it did once in a full test run), and a release build would have freed the
+        /// newer item two epochs early. Here every item must survive until the epoch is two past its retirement.
+        @Test func aRetireThatFallsBehindItsStripeNeverRetagsNewerGarbage() {
+            final class Log: Sendable {
+                let retiredAt = Mutex<[UInt: UInt]>([:])  // address → epoch when retired
+                let early = Atomic<Int>(0)
+                let freed = Atomic<Int>(0)
+            }
+            let log = Log()
+            let reclaimerBox = Mutex<EpochReclaimer?>(nil)
+            let reclaimer = EpochReclaimer(
+                batch: 1_000,
+                deleters: [
+                    { pointer in
+                        let epoch = reclaimerBox.withLock { $0!.currentEpoch }
+                        let tag = log.retiredAt.withLock { $0.removeValue(forKey: UInt(bitPattern: pointer)) }
+                        if let tag, epoch < tag + 2 { log.early.add(1, ordering: .relaxed) }
+                        log.freed.add(1, ordering: .relaxed)
+                        pointer.deallocate()
+                    }
+                ])
+            reclaimerBox.withLock { $0 = reclaimer }
+            @Sendable func retire() {
+                let p = UnsafeMutableRawPointer.allocate(byteCount: 16, alignment: 16)
+                // The item is unlinked now: tagging it with any later epoch is safe.
+                let epoch = reclaimer.currentEpoch
+                log.retiredAt.withLock { $0[UInt(bitPattern: p)] = epoch }
+                reclaimer.retire(p, kind: 0)
+            }
+            let fired = Atomic<Bool>(false)
+            reclaimer.beforeRetireLock.withLock {
+                $0 = {
+                    guard !fired.exchange(true, ordering: .relaxed) else { return }
+                    for _ in 0..<3 { #expect(reclaimer.tryAdvance()) }
+                    retire()  // tagged with the epoch three past the one the late retire started in
+                }
+            }
+            for _ in 0..<3 { retire() }  // the first one falls behind; the others follow
+            reclaimer.beforeRetireLock.withLock { $0 = nil }
+            // Move the epoch one step at a time and free what may go after each step.
+            for _ in 0..<6 {
+                reclaimer.tryAdvance()
+                _ = reclaimer.collect()
+            }
+            #expect(log.freed.load(ordering: .relaxed) == 4)
+            #expect(log.early.load(ordering: .relaxed) == 0)
+        }
+    #endif
 
     @Test func nothingIsFreedWhileAReaderIsInsideThenTheBacklogGoesAtOnce() {
         let (reclaimer, freed) = Self.make(batch: 8)
