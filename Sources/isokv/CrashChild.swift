@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import IsoKV
 import IsoKVStorage
 #if canImport(Glibc)
@@ -18,6 +19,10 @@ import IsoKVStorage
 /// each retry), background checkpoints by WAL size; a line is printed once `commit` has returned (acknowledged),
 /// with the commit number as the sequence and as both accounts' new version (`CrashChild+Engine.swift`).
 /// `ISOKV_FAILPOINT` makes it kill itself at an exact failpoint (`CrashChild+Failpoint.swift`).
+///
+/// It never outlives whoever reads its output: it exits when a line can no longer be written (the reader closed the
+/// pipe) and when its parent process exits (it would be re-parented, and would keep the test runner's inherited
+/// stderr open, so a runner that dies in a test would wait for it forever).
 struct CrashChild: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "crash-child",
@@ -36,6 +41,7 @@ struct CrashChild: AsyncParsableCommand {
     var engine = false
 
     func run() async throws {
+        exitWhenOrphaned()
         let crash = CrashSwitch(try CrashFailpoint.fromEnvironment())
         if engine { return try await runEngine(crash) }
         let kv = try await DurableKeyValueLog.open(
@@ -101,8 +107,24 @@ struct CrashChild: AsyncParsableCommand {
     }
 }
 
-/// One write(2) of a whole line to stdout (atomic on a pipe below PIPE_BUF).
+/// One write(2) of a whole line to stdout (atomic on a pipe below PIPE_BUF). When nobody reads any more (`EPIPE`,
+/// with `SIGPIPE` ignored), the child exits: every later line would be lost too.
 func emit(_ line: String) {
     let bytes = Array(line.utf8)
-    bytes.withUnsafeBytes { _ = Glibc.write(1, $0.baseAddress!, $0.count) }
+    let written = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress!, $0.count) }
+    if written < 0 && errno == EPIPE { _exit(0) }
+}
+
+/// Starts a thread of the process's own that checks `getppid()` four times a second and ends the process once it
+/// changed: the parent that started the child exited and the child was re-parented (to init or a subreaper).
+/// A parent-death signal (`PR_SET_PDEATHSIG`) is not used: it fires when the parent's *thread* that spawned the
+/// child exits, and the test runner spawns from worker threads that the runtime retires while the parent lives on.
+func exitWhenOrphaned() {
+    let parent = getppid()
+    let thread = Thread {
+        while getppid() == parent { usleep(250_000) }
+        _exit(0)
+    }
+    thread.name = "parent-watch"
+    thread.start()
 }
