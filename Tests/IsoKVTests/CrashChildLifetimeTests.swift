@@ -37,10 +37,12 @@ import Testing
         let out = scratch.file("child.out"), pidFile = scratch.file("child.pid")
         let arguments = ["/bin/sh", "-c", script, try IsokvExecutable.path(), data.path, out, pidFile]
         let status = try await onOwnThread { () throws -> Int32 in try Self.spawnAndWait(arguments) }
+        let pidText = (try? String(contentsOfFile: pidFile, encoding: .utf8)) ?? ""
         let pid = try #require(
-            pid_t(((try? String(contentsOfFile: pidFile, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)),
+            pid_t(pidText.trimmingCharacters(in: .whitespacesAndNewlines)),
             "the shell did not start the child (status \(status))")
-        #expect(status == 0, "the child never printed READY: \((try? String(contentsOfFile: out, encoding: .utf8)) ?? "")")
+        let output = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        #expect(status == 0, "the child never printed READY: \(output)")
         var ended = false
         for _ in 0..<200 {  // 20 s; the child checks its parent four times a second
             if !Self.isRunning(pid) {
@@ -64,7 +66,7 @@ import Testing
         process.executableURL = URL(fileURLWithPath: "/bin/sh")
         process.arguments = [
             "-c", #"trap '' PIPE; exec "$0" crash-child "$1" --engine --accounts 4 --writers 1"#,
-            try IsokvExecutable.path(), data.path,
+            try IsokvExecutable.path(), data.path
         ]
         var env = ProcessInfo.processInfo.environment
         env["SWIFT_BACKTRACE"] = "enable=no"
@@ -114,7 +116,8 @@ import Testing
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        for fd in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap({ Int32($0) }) ?? []
+        for fd in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap({ Int32($0) })
+            ?? []
         where fd > 2 && fcntl(fd, F_GETFD) >= 0 {
             posix_spawn_file_actions_addclose(&actions, fd)
         }
