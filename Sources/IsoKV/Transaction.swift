@@ -17,6 +17,9 @@ import IsoKVCore
 /// Files: reads here; `Transaction+Write.swift` (writes, row locks), `Transaction+Scan.swift`,
 /// `Transaction+Savepoint.swift`, `Transaction+Commit.swift` (commit protocol, rollback, abort).
 public final class Transaction: StoreTransaction {
+    /// The beginning thread's owner of the database (`Database.owners`), not the handle the caller began on: it
+    /// shares every part of that handle and keeps them alive until this transaction ends, even if the handle ends
+    /// first.
     let db: Database
     /// This transaction's id once assigned, else 0. Assigned on first need (a write, a lock, or `id`), so that a
     /// read-only transaction never touches the shared id counter. Reads pass it as "own id": 0 matches no pending
@@ -103,9 +106,9 @@ public final class Transaction: StoreTransaction {
         case lock(KeyChain, previous: RowLockMode?)
     }
 
-    /// `database` is consumed: the caller's reference is the one stored, so that a begin writes the database's
-    /// reference count once (a retain to pass, then a retain to store and a release, was three writes of a line
-    /// every beginning thread writes).
+    /// `database` (an owner, `Database.transactionOwner()`) is consumed: the caller's reference is the one stored,
+    /// so that a begin writes the owner's reference count once (a retain to pass, then a retain to store and a
+    /// release, was three writes of that line).
     @inline(__always)
     init(database: consuming Database, isolation: IsolationLevel, readOnly: Bool, deferrable: Bool = false) {
         self.db = database
