@@ -88,14 +88,16 @@ struct TransactionOwnerConcurrentTests {
                 for t in 0..<tasks {
                     group.addTask {
                         for i in 0..<perTask {
-                            try await db.transaction(.snapshot) { tx in
-                                let n = try await tx.get("counter")?.int64 ?? 0
+                            // A row lock, not first-updater-wins: the test is about owners, not retries.
+                            try await db.transaction(.readCommitted) { tx in
+                                let n = try await tx.lock("counter", .forUpdate)?.int64 ?? 0
                                 try await tx.put("counter", Bytes(n + 1))
                                 try await tx.put(Bytes("task/\(t)/\(i % 7)"), Bytes(Int64(i)))
                             }
                             let reader = try await db.begin(.snapshot, readOnly: true)
                             _ = try await reader.get("counter")
                             try await reader.commit()
+                            try await db.increment("increments")  // a single-key write's own transaction
                         }
                     }
                 }
@@ -103,6 +105,8 @@ struct TransactionOwnerConcurrentTests {
             }
             let report = db.check(.quiescent)
             #expect(report.isConsistent, "\(report)")
+            let increments = try await db.get("increments")?.value.int64 ?? -1
+            #expect(increments == Int64(tasks * perTask))
             return try await db.get("counter")?.value.int64 ?? -1
         }()
         #expect(total == Int64(tasks * perTask), "every committed increment must be there")
