@@ -194,7 +194,8 @@ extension Transaction {
 
     /// Ends the transaction failed with a storage error (not counted as an abort: nothing was wrong with it).
     private func fail(_ error: IsoKVError) -> IsoKVError {
-        endTransaction(.failed(error))
+        failure = error
+        endTransaction(.failed)
         return error
     }
 
@@ -217,7 +218,8 @@ extension Transaction {
     func abort(_ error: IsoKVError) -> IsoKVError {
         if case .active = state {
             db.failureCounts.count(error.code)
-            endTransaction(.failed(error))
+            failure = error
+            endTransaction(.failed)
         }
         return error
     }

@@ -58,14 +58,21 @@ public final class Transaction: StoreTransaction {
     /// several times: the runtime's exclusivity checks are off for it (`@exclusivity(unchecked)`).
     @exclusivity(unchecked) var serializable: SerializableTracking?
 
-    enum State {
+    /// Where the transaction is in its life cycle: a plain byte, so that reading or setting it (several times in
+    /// every transaction) copies nothing; the error of `.failed` is kept apart, in `failure`.
+    enum State: UInt8 {
         case active
-        /// Killed by this error (`40001`/`40P01`); already undone and unlocked.
-        case failed(IsoKVError)
+        /// Killed by `failure` (`40001`/`40P01`); already undone and unlocked.
+        case failed
         case committed
         case rolledBack
     }
-    var state: State = .active {
+    /// The error that killed the transaction. Invariant: non-nil exactly when `state` is `.failed`, or `.rolledBack`
+    /// after `.failed` (kept, unread).
+    var failure: IsoKVError?
+    /// Only the owning task touches it (a transaction is not `Sendable`): the runtime's exclusivity checks are off
+    /// for it, as for `serializable`.
+    @exclusivity(unchecked) var state: State = .active {
         didSet {
             // Leaving `.active` ends the transaction for the consistency checker (LiveTransactions.swift).
             if case .active = oldValue, !isActive {
@@ -74,7 +81,7 @@ public final class Transaction: StoreTransaction {
             }
         }
     }
-    var isActive: Bool { if case .active = state { true } else { false } }
+    var isActive: Bool { state == .active }
     /// Set while strict mode's commit runs the real commit (see `commitThenCheck`, Database+Check.swift).
     var inStrictCommit = false
 
@@ -86,17 +93,20 @@ public final class Transaction: StoreTransaction {
     var snapshotSlot = -1
     /// Chains this transaction wrote, in first-write order (their pending writes are installed at commit).
     /// Invariant: each chain once; every chain here is also in `locks` with `.forUpdate`.
-    var writeOrder: [KeyChain] = []
-    var written: Set<ObjectIdentifier> = []
+    /// This and the collections below are touched only by the owning task (a transaction is not `Sendable`), and
+    /// each transaction's read and end test them: the runtime's exclusivity checks are off for them, as for
+    /// `serializable`.
+    @exclusivity(unchecked) var writeOrder: [KeyChain] = []
+    @exclusivity(unchecked) var written: Set<ObjectIdentifier> = []
     /// Whether some pending write of this transaction was made without its version node (`PendingWrite.version`),
     /// which the commit then builds before its critical sections (`prepareVersions`).
     var unpreparedWrites = false
     /// Row locks held, by chain. Released at commit/rollback/abort, or partly at rollback to a savepoint.
-    var locks = [ObjectIdentifier: (chain: KeyChain, mode: RowLockMode)]()
+    @exclusivity(unchecked) var locks = [ObjectIdentifier: (chain: KeyChain, mode: RowLockMode)]()
     /// Undo entries recorded while at least one savepoint exists (a whole-transaction rollback needs none).
-    var undo: [UndoEntry] = []
+    @exclusivity(unchecked) var undo: [UndoEntry] = []
     /// Live savepoints, oldest first, with the undo-log length at their creation.
-    var savepoints: [(id: Int, undoMark: Int)] = []
+    @exclusivity(unchecked) var savepoints: [(id: Int, undoMark: Int)] = []
     var nextSavepointID = 1
 
     enum UndoEntry {
@@ -128,7 +138,8 @@ public final class Transaction: StoreTransaction {
     func checkActive() throws {
         switch state {
         case .active: return
-        case .failed(let e):
+        case .failed:
+            let e = failure!
             throw IsoKVError(
                 .transactionAborted,
                 "current transaction is aborted (\(e.code.rawValue): \(e.message)); roll back",
