@@ -112,8 +112,8 @@ public final class Database: KeyValueStore, Sendable {
     ///
     /// Invariants: allocated and initialized in the designated `init`, never written after it, deinitialized in
     /// `deinit` (this handle's end); each owner outlives the transactions that hold it, and with it the shared
-    /// parts, so a transaction may outlive the handle its caller began it on. An owner never begins a transaction
-    /// itself (`transactionOwner()` returns `self` only when there are no owners, which is in an owner).
+    /// parts, so a transaction may outlive the handle its caller began it on. A transaction begun through an owner
+    /// (code that holds one, as a transaction's own `db`) holds that owner: `transactionOwner()` is `self` there.
     nonisolated(unsafe) private let owners: UnsafeMutablePointer<Database>?
     /// How many owners a database has (a power of two: the thread stripe is masked with `ownerCount - 1`).
     static let ownerCount = 8

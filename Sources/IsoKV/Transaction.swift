@@ -139,7 +139,7 @@ public final class Transaction: StoreTransaction {
         switch state {
         case .active: return
         case .failed:
-            let e = failure!
+            let e = failure ?? IsoKVError(.internalError, "the transaction failed without a recorded error")
             throw IsoKVError(
                 .transactionAborted,
                 "current transaction is aborted (\(e.code.rawValue): \(e.message)); roll back",
