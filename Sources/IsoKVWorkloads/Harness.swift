@@ -70,8 +70,9 @@ public struct Harness: Sendable {
         return Self.result(parts, nanoseconds: monotonicNanoseconds() - start)
     }
 
-    /// One task of ``measure(_:seed:_:)``.
-    func runTask(
+    /// One task of ``measure(_:seed:_:)``. `nonisolated(nonsending)`, as ``Worker/transaction(_:_:readOnly:_:)``
+    /// is: no hop to the global executor around the loop's calls.
+    nonisolated(nonsending) func runTask(
         _ task: Int, seed: UInt64, length: RunLength, deadline: UInt64,
         _ operation: nonisolated(nonsending) @Sendable (inout Worker) async throws -> Void
     ) async throws -> (Worker, LatencyHistogram) {
