@@ -121,7 +121,7 @@ extension Database {
     ) async throws -> UInt64 {
         try limits.check(key: key)
         if let value { try limits.check(value: value, key: key) }
-        let tx = Transaction(database: transactionOwner(), isolation: .readCommitted, readOnly: false)
+        let tx = newTransaction(.readCommitted, readOnly: false)
         do {
             guard let chain = try await tx.acquireRow(key, .forUpdate, wait: .block) else {
                 preconditionFailure("a blocking lock request is never skipped")

@@ -113,7 +113,7 @@ public final class Database: KeyValueStore, Sendable {
     /// Invariants: allocated and initialized in the designated `init`, never written after it, deinitialized in
     /// `deinit` (this handle's end); each owner outlives the transactions that hold it, and with it the shared
     /// parts, so a transaction may outlive the handle its caller began it on. A transaction begun through an owner
-    /// (code that holds one, as a transaction's own `db`) holds that owner: `transactionOwner()` is `self` there.
+    /// (code that holds one, as a transaction's own `db`) holds that owner: `transactionOwner(thread:)` is `self` there.
     nonisolated(unsafe) private let owners: UnsafeMutablePointer<Database>?
     /// How many owners a database has (a power of two: the thread stripe is masked with `ownerCount - 1`).
     static let ownerCount = 8
@@ -188,12 +188,21 @@ public final class Database: KeyValueStore, Sendable {
     /// Owner `i` of this handle (nil in an owner), for tests.
     func owner(at i: Int) -> Database? { owners?[i] }
 
-    /// The instance a new transaction holds: the current thread's owner (see `owners`), retained once by the
-    /// caller's copy.
+    /// The instance a transaction begun on `thread` (its ``ThreadStripe`` index) holds: that thread's owner (see
+    /// `owners`), retained once by the caller's copy.
     @inline(__always)
-    func transactionOwner() -> Database {
+    func transactionOwner(thread: Int) -> Database {
         guard let owners else { return self }
-        return owners[ThreadStripe.current() & (Self.ownerCount - 1)]
+        return owners[thread & (Self.ownerCount - 1)]
+    }
+
+    /// A new transaction on the current thread, holding that thread's owner.
+    @inline(__always)
+    func newTransaction(_ isolation: IsolationLevel, readOnly: Bool, deferrable: Bool = false) -> Transaction {
+        let thread = ThreadStripe.current()  // once: it picks the owner and is the transaction's `beginThread`
+        return Transaction(
+            database: transactionOwner(thread: thread), thread: thread, isolation: isolation, readOnly: readOnly,
+            deferrable: deferrable)
     }
 
     var limits: Limits { configuration.limits }
@@ -209,7 +218,7 @@ public final class Database: KeyValueStore, Sendable {
     /// async frame per begin).
     @inline(never)
     func makeTransaction(_ isolation: IsolationLevel, readOnly: Bool, deferrable: Bool) -> Transaction {
-        Transaction(database: transactionOwner(), isolation: isolation, readOnly: readOnly, deferrable: deferrable)
+        newTransaction(isolation, readOnly: readOnly, deferrable: deferrable)
     }
 
     /// Begins a transaction; with `deferrable` (only meaningful for a `.serializable` read-only transaction, as in

@@ -45,7 +45,7 @@ public final class Transaction: StoreTransaction {
     }
     /// The dense index of the thread that began the transaction (``ThreadStripe``), read once: the live counter's
     /// cell and the snapshot slot search start from it.
-    let beginThread = ThreadStripe.current()
+    let beginThread: Int
     /// The cell of `LiveTransactions.open` to count in: the beginning thread's, so that two threads rarely share
     /// one (the count is a sum, so the end may run on another thread and still use this cell).
     var liveStripe: Int { beginThread & (Oracle.stripeCount - 1) }
@@ -116,12 +116,17 @@ public final class Transaction: StoreTransaction {
         case lock(KeyChain, previous: RowLockMode?)
     }
 
-    /// `database` (an owner, `Database.transactionOwner()`) is consumed: the caller's reference is the one stored,
+    /// `database` (an owner, `Database.newTransaction`) is consumed: the caller's reference is the one stored,
     /// so that a begin writes the owner's reference count once (a retain to pass, then a retain to store and a
     /// release, was three writes of that line).
     @inline(__always)
-    init(database: consuming Database, isolation: IsolationLevel, readOnly: Bool, deferrable: Bool = false) {
+    /// `thread` is the beginning thread's ``ThreadStripe`` index, read once by the caller, which also picked the
+    /// owner with it.
+    init(
+        database: consuming Database, thread: Int, isolation: IsolationLevel, readOnly: Bool, deferrable: Bool = false
+    ) {
         self.db = database
+        self.beginThread = thread
         self.isolation = isolation
         self.isReadOnly = readOnly
         self.isDeferrable = deferrable && readOnly && isolation == .serializable

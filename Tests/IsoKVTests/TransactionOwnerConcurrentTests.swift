@@ -17,7 +17,7 @@ struct TransactionOwnerConcurrentTests {
         #expect(a.db.oracle === db.oracle && a.db.directory as AnyObject === db.directory as AnyObject)
         #expect(a.db.index === db.index && a.db.gc === db.gc && a.db.ssi === db.ssi && a.db.live === db.live)
         #expect(a.db.lockManager === db.lockManager && a.db.failureCounts === db.failureCounts)
-        #expect(a.db.transactionOwner() === a.db, "an owner has no owners of its own")
+        #expect(a.db.transactionOwner(thread: 0) === a.db, "an owner has no owners of its own")
         // Both began on this task; whether on one thread is up to the executor, but each holds one of the owners.
         #expect([a.db, b.db].allSatisfy { owner in (0..<Database.ownerCount).contains { db.owner(at: $0) === owner } })
         try await a.put("k", "v")
@@ -75,8 +75,8 @@ struct TransactionOwnerConcurrentTests {
         await reopened.close()
     }
 
-    /// Tasks on several threads begin and commit transactions (through every owner they reach) while the caller
-    /// drops its handle: no increment is lost, and the parts are freed when the tasks are done.
+    /// Tasks on several threads begin and commit transactions (through every owner they reach), then the caller
+    /// drops its handle: no increment is lost, and the parts are freed once the handle and the tasks are gone.
     @Test func concurrentTransactionsThroughTheOwners() async throws {
         let tasks = 4
         let perTask = 300
