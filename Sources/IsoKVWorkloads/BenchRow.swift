@@ -23,16 +23,13 @@ extension Harness {
         BenchRow(name) { length, seed in try await measure(workload, on: context, length, seed: seed) }
     }
 
-    /// Runs `workload` on `context` for `length`. Inlinable, so that it is specialized for the caller's store: the
-    /// generic closure around `operation` looked up the store's generic metadata on every operation (about 2% of a
-    /// ycsb-e profile, paid by the engine's rows and not by the raw map's).
-    @inlinable
+    /// Runs `workload` on `context` for `length`, in the loop the workload was made with (specialized for its
+    /// operation's type when it was made from a ``HarnessOperation``: see ``Workload``).
     public func measure<Store: KeyValueStore>(
         _ workload: Workload<Store>, on context: WorkloadContext<Store>,
         _ length: RunLength, seed: UInt64 = 0
     ) async throws -> HarnessResult {
-        let operation = workload.operation
-        return try await measure(length, seed: seed) { worker in try await operation(context, &worker) }
+        try await workload.measure(self, context, length, seed)
     }
 
     /// Runs each row once for `duration`, in order, and drops the results: caches, allocator, lazily built

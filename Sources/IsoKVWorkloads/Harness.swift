@@ -55,12 +55,25 @@ public struct Harness: Sendable {
         _ length: RunLength, seed: UInt64 = 0,
         _ operation: nonisolated(nonsending) @escaping @Sendable (inout Worker) async throws -> Void
     ) async throws -> HarnessResult {
+        try await measure(
+            length, seed: seed, passing: (), ClosureOperation { _, worker in try await operation(&worker) })
+    }
+
+    /// Runs `operation` with `argument` (a workload's context) in ``tasks`` tasks for `length`, as
+    /// ``measure(_:seed:_:)`` does. Inlinable: the loop is specialized for the operation's type, so that each
+    /// operation is a direct call the optimizer may inline, not the call of a closure value (which allocates an
+    /// async frame, through a reabstraction thunk for a generic closure, and hops back to the executor after it).
+    @inlinable
+    public func measure<Operation: HarnessOperation>(
+        _ length: RunLength, seed: UInt64 = 0, passing argument: Operation.Argument, _ operation: Operation
+    ) async throws -> HarnessResult {
         let start = monotonicNanoseconds()
         let deadline = Self.deadline(start, length)
         let parts = try await withThrowingTaskGroup(of: (Worker, LatencyHistogram).self) { group in
             for task in 0..<tasks {
                 group.addTask { [self] in
-                    try await runTask(task, seed: seed, length: length, deadline: deadline, operation)
+                    try await runTask(
+                        task, seed: seed, length: length, deadline: deadline, passing: argument, operation)
                 }
             }
             var parts: [(Worker, LatencyHistogram)] = []
@@ -70,11 +83,12 @@ public struct Harness: Sendable {
         return Self.result(parts, nanoseconds: monotonicNanoseconds() - start)
     }
 
-    /// One task of ``measure(_:seed:_:)``. `nonisolated(nonsending)`, as ``Worker/transaction(_:_:readOnly:_:)``
-    /// is: no hop to the global executor around the loop's calls.
-    nonisolated(nonsending) func runTask(
-        _ task: Int, seed: UInt64, length: RunLength, deadline: UInt64,
-        _ operation: nonisolated(nonsending) @Sendable (inout Worker) async throws -> Void
+    /// One task of ``measure(_:seed:passing:_:)``. `nonisolated(nonsending)`, as
+    /// ``Worker/transaction(_:_:readOnly:_:)`` is: no hop to the global executor around the loop's calls.
+    @inlinable
+    nonisolated(nonsending) func runTask<Operation: HarnessOperation>(
+        _ task: Int, seed: UInt64, length: RunLength, deadline: UInt64, passing argument: Operation.Argument,
+        _ operation: Operation
     ) async throws -> (Worker, LatencyHistogram) {
         var worker = Worker(task: task, seed: Self.taskSeed(seed, task: task), retry: retry)
         var latency = LatencyHistogram()
@@ -87,13 +101,13 @@ public struct Harness: Sendable {
         while worker.completed < limit {
             untilTimed -= 1
             if untilTimed > 0 {
-                try await operation(&worker)
+                try await operation.run(argument, &worker)
                 worker.completed += 1
                 continue
             }
             untilTimed = sampleEvery
             let t0 = monotonicNanoseconds()
-            try await operation(&worker)
+            try await operation.run(argument, &worker)
             let t1 = monotonicNanoseconds()
             worker.completed += 1
             latency.record(nanoseconds: t1 &- t0)
@@ -164,5 +178,42 @@ public struct Harness: Sendable {
             result.counters.merge(worker.allCounters)
         }
         return result
+    }
+}
+
+/// One step of a harness run, as a type: what ``Harness/measure(_:seed:passing:_:)`` calls once per operation,
+/// with the run's argument (a workload's context) and the task's worker. A value of a concrete type lets the harness's
+/// loop be specialized for it, so that the step costs what its body costs: the catalogue's workloads are such types
+/// (``Workload/init(name:description:_:)``).
+///
+/// ```swift
+/// struct OneGet: HarnessOperation {
+///     func run(_ context: WorkloadContext<Database>, _ worker: inout Worker) async throws {
+///         _ = try await context.store.get(context.data.randomKey(using: &worker.rng))
+///     }
+/// }
+/// let result = try await Harness(tasks: 2).measure(.duration(.seconds(1)), passing: context, OneGet())
+/// ```
+public protocol HarnessOperation<Argument>: Sendable {
+    /// What every step is given besides the worker (the same value in every task).
+    associatedtype Argument: Sendable
+    /// Runs one step. `nonisolated(nonsending)`: it runs on the harness task's executor, with no hop around it.
+    nonisolated(nonsending) func run(_ argument: Argument, _ worker: inout Worker) async throws
+}
+
+/// A step given as a closure (``Harness/measure(_:seed:_:)``, ``Workload/init(name:description:operation:)``): each
+/// step is one call of the closure value.
+@usableFromInline
+struct ClosureOperation<Argument: Sendable>: HarnessOperation {
+    @usableFromInline let body: nonisolated(nonsending) @Sendable (Argument, inout Worker) async throws -> Void
+
+    @inlinable
+    init(_ body: nonisolated(nonsending) @escaping @Sendable (Argument, inout Worker) async throws -> Void) {
+        self.body = body
+    }
+
+    @inlinable
+    nonisolated(nonsending) func run(_ argument: Argument, _ worker: inout Worker) async throws {
+        try await body(argument, &worker)
     }
 }

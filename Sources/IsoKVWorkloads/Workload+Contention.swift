@@ -9,8 +9,18 @@ extension Workload {
     /// unless updates were lost.
     @inlinable
     public static var counter: Workload {
-        Workload(name: "counter", description: "read-modify-write of one hot key (+1 to a decimal counter)") {
-            context, w in
+        Workload(
+            name: "counter", description: "read-modify-write of one hot key (+1 to a decimal counter)", Increment())
+    }
+
+    /// The step of ``counter``.
+    @usableFromInline
+    struct Increment: HarnessOperation {
+        @inlinable
+        init() {}
+
+        @inlinable
+        nonisolated(nonsending) func run(_ context: WorkloadContext<Store>, _ w: inout Worker) async throws {
             try await w.transaction(context.store, context.isolation) { tx in
                 let n = try await tx.get(Dataset.counterKey)?.int64 ?? 0
                 try await tx.put(Dataset.counterKey, Bytes(n + 1))
@@ -26,13 +36,26 @@ extension Workload {
         Workload(
             name: "write-skew",
             description:
-                "read both keys of a pair, take 1 from one if the pair's sum stays >= \(floor) (the doctors' shape)"
-        ) { context, w in
+                "read both keys of a pair, take 1 from one if the pair's sum stays >= \(floor) (the doctors' shape)",
+            TakeFromPair(floor: floor))
+    }
+
+    /// The step of ``writeSkew(floor:)``.
+    @usableFromInline
+    struct TakeFromPair: HarnessOperation {
+        @usableFromInline let floor: Int64
+
+        @inlinable
+        init(floor: Int64) { self.floor = floor }
+
+        @inlinable
+        nonisolated(nonsending) func run(_ context: WorkloadContext<Store>, _ w: inout Worker) async throws {
             let (a, b) = WriteSkew.pair(
                 containing: context.data.chooser.next(using: &w.rng),
                 keyCount: context.data.keys.count)
             let keyA = context.data.keys[a], keyB = context.data.keys[b]
             let mineIsA = w.rng.next() % 2 == 0
+            let floor = floor
             try await w.transaction(context.store, context.isolation) { tx in
                 let va = WriteSkew.amount(try await tx.get(keyA)), vb = WriteSkew.amount(try await tx.get(keyB))
                 if va + vb - 1 >= floor { try await tx.put(mineIsA ? keyA : keyB, Bytes((mineIsA ? va : vb) - 1)) }
@@ -44,7 +67,17 @@ extension Workload {
     /// offers, an in-memory reference for the transactional rows.
     @inlinable
     public static var pointGet: Workload {
-        Workload(name: "point-get", description: "one get outside a transaction") { context, w in
+        Workload(name: "point-get", description: "one get outside a transaction", PointGet())
+    }
+
+    /// The step of ``pointGet``.
+    @usableFromInline
+    struct PointGet: HarnessOperation {
+        @inlinable
+        init() {}
+
+        @inlinable
+        nonisolated(nonsending) func run(_ context: WorkloadContext<Store>, _ w: inout Worker) async throws {
             _ = try await context.store.get(context.data.randomKey(using: &w.rng))
         }
     }
@@ -53,7 +86,17 @@ extension Workload {
     /// transaction does not conflict). What a transaction costs over ``pointGet``.
     @inlinable
     public static var readOnlyTransactionGet: Workload {
-        Workload(name: "tx-get", description: "begin (read-only), one get, commit") { context, w in
+        Workload(name: "tx-get", description: "begin (read-only), one get, commit", BeginGetCommit())
+    }
+
+    /// The step of ``readOnlyTransactionGet``.
+    @usableFromInline
+    struct BeginGetCommit: HarnessOperation {
+        @inlinable
+        init() {}
+
+        @inlinable
+        nonisolated(nonsending) func run(_ context: WorkloadContext<Store>, _ w: inout Worker) async throws {
             let key = context.data.randomKey(using: &w.rng)
             let tx = try await context.store.begin(context.isolation, readOnly: true)
             do {

@@ -54,7 +54,29 @@ extension Workload {
                 _ context: WorkloadContext<Store>, _ worker: inout Worker, _ range: KeyRange, _ limit: Int
             ) async throws -> Int
     ) -> Workload {
-        Workload(name: name, description: description) { context, w in
+        Workload(name: name, description: description, ScanOrInsert(scan: scan))
+    }
+
+    /// The step of ``ycsbE(name:description:scan:)``: 95% scans through `scan`, 5% inserts of the next new key.
+    @usableFromInline
+    struct ScanOrInsert: HarnessOperation {
+        @usableFromInline let scan:
+            nonisolated(nonsending) @Sendable (
+                _ context: WorkloadContext<Store>, _ worker: inout Worker, _ range: KeyRange, _ limit: Int
+            ) async throws -> Int
+
+        @inlinable
+        init(
+            scan:
+                nonisolated(nonsending) @escaping @Sendable (
+                    _ context: WorkloadContext<Store>, _ worker: inout Worker, _ range: KeyRange, _ limit: Int
+                ) async throws -> Int
+        ) {
+            self.scan = scan
+        }
+
+        @inlinable
+        nonisolated(nonsending) func run(_ context: WorkloadContext<Store>, _ w: inout Worker) async throws {
             if w.rng.next() % 100 < 95 {
                 let from = context.data.randomKey(using: &w.rng)
                 let length = Int(w.rng.next() % 100) + 1
@@ -72,7 +94,17 @@ extension Workload {
     /// F: 50% reads, 50% read-modify-writes (read a key, change its first byte, write it back, in one transaction).
     @inlinable
     public static var ycsbF: Workload {
-        Workload(name: "ycsb-f", description: "50% read, 50% read-modify-write of one key") { context, w in
+        Workload(name: "ycsb-f", description: "50% read, 50% read-modify-write of one key", ReadModifyWrite())
+    }
+
+    /// The step of ``ycsbF``.
+    @usableFromInline
+    struct ReadModifyWrite: HarnessOperation {
+        @inlinable
+        init() {}
+
+        @inlinable
+        nonisolated(nonsending) func run(_ context: WorkloadContext<Store>, _ w: inout Worker) async throws {
             let roll = w.rng.next() % 100
             let key = context.data.randomKey(using: &w.rng)
             if roll < 50 {
@@ -93,7 +125,19 @@ extension Workload {
     /// `readPercent` % read-only transactions reading one key, the rest read-write transactions overwriting one key.
     @inlinable
     static func readUpdate(_ name: String, readPercent: UInt64, _ description: String) -> Workload {
-        Workload(name: name, description: description) { context, w in
+        Workload(name: name, description: description, ReadOrUpdate(readPercent: readPercent))
+    }
+
+    /// The step of ``readUpdate(_:readPercent:_:)``.
+    @usableFromInline
+    struct ReadOrUpdate: HarnessOperation {
+        @usableFromInline let readPercent: UInt64
+
+        @inlinable
+        init(readPercent: UInt64) { self.readPercent = readPercent }
+
+        @inlinable
+        nonisolated(nonsending) func run(_ context: WorkloadContext<Store>, _ w: inout Worker) async throws {
             let roll = w.rng.next() % 100
             let key = context.data.randomKey(using: &w.rng)
             if roll < readPercent {

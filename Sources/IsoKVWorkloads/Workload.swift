@@ -31,10 +31,22 @@ public struct WorkloadContext<Store: KeyValueStore>: Sendable {
 public struct Workload<Store: KeyValueStore>: Sendable {
     public var name: String
     public var description: String
-    public var operation:
+    /// One step, as a closure: for callers that run steps one by one (the harness runs them through the loop it was
+    /// made with, which is the same step).
+    public let operation:
         nonisolated(nonsending) @Sendable (_ context: WorkloadContext<Store>, _ worker: inout Worker) async throws ->
             Void
+    /// The harness loop over this workload's step: ``Harness/measure(_:seed:passing:_:)`` specialized for the step's
+    /// type, built where that type is known (the initializers), so that each step is a direct call.
+    @usableFromInline
+    let measureLoop:
+        @Sendable (_ harness: Harness, _ context: WorkloadContext<Store>, _ length: RunLength, _ seed: UInt64)
+            async throws -> HarnessResult
 
+    /// A workload whose step is a closure: the harness calls the closure value once per step (an async frame and an
+    /// executor hop after it, tens of nanoseconds: see ``init(name:description:_:)`` for a workload of cheap steps).
+    /// Inlinable, as the other initializer is.
+    @inlinable
     public init(
         name: String, description: String,
         operation:
@@ -42,9 +54,38 @@ public struct Workload<Store: KeyValueStore>: Sendable {
             async throws
             -> Void
     ) {
+        self.init(name: name, description: description, ClosureOperation(operation))
+    }
+
+    /// A workload whose step is `operation`, a value of a concrete type: the harness's loop is specialized for that
+    /// type, so a step costs no call of a closure value. Inlinable, so that a caller that knows the store builds the
+    /// loop specialized for it too.
+    ///
+    /// ```swift
+    /// struct OneGet: HarnessOperation {
+    ///     func run(_ context: WorkloadContext<Database>, _ worker: inout Worker) async throws {
+    ///         _ = try await context.store.get(context.data.randomKey(using: &worker.rng))
+    ///     }
+    /// }
+    /// let gets = Workload(name: "get", description: "one get", OneGet())
+    /// ```
+    @inlinable
+    public init<Operation: HarnessOperation>(name: String, description: String, _ operation: Operation)
+    where Operation.Argument == WorkloadContext<Store> {
         self.name = name
         self.description = description
-        self.operation = operation
+        self.operation = { context, worker in try await operation.run(context, &worker) }
+        measureLoop = { harness, context, length, seed in
+            try await harness.measure(length, seed: seed, passing: context, operation)
+        }
+    }
+
+    /// Runs this workload on `context` with `harness` for `length` (``Harness/measure(_:on:_:seed:)``).
+    @inlinable
+    func measure(_ harness: Harness, _ context: WorkloadContext<Store>, _ length: RunLength, _ seed: UInt64)
+        async throws -> HarnessResult
+    {
+        try await measureLoop(harness, context, length, seed)
     }
 
     /// The YCSB and contention workloads, in the order the CLI lists them.

@@ -17,6 +17,42 @@ struct HarnessConcurrentTests {
         #expect(result.counters == OperationCounters())
     }
 
+    /// A step as a type: counts its calls per task and draws from the task's stream.
+    struct CountingStep: HarnessOperation {
+        func run(_ calls: Locked<[Int: [UInt64]]>, _ worker: inout Worker) async throws {
+            let v = worker.rng.next()
+            calls.withLock { [task = worker.task] in $0[task, default: []].append(v) }
+        }
+    }
+
+    @Test("an operation type: exactly tasks × n calls, each with the run's argument and its task's worker")
+    func operationType() async throws {
+        let calls = Locked([Int: [UInt64]]())
+        let result = try await Harness(tasks: 3, sampleEvery: 4).measure(
+            .operations(perTask: 50), seed: 9, passing: calls, CountingStep())
+        #expect(result.operations == 150)
+        #expect(result.latency.count == 3 * (50 / 4))
+        let seen = calls.withLock { $0 }
+        #expect(seen.keys.sorted() == [0, 1, 2])
+        for task in 0..<3 {
+            var replay = SplitMix64(seed: Harness.taskSeed(9, task: task))
+            #expect(seen[task] == (0..<50).map { _ in replay.next() }, "task \(task) draws from its own stream")
+        }
+    }
+
+    @Test("an operation type's error ends the run and is rethrown")
+    func operationTypeError() async throws {
+        struct Failing: HarnessOperation {
+            struct Stop: Error {}
+            func run(_ after: Int, _ worker: inout Worker) async throws {
+                if worker.completed == after { throw Stop() }
+            }
+        }
+        await #expect(throws: Failing.Stop.self) {
+            _ = try await Harness(tasks: 2).measure(.operations(perTask: 100), passing: 7, Failing())
+        }
+    }
+
     @Test("task streams depend on the seed and the task only")
     func seeds() async throws {
         func draws(seed: UInt64) async throws -> [Int: [UInt64]] {

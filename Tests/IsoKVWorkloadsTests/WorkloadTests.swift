@@ -151,6 +151,26 @@ struct WorkloadConcurrentTests {
         #expect(totals == [floor, floor])
     }
 
+    @Test(
+        "a catalogue workload's operation closure runs the same step as its harness loop",
+        arguments: ["ycsb-a", "ycsb-e", "ycsb-f", "counter", "write-skew"])
+    func operationMatchesLoop(_ name: String) async throws {
+        let workload = try #require(Workload<Database>.named(name))
+        // Through the harness: one task, seed 42, 60 steps.
+        let (viaHarness, data1) = try await setUp(keys: 16)
+        let result = try await Harness(tasks: 1).measure(
+            workload, on: WorkloadContext(store: viaHarness, data: data1, isolation: .snapshot),
+            .operations(perTask: 60), seed: 42)
+        // By hand: the same worker, the closure called 60 times.
+        let (byHand, data2) = try await setUp(keys: 16)
+        let context = WorkloadContext(store: byHand, data: data2, isolation: .snapshot)
+        var worker = Worker(task: 0, seed: Harness.taskSeed(42, task: 0), retry: Harness.benchmarkRetry)
+        for _ in 0..<60 { try await workload.operation(context, &worker) }
+        #expect(try await contents(byHand) == (try await contents(viaHarness)))
+        #expect(worker.allCounters == result.counters)
+        #expect(result.counters.committed == 60, "one transaction per step, none given up")
+    }
+
     @Test("one task and one seed replay the same run: same final data")
     func reproducible() async throws {
         func run() async throws -> [KeyValue] {
