@@ -209,6 +209,10 @@ public final class Database: KeyValueStore, Sendable {
 
     /// Begins a transaction. Prefer `transaction {}`, which always ends it. A transaction that is dropped without
     /// commit or rollback is rolled back when the handle is deinitialized.
+    ///
+    /// Inlinable around the synchronous `makeTransaction`: a caller that knows it holds a `Database` begins with a
+    /// plain call, not an async call.
+    @inlinable
     nonisolated(nonsending) public func begin(_ isolation: IsolationLevel, readOnly: Bool) async throws -> Transaction {
         makeTransaction(isolation, readOnly: readOnly, deferrable: false)
     }
@@ -216,7 +220,7 @@ public final class Database: KeyValueStore, Sendable {
     /// The transaction object of a begin, built in a synchronous function: `begin` stays a plain call (with the
     /// initializer inlined into it, the optimizer specialized the async `begin` behind a thunk that allocated an
     /// async frame per begin).
-    @inline(never)
+    @inline(never) @usableFromInline
     func makeTransaction(_ isolation: IsolationLevel, readOnly: Bool, deferrable: Bool) -> Transaction {
         newTransaction(isolation, readOnly: readOnly, deferrable: deferrable)
     }

@@ -20,23 +20,32 @@ extension Transaction {
     ///    write or fsync takes the versions back out (never published) and ends the transaction with `58030`.
     /// 6. Release the row locks (waking waiters), unregister the snapshot, prune the touched chains
     ///    (`endTransaction(_:)`); durable: maybe start a background checkpoint.
+    ///
+    /// Inlinable around the synchronous ``commitWithoutWrites()``, as ``get(_:)`` is around its read: the commit of
+    /// a transaction that wrote nothing is a plain call.
+    @inlinable
     nonisolated(nonsending) public func commit() async throws {
-        // Step 2 for a transaction that wrote nothing and has no SSI record (none at all, or a lazy read-only one
-        // never registered), without the inner async call (the commit of every read-only transaction; strict
-        // mode goes the long way, to run its check).
-        if writeOrder.isEmpty && (serializable == nil || serializable!.lazySlot != nil)
-            && !db.configuration.checkAfterEveryCommit
-        {
-            try checkActive()
-            endTransaction(.committed)
-            return
-        }
+        if try commitWithoutWrites() { return }
         _ = try await commitReturningVersion()
+    }
+
+    /// Step 2 for a transaction that wrote nothing and has no SSI record (none at all, or a lazy read-only one
+    /// never registered), without an async call (the commit of every read-only transaction; strict mode goes the
+    /// long way, to run its check). Returns false, having done nothing, for any other transaction.
+    @usableFromInline
+    func commitWithoutWrites() throws -> Bool {
+        guard
+            writeOrder.isEmpty && (serializable == nil || serializable!.lazySlot != nil)
+                && !db.configuration.checkAfterEveryCommit
+        else { return false }
+        try checkActive()
+        endTransaction(.committed)
+        return true
     }
 
     /// ``commit()`` returning the commit sequence number (the new version of every key written), or nil if nothing
     /// was written.
-    @discardableResult
+    @discardableResult @usableFromInline
     nonisolated(nonsending) package func commitReturningVersion() async throws -> UInt64? {
         // Strict mode (`Configuration.checkAfterEveryCommit`, Database+Check.swift): this commit, then `check()`.
         if db.configuration.checkAfterEveryCommit && !inStrictCommit { return try await commitThenCheck() }

@@ -193,11 +193,35 @@ public final class Transaction: StoreTransaction {
 
     /// Reads `key`: own writes first; then at `.snapshot` the transaction snapshot, at `.readCommitted` the newest
     /// committed version, at `.readUncommitted` any transaction's pending write or the newest committed version.
-    /// Never waits.
+    /// Never waits, except a deferrable transaction's first operation (for a safe snapshot).
+    ///
+    /// Inlinable around the synchronous ``readNow(_:)``: a caller that knows it holds a `Transaction` reads with a
+    /// plain call, not an async call (a frame from the task's allocator, freed after). Each branch returns on its
+    /// own, so that the waiting branch's hop back to the caller's executor stays in that branch.
+    @inlinable
     nonisolated(nonsending) public func get(_ key: Bytes) async throws -> Bytes? {
+        if mustWaitForSafeSnapshot { return try await readAfterSafeSnapshot(key) }
+        return try readNow(key)
+    }
+
+    /// Whether the next operation must first wait for a safe snapshot (a deferrable transaction that has none).
+    @usableFromInline
+    var mustWaitForSafeSnapshot: Bool { isDeferrable && snapshot == nil }
+
+    /// ``get(_:)`` of a deferrable transaction before its safe snapshot: the checks, the wait, then the read.
+    @usableFromInline
+    nonisolated(nonsending) func readAfterSafeSnapshot(_ key: Bytes) async throws -> Bytes? {
         try checkActive()
         try db.limits.check(key: key)
-        if isDeferrable && snapshot == nil { try await waitForSafeSnapshot() }
+        try await waitForSafeSnapshot()
+        return try readNow(key)
+    }
+
+    /// ``get(_:)`` once no wait is needed (the snapshot is taken here if it is the first operation).
+    @usableFromInline
+    func readNow(_ key: Bytes) throws -> Bytes? {
+        try checkActive()
+        try db.limits.check(key: key)
         let snap = ensureSnapshot()
         if isolation == .serializable {
             return try serializableRead(key, snapshot: snap!, pointLock: true, scanned: nil)
