@@ -21,7 +21,7 @@ extension Transaction {
     /// 6. Release the row locks (waking waiters), unregister the snapshot, prune the touched chains
     ///    (`endTransaction(_:)`); durable: maybe start a background checkpoint.
     ///
-    /// Inlinable around the synchronous ``commitWithoutWrites()``, as ``get(_:)`` is around its read: the commit of
+    /// Inlinable around the synchronous `commitWithoutWrites()`, as ``get(_:)`` is around its read: the commit of
     /// a transaction that wrote nothing is a plain call.
     @inlinable
     nonisolated(nonsending) public func commit() async throws {

@@ -195,7 +195,7 @@ public final class Transaction: StoreTransaction {
     /// committed version, at `.readUncommitted` any transaction's pending write or the newest committed version.
     /// Never waits, except a deferrable transaction's first operation (for a safe snapshot).
     ///
-    /// Inlinable around the synchronous ``readNow(_:)``: a caller that knows it holds a `Transaction` reads with a
+    /// Inlinable around the synchronous `readNow(_:)`: a caller that knows it holds a `Transaction` reads with a
     /// plain call, not an async call (a frame from the task's allocator, freed after). Each branch returns on its
     /// own, so that the waiting branch's hop back to the caller's executor stays in that branch.
     @inlinable
@@ -208,7 +208,7 @@ public final class Transaction: StoreTransaction {
     @usableFromInline
     var mustWaitForSafeSnapshot: Bool { isDeferrable && snapshot == nil }
 
-    /// ``get(_:)`` of a deferrable transaction before its safe snapshot: the checks, the wait, then the read.
+    /// `get(_:)` of a deferrable transaction before its safe snapshot: the checks, the wait, then the read.
     @usableFromInline
     nonisolated(nonsending) func readAfterSafeSnapshot(_ key: Bytes) async throws -> Bytes? {
         try checkActive()
@@ -217,7 +217,7 @@ public final class Transaction: StoreTransaction {
         return try readNow(key)
     }
 
-    /// ``get(_:)`` once no wait is needed (the snapshot is taken here if it is the first operation).
+    /// `get(_:)` once no wait is needed (the snapshot is taken here if it is the first operation).
     @usableFromInline
     func readNow(_ key: Bytes) throws -> Bytes? {
         try checkActive()
