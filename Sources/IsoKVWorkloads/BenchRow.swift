@@ -29,7 +29,7 @@ extension Harness {
         _ workload: Workload<Store>, on context: WorkloadContext<Store>,
         _ length: RunLength, seed: UInt64 = 0
     ) async throws -> HarnessResult {
-        try await workload.measure(self, context, length, seed)
+        try await workload.measureLoop(self, context, length, seed)
     }
 
     /// Runs each row once for `duration`, in order, and drops the results: caches, allocator, lazily built

@@ -54,7 +54,7 @@ public struct Workload<Store: KeyValueStore>: Sendable {
             async throws
             -> Void
     ) {
-        self.init(name: name, description: description, ClosureOperation(operation))
+        self.init(name: name, description: description, operation: operation, step: ClosureOperation(operation))
     }
 
     /// A workload whose step is `operation`, a value of a concrete type: the harness's loop is specialized for that
@@ -72,20 +72,27 @@ public struct Workload<Store: KeyValueStore>: Sendable {
     @inlinable
     public init<Operation: HarnessOperation>(name: String, description: String, _ operation: Operation)
     where Operation.Argument == WorkloadContext<Store> {
-        self.name = name
-        self.description = description
-        self.operation = { context, worker in try await operation.run(context, &worker) }
-        measureLoop = { harness, context, length, seed in
-            try await harness.measure(length, seed: seed, passing: context, operation)
-        }
+        self.init(
+            name: name, description: description,
+            operation: { context, worker in try await operation.run(context, &worker) }, step: operation)
     }
 
-    /// Runs this workload on `context` with `harness` for `length` (``Harness/measure(_:on:_:seed:)``).
+    /// Both initializers: `operation` is `step` as a closure (for a closure workload, the closure itself, not
+    /// wrapped).
     @inlinable
-    func measure(_ harness: Harness, _ context: WorkloadContext<Store>, _ length: RunLength, _ seed: UInt64)
-        async throws -> HarnessResult
-    {
-        try await measureLoop(harness, context, length, seed)
+    init<Operation: HarnessOperation>(
+        name: String, description: String,
+        operation:
+            nonisolated(nonsending) @escaping @Sendable (_ context: WorkloadContext<Store>, _ worker: inout Worker)
+            async throws -> Void,
+        step: Operation
+    ) where Operation.Argument == WorkloadContext<Store> {
+        self.name = name
+        self.description = description
+        self.operation = operation
+        measureLoop = { harness, context, length, seed in
+            try await harness.measure(length, seed: seed, passing: context, step)
+        }
     }
 
     /// The YCSB and contention workloads, in the order the CLI lists them.
