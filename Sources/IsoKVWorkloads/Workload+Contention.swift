@@ -55,7 +55,6 @@ extension Workload {
                 keyCount: context.data.keys.count)
             let keyA = context.data.keys[a], keyB = context.data.keys[b]
             let mineIsA = w.rng.next() % 2 == 0
-            let floor = floor
             try await w.transaction(context.store, context.isolation) { tx in
                 let va = WriteSkew.amount(try await tx.get(keyA)), vb = WriteSkew.amount(try await tx.get(keyB))
                 if va + vb - 1 >= floor { try await tx.put(mineIsA ? keyA : keyB, Bytes((mineIsA ? va : vb) - 1)) }

@@ -60,20 +60,16 @@ extension Workload {
     /// The step of ``ycsbE(name:description:scan:)``: 95% scans through `scan`, 5% inserts of the next new key.
     @usableFromInline
     struct ScanOrInsert: HarnessOperation {
-        @usableFromInline let scan:
+        /// The `scan` parameter's type of ``ycsbE(name:description:scan:)``.
+        @usableFromInline typealias Scan =
             nonisolated(nonsending) @Sendable (
                 _ context: WorkloadContext<Store>, _ worker: inout Worker, _ range: KeyRange, _ limit: Int
             ) async throws -> Int
 
+        @usableFromInline let scan: Scan
+
         @inlinable
-        init(
-            scan:
-                nonisolated(nonsending) @escaping @Sendable (
-                    _ context: WorkloadContext<Store>, _ worker: inout Worker, _ range: KeyRange, _ limit: Int
-                ) async throws -> Int
-        ) {
-            self.scan = scan
-        }
+        init(scan: @escaping Scan) { self.scan = scan }
 
         @inlinable
         nonisolated(nonsending) func run(_ context: WorkloadContext<Store>, _ w: inout Worker) async throws {
